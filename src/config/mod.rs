@@ -1,0 +1,1521 @@
+//! Apache-syntax configuration -> a typed, validated [`Config`].
+//!
+//! `lexer` turns text into a tree; this module gives the tree meaning. Errors are collected
+//! (not returned at the first one) so that `ringproxy -t` lists every problem, each as
+//! `FILE:LINE: message`.
+
+pub mod lexer;
+pub mod params;
+
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use lexer::{ConfigError, Loc};
+use lexer::{Directive, Node, Section};
+pub use params::{BalancerParams, LbMethod, MemberParams};
+
+/// Apache's defaults for the core limits (server/core.c, include/httpd.h).
+pub const DEFAULT_LIMIT_REQUEST_LINE: usize = 8190;
+pub const DEFAULT_LIMIT_REQUEST_FIELDSIZE: usize = 8190;
+pub const DEFAULT_LIMIT_REQUEST_FIELDS: usize = 100;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+/// Server-wide settings (Apache's core and MPM directives, plus ringproxy's own).
+#[derive(Clone, Debug)]
+pub struct CoreSettings {
+    pub timeout: Duration,
+    pub keepalive: bool,
+    pub keepalive_timeout: Duration,
+    /// 0 = unlimited, as in Apache.
+    pub max_keepalive_requests: u32,
+    pub limit_request_line: usize,
+    pub limit_request_fieldsize: usize,
+    pub limit_request_fields: usize,
+    pub listen_backlog: i32,
+    /// Cap on concurrent client connections for the whole process.
+    pub max_request_workers: usize,
+    pub worker_threads: Option<usize>,
+    pub cpu_affinity: bool,
+    pub error_log: Option<PathBuf>,
+    pub log_level: LogLevel,
+    pub pid_file: Option<PathBuf>,
+    /// How long SIGTERM waits for in-flight requests.
+    pub graceful_shutdown_timeout: Duration,
+}
+
+impl Default for CoreSettings {
+    fn default() -> Self {
+        CoreSettings {
+            timeout: Duration::from_secs(60),
+            keepalive: true,
+            keepalive_timeout: Duration::from_secs(5),
+            max_keepalive_requests: 100,
+            limit_request_line: DEFAULT_LIMIT_REQUEST_LINE,
+            limit_request_fieldsize: DEFAULT_LIMIT_REQUEST_FIELDSIZE,
+            limit_request_fields: DEFAULT_LIMIT_REQUEST_FIELDS,
+            listen_backlog: 511,
+            // Apache's event MPM default is 400 threads x AsyncRequestWorkerFactor; a
+            // thread-per-core proxy is bounded by memory instead, so the default is high.
+            max_request_workers: 100_000,
+            worker_threads: None,
+            cpu_affinity: true,
+            error_log: None,
+            log_level: LogLevel::Warn,
+            pid_file: None,
+            graceful_shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// One `<VirtualHost>` (index 0 of [`Config::vhosts`] is the main server).
+#[derive(Clone, Debug, Default)]
+pub struct VirtualHost {
+    /// Empty for the main server.
+    pub addrs: Vec<VhostAddr>,
+    pub server_name: Option<String>,
+    pub aliases: Vec<String>,
+    pub rules: Vec<ProxyRule>,
+    pub reverse: Vec<ReverseRule>,
+    pub cookie_domains: Vec<(String, String)>,
+    pub cookie_paths: Vec<(String, String)>,
+    pub preserve_host: bool,
+    pub proxy_timeout: Option<Duration>,
+    pub loc: Option<Loc>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VhostAddr {
+    pub ip: Option<IpAddr>,
+    pub port: Option<u16>,
+}
+
+#[derive(Clone, Debug)]
+pub enum Matcher {
+    Prefix(String),
+    Regex(regex::Regex),
+}
+
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// `ProxyPass PATH !`: not proxied.
+    Exclude,
+    /// Proxied to a balancer (or an implicit one-member balancer for a plain URL).
+    /// `template` is the URL text after `scheme://authority`, possibly with `$N`.
+    Backend {
+        balancer: usize,
+        template: String,
+        noquery: bool,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct ProxyRule {
+    pub matcher: Matcher,
+    pub target: Target,
+    pub loc: Loc,
+}
+
+/// `ProxyPassReverse PATH URL` with balancer URLs already expanded to member URLs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReverseRule {
+    pub path: String,
+    pub url: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Member {
+    /// The member's URL as written, without trailing path (`http://host:port`).
+    pub name: String,
+    pub addr: SocketAddr,
+    /// `Host` sent to this member when ProxyPreserveHost is Off.
+    pub host_header: String,
+    /// Path part of the member URL ("" or "/app"); prefixed to the forwarded path.
+    pub path: String,
+    pub params: MemberParams,
+    pub loc: Loc,
+}
+
+#[derive(Clone, Debug)]
+pub struct Balancer {
+    /// `balancer://name`, or the worker URL for an implicit one-member balancer.
+    pub name: String,
+    /// True for plain `ProxyPass /x http://host/` targets.
+    pub implicit: bool,
+    pub members: Vec<Member>,
+    pub params: BalancerParams,
+    pub loc: Loc,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listens: Vec<SocketAddr>,
+    pub vhosts: Vec<VirtualHost>,
+    pub balancers: Vec<Balancer>,
+    pub core: CoreSettings,
+    pub warnings: Vec<String>,
+}
+
+/// Modules whose function ringproxy provides; `LoadModule` for them is accepted quietly
+/// and `<IfModule>` on them is true.
+const PROVIDED_MODULES: &[&str] = &[
+    "proxy",
+    "proxy_http",
+    "proxy_balancer",
+    "slotmem_shm",
+    "lbmethod_byrequests",
+    "lbmethod_bytraffic",
+    "lbmethod_bybusyness",
+    "lbmethod_heartbeat",
+    "mpm_event",
+    "log_config",
+    "authz_core",
+    "authz_host",
+    "unixd",
+    "status",
+];
+
+/// Directives accepted for compatibility that have nothing to act on in ringproxy; each
+/// produces a warning with its reason (README: directive table).
+const IGNORED_DIRECTIVES: &[(&str, &str)] = &[
+    ("serveradmin", "ringproxy serves no error pages that show it"),
+    ("documentroot", "ringproxy serves no files; unmatched paths answer 404"),
+    ("serverroot", "paths are relative to the config file's directory"),
+    ("servertokens", "ringproxy sends no Server header of its own"),
+    ("serversignature", "ringproxy serves no signature pages"),
+    ("hostnamelookups", "ringproxy never does reverse DNS"),
+    ("usecanonicalname", "ringproxy uses the client's Host for reverse mapping"),
+    ("adddefaultcharset", "ringproxy does not alter response content types"),
+    ("defaultruntimedir", "ringproxy keeps no runtime files but PidFile"),
+    ("mutex", "ringproxy shares no locks between workers"),
+    ("traceenable", "TRACE is forwarded to the backend like any method"),
+    ("enablesendfile", "ringproxy serves no files"),
+    ("enablemmap", "ringproxy serves no files"),
+];
+
+/// MPM directives with no direct meaning for one pinned thread per core (spec table).
+const MPM_NO_MEANING: &[&str] = &[
+    "startservers",
+    "serverlimit",
+    "threadsperchild",
+    "threadlimit",
+    "minsparethreads",
+    "maxsparethreads",
+    "maxconnectionsperchild",
+    "maxrequestsperchild",
+    "asyncrequestworkerfactor",
+    "minspareservers",
+    "maxspareservers",
+];
+
+/// Every directive name the builder knows, for "did you mean".
+const KNOWN_DIRECTIVES: &[&str] = &[
+    "Listen",
+    "ServerName",
+    "ServerAlias",
+    "ProxyRequests",
+    "ProxyPass",
+    "ProxyPassMatch",
+    "ProxyPassReverse",
+    "ProxyPassReverseCookieDomain",
+    "ProxyPassReverseCookiePath",
+    "ProxyPreserveHost",
+    "ProxyTimeout",
+    "ProxySet",
+    "BalancerMember",
+    "Timeout",
+    "KeepAlive",
+    "KeepAliveTimeout",
+    "MaxKeepAliveRequests",
+    "LimitRequestLine",
+    "LimitRequestFieldSize",
+    "LimitRequestFields",
+    "ListenBacklog",
+    "MaxRequestWorkers",
+    "MaxClients",
+    "ErrorLog",
+    "LogLevel",
+    "PidFile",
+    "LoadModule",
+    "WorkerThreads",
+    "CpuAffinity",
+    "GracefulShutdownTimeout",
+    "Require",
+    "Order",
+    "Allow",
+    "Deny",
+    "SetHandler",
+    "StartServers",
+    "ServerLimit",
+    "ThreadsPerChild",
+    "ThreadLimit",
+    "MinSpareThreads",
+    "MaxSpareThreads",
+    "MaxConnectionsPerChild",
+    "AsyncRequestWorkerFactor",
+    "ServerAdmin",
+    "DocumentRoot",
+    "VirtualHost",
+    "Proxy",
+    "IfModule",
+    "IfDefine",
+    "Location",
+];
+
+/// Options for loading: `-D` defines for `<IfDefine>`.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    pub defines: Vec<String>,
+}
+
+/// Loads and validates a config file. On failure returns every error found.
+pub fn load(path: &Path, opts: &LoadOptions) -> Result<Config, Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let nodes = lexer::parse_file(path, &mut errors);
+    build(&nodes, opts, errors)
+}
+
+/// Loads configuration from text (used by the demo and by tests). `name` is used in errors.
+pub fn load_str(text: &str, name: &str, opts: &LoadOptions) -> Result<Config, Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let base = std::env::current_dir().unwrap_or_default();
+    let nodes = lexer::parse_text(text, Arc::from(name), &base, 0, &mut errors);
+    build(&nodes, opts, errors)
+}
+
+/// A rule whose balancer reference is resolved after every `<Proxy>` block has been read.
+struct PendingRule {
+    vhost: usize,
+    matcher: Matcher,
+    target: Option<(String, String)>, // (balancer or worker name, template)
+    params: Vec<(String, String)>,
+    noquery: bool,
+    loc: Loc,
+}
+
+struct PendingReverse {
+    vhost: usize,
+    path: String,
+    url: String,
+    loc: Loc,
+}
+
+struct Builder<'a> {
+    opts: &'a LoadOptions,
+    errors: Vec<ConfigError>,
+    warnings: Vec<String>,
+    listens: Vec<SocketAddr>,
+    vhosts: Vec<VirtualHost>,
+    balancers: Vec<Balancer>,
+    core: CoreSettings,
+    rules: Vec<PendingRule>,
+    reverses: Vec<PendingReverse>,
+    /// Whether `ProxyPreserveHost`/`ProxyTimeout` were set in a vhost (else inherited).
+    vhost_set_preserve: Vec<bool>,
+}
+
+fn build(
+    nodes: &[Node],
+    opts: &LoadOptions,
+    errors: Vec<ConfigError>,
+) -> Result<Config, Vec<ConfigError>> {
+    let mut b = Builder {
+        opts,
+        errors,
+        warnings: Vec::new(),
+        listens: Vec::new(),
+        vhosts: vec![VirtualHost::default()],
+        balancers: Vec::new(),
+        core: CoreSettings::default(),
+        rules: Vec::new(),
+        reverses: Vec::new(),
+        vhost_set_preserve: vec![false],
+    };
+    b.walk(nodes, Ctx::Server(0));
+    b.finish()
+}
+
+#[derive(Clone, Copy)]
+enum Ctx {
+    /// Main server (0) or a virtual host.
+    Server(usize),
+    /// Inside `<Proxy balancer://…>`: balancer index.
+    Balancer(usize, usize),
+    /// Inside `<Proxy *>` or `<Proxy http://…>`: only access directives.
+    ProxyOther(usize),
+    /// Inside `<Location PATH>`; the path travels as an argument of `directive`.
+    Location(usize),
+}
+
+impl Ctx {
+    fn vhost(self) -> usize {
+        match self {
+            Ctx::Server(v) | Ctx::Balancer(v, _) | Ctx::ProxyOther(v) | Ctx::Location(v) => v,
+        }
+    }
+}
+
+fn did_you_mean(word: &str, candidates: &[&str]) -> String {
+    let lower = word.to_ascii_lowercase();
+    let best = candidates
+        .iter()
+        .map(|c| (strsim::damerau_levenshtein(&lower, &c.to_ascii_lowercase()), c))
+        .min_by_key(|(d, _)| *d);
+    match best {
+        Some((d, c)) if d <= 2 || (d <= 3 && word.len() > 8) => format!(" (did you mean '{c}'?)"),
+        _ => String::new(),
+    }
+}
+
+impl Builder<'_> {
+    fn err(&mut self, loc: &Loc, msg: impl Into<String>) {
+        self.errors.push(ConfigError::new(loc, msg));
+    }
+
+    fn warn(&mut self, loc: &Loc, msg: impl AsRef<str>) {
+        self.warnings.push(format!("{loc}: {}", msg.as_ref()));
+    }
+
+    fn walk(&mut self, nodes: &[Node], ctx: Ctx) {
+        for node in nodes {
+            match node {
+                Node::Directive(d) => self.directive(d, ctx, None),
+                Node::Section(s) => self.section(s, ctx),
+            }
+        }
+    }
+
+    fn section(&mut self, s: &Section, ctx: Ctx) {
+        match s.name.to_ascii_lowercase().as_str() {
+            "ifmodule" => {
+                let Some(arg) = s.args.first() else {
+                    return self.err(&s.loc, "<IfModule> needs a module name");
+                };
+                let (negate, name) = match arg.strip_prefix('!') {
+                    Some(n) => (true, n),
+                    None => (false, arg.as_str()),
+                };
+                if module_provided(name) != negate {
+                    self.walk(&s.children, ctx);
+                }
+            }
+            "ifdefine" => {
+                let Some(arg) = s.args.first() else {
+                    return self.err(&s.loc, "<IfDefine> needs a parameter name");
+                };
+                let (negate, name) = match arg.strip_prefix('!') {
+                    Some(n) => (true, n),
+                    None => (false, arg.as_str()),
+                };
+                if self.opts.defines.iter().any(|d| d == name) != negate {
+                    self.walk(&s.children, ctx);
+                }
+            }
+            "virtualhost" => {
+                if !matches!(ctx, Ctx::Server(0)) {
+                    return self.err(&s.loc, "<VirtualHost> is only allowed at the top level");
+                }
+                let mut addrs = Vec::new();
+                for a in &s.args {
+                    match parse_vhost_addr(a) {
+                        Ok(v) => addrs.push(v),
+                        Err(m) => self.err(&s.loc, m),
+                    }
+                }
+                if addrs.is_empty() {
+                    self.err(&s.loc, "<VirtualHost> needs at least one address");
+                }
+                self.vhosts.push(VirtualHost {
+                    addrs,
+                    loc: Some(s.loc.clone()),
+                    ..Default::default()
+                });
+                self.vhost_set_preserve.push(false);
+                let idx = self.vhosts.len() - 1;
+                self.walk(&s.children, Ctx::Server(idx));
+            }
+            "proxy" | "proxymatch" => {
+                let Some(url) = s.args.first() else {
+                    return self.err(&s.loc, "<Proxy> needs a URL");
+                };
+                let vh = ctx.vhost();
+                if url.to_ascii_lowercase().starts_with("balancer://") {
+                    let Some(name) = balancer_name(url) else {
+                        return self.err(&s.loc, format!("bad balancer URL '{url}'"));
+                    };
+                    let idx = self.balancer_index(&name, &s.loc);
+                    self.walk(&s.children, Ctx::Balancer(vh, idx));
+                } else {
+                    self.walk(&s.children, Ctx::ProxyOther(vh));
+                }
+            }
+            "location" | "locationmatch" => {
+                let Some(path) = s.args.first() else {
+                    return self.err(&s.loc, "<Location> needs a path");
+                };
+                if s.name.eq_ignore_ascii_case("locationmatch") {
+                    return self.err(
+                        &s.loc,
+                        "<LocationMatch> is not supported; use ProxyPassMatch at server level",
+                    );
+                }
+                let vh = ctx.vhost();
+                for child in &s.children {
+                    match child {
+                        Node::Directive(d) => self.directive(d, Ctx::Location(vh), Some(path)),
+                        Node::Section(sec) => self.err(
+                            &sec.loc,
+                            format!("<{}> inside <Location> is not supported", sec.name),
+                        ),
+                    }
+                }
+            }
+            other => {
+                let known = [
+                    "VirtualHost",
+                    "Proxy",
+                    "IfModule",
+                    "IfDefine",
+                    "Location",
+                ];
+                let hint = did_you_mean(other, &known);
+                self.err(&s.loc, format!("unknown section <{}>{hint}", s.name));
+            }
+        }
+    }
+
+    fn balancer_index(&mut self, name: &str, loc: &Loc) -> usize {
+        let full = format!("balancer://{name}");
+        if let Some(i) = self
+            .balancers
+            .iter()
+            .position(|b| !b.implicit && b.name.eq_ignore_ascii_case(&full))
+        {
+            return i;
+        }
+        self.balancers.push(Balancer {
+            name: full,
+            implicit: false,
+            members: Vec::new(),
+            params: BalancerParams::default(),
+            loc: loc.clone(),
+        });
+        self.balancers.len() - 1
+    }
+
+    fn directive(&mut self, d: &Directive, ctx: Ctx, location: Option<&str>) {
+        let name = d.name.to_ascii_lowercase();
+        let args = &d.args;
+        let loc = &d.loc;
+        let vh = ctx.vhost();
+        // Access control and handlers are valid in <Proxy> and <Location>.
+        match name.as_str() {
+            "require" | "order" | "allow" | "deny" => return self.access(d),
+            _ => {}
+        }
+        if let Ctx::ProxyOther(_) = ctx {
+            return self.err(
+                loc,
+                format!("{} is not allowed in <Proxy> other than <Proxy balancer://…>", d.name),
+            );
+        }
+        if let Ctx::Location(_) = ctx {
+            let path = location.unwrap_or("/");
+            return match name.as_str() {
+                "proxypass" | "proxypassreverse" => {
+                    let mut full = vec![path.to_string()];
+                    full.extend(args.iter().cloned());
+                    let d2 = Directive {
+                        name: d.name.clone(),
+                        args: full,
+                        loc: loc.clone(),
+                    };
+                    self.directive(&d2, Ctx::Server(vh), None)
+                }
+                "sethandler" => {
+                    self.warn(
+                        loc,
+                        format!(
+                            "SetHandler {} is not available yet; {path} answers 404 instead of being proxied",
+                            args.first().map(String::as_str).unwrap_or("")
+                        ),
+                    );
+                    self.rules.push(PendingRule {
+                        vhost: vh,
+                        matcher: Matcher::Prefix(path.to_string()),
+                        target: None,
+                        params: Vec::new(),
+                        noquery: false,
+                        loc: loc.clone(),
+                    });
+                }
+                _ => self.err(
+                    loc,
+                    format!("{} is not supported inside <Location>", d.name),
+                ),
+            };
+        }
+        let in_vhost = vh != 0;
+        match name.as_str() {
+            "listen" => {
+                if in_vhost {
+                    return self.err(loc, "Listen is not allowed inside <VirtualHost>");
+                }
+                match args.first().map(|a| parse_listen(a)) {
+                    Some(Ok(addrs)) => {
+                        for a in addrs {
+                            if !self.listens.contains(&a) {
+                                self.listens.push(a);
+                            }
+                        }
+                    }
+                    Some(Err(m)) => self.err(loc, m),
+                    None => self.err(loc, "Listen needs an address or port"),
+                }
+            }
+            "servername" => match args.first() {
+                // `ServerName host:port` and `ServerName scheme://host:port` are accepted.
+                Some(n) => {
+                    let n = n.split("://").last().unwrap_or(n);
+                    self.vhosts[vh].server_name = Some(n.to_string());
+                }
+                None => self.err(loc, "ServerName needs a name"),
+            },
+            "serveralias" => self.vhosts[vh].aliases.extend(args.iter().cloned()),
+            "proxyrequests" => match self.one_flag(d) {
+                Some(true) => self.err(
+                    loc,
+                    "ProxyRequests On: ringproxy is never a forward proxy (an open proxy is a security risk); remove it or set Off",
+                ),
+                _ => {}
+            },
+            "proxypass" | "proxypassmatch" => self.proxy_pass(d, vh, name == "proxypassmatch"),
+            "proxypassreverse" => {
+                let clean: Vec<&String> = args.iter().filter(|a| *a != "interpolate").collect();
+                if clean.len() != args.len() {
+                    return self.err(loc, "ProxyPassReverse interpolate is not supported");
+                }
+                match clean.as_slice() {
+                    [path, url] => self.reverses.push(PendingReverse {
+                        vhost: vh,
+                        path: path.to_string(),
+                        url: url.to_string(),
+                        loc: loc.clone(),
+                    }),
+                    _ => self.err(loc, "ProxyPassReverse takes PATH URL"),
+                }
+            }
+            "proxypassreversecookiedomain" | "proxypassreversecookiepath" => match args.as_slice() {
+                [internal, public] => {
+                    let pair = (internal.clone(), public.clone());
+                    if name.ends_with("domain") {
+                        self.vhosts[vh].cookie_domains.push(pair);
+                    } else {
+                        self.vhosts[vh].cookie_paths.push(pair);
+                    }
+                }
+                _ => self.err(loc, format!("{} takes INTERNAL PUBLIC", d.name)),
+            },
+            "proxypreservehost" => {
+                if let Some(v) = self.one_flag(d) {
+                    self.vhosts[vh].preserve_host = v;
+                    self.vhost_set_preserve[vh] = true;
+                }
+            }
+            "proxytimeout" => {
+                if let Some(t) = self.one_duration(d) {
+                    self.vhosts[vh].proxy_timeout = Some(t);
+                }
+            }
+            "proxyset" => self.proxy_set(d, ctx),
+            "balancermember" => self.balancer_member(d, ctx),
+            "timeout" => {
+                if let Some(t) = self.one_duration(d) {
+                    self.core.timeout = t;
+                    self.vhost_wide_note(d, in_vhost);
+                }
+            }
+            "keepalive" => {
+                if let Some(v) = self.one_flag(d) {
+                    self.core.keepalive = v;
+                    self.vhost_wide_note(d, in_vhost);
+                }
+            }
+            "keepalivetimeout" => {
+                if let Some(t) = self.one_duration(d) {
+                    self.core.keepalive_timeout = t;
+                    self.vhost_wide_note(d, in_vhost);
+                }
+            }
+            "maxkeepaliverequests" => {
+                if let Some(n) = self.one_num(d, 0, u32::MAX as u64) {
+                    self.core.max_keepalive_requests = n as u32;
+                    self.vhost_wide_note(d, in_vhost);
+                }
+            }
+            "limitrequestline" => {
+                if let Some(n) = self.one_num(d, 1, 1 << 20) {
+                    self.core.limit_request_line = n as usize;
+                }
+            }
+            "limitrequestfieldsize" => {
+                if let Some(n) = self.one_num(d, 1, 1 << 20) {
+                    self.core.limit_request_fieldsize = n as usize;
+                }
+            }
+            "limitrequestfields" => {
+                if let Some(n) = self.one_num(d, 1, 10_000) {
+                    self.core.limit_request_fields = n as usize;
+                }
+            }
+            "listenbacklog" => {
+                if let Some(n) = self.one_num(d, 1, i32::MAX as u64) {
+                    self.core.listen_backlog = n as i32;
+                }
+            }
+            "maxrequestworkers" | "maxclients" => {
+                if let Some(n) = self.one_num(d, 1, 10_000_000) {
+                    self.core.max_request_workers = n as usize;
+                }
+            }
+            "workerthreads" => {
+                if let Some(n) = self.one_num(d, 1, 4096) {
+                    self.core.worker_threads = Some(n as usize);
+                }
+            }
+            "cpuaffinity" => {
+                if let Some(v) = self.one_flag(d) {
+                    self.core.cpu_affinity = v;
+                }
+            }
+            "gracefulshutdowntimeout" => {
+                if let Some(t) = self.one_duration(d) {
+                    self.core.graceful_shutdown_timeout = t;
+                }
+            }
+            "errorlog" => match args.as_slice() {
+                [p] if p.starts_with('|') || p.starts_with("syslog") => self.err(
+                    loc,
+                    "ErrorLog to a pipe or syslog is not supported; give a file path",
+                ),
+                [p] => self.core.error_log = Some(PathBuf::from(p)),
+                _ => self.err(loc, "ErrorLog takes one path"),
+            },
+            "loglevel" => self.log_level(d),
+            "pidfile" => match args.as_slice() {
+                [p] => self.core.pid_file = Some(PathBuf::from(p)),
+                _ => self.err(loc, "PidFile takes one path"),
+            },
+            "loadmodule" => match args.as_slice() {
+                [module, _path] => {
+                    let short = module.trim_end_matches("_module");
+                    if !PROVIDED_MODULES.contains(&short) {
+                        self.warn(
+                            loc,
+                            format!("LoadModule {module}: ringproxy does not provide this module; ignored"),
+                        );
+                    }
+                }
+                _ => self.err(loc, "LoadModule takes a module name and a path"),
+            },
+            n if MPM_NO_MEANING.contains(&n) => {
+                if self.one_num(d, 0, u32::MAX as u64).is_some() {
+                    self.warn(
+                        loc,
+                        format!(
+                            "{} has no meaning in ringproxy (one worker thread per core; see WorkerThreads)",
+                            d.name
+                        ),
+                    );
+                }
+            }
+            n => {
+                if let Some((_, why)) = IGNORED_DIRECTIVES.iter().find(|(k, _)| *k == n) {
+                    let why = *why;
+                    self.warn(loc, format!("{} ignored: {why}", d.name));
+                } else {
+                    let hint = did_you_mean(&d.name, KNOWN_DIRECTIVES);
+                    self.err(loc, format!("unknown or unsupported directive '{}'{hint}", d.name));
+                }
+            }
+        }
+    }
+
+    fn vhost_wide_note(&mut self, d: &Directive, in_vhost: bool) {
+        if in_vhost {
+            self.warn(
+                &d.loc,
+                format!("{} inside <VirtualHost> applies to the whole server in ringproxy", d.name),
+            );
+        }
+    }
+
+    /// Access control arrives with its own module; until then only the forms that allow
+    /// everything are accepted. Refusing the restrictive ones keeps us from silently opening
+    /// what the admin closed.
+    fn access(&mut self, d: &Directive) {
+        let args: Vec<String> = d.args.iter().map(|a| a.to_ascii_lowercase()).collect();
+        let allows_all = match d.name.to_ascii_lowercase().as_str() {
+            "require" => args == ["all", "granted"],
+            "allow" => args == ["from", "all"],
+            "order" => true,
+            _ => false,
+        };
+        if !allows_all {
+            self.err(
+                &d.loc,
+                format!(
+                    "'{} {}': access restrictions are not supported yet; ringproxy refuses to start rather than ignore them",
+                    d.name,
+                    d.args.join(" ")
+                ),
+            );
+        }
+    }
+
+    fn log_level(&mut self, d: &Directive) {
+        let mut level = None;
+        for a in &d.args {
+            if a.contains(':') {
+                self.warn(
+                    &d.loc,
+                    format!("per-module LogLevel '{a}' is not supported; ignored"),
+                );
+                continue;
+            }
+            level = Some(match a.to_ascii_lowercase().as_str() {
+                "emerg" | "alert" | "crit" | "error" => LogLevel::Error,
+                "warn" => LogLevel::Warn,
+                "notice" | "info" => LogLevel::Info,
+                "debug" => LogLevel::Debug,
+                t if t.starts_with("trace") => LogLevel::Trace,
+                _ => return self.err(&d.loc, format!("LogLevel: unknown level '{a}'")),
+            });
+        }
+        if let Some(l) = level {
+            self.core.log_level = l;
+        }
+    }
+
+    fn one_flag(&mut self, d: &Directive) -> Option<bool> {
+        match d.args.as_slice() {
+            [v] => match params::parse_on_off(v) {
+                Ok(b) => Some(b),
+                Err(m) => {
+                    self.err(&d.loc, format!("{}: {m}", d.name));
+                    None
+                }
+            },
+            _ => {
+                self.err(&d.loc, format!("{} takes one argument, On or Off", d.name));
+                None
+            }
+        }
+    }
+
+    fn one_duration(&mut self, d: &Directive) -> Option<Duration> {
+        match d.args.as_slice() {
+            [v] => match params::parse_duration(v) {
+                Ok(t) => Some(t),
+                Err(m) => {
+                    self.err(&d.loc, format!("{}: {m}", d.name));
+                    None
+                }
+            },
+            _ => {
+                self.err(&d.loc, format!("{} takes one argument (seconds)", d.name));
+                None
+            }
+        }
+    }
+
+    fn one_num(&mut self, d: &Directive, lo: u64, hi: u64) -> Option<u64> {
+        match d.args.as_slice() {
+            [v] => match v.parse::<u64>() {
+                Ok(n) if (lo..=hi).contains(&n) => Some(n),
+                _ => {
+                    self.err(
+                        &d.loc,
+                        format!("{} {v}: must be a whole number from {lo} to {hi}", d.name),
+                    );
+                    None
+                }
+            },
+            _ => {
+                self.err(&d.loc, format!("{} takes one number", d.name));
+                None
+            }
+        }
+    }
+
+    fn split_kv<'s>(&mut self, loc: &Loc, arg: &'s str) -> Option<(String, &'s str)> {
+        match arg.split_once('=') {
+            Some((k, v)) => Some((k.to_ascii_lowercase(), v)),
+            None => {
+                self.err(loc, format!("'{arg}': expected key=value"));
+                None
+            }
+        }
+    }
+
+    fn proxy_pass(&mut self, d: &Directive, vh: usize, is_match: bool) {
+        let loc = &d.loc;
+        let [path, url, rest @ ..] = d.args.as_slice() else {
+            return self.err(loc, format!("{} takes PATH URL [key=value ...]", d.name));
+        };
+        let matcher = if is_match {
+            match regex::Regex::new(path) {
+                Ok(r) => Matcher::Regex(r),
+                Err(e) => return self.err(loc, format!("{}: bad regex: {e}", d.name)),
+            }
+        } else {
+            Matcher::Prefix(path.clone())
+        };
+        if url == "!" {
+            self.rules.push(PendingRule {
+                vhost: vh,
+                matcher,
+                target: None,
+                params: Vec::new(),
+                noquery: false,
+                loc: loc.clone(),
+            });
+            return;
+        }
+        let mut params = Vec::new();
+        let mut noquery = false;
+        for a in rest {
+            match a.to_ascii_lowercase().as_str() {
+                // ringproxy always forwards the path as received (no decoding or
+                // re-encoding), which is what `nocanon` asks for.
+                "nocanon" => continue,
+                "noquery" => {
+                    noquery = true;
+                    continue;
+                }
+                "interpolate" => {
+                    self.err(loc, "ProxyPass interpolate is not supported");
+                    continue;
+                }
+                _ => {}
+            }
+            if let Some((k, v)) = self.split_kv(loc, a) {
+                params.push((k, v.to_string()));
+            }
+        }
+        let lower = url.to_ascii_lowercase();
+        let target = if lower.starts_with("balancer://") {
+            let Some(name) = balancer_name(url) else {
+                return self.err(loc, format!("bad balancer URL '{url}'"));
+            };
+            if name.contains('$') {
+                return self.err(loc, "a balancer name built from $N is not supported");
+            }
+            let template = url["balancer://".len() + name.len()..].to_string();
+            (format!("balancer://{name}"), template)
+        } else if lower.starts_with("http://") {
+            let after = &url["http://".len()..];
+            let (authority, template) = match after.find('/') {
+                Some(i) => (&after[..i], after[i..].to_string()),
+                None => (after, String::new()),
+            };
+            if authority.contains('$') {
+                return self.err(loc, "a backend host built from $N is not supported");
+            }
+            (format!("http://{authority}"), template)
+        } else {
+            let scheme = url.split("://").next().unwrap_or(url);
+            return self.err(
+                loc,
+                format!(
+                    "{}: backend scheme '{scheme}' is not supported (http:// and balancer:// are)",
+                    d.name
+                ),
+            );
+        };
+        self.rules.push(PendingRule {
+            vhost: vh,
+            matcher,
+            target: Some(target),
+            params,
+            noquery,
+            loc: loc.clone(),
+        });
+    }
+
+    fn proxy_set(&mut self, d: &Directive, ctx: Ctx) {
+        let loc = &d.loc;
+        let (bidx, kvs) = match ctx {
+            Ctx::Balancer(_, b) => (Some(b), &d.args[..]),
+            _ => match d.args.split_first() {
+                Some((url, rest)) if url.to_ascii_lowercase().starts_with("balancer://") => {
+                    match balancer_name(url) {
+                        Some(n) => (Some(self.balancer_index(&n, loc)), rest),
+                        None => return self.err(loc, format!("bad balancer URL '{url}'")),
+                    }
+                }
+                _ => (None, &d.args[..]),
+            },
+        };
+        let Some(bidx) = bidx else {
+            return self.err(
+                loc,
+                "ProxySet outside <Proxy balancer://…> must name a balancer:// URL first",
+            );
+        };
+        if kvs.is_empty() {
+            return self.err(loc, "ProxySet needs key=value parameters");
+        }
+        for a in kvs {
+            let Some((k, v)) = self.split_kv(loc, a) else { continue };
+            self.apply_balancer_param(bidx, &k, v, loc);
+        }
+    }
+
+    fn apply_balancer_param(&mut self, bidx: usize, k: &str, v: &str, loc: &Loc) {
+        match self.balancers[bidx].params.apply(k, v) {
+            Ok(true) => {}
+            Ok(false) => {
+                let mut all: Vec<&str> = params::BALANCER_KEYS.to_vec();
+                all.extend_from_slice(params::MEMBER_KEYS);
+                let hint = did_you_mean(k, &all);
+                self.err(loc, format!("unknown balancer parameter '{k}'{hint}"));
+            }
+            Err(m) => self.err(loc, m),
+        }
+    }
+
+    fn balancer_member(&mut self, d: &Directive, ctx: Ctx) {
+        let loc = &d.loc;
+        let (bidx, rest) = match ctx {
+            Ctx::Balancer(_, b) => (b, &d.args[..]),
+            _ => match d.args.split_first() {
+                Some((url, rest)) if url.to_ascii_lowercase().starts_with("balancer://") => {
+                    match balancer_name(url) {
+                        Some(n) => (self.balancer_index(&n, loc), rest),
+                        None => return self.err(loc, format!("bad balancer URL '{url}'")),
+                    }
+                }
+                _ => {
+                    return self.err(
+                        loc,
+                        "BalancerMember outside <Proxy balancer://…> must name the balancer first",
+                    )
+                }
+            },
+        };
+        let Some((url, kvs)) = rest.split_first() else {
+            return self.err(loc, "BalancerMember needs a URL");
+        };
+        let mut member = match parse_member_url(url, loc) {
+            Ok(m) => m,
+            Err(e) => return self.errors.push(e),
+        };
+        for a in kvs {
+            let Some((k, v)) = self.split_kv(loc, a) else { continue };
+            match member.params.apply(&k, v) {
+                Ok(true) => {
+                    if params::MEMBER_KEYS_IGNORED.contains(&k.as_str()) {
+                        self.warn(loc, format!("member parameter {k} is accepted and has no effect in ringproxy"));
+                    }
+                }
+                Ok(false) => {
+                    let hint = did_you_mean(&k, params::MEMBER_KEYS);
+                    self.err(loc, format!("unknown BalancerMember parameter '{k}'{hint}"));
+                }
+                Err(m) => self.err(loc, m),
+            }
+        }
+        let b = &mut self.balancers[bidx];
+        if b.members.iter().any(|m| m.name == member.name && m.path == member.path) {
+            let msg = format!("{} is already a member of {}", member.name, b.name);
+            return self.err(loc, msg);
+        }
+        b.members.push(member);
+    }
+
+    /// Returns the index of the implicit one-member balancer for a worker URL.
+    fn implicit_balancer(&mut self, worker: &str, loc: &Loc) -> Option<usize> {
+        if let Some(i) = self
+            .balancers
+            .iter()
+            .position(|b| b.implicit && b.name.eq_ignore_ascii_case(worker))
+        {
+            return Some(i);
+        }
+        match parse_member_url(worker, loc) {
+            Ok(m) => {
+                self.balancers.push(Balancer {
+                    name: worker.to_string(),
+                    implicit: true,
+                    members: vec![m],
+                    params: BalancerParams::default(),
+                    loc: loc.clone(),
+                });
+                Some(self.balancers.len() - 1)
+            }
+            Err(e) => {
+                self.errors.push(e);
+                None
+            }
+        }
+    }
+
+    fn finish(mut self) -> Result<Config, Vec<ConfigError>> {
+        let rules = std::mem::take(&mut self.rules);
+        for r in rules {
+            let target = match r.target {
+                None => Target::Exclude,
+                Some((name, template)) => {
+                    let idx = if name.starts_with("balancer://") {
+                        match self
+                            .balancers
+                            .iter()
+                            .position(|b| !b.implicit && b.name.eq_ignore_ascii_case(&name))
+                        {
+                            Some(i) => i,
+                            None => {
+                                self.err(
+                                    &r.loc,
+                                    format!("{name} is not defined (no <Proxy {name}> block or BalancerMember for it)"),
+                                );
+                                continue;
+                            }
+                        }
+                    } else {
+                        match self.implicit_balancer(&name, &r.loc) {
+                            Some(i) => i,
+                            None => continue,
+                        }
+                    };
+                    for (k, v) in &r.params {
+                        let b = &mut self.balancers[idx];
+                        let res = if b.implicit {
+                            // Worker parameters on a plain URL apply to its one member;
+                            // balancer parameters (timeout, failonstatus…) to the balancer.
+                            match b.members[0].params.apply(k, v) {
+                                Ok(false) => b.params.apply(k, v),
+                                other => other,
+                            }
+                        } else {
+                            b.params.apply(k, v)
+                        };
+                        match res {
+                            Ok(true) => {}
+                            Ok(false) => {
+                                let mut all: Vec<&str> = params::BALANCER_KEYS.to_vec();
+                                all.extend_from_slice(params::MEMBER_KEYS);
+                                let hint = did_you_mean(k, &all);
+                                self.err(&r.loc, format!("unknown ProxyPass parameter '{k}'{hint}"));
+                            }
+                            Err(m) => self.err(&r.loc, m),
+                        }
+                    }
+                    Target::Backend {
+                        balancer: idx,
+                        template,
+                        noquery: r.noquery,
+                    }
+                }
+            };
+            self.vhosts[r.vhost].rules.push(ProxyRule {
+                matcher: r.matcher,
+                target,
+                loc: r.loc,
+            });
+        }
+        let reverses = std::mem::take(&mut self.reverses);
+        for rv in reverses {
+            let lower = rv.url.to_ascii_lowercase();
+            if lower.starts_with("balancer://") {
+                let Some(name) = balancer_name(&rv.url) else {
+                    self.err(&rv.loc, format!("bad balancer URL '{}'", rv.url));
+                    continue;
+                };
+                let full = format!("balancer://{name}");
+                let suffix = &rv.url[full.len()..];
+                let Some(b) = self
+                    .balancers
+                    .iter()
+                    .find(|b| !b.implicit && b.name.eq_ignore_ascii_case(&full))
+                else {
+                    self.err(&rv.loc, format!("{full} is not defined"));
+                    continue;
+                };
+                let urls: Vec<String> = b
+                    .members
+                    .iter()
+                    .map(|m| format!("{}{}{}", m.name, m.path, suffix))
+                    .collect();
+                for url in urls {
+                    self.vhosts[rv.vhost].reverse.push(ReverseRule {
+                        path: rv.path.clone(),
+                        url,
+                    });
+                }
+            } else {
+                self.vhosts[rv.vhost].reverse.push(ReverseRule {
+                    path: rv.path,
+                    url: rv.url,
+                });
+            }
+        }
+        for b in &self.balancers {
+            if b.members.is_empty() {
+                self.errors
+                    .push(ConfigError::new(&b.loc, format!("{} has no BalancerMember", b.name)));
+            }
+        }
+        // ProxyPassInherit On (Apache's default): vhosts also use the main server's rules,
+        // after their own; ProxyPreserveHost/ProxyTimeout are inherited when not set.
+        let main = self.vhosts[0].clone();
+        for (i, v) in self.vhosts.iter_mut().enumerate().skip(1) {
+            v.rules.extend(main.rules.iter().cloned());
+            v.reverse.extend(main.reverse.iter().cloned());
+            v.cookie_domains.extend(main.cookie_domains.iter().cloned());
+            v.cookie_paths.extend(main.cookie_paths.iter().cloned());
+            if !self.vhost_set_preserve[i] {
+                v.preserve_host = main.preserve_host;
+            }
+            if v.proxy_timeout.is_none() {
+                v.proxy_timeout = main.proxy_timeout;
+            }
+        }
+        if self.listens.is_empty() {
+            self.errors.push(ConfigError::new(
+                &Loc {
+                    file: Arc::from("config"),
+                    line: 0,
+                },
+                "no Listen directive: nothing to serve",
+            ));
+        }
+        if self.errors.is_empty() {
+            Ok(Config {
+                listens: self.listens,
+                vhosts: self.vhosts,
+                balancers: self.balancers,
+                core: self.core,
+                warnings: self.warnings,
+            })
+        } else {
+            Err(self.errors)
+        }
+    }
+}
+
+fn module_provided(name: &str) -> bool {
+    // `mod_proxy.c` and `proxy_module` both name the proxy module.
+    let short = name
+        .trim_end_matches(".c")
+        .trim_start_matches("mod_")
+        .trim_end_matches("_module");
+    PROVIDED_MODULES.contains(&short)
+}
+
+/// `balancer://name/path` -> `name`.
+fn balancer_name(url: &str) -> Option<String> {
+    let rest = url.get("balancer://".len()..)?;
+    let name: String = rest.chars().take_while(|&c| c != '/' && c != '$').collect();
+    if name.is_empty() {
+        None
+    } else {
+        Some(name)
+    }
+}
+
+fn parse_member_url(url: &str, loc: &Loc) -> Result<Member, ConfigError> {
+    let lower = url.to_ascii_lowercase();
+    let Some(after) = lower.strip_prefix("http://").map(|_| &url[7..]) else {
+        let scheme = url.split("://").next().unwrap_or(url);
+        return Err(ConfigError::new(
+            loc,
+            format!("member '{url}': scheme '{scheme}' is not supported (http:// is)"),
+        ));
+    };
+    let (authority, path) = match after.find('/') {
+        Some(i) => (&after[..i], after[i..].trim_end_matches('/').to_string()),
+        None => (after, String::new()),
+    };
+    if authority.is_empty() {
+        return Err(ConfigError::new(loc, format!("member '{url}' has no host")));
+    }
+    let (host, port) = split_host_port(authority)
+        .map_err(|m| ConfigError::new(loc, format!("member '{url}': {m}")))?;
+    let port = port.unwrap_or(80);
+    let addr = (host.trim_matches(['[', ']']), port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| ConfigError::new(loc, format!("member '{url}': cannot resolve '{host}'")))?;
+    let host_header = if port == 80 {
+        host.to_string()
+    } else {
+        format!("{host}:{port}")
+    };
+    Ok(Member {
+        name: format!("http://{authority}"),
+        addr,
+        host_header,
+        path,
+        params: MemberParams::default(),
+        loc: loc.clone(),
+    })
+}
+
+fn split_host_port(authority: &str) -> Result<(&str, Option<u16>), String> {
+    if let Some(rest) = authority.strip_prefix('[') {
+        let Some(end) = rest.find(']') else {
+            return Err("unclosed '[' in IPv6 address".into());
+        };
+        let host = &authority[..end + 2];
+        let port = match &rest[end + 1..] {
+            "" => None,
+            p => Some(
+                p.strip_prefix(':')
+                    .and_then(|p| p.parse().ok())
+                    .ok_or_else(|| format!("bad port in '{authority}'"))?,
+            ),
+        };
+        return Ok((host, port));
+    }
+    match authority.rsplit_once(':') {
+        Some((h, p)) => Ok((
+            h,
+            Some(p.parse().map_err(|_| format!("bad port '{p}'"))?),
+        )),
+        None => Ok((authority, None)),
+    }
+}
+
+/// `Listen 8080`, `Listen 127.0.0.1:8080`, `Listen [::1]:8080`, `Listen 0.0.0.0:80 http`.
+fn parse_listen(arg: &str) -> Result<Vec<SocketAddr>, String> {
+    if let Ok(port) = arg.parse::<u16>() {
+        // Apache's bare port listens on every address; IPv4 any is the portable choice.
+        return Ok(vec![SocketAddr::from(([0, 0, 0, 0], port))]);
+    }
+    let (host, port) = split_host_port(arg)?;
+    let port = port.ok_or_else(|| format!("Listen '{arg}': no port"))?;
+    let ip: IpAddr = host
+        .trim_matches(['[', ']'])
+        .parse()
+        .map_err(|_| format!("Listen '{arg}': '{host}' is not an IP address"))?;
+    Ok(vec![SocketAddr::new(ip, port)])
+}
+
+fn parse_vhost_addr(arg: &str) -> Result<VhostAddr, String> {
+    if arg == "*" || arg == "_default_" {
+        return Ok(VhostAddr { ip: None, port: None });
+    }
+    let (host, port) = split_host_port(arg)?;
+    let port = match port {
+        Some(p) => Some(p),
+        None if arg.ends_with(":*") => None,
+        None => None,
+    };
+    let ip = match host {
+        "*" | "_default_" => None,
+        h => Some(
+            h.trim_matches(['[', ']'])
+                .parse()
+                .map_err(|_| format!("<VirtualHost {arg}>: '{h}' is not an IP address or *"))?,
+        ),
+    };
+    Ok(VhostAddr { ip, port })
+}
+
+impl Config {
+    /// The effective timeout for a member: member `timeout`, else balancer `timeout`, else
+    /// the vhost's ProxyTimeout, else Timeout (spec: timeout = ProxyTimeout = Timeout).
+    pub fn member_timeout(&self, vhost: usize, balancer: usize, member: usize) -> Duration {
+        let b = &self.balancers[balancer];
+        b.members[member]
+            .params
+            .timeout
+            .or(b.params.timeout)
+            .or(self.vhosts[vhost].proxy_timeout)
+            .unwrap_or(self.core.timeout)
+    }
+
+    /// The effective connect timeout: `connectiontimeout`, else the member timeout.
+    pub fn member_connect_timeout(&self, vhost: usize, balancer: usize, member: usize) -> Duration {
+        self.balancers[balancer].members[member]
+            .params
+            .connection_timeout
+            .unwrap_or_else(|| self.member_timeout(vhost, balancer, member))
+    }
+
+    /// Human-readable summary of what was understood (for `-t` and logs).
+    pub fn summary(&self) -> String {
+        let members: usize = self.balancers.iter().map(|b| b.members.len()).sum();
+        let rules: usize = self.vhosts.iter().map(|v| v.rules.len()).sum();
+        format!(
+            "{} listener(s), {} virtual host(s), {} balancer(s) with {} member(s), {} proxy rule(s)",
+            self.listens.len(),
+            self.vhosts.len() - 1,
+            self.balancers.iter().filter(|b| !b.implicit).count(),
+            members,
+            rules
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, Vec<ConfigError>> {
+        load_str(text, "t.conf", &LoadOptions::default())
+    }
+
+    fn errs(text: &str) -> Vec<String> {
+        load(text).err().unwrap_or_default().iter().map(ToString::to_string).collect()
+    }
+
+    pub const ISSUE_EXAMPLE: &str = r#"
+Listen 8080
+<VirtualHost *:8080>
+  ServerName lb.example
+  ProxyRequests Off
+  <Proxy balancer://mycluster>
+    BalancerMember http://127.0.0.1:9001 route=node1 loadfactor=5
+    BalancerMember http://127.0.0.1:9002 route=node2
+    ProxySet lbmethod=byrequests stickysession=BALANCEID
+  </Proxy>
+  ProxyPass /static !
+  ProxyPassMatch ^(/.*)$ balancer://mycluster$1
+  ProxyPassReverse / http://127.0.0.1:9001/
+  ProxyPassReverse / http://127.0.0.1:9002/
+  ProxyPassReverseCookieDomain 127.0.0.1 lb.example
+</VirtualHost>
+"#;
+
+    #[test]
+    fn issue_example_loads() {
+        let c = load(ISSUE_EXAMPLE).unwrap();
+        assert_eq!(c.listens, vec!["0.0.0.0:8080".parse().unwrap()]);
+        assert_eq!(c.balancers.len(), 1);
+        let b = &c.balancers[0];
+        assert_eq!(b.members.len(), 2);
+        assert_eq!(b.members[0].params.lbfactor, Some(500));
+        assert_eq!(b.members[0].params.route.as_deref(), Some("node1"));
+        assert_eq!(b.params.sticky_cookie.as_deref(), Some("BALANCEID"));
+        let vh = &c.vhosts[1];
+        assert_eq!(vh.server_name.as_deref(), Some("lb.example"));
+        assert_eq!(vh.rules.len(), 2);
+        assert!(matches!(vh.rules[0].target, Target::Exclude));
+        assert_eq!(vh.reverse.len(), 2);
+        assert_eq!(vh.cookie_domains, vec![("127.0.0.1".into(), "lb.example".into())]);
+    }
+
+    #[test]
+    fn errors_carry_file_and_line() {
+        let e = errs("Listen 80\nProxyRequests On\nBalancerMemeber http://x\n");
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(e[0].starts_with("t.conf:2: ProxyRequests On"), "{e:?}");
+        assert!(e[1].starts_with("t.conf:3: unknown or unsupported directive 'BalancerMemeber'"));
+        assert!(e[1].contains("did you mean 'BalancerMember'"));
+    }
+
+    #[test]
+    fn undefined_balancer_and_bad_params() {
+        let e = errs("Listen 80\nProxyPass / balancer://nope/\n");
+        assert!(e[0].starts_with("t.conf:2: balancer://nope is not defined"), "{e:?}");
+        let e = errs(
+            "Listen 80\n<Proxy balancer://a>\nBalancerMember http://127.0.0.1:1 hcpass=3\nProxySet lvmetod=byrequests\n</Proxy>\nProxyPass / balancer://a/\n",
+        );
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(e[0].contains("t.conf:3:") && e[0].contains("did you mean 'hcpasses'"), "{e:?}");
+        assert!(e[1].contains("t.conf:4:") && e[1].contains("did you mean 'lbmethod'"), "{e:?}");
+    }
+
+    #[test]
+    fn plain_url_targets_share_an_implicit_balancer() {
+        let c = load(
+            "Listen 80\nProxyPass /a http://127.0.0.1:9000/x\nProxyPass /b http://127.0.0.1:9000/y timeout=3\n",
+        )
+        .unwrap();
+        assert_eq!(c.balancers.len(), 1);
+        assert!(c.balancers[0].implicit);
+        assert_eq!(
+            c.balancers[0].members[0].params.timeout,
+            Some(Duration::from_secs(3))
+        );
+        let Target::Backend { template, .. } = &c.vhosts[0].rules[0].target else {
+            panic!()
+        };
+        assert_eq!(template, "/x");
+    }
+
+    #[test]
+    fn ifmodule_and_ifdefine() {
+        let text = "Listen 80\n<IfModule mod_proxy.c>\nTimeout 7\n</IfModule>\n<IfModule !proxy_module>\nTimeout 9\n</IfModule>\n<IfModule mod_nothing.c>\nBogus x\n</IfModule>\n<IfDefine FAST>\nKeepAliveTimeout 1\n</IfDefine>\n";
+        let c = load(text).unwrap();
+        assert_eq!(c.core.timeout, Duration::from_secs(7));
+        assert_eq!(c.core.keepalive_timeout, Duration::from_secs(5));
+        let c = load_str(
+            text,
+            "t",
+            &LoadOptions {
+                defines: vec!["FAST".into()],
+            },
+        )
+        .unwrap();
+        assert_eq!(c.core.keepalive_timeout, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn vhosts_inherit_main_rules_and_reverse_expands_balancers() {
+        let c = load(
+            "Listen 80\nProxyPreserveHost On\n<Proxy balancer://c>\nBalancerMember http://127.0.0.1:9001/app\nBalancerMember http://127.0.0.1:9002\n</Proxy>\nProxyPass /m balancer://c/\n<VirtualHost *:80>\nProxyPass /v balancer://c/\nProxyPassReverse / balancer://c/\n</VirtualHost>\n",
+        )
+        .unwrap();
+        let vh = &c.vhosts[1];
+        assert_eq!(vh.rules.len(), 2);
+        assert!(vh.preserve_host);
+        assert_eq!(
+            vh.reverse,
+            vec![
+                ReverseRule {
+                    path: "/".into(),
+                    url: "http://127.0.0.1:9001/app/".into()
+                },
+                ReverseRule {
+                    path: "/".into(),
+                    url: "http://127.0.0.1:9002/".into()
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn mpm_and_limits() {
+        let c = load(
+            "Listen 127.0.0.1:8081\nLimitRequestLine 100\nLimitRequestFields 5\nMaxKeepAliveRequests 0\nThreadsPerChild 25\nMaxRequestWorkers 400\nWorkerThreads 2\nCpuAffinity Off\nLoadModule proxy_module modules/mod_proxy.so\nLoadModule php_module x.so\n",
+        )
+        .unwrap();
+        assert_eq!(c.core.limit_request_line, 100);
+        assert_eq!(c.core.limit_request_fields, 5);
+        assert_eq!(c.core.max_keepalive_requests, 0);
+        assert_eq!(c.core.max_request_workers, 400);
+        assert_eq!(c.core.worker_threads, Some(2));
+        assert!(!c.core.cpu_affinity);
+        assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn restrictive_access_is_refused_not_ignored() {
+        let e = errs("Listen 80\n<Proxy *>\nRequire ip 10.0.0.0/8\n</Proxy>\n");
+        assert!(e[0].contains("access restrictions are not supported yet"), "{e:?}");
+        assert!(load("Listen 80\n<Proxy *>\nRequire all granted\n</Proxy>\n").is_ok());
+    }
+}

@@ -1,0 +1,409 @@
+//! `key=value` parameters of BalancerMember, ProxySet and ProxyPass, with Apache's names,
+//! defaults and value rules (spec: "Member parameters and defaults").
+
+use std::time::Duration;
+
+/// Member (worker) parameters. `None` means "not given": the effective value is inherited
+/// from the balancer or the server (timeout), or takes Apache's default.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MemberParams {
+    /// loadfactor x 100, as Apache stores it (`lbfactor`), so 1.5 -> 150.
+    pub lbfactor: Option<u32>,
+    pub lbset: Option<u8>,
+    pub route: Option<String>,
+    pub redirect: Option<String>,
+    pub retry: Option<Duration>,
+    pub timeout: Option<Duration>,
+    pub connection_timeout: Option<Duration>,
+    pub keepalive: Option<bool>,
+    pub disable_reuse: Option<bool>,
+    pub max: Option<usize>,
+    pub smax: Option<usize>,
+    pub min: Option<usize>,
+    pub ttl: Option<Duration>,
+    /// Status flags as `(flag, set)` in the order given, e.g. `+H-D` -> [('H',true),('D',false)].
+    pub status: Vec<(char, bool)>,
+    pub ping: Option<Duration>,
+    pub hc: HealthCheckParams,
+    pub upgrade: Option<String>,
+}
+
+/// mod_proxy_hcheck parameters; parsed and validated now, acted on by the health module.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HealthCheckParams {
+    pub method: Option<String>,
+    pub uri: Option<String>,
+    pub interval: Option<Duration>,
+    pub passes: Option<u32>,
+    pub fails: Option<u32>,
+    pub expr: Option<String>,
+    pub template: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LbMethod {
+    #[default]
+    ByRequests,
+    ByTraffic,
+    ByBusyness,
+    Heartbeat,
+}
+
+/// Balancer parameters (ProxySet / ProxyPass line on a balancer).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BalancerParams {
+    pub lbmethod: Option<LbMethod>,
+    pub maxattempts: Option<u32>,
+    pub nofailover: Option<bool>,
+    pub sticky_cookie: Option<String>,
+    pub sticky_param: Option<String>,
+    /// `None` = default '.', `Some(None)` = Off (the whole value is the route).
+    pub sticky_sep: Option<Option<char>>,
+    pub scolonpathdelim: Option<bool>,
+    pub timeout: Option<Duration>,
+    pub failonstatus: Option<Vec<u16>>,
+    pub failontimeout: Option<bool>,
+    pub forcerecovery: Option<bool>,
+    pub nonce: Option<String>,
+    pub growth: Option<u32>,
+}
+
+/// Names accepted as member parameters, for "did you mean".
+pub const MEMBER_KEYS: &[&str] = &[
+    "loadfactor",
+    "lbset",
+    "route",
+    "redirect",
+    "retry",
+    "timeout",
+    "connectiontimeout",
+    "keepalive",
+    "disablereuse",
+    "enablereuse",
+    "max",
+    "smax",
+    "min",
+    "ttl",
+    "status",
+    "ping",
+    "acquire",
+    "flushpackets",
+    "flushwait",
+    "iobuffersize",
+    "receivebuffersize",
+    "upgrade",
+    "secret",
+    "responsefieldsize",
+    "mapping",
+    "hcmethod",
+    "hcuri",
+    "hcinterval",
+    "hcpasses",
+    "hcfails",
+    "hcexpr",
+    "hctemplate",
+];
+
+pub const BALANCER_KEYS: &[&str] = &[
+    "lbmethod",
+    "maxattempts",
+    "nofailover",
+    "stickysession",
+    "stickysessionsep",
+    "scolonpathdelim",
+    "timeout",
+    "failonstatus",
+    "failontimeout",
+    "forcerecovery",
+    "nonce",
+    "growth",
+];
+
+/// Parameters that Apache accepts and whose effect ringproxy does not need: the I/O
+/// buffer sizes are chosen per core by ringproxy, and `acquire`/`flush*` tune Apache's
+/// thread model. They are validated as numbers/flags and otherwise ignored (the caller
+/// records a warning, so nothing is silently dropped).
+pub const MEMBER_KEYS_IGNORED: &[&str] = &[
+    "acquire",
+    "flushpackets",
+    "flushwait",
+    "iobuffersize",
+    "receivebuffersize",
+    "secret",
+    "responsefieldsize",
+    "mapping",
+];
+
+pub fn parse_on_off(v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("'{v}' must be On or Off")),
+    }
+}
+
+/// Seconds by default; `ms` and `s` suffixes allowed (Apache's `ap_timeout_parameter_parse`
+/// also accepts `mi` and `h`, which we take too).
+pub fn parse_duration(v: &str) -> Result<Duration, String> {
+    let lower = v.to_ascii_lowercase();
+    let (num, mult_ms) = if let Some(n) = lower.strip_suffix("ms") {
+        (n, 1u64)
+    } else if let Some(n) = lower.strip_suffix("mi") {
+        (n, 60_000)
+    } else if let Some(n) = lower.strip_suffix('h') {
+        (n, 3_600_000)
+    } else if let Some(n) = lower.strip_suffix('s') {
+        (n, 1000)
+    } else {
+        (lower.as_str(), 1000)
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("'{v}' is not a time (seconds, or with an ms suffix)"))?;
+    n.checked_mul(mult_ms)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("'{v}' is too large"))
+}
+
+fn parse_num<T: std::str::FromStr>(key: &str, v: &str, lo: T, hi: T) -> Result<T, String>
+where
+    T: PartialOrd + std::fmt::Display + Copy,
+{
+    let n: T = v
+        .parse()
+        .map_err(|_| format!("{key}={v}: not a number"))?;
+    if n < lo || n > hi {
+        return Err(format!("{key}={v}: must be between {lo} and {hi}"));
+    }
+    Ok(n)
+}
+
+/// Apache's loadfactor accepts 1..100 with up to two decimals; stored x100.
+fn parse_loadfactor(v: &str) -> Result<u32, String> {
+    let f: f64 = v
+        .parse()
+        .map_err(|_| format!("loadfactor={v}: not a number"))?;
+    if !(1.0..=100.0).contains(&f) {
+        return Err(format!("loadfactor={v}: must be between 1 and 100"));
+    }
+    Ok((f * 100.0).round() as u32)
+}
+
+/// `status=+H-D`, `status=D` (a leading flag without sign means set).
+pub fn parse_status_flags(v: &str) -> Result<Vec<(char, bool)>, String> {
+    let mut out = Vec::new();
+    let mut set = true;
+    for c in v.chars() {
+        match c {
+            '+' => set = true,
+            '-' => set = false,
+            c => {
+                let f = c.to_ascii_uppercase();
+                if !"DSIHRENC".contains(f) {
+                    return Err(format!(
+                        "status={v}: unknown flag '{c}' (known: D S I H R E N C)"
+                    ));
+                }
+                out.push((f, set));
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(format!("status={v}: no flag given"));
+    }
+    Ok(out)
+}
+
+fn route_like(key: &str, v: &str) -> Result<String, String> {
+    // Apache stores route/redirect in a fixed 64-byte slot (spec: <= 63 chars). Restricting
+    // the alphabet also keeps these values safe to echo in the manager and in logs.
+    if v.len() > 63 {
+        return Err(format!("{key}: longer than 63 characters"));
+    }
+    if !v
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b))
+    {
+        return Err(format!(
+            "{key}={v}: only letters, digits and - _ . ~ are allowed"
+        ));
+    }
+    Ok(v.to_string())
+}
+
+impl MemberParams {
+    /// Applies one `key=value`. Returns Ok(false) when the key is not a member key.
+    pub fn apply(&mut self, key: &str, v: &str) -> Result<bool, String> {
+        match key {
+            "loadfactor" => self.lbfactor = Some(parse_loadfactor(v)?),
+            "lbset" => self.lbset = Some(parse_num(key, v, 0u8, 99)?),
+            "route" => self.route = Some(route_like(key, v)?),
+            "redirect" => self.redirect = Some(route_like(key, v)?),
+            "retry" => self.retry = Some(parse_duration(v)?),
+            "timeout" => self.timeout = Some(parse_duration(v)?),
+            "connectiontimeout" => self.connection_timeout = Some(parse_duration(v)?),
+            "keepalive" => self.keepalive = Some(parse_on_off(v)?),
+            "disablereuse" => self.disable_reuse = Some(parse_on_off(v)?),
+            "enablereuse" => self.disable_reuse = Some(!parse_on_off(v)?),
+            "max" => self.max = Some(parse_num(key, v, 1usize, 1 << 20)?),
+            "smax" => self.smax = Some(parse_num(key, v, 0usize, 1 << 20)?),
+            "min" => self.min = Some(parse_num(key, v, 0usize, 1 << 20)?),
+            "ttl" => self.ttl = Some(parse_duration(v)?),
+            "status" => self.status = parse_status_flags(v)?,
+            "ping" => self.ping = Some(parse_duration(v)?),
+            "upgrade" => self.upgrade = Some(v.to_string()),
+            "hcmethod" => {
+                let m = v.to_ascii_uppercase();
+                let known = ["TCP", "OPTIONS", "HEAD", "GET", "OPTIONS11", "HEAD11", "GET11"];
+                if !known.contains(&m.as_str()) {
+                    return Err(format!(
+                        "hcmethod={v}: must be one of {}",
+                        known.join(", ")
+                    ));
+                }
+                self.hc.method = Some(m);
+            }
+            "hcuri" => self.hc.uri = Some(v.to_string()),
+            "hcinterval" => {
+                let d = parse_duration(v)?;
+                if d < Duration::from_millis(100) {
+                    return Err(format!("hcinterval={v}: the minimum is 100ms"));
+                }
+                self.hc.interval = Some(d);
+            }
+            "hcpasses" => self.hc.passes = Some(parse_num(key, v, 1u32, 1000)?),
+            "hcfails" => self.hc.fails = Some(parse_num(key, v, 1u32, 1000)?),
+            "hcexpr" => self.hc.expr = Some(v.to_string()),
+            "hctemplate" => self.hc.template = Some(v.to_string()),
+            "acquire" | "iobuffersize" | "receivebuffersize" | "responsefieldsize" | "flushwait" => {
+                parse_num(key, v, 0u64, u64::MAX)?;
+            }
+            "flushpackets" => {
+                if !["on", "off", "auto"].contains(&v.to_ascii_lowercase().as_str()) {
+                    return Err(format!("flushpackets={v}: must be On, Off or auto"));
+                }
+            }
+            "secret" | "mapping" => {}
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+impl BalancerParams {
+    /// Applies one `key=value`. Returns Ok(false) when the key is not a balancer key.
+    pub fn apply(&mut self, key: &str, v: &str) -> Result<bool, String> {
+        match key {
+            "lbmethod" => {
+                self.lbmethod = Some(match v.to_ascii_lowercase().as_str() {
+                    "byrequests" => LbMethod::ByRequests,
+                    "bytraffic" => LbMethod::ByTraffic,
+                    "bybusyness" => LbMethod::ByBusyness,
+                    "heartbeat" => LbMethod::Heartbeat,
+                    _ => {
+                        return Err(format!(
+                            "lbmethod={v}: must be byrequests, bytraffic, bybusyness or heartbeat"
+                        ))
+                    }
+                })
+            }
+            "maxattempts" => self.maxattempts = Some(parse_num(key, v, 0u32, 1000)?),
+            "nofailover" => self.nofailover = Some(parse_on_off(v)?),
+            "stickysession" => {
+                let (cookie, param) = match v.split_once('|') {
+                    Some((c, p)) => (c, p),
+                    None => (v, v),
+                };
+                if cookie.is_empty() || param.is_empty() {
+                    return Err(format!("stickysession={v}: empty name"));
+                }
+                self.sticky_cookie = Some(cookie.to_string());
+                self.sticky_param = Some(param.to_string());
+            }
+            "stickysessionsep" => {
+                self.sticky_sep = Some(if v.eq_ignore_ascii_case("off") {
+                    None
+                } else {
+                    let mut cs = v.chars();
+                    match (cs.next(), cs.next()) {
+                        (Some(c), None) => Some(c),
+                        _ => {
+                            return Err(format!(
+                                "stickysessionsep={v}: must be one character or Off"
+                            ))
+                        }
+                    }
+                })
+            }
+            "scolonpathdelim" => self.scolonpathdelim = Some(parse_on_off(v)?),
+            "timeout" => self.timeout = Some(parse_duration(v)?),
+            "failonstatus" => {
+                let mut codes = Vec::new();
+                for part in v.split(',') {
+                    codes.push(parse_num("failonstatus", part.trim(), 100u16, 599)?);
+                }
+                self.failonstatus = Some(codes);
+            }
+            "failontimeout" => self.failontimeout = Some(parse_on_off(v)?),
+            "forcerecovery" => self.forcerecovery = Some(parse_on_off(v)?),
+            "nonce" => self.nonce = Some(v.to_string()),
+            "growth" => self.growth = Some(parse_num(key, v, 0u32, 1000)?),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        let cases = [
+            ("5", Some(5000)),
+            ("100ms", Some(100)),
+            ("2s", Some(2000)),
+            ("1mi", Some(60_000)),
+            ("x", None),
+            ("-1", None),
+        ];
+        for (input, want) in cases {
+            assert_eq!(
+                parse_duration(input).ok().map(|d| d.as_millis() as u64),
+                want,
+                "{input}"
+            );
+        }
+    }
+
+    #[test]
+    fn member_params_table() {
+        let mut m = MemberParams::default();
+        assert_eq!(m.apply("loadfactor", "1.5"), Ok(true));
+        assert_eq!(m.lbfactor, Some(150));
+        assert!(m.apply("loadfactor", "0").is_err());
+        assert!(m.apply("loadfactor", "101").is_err());
+        assert_eq!(m.apply("status", "+H-D"), Ok(true));
+        assert_eq!(m.status, vec![('H', true), ('D', false)]);
+        assert!(m.apply("status", "+Q").is_err());
+        assert!(m.apply("route", "<script>").is_err());
+        assert!(m.apply("hcinterval", "50ms").is_err());
+        assert_eq!(m.apply("hcinterval", "100ms"), Ok(true));
+        assert_eq!(m.apply("lvmetod", "x"), Ok(false));
+    }
+
+    #[test]
+    fn balancer_params_table() {
+        let mut b = BalancerParams::default();
+        b.apply("stickysession", "JSESSIONID|jsessionid").unwrap();
+        assert_eq!(b.sticky_cookie.as_deref(), Some("JSESSIONID"));
+        assert_eq!(b.sticky_param.as_deref(), Some("jsessionid"));
+        b.apply("stickysessionsep", "Off").unwrap();
+        assert_eq!(b.sticky_sep, Some(None));
+        b.apply("failonstatus", "500, 503").unwrap();
+        assert_eq!(b.failonstatus, Some(vec![500, 503]));
+        assert!(b.apply("lbmethod", "roundrobin").is_err());
+        assert_eq!(b.apply("hcpass", "3"), Ok(false));
+    }
+}

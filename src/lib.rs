@@ -1,0 +1,10 @@
+//! ringproxy: a thread-per-core io_uring HTTP/1.1 reverse proxy and load balancer that reads
+//! Apache mod_proxy_balancer configuration.
+//!
+//! A request flows one way through the modules: [`worker`] accepts ->
+//! [`conn`] reads the head ([`http::head`]) -> [`route`] picks a rule ->
+//! [`balancer`] picks a member -> [`pool`] lends a backend connection -> [`proxy`] forwards
+//! (rewriting heads with [`http::write`], framing bodies with [`http::body`]) -> back to
+//! [`conn`] for the next request on the connection.
+
+pub mod config;
