@@ -8,3 +8,4 @@
 //! [`conn`] for the next request on the connection.
 
 pub mod config;
+pub mod http;

@@ -1,0 +1,613 @@
+//! Request and response heads: parsing over httparse, Apache's size limits, and the RFC 9112
+//! §6 framing decision. No I/O: `parse_*` return `Ok(None)` when more bytes are needed.
+//!
+//! Heads are stored as byte ranges into the connection's read buffer, so parsing allocates
+//! nothing once the header vector has grown to its working size.
+
+use std::ops::Range;
+
+/// Header lines we look at when forwarding; anything else is copied as bytes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HeaderRange {
+    pub name: Range<usize>,
+    pub value: Range<usize>,
+}
+
+/// Request body framing (RFC 9112 §6.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestBody {
+    None,
+    Length(u64),
+    Chunked,
+}
+
+/// Response body framing (RFC 9112 §6.3, in the order the rules apply).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResponseBody {
+    None,
+    Length(u64),
+    Chunked,
+    /// Ends when the backend closes.
+    UntilClose,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum HeadError {
+    #[error("request line longer than LimitRequestLine")]
+    LineTooLong,
+    #[error("header field longer than LimitRequestFieldSize")]
+    FieldTooLarge,
+    #[error("more header fields than LimitRequestFields")]
+    TooManyFields,
+    #[error("malformed head: {0}")]
+    Malformed(&'static str),
+    #[error("method not allowed: {0}")]
+    MethodNotAllowed(&'static str),
+}
+
+impl HeadError {
+    /// The status a client gets for this error (issue: 414 / 431 / 400).
+    pub fn status(&self) -> u16 {
+        match self {
+            HeadError::LineTooLong => 414,
+            HeadError::FieldTooLarge => 431,
+            HeadError::TooManyFields | HeadError::Malformed(_) => 400,
+            HeadError::MethodNotAllowed(_) => 405,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub request_line: usize,
+    pub field_size: usize,
+    pub fields: usize,
+}
+
+/// Largest response head accepted from a backend (Apache's ResponseFieldSize is per line,
+/// 8 KiB; we bound the whole head, which covers the same attack).
+pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+/// Most header fields accepted in a backend response.
+pub const MAX_RESPONSE_FIELDS: usize = 256;
+
+#[derive(Clone, Debug, Default)]
+pub struct RequestHead {
+    /// Bytes of the head including the final CRLF CRLF.
+    pub len: usize,
+    pub method: Range<usize>,
+    /// Path and query as forwarded (origin-form; for absolute-form the part after the
+    /// authority).
+    pub path: Range<usize>,
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub minor: u8,
+    pub headers: Vec<HeaderRange>,
+    pub host: Option<Range<usize>>,
+    pub body: Option<RequestBody>,
+    /// Connection: close, or HTTP/1.0 without keep-alive.
+    pub close: bool,
+    pub expect_continue: bool,
+    /// Header names listed in `Connection` (to strip as hop-by-hop), as ranges.
+    pub connection_tokens: Vec<Range<usize>>,
+    pub is_head: bool,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ResponseHead {
+    pub len: usize,
+    pub status: u16,
+    pub reason: Range<usize>,
+    pub minor: u8,
+    pub headers: Vec<HeaderRange>,
+    pub body: Option<ResponseBody>,
+    /// The backend said it will close (or is HTTP/1.0 without keep-alive).
+    pub close: bool,
+    pub connection_tokens: Vec<Range<usize>>,
+}
+
+impl RequestHead {
+    pub fn method<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
+        &buf[self.method.clone()]
+    }
+    pub fn body(&self) -> RequestBody {
+        self.body.unwrap_or(RequestBody::None)
+    }
+    /// RFC 9110 §9.2.2 idempotent methods: safe to send twice.
+    pub fn is_idempotent(&self, buf: &[u8]) -> bool {
+        matches!(
+            self.method(buf),
+            b"GET" | b"HEAD" | b"OPTIONS" | b"PUT" | b"DELETE" | b"TRACE"
+        )
+    }
+}
+
+impl ResponseHead {
+    pub fn body(&self) -> ResponseBody {
+        self.body.unwrap_or(ResponseBody::UntilClose)
+    }
+}
+
+fn offset(buf: &[u8], part: &[u8]) -> usize {
+    part.as_ptr() as usize - buf.as_ptr() as usize
+}
+
+fn range_of(buf: &[u8], part: &[u8]) -> Range<usize> {
+    let start = offset(buf, part);
+    start..start + part.len()
+}
+
+/// Checks the request line and each header line against the limits before httparse runs,
+/// so that an over-long line is refused even while it is still arriving.
+fn check_limits(buf: &[u8], limits: &Limits) -> Result<(), HeadError> {
+    let mut start = 0;
+    let mut line_no = 0usize;
+    // A client may send empty lines before the request line (RFC 9112 §2.2).
+    while buf[start..].starts_with(b"\r\n") {
+        start += 2;
+    }
+    loop {
+        let rest = &buf[start..];
+        let (line_len, complete) = match rest.iter().position(|&b| b == b'\n') {
+            Some(i) => (if i > 0 && rest[i - 1] == b'\r' { i - 1 } else { i }, true),
+            None => (rest.len(), false),
+        };
+        let limit = if line_no == 0 {
+            limits.request_line
+        } else {
+            limits.field_size
+        };
+        if line_len > limit {
+            return Err(if line_no == 0 {
+                HeadError::LineTooLong
+            } else {
+                HeadError::FieldTooLarge
+            });
+        }
+        if !complete {
+            return Ok(());
+        }
+        if line_len == 0 && line_no > 0 {
+            return Ok(()); // end of head
+        }
+        if line_no > limits.fields {
+            return Err(HeadError::TooManyFields);
+        }
+        line_no += 1;
+        start += rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .map(|i| i + 1)
+            .unwrap_or(rest.len());
+    }
+}
+
+fn map_httparse(e: httparse::Error) -> HeadError {
+    match e {
+        httparse::Error::TooManyHeaders => HeadError::TooManyFields,
+        httparse::Error::HeaderName => HeadError::Malformed("invalid header name"),
+        httparse::Error::HeaderValue => HeadError::Malformed("invalid header value"),
+        httparse::Error::NewLine => HeadError::Malformed("invalid line ending"),
+        httparse::Error::Status => HeadError::Malformed("invalid status"),
+        httparse::Error::Token => HeadError::Malformed("invalid token"),
+        httparse::Error::Version => HeadError::Malformed("unsupported HTTP version"),
+    }
+}
+
+/// Headers up to this count are parsed on the stack.
+const STACK_HEADERS: usize = 128;
+
+/// Parses a request head from the start of `buf`. `Ok(None)`: incomplete, read more.
+pub fn parse_request(
+    buf: &[u8],
+    limits: &Limits,
+    head: &mut RequestHead,
+) -> Result<Option<()>, HeadError> {
+    check_limits(buf, limits)?;
+    let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
+    let mut heap;
+    let headers: &mut [httparse::Header] = if limits.fields < STACK_HEADERS {
+        &mut stack[..limits.fields + 1]
+    } else {
+        heap = vec![httparse::EMPTY_HEADER; limits.fields + 1];
+        &mut heap
+    };
+    let mut req = httparse::Request::new(headers);
+    let len = match req.parse(buf).map_err(map_httparse)? {
+        httparse::Status::Complete(n) => n,
+        httparse::Status::Partial => return Ok(None),
+    };
+    if req.headers.len() > limits.fields {
+        return Err(HeadError::TooManyFields);
+    }
+    let method = req.method.unwrap_or("");
+    let target = req.path.unwrap_or("");
+    head.len = len;
+    head.method = range_of(buf, method.as_bytes());
+    head.minor = req.version.unwrap_or(1);
+    head.is_head = method == "HEAD";
+    head.headers.clear();
+    head.connection_tokens.clear();
+    head.host = None;
+    head.expect_continue = false;
+    if method == "CONNECT" {
+        return Err(HeadError::MethodNotAllowed("CONNECT: ringproxy is not a forward proxy"));
+    }
+    // Request target: origin-form, absolute-form (its authority replaces Host, RFC 9112
+    // §3.2.2) or `*` for OPTIONS.
+    let target_range = range_of(buf, target.as_bytes());
+    let mut absolute_host = None;
+    if target.starts_with('/') {
+        head.path = target_range;
+    } else if target == "*" && method == "OPTIONS" {
+        head.path = target_range;
+    } else if let Some(rest) = target
+        .strip_prefix("http://")
+        .or_else(|| target.strip_prefix("https://"))
+    {
+        let auth_len = rest.find(['/', '?']).unwrap_or(rest.len());
+        if auth_len == 0 {
+            return Err(HeadError::Malformed("absolute URI without host"));
+        }
+        let auth_start = target_range.end - rest.len();
+        absolute_host = Some(auth_start..auth_start + auth_len);
+        head.path = auth_start + auth_len..target_range.end;
+    } else {
+        return Err(HeadError::Malformed("invalid request target"));
+    }
+    let mut content_length: Option<u64> = None;
+    let mut saw_te = false;
+    let mut chunked_last = false;
+    let mut chunked_count = 0;
+    let mut conn_close = false;
+    let mut conn_keep_alive = false;
+    let mut host_count = 0;
+    for h in req.headers.iter() {
+        let name = range_of(buf, h.name.as_bytes());
+        let value = range_of(buf, h.value);
+        let n = h.name.as_bytes();
+        if n.eq_ignore_ascii_case(b"content-length") {
+            let v = parse_content_length(h.value)?;
+            match content_length {
+                Some(prev) if prev != v => {
+                    return Err(HeadError::Malformed("conflicting Content-Length"))
+                }
+                _ => content_length = Some(v),
+            }
+        } else if n.eq_ignore_ascii_case(b"transfer-encoding") {
+            saw_te = true;
+            for coding in split_list(h.value) {
+                chunked_last = coding.eq_ignore_ascii_case(b"chunked");
+                if chunked_last {
+                    chunked_count += 1;
+                }
+            }
+        } else if n.eq_ignore_ascii_case(b"host") {
+            host_count += 1;
+            head.host = Some(value.clone());
+        } else if n.eq_ignore_ascii_case(b"connection") {
+            for tok in split_list(h.value) {
+                if tok.eq_ignore_ascii_case(b"close") {
+                    conn_close = true;
+                } else if tok.eq_ignore_ascii_case(b"keep-alive") {
+                    conn_keep_alive = true;
+                }
+                head.connection_tokens.push(range_of(buf, tok));
+            }
+        } else if n.eq_ignore_ascii_case(b"expect") {
+            if h.value.eq_ignore_ascii_case(b"100-continue") {
+                head.expect_continue = true;
+            } else {
+                return Err(HeadError::Malformed("unsupported Expect"));
+            }
+        }
+        head.headers.push(HeaderRange { name, value });
+    }
+    if host_count > 1 {
+        return Err(HeadError::Malformed("more than one Host header"));
+    }
+    if host_count == 0 && head.minor == 1 && absolute_host.is_none() {
+        return Err(HeadError::Malformed("HTTP/1.1 request without Host"));
+    }
+    if absolute_host.is_some() {
+        head.host = absolute_host;
+    }
+    head.body = Some(if saw_te {
+        // A proxy that picks one of TE and CL is a request-smuggling vector: refuse both.
+        if content_length.is_some() {
+            return Err(HeadError::Malformed("Transfer-Encoding with Content-Length"));
+        }
+        if head.minor == 0 {
+            return Err(HeadError::Malformed("Transfer-Encoding in an HTTP/1.0 request"));
+        }
+        if !chunked_last || chunked_count != 1 {
+            return Err(HeadError::Malformed("Transfer-Encoding must end in chunked, once"));
+        }
+        RequestBody::Chunked
+    } else {
+        match content_length {
+            Some(0) | None => RequestBody::None,
+            Some(n) => RequestBody::Length(n),
+        }
+    });
+    head.close = conn_close || (head.minor == 0 && !conn_keep_alive);
+    Ok(Some(()))
+}
+
+/// Parses a backend response head. `request_is_head` decides framing for HEAD.
+pub fn parse_response(
+    buf: &[u8],
+    request_is_head: bool,
+    head: &mut ResponseHead,
+) -> Result<Option<()>, HeadError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_RESPONSE_FIELDS];
+    let mut res = httparse::Response::new(&mut headers);
+    let len = match res.parse(buf).map_err(map_httparse)? {
+        httparse::Status::Complete(n) => n,
+        httparse::Status::Partial => {
+            if buf.len() > MAX_RESPONSE_HEAD {
+                return Err(HeadError::FieldTooLarge);
+            }
+            return Ok(None);
+        }
+    };
+    head.len = len;
+    head.status = res.code.unwrap_or(0);
+    head.reason = range_of(buf, res.reason.unwrap_or("").as_bytes());
+    if res.reason.unwrap_or("").is_empty() {
+        head.reason = 0..0;
+    }
+    head.minor = res.version.unwrap_or(1);
+    head.headers.clear();
+    head.connection_tokens.clear();
+    let mut content_length: Option<u64> = None;
+    let mut saw_te = false;
+    let mut chunked_last = false;
+    let mut conn_close = false;
+    let mut conn_keep_alive = false;
+    for h in res.headers.iter() {
+        let n = h.name.as_bytes();
+        if n.eq_ignore_ascii_case(b"content-length") {
+            let v = parse_content_length(h.value)?;
+            match content_length {
+                Some(prev) if prev != v => {
+                    return Err(HeadError::Malformed("conflicting Content-Length"))
+                }
+                _ => content_length = Some(v),
+            }
+        } else if n.eq_ignore_ascii_case(b"transfer-encoding") {
+            saw_te = true;
+            for coding in split_list(h.value) {
+                chunked_last = coding.eq_ignore_ascii_case(b"chunked");
+            }
+        } else if n.eq_ignore_ascii_case(b"connection") {
+            for tok in split_list(h.value) {
+                if tok.eq_ignore_ascii_case(b"close") {
+                    conn_close = true;
+                } else if tok.eq_ignore_ascii_case(b"keep-alive") {
+                    conn_keep_alive = true;
+                }
+                head.connection_tokens.push(range_of(buf, tok));
+            }
+        }
+        head.headers.push(HeaderRange {
+            name: range_of(buf, n),
+            value: range_of(buf, h.value),
+        });
+    }
+    let status = head.status;
+    head.body = Some(if request_is_head || (100..200).contains(&status) || status == 204 || status == 304 {
+        ResponseBody::None
+    } else if saw_te {
+        // RFC 9112 §6.3: Transfer-Encoding overrides Content-Length; a coding list not
+        // ending in chunked is delimited by close.
+        if chunked_last {
+            ResponseBody::Chunked
+        } else {
+            ResponseBody::UntilClose
+        }
+    } else {
+        match content_length {
+            Some(n) => ResponseBody::Length(n),
+            None => ResponseBody::UntilClose,
+        }
+    });
+    head.close = conn_close
+        || (head.minor == 0 && !conn_keep_alive)
+        || head.body == Some(ResponseBody::UntilClose);
+    Ok(Some(()))
+}
+
+/// `Content-Length` must be 1*DIGIT; a list of identical values is tolerated (RFC 9110
+/// §8.6), differing ones are not.
+fn parse_content_length(v: &[u8]) -> Result<u64, HeadError> {
+    let mut out: Option<u64> = None;
+    for part in split_list(v) {
+        if part.is_empty() || part.len() > 19 || !part.iter().all(u8::is_ascii_digit) {
+            return Err(HeadError::Malformed("invalid Content-Length"));
+        }
+        let n = part
+            .iter()
+            .fold(0u64, |acc, &d| acc * 10 + u64::from(d - b'0'));
+        if out.is_some_and(|o| o != n) {
+            return Err(HeadError::Malformed("conflicting Content-Length"));
+        }
+        out = Some(n);
+    }
+    out.ok_or(HeadError::Malformed("empty Content-Length"))
+}
+
+/// Splits a comma-separated header list, trimming optional whitespace; empty items skipped.
+pub fn split_list(v: &[u8]) -> impl Iterator<Item = &[u8]> {
+    v.split(|&b| b == b',').filter_map(|item| {
+        let item = trim(item);
+        (!item.is_empty()).then_some(item)
+    })
+}
+
+pub fn trim(mut s: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = s {
+        s = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: Limits = Limits {
+        request_line: 8190,
+        field_size: 8190,
+        fields: 100,
+    };
+
+    fn req(raw: &[u8]) -> Result<Option<RequestHead>, HeadError> {
+        let mut h = RequestHead::default();
+        parse_request(raw, &LIMITS, &mut h).map(|o| o.map(|_| h))
+    }
+
+    #[test]
+    fn request_framing_table() {
+        use RequestBody::*;
+        let ok: &[(&[u8], RequestBody)] = &[
+            (b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", None),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n", Length(5)),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n", Length(5)),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", None),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", Chunked),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", Chunked),
+            (b"GET / HTTP/1.0\r\n\r\n", None),
+        ];
+        for (raw, want) in ok {
+            let h = req(raw).unwrap().unwrap();
+            assert_eq!(h.body(), *want, "{}", String::from_utf8_lossy(raw));
+            assert_eq!(h.len, raw.len());
+        }
+    }
+
+    #[test]
+    fn malformed_requests_table() {
+        let bad: &[(&[u8], u16)] = &[
+            (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", 400),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 6\r\n\r\n", 400),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", 400),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x10\r\n\r\n", 400),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n", 400),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 400),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", 400),
+            (b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n  folded\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nX : a\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nExpect: teapot\r\n\r\n", 400),
+            (b"GET foo HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+            (b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", 400),
+            (b"CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n", 405),
+        ];
+        for (raw, status) in bad {
+            let e = req(raw).expect_err(&String::from_utf8_lossy(raw));
+            assert_eq!(e.status(), *status, "{}: {e}", String::from_utf8_lossy(raw));
+        }
+    }
+
+    #[test]
+    fn partial_input_returns_none() {
+        let full = b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\n";
+        for cut in 0..full.len() {
+            assert!(req(&full[..cut]).unwrap().is_none(), "cut at {cut}");
+        }
+        assert!(req(full).unwrap().is_some());
+    }
+
+    #[test]
+    fn limits() {
+        let small = Limits {
+            request_line: 20,
+            field_size: 10,
+            fields: 2,
+        };
+        let mut h = RequestHead::default();
+        let long_line = format!("GET /{} HTTP/1.1\r\n", "a".repeat(30));
+        assert_eq!(
+            parse_request(long_line.as_bytes(), &small, &mut h).unwrap_err(),
+            HeadError::LineTooLong
+        );
+        // Refused while still arriving, before a newline shows up.
+        assert_eq!(
+            parse_request(&long_line.as_bytes()[..25], &small, &mut h).unwrap_err(),
+            HeadError::LineTooLong
+        );
+        assert_eq!(
+            parse_request(b"GET / HTTP/1.1\r\nHost: aaaaaaaaaaaa\r\n\r\n", &small, &mut h)
+                .unwrap_err()
+                .status(),
+            431
+        );
+        assert_eq!(
+            parse_request(b"GET / HTTP/1.1\r\nHost: a\r\nA: b\r\nB: c\r\n\r\n", &small, &mut h)
+                .unwrap_err()
+                .status(),
+            400
+        );
+        assert!(parse_request(b"GET / HTTP/1.1\r\nHost: a\r\nA: b\r\n\r\n", &small, &mut h)
+            .unwrap()
+            .is_some());
+    }
+
+    #[test]
+    fn connection_semantics() {
+        let h = req(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close, X-Foo\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(h.close);
+        assert_eq!(h.connection_tokens.len(), 2);
+        let h = req(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").unwrap().unwrap();
+        assert!(!h.close);
+        let h = req(b"GET / HTTP/1.0\r\n\r\n").unwrap().unwrap();
+        assert!(h.close);
+    }
+
+    #[test]
+    fn absolute_form_target() {
+        let raw = b"GET http://example.com/a?b HTTP/1.1\r\nHost: other\r\n\r\n";
+        let h = req(raw).unwrap().unwrap();
+        assert_eq!(&raw[h.path.clone()], b"/a?b");
+        assert_eq!(&raw[h.host.clone().unwrap()], b"example.com");
+    }
+
+    fn resp(raw: &[u8], is_head: bool) -> ResponseHead {
+        let mut h = ResponseHead::default();
+        parse_response(raw, is_head, &mut h).unwrap().unwrap();
+        h
+    }
+
+    #[test]
+    fn response_framing_table() {
+        use ResponseBody::*;
+        let cases: &[(&[u8], bool, ResponseBody)] = &[
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", false, Length(3)),
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", true, None),
+            (b"HTTP/1.1 204 No Content\r\n\r\n", false, None),
+            (b"HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n", false, None),
+            (b"HTTP/1.1 100 Continue\r\n\r\n", false, None),
+            (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", false, Chunked),
+            (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n", false, Chunked),
+            (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", false, UntilClose),
+            (b"HTTP/1.1 200 OK\r\n\r\n", false, UntilClose),
+            (b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n", false, Length(1)),
+        ];
+        for (raw, is_head, want) in cases {
+            assert_eq!(resp(raw, *is_head).body(), *want, "{}", String::from_utf8_lossy(raw));
+        }
+        assert!(resp(b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n", false).close);
+        assert!(!resp(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n", false).close);
+        let mut h = ResponseHead::default();
+        assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", false, &mut h).is_err());
+        assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Len", false, &mut h).unwrap().is_none());
+    }
+}

@@ -1,0 +1,356 @@
+//! Forwarded heads: what goes to the backend and back to the client.
+//!
+//! Header lines that need no change are copied as the client or backend sent them. Hop-by-hop
+//! headers are dropped both ways (RFC 9110 §7.6.1: Connection and every name it lists,
+//! Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade). The `X-Forwarded-*` headers are
+//! added *after* that stripping so a client cannot remove them by listing them in
+//! `Connection` (CVE-2022-31813).
+
+use std::io::Write as _;
+
+use super::head::{HeaderRange, RequestHead, ResponseHead};
+use crate::config::ReverseRule;
+
+const HOP_BY_HOP: &[&[u8]] = &[
+    b"connection",
+    b"keep-alive",
+    b"proxy-connection",
+    b"te",
+    b"trailer",
+    b"upgrade",
+];
+
+fn is_hop_by_hop(name: &[u8], buf: &[u8], tokens: &[std::ops::Range<usize>]) -> bool {
+    HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
+        || tokens
+            .iter()
+            .any(|t| name.eq_ignore_ascii_case(&buf[t.clone()]))
+}
+
+fn push_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// What changes on the way to the backend.
+pub struct RequestRewrite<'a> {
+    /// The request-target to send (path and query).
+    pub path: &'a [u8],
+    /// `Some`: send this Host (the member's); `None`: keep the client's (ProxyPreserveHost).
+    pub host: Option<&'a [u8]>,
+    /// The client's address, appended to X-Forwarded-For.
+    pub client_ip: &'a [u8],
+    pub server_name: &'a [u8],
+    pub proto: &'a [u8],
+    /// Ask the backend to close after this response (disablereuse).
+    pub close: bool,
+}
+
+/// Merges an `X-Forwarded-*` header: existing values first, ours appended (Apache's
+/// `apr_table_mergen`).
+fn merged_forwarded(
+    out: &mut Vec<u8>,
+    buf: &[u8],
+    headers: &[HeaderRange],
+    name: &[u8],
+    ours: &[u8],
+) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    for h in headers {
+        if buf[h.name.clone()].eq_ignore_ascii_case(name) {
+            out.extend_from_slice(&buf[h.value.clone()]);
+            out.extend_from_slice(b", ");
+        }
+    }
+    out.extend_from_slice(ours);
+    out.extend_from_slice(b"\r\n");
+}
+
+pub fn write_request_head(out: &mut Vec<u8>, buf: &[u8], head: &RequestHead, rw: &RequestRewrite) {
+    out.extend_from_slice(head.method(buf));
+    out.push(b' ');
+    out.extend_from_slice(rw.path);
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    let client_host = head.host.as_ref().map(|r| &buf[r.clone()]);
+    match rw.host {
+        Some(h) => push_header(out, b"Host", h),
+        None => {
+            if let Some(h) = client_host {
+                push_header(out, b"Host", h);
+            }
+        }
+    }
+    for h in &head.headers {
+        let name = &buf[h.name.clone()];
+        if is_hop_by_hop(name, buf, &head.connection_tokens)
+            || name.eq_ignore_ascii_case(b"host")
+            // The proxy answers `100 Continue` itself (see proxy.rs), so the backend gets
+            // the body without having to ask for it.
+            || name.eq_ignore_ascii_case(b"expect")
+            || name.eq_ignore_ascii_case(b"x-forwarded-for")
+            || name.eq_ignore_ascii_case(b"x-forwarded-host")
+            || name.eq_ignore_ascii_case(b"x-forwarded-server")
+            || name.eq_ignore_ascii_case(b"x-forwarded-proto")
+        {
+            continue;
+        }
+        out.extend_from_slice(&buf[h.name.start..h.value.end]);
+        out.extend_from_slice(b"\r\n");
+    }
+    merged_forwarded(out, buf, &head.headers, b"X-Forwarded-For", rw.client_ip);
+    if let Some(h) = client_host {
+        merged_forwarded(out, buf, &head.headers, b"X-Forwarded-Host", h);
+    }
+    merged_forwarded(out, buf, &head.headers, b"X-Forwarded-Server", rw.server_name);
+    // The scheme is what this proxy saw, never what a client claims.
+    push_header(out, b"X-Forwarded-Proto", rw.proto);
+    if rw.close {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// What changes on the way back to the client.
+pub struct ResponseRewrite<'a> {
+    pub reverse: &'a [ReverseRule],
+    pub cookie_domains: &'a [(String, String)],
+    pub cookie_paths: &'a [(String, String)],
+    /// `http://host[:port]` as the client addressed us, for ProxyPassReverse results.
+    pub public_base: &'a [u8],
+    /// Tell the client this connection closes after the response.
+    pub close: bool,
+    /// HTTP/1.0 client kept alive: say so explicitly.
+    pub keep_alive_10: bool,
+    /// The body is being de-chunked for an HTTP/1.0 client: drop Transfer-Encoding.
+    pub dechunk: bool,
+}
+
+pub fn write_response_head(
+    out: &mut Vec<u8>,
+    buf: &[u8],
+    head: &ResponseHead,
+    rw: &ResponseRewrite,
+) {
+    let _ = write!(out, "HTTP/1.1 {} ", head.status);
+    if head.reason.is_empty() {
+        out.extend_from_slice(default_reason(head.status).as_bytes());
+    } else {
+        out.extend_from_slice(&buf[head.reason.clone()]);
+    }
+    out.extend_from_slice(b"\r\n");
+    for h in &head.headers {
+        let name = &buf[h.name.clone()];
+        let value = &buf[h.value.clone()];
+        if is_hop_by_hop(name, buf, &head.connection_tokens) {
+            continue;
+        }
+        if rw.dechunk && name.eq_ignore_ascii_case(b"transfer-encoding") {
+            continue;
+        }
+        if !rw.reverse.is_empty()
+            && (name.eq_ignore_ascii_case(b"location")
+                || name.eq_ignore_ascii_case(b"content-location")
+                || name.eq_ignore_ascii_case(b"uri"))
+        {
+            if let Some(new) = reverse_map(value, rw.reverse, rw.public_base) {
+                push_header(out, name, &new);
+                continue;
+            }
+        }
+        if name.eq_ignore_ascii_case(b"set-cookie")
+            && (!rw.cookie_domains.is_empty() || !rw.cookie_paths.is_empty())
+        {
+            if let Some(new) = rewrite_cookie(value, rw.cookie_domains, rw.cookie_paths) {
+                push_header(out, name, new.as_bytes());
+                continue;
+            }
+        }
+        out.extend_from_slice(&buf[h.name.start..h.value.end]);
+        out.extend_from_slice(b"\r\n");
+    }
+    if rw.close {
+        out.extend_from_slice(b"Connection: close\r\n");
+    } else if rw.keep_alive_10 {
+        out.extend_from_slice(b"Connection: keep-alive\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// ProxyPassReverse: a value starting with a rule's URL (case-insensitive) becomes the
+/// rule's path on this proxy, made absolute with the address the client used (Apache's
+/// `ap_proxy_location_reverse_map` + `ap_construct_url`).
+pub fn reverse_map(value: &[u8], rules: &[ReverseRule], public_base: &[u8]) -> Option<Vec<u8>> {
+    for r in rules {
+        let url = r.url.as_bytes();
+        if value.len() >= url.len() && value[..url.len()].eq_ignore_ascii_case(url) {
+            let mut out = Vec::with_capacity(public_base.len() + r.path.len() + value.len());
+            out.extend_from_slice(public_base);
+            out.extend_from_slice(r.path.as_bytes());
+            out.extend_from_slice(&value[url.len()..]);
+            return Some(out);
+        }
+    }
+    None
+}
+
+/// ProxyPassReverseCookieDomain / ...Path: on a prefix match (case-insensitive for the
+/// domain, exact for the path) the whole attribute value is replaced, as Apache's
+/// `ap_proxy_cookie_reverse_map` does. Returns `None` when nothing changed.
+pub fn rewrite_cookie(
+    value: &[u8],
+    domains: &[(String, String)],
+    paths: &[(String, String)],
+) -> Option<String> {
+    let text = std::str::from_utf8(value).ok()?;
+    let mut changed = false;
+    let parts: Vec<String> = text
+        .split(';')
+        .enumerate()
+        .map(|(i, part)| {
+            if i == 0 {
+                return part.to_string();
+            }
+            let trimmed = part.trim_start();
+            let lead = &part[..part.len() - trimmed.len()];
+            if let Some((k, v)) = trimmed.split_once('=') {
+                let key = k.trim();
+                if key.eq_ignore_ascii_case("domain") {
+                    for (internal, public) in domains {
+                        if v.len() >= internal.len()
+                            && v[..internal.len()].eq_ignore_ascii_case(internal)
+                        {
+                            changed = true;
+                            return format!("{lead}{k}={public}");
+                        }
+                    }
+                } else if key.eq_ignore_ascii_case("path") {
+                    for (internal, public) in paths {
+                        if v.starts_with(internal.as_str()) {
+                            changed = true;
+                            return format!("{lead}{k}={public}");
+                        }
+                    }
+                }
+            }
+            part.to_string()
+        })
+        .collect();
+    changed.then(|| parts.join(";"))
+}
+
+pub fn default_reason(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        200 => "OK",
+        204 => "No Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        304 => "Not Modified",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::head::{parse_request, parse_response, Limits};
+
+    fn forward(raw: &[u8], host: Option<&[u8]>) -> String {
+        let mut head = RequestHead::default();
+        let limits = Limits {
+            request_line: 8190,
+            field_size: 8190,
+            fields: 100,
+        };
+        parse_request(raw, &limits, &mut head).unwrap().unwrap();
+        let mut out = Vec::new();
+        write_request_head(
+            &mut out,
+            raw,
+            &head,
+            &RequestRewrite {
+                path: b"/app/x",
+                host,
+                client_ip: b"10.1.2.3",
+                server_name: b"lb.example",
+                proto: b"http",
+                close: false,
+            },
+        );
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn request_head_hop_by_hop_and_forwarded() {
+        let raw = b"GET /x HTTP/1.1\r\nHost: public\r\nConnection: keep-alive, X-Secret, X-Forwarded-For\r\nX-Secret: 1\r\nKeep-Alive: 5\r\nTE: trailers\r\nUpgrade: h2c\r\nX-Forwarded-For: 1.1.1.1\r\nAccept: */*\r\n\r\n";
+        let out = forward(raw, Some(b"127.0.0.1:9001"));
+        assert_eq!(
+            out,
+            "GET /app/x HTTP/1.1\r\nHost: 127.0.0.1:9001\r\nAccept: */*\r\nX-Forwarded-For: 1.1.1.1, 10.1.2.3\r\nX-Forwarded-Host: public\r\nX-Forwarded-Server: lb.example\r\nX-Forwarded-Proto: http\r\n\r\n"
+        );
+        let out = forward(b"GET / HTTP/1.1\r\nHost: public\r\nX-Forwarded-Proto: https\r\n\r\n", None);
+        assert!(out.contains("Host: public\r\n"));
+        assert!(out.contains("X-Forwarded-Proto: http\r\n"));
+        assert!(!out.contains("https"));
+    }
+
+    #[test]
+    fn response_head_rewrites() {
+        let raw = b"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:9001/login\r\nSet-Cookie: s=1; Domain=127.0.0.1; Path=/app/x\r\nConnection: close, X-Internal\r\nX-Internal: y\r\nContent-Length: 0\r\n\r\n";
+        let mut head = ResponseHead::default();
+        parse_response(raw, false, &mut head).unwrap().unwrap();
+        let reverse = vec![ReverseRule {
+            path: "/".into(),
+            url: "http://127.0.0.1:9001/".into(),
+        }];
+        let domains = vec![("127.0.0.1".to_string(), "lb.example".to_string())];
+        let paths = vec![("/app".to_string(), "/".to_string())];
+        let mut out = Vec::new();
+        write_response_head(
+            &mut out,
+            raw,
+            &head,
+            &ResponseRewrite {
+                reverse: &reverse,
+                cookie_domains: &domains,
+                cookie_paths: &paths,
+                public_base: b"http://lb.example:8080",
+                close: false,
+                keep_alive_10: false,
+                dechunk: false,
+            },
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 302 Found\r\nLocation: http://lb.example:8080/login\r\nSet-Cookie: s=1; Domain=lb.example; Path=/\r\nContent-Length: 0\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn reverse_map_is_case_insensitive_and_prefix_only() {
+        let rules = vec![ReverseRule {
+            path: "/pub".into(),
+            url: "http://backend/".into(),
+        }];
+        assert_eq!(
+            reverse_map(b"HTTP://Backend/a", &rules, b"http://me").unwrap(),
+            b"http://me/puba"
+        );
+        assert!(reverse_map(b"/relative", &rules, b"http://me").is_none());
+    }
+}
