@@ -9,3 +9,7 @@
 
 pub mod config;
 pub mod http;
+pub mod balancer;
+pub mod error;
+pub mod pool;
+pub mod route;

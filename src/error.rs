@@ -1,0 +1,157 @@
+//! Typed request errors, mapped once to a status code and a small response.
+//!
+//! Each error says which side it came from and whether the request may be retried on
+//! another connection or member (Pingora's model).
+
+use std::io::Write as _;
+
+use crate::http::body::BodyError;
+use crate::http::head::HeadError;
+use crate::http::write::default_reason;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Client,
+    Backend,
+    Proxy,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ErrorKind {
+    #[error("bad request head: {0}")]
+    BadHead(#[from] HeadError),
+    #[error("bad chunked body: {0}")]
+    BadBody(#[from] BodyError),
+    #[error("no ProxyPass rule for this path")]
+    NotProxied,
+    #[error("{0}: All workers are in error state")]
+    NoMember(String),
+    #[error("connect to {0} failed: {1}")]
+    Connect(String, std::io::Error),
+    #[error("connect to {0} timed out")]
+    ConnectTimeout(String),
+    #[error("timeout reading from backend {0}")]
+    BackendTimeout(String),
+    #[error("timeout sending request body to backend {0}")]
+    BackendSendTimeout(String),
+    #[error("backend {0} closed the connection before answering")]
+    BackendClosed(String),
+    #[error("I/O error with backend {0}: {1}")]
+    BackendIo(String, std::io::Error),
+    #[error("invalid response from backend {0}: {1}")]
+    BackendProtocol(String, String),
+    #[error("client timed out")]
+    ClientTimeout,
+    #[error("client I/O error: {0}")]
+    ClientIo(std::io::Error),
+    #[error("client closed the connection")]
+    ClientClosed,
+    #[error("too many connections (MaxRequestWorkers)")]
+    Overloaded,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{kind}")]
+pub struct ProxyError {
+    pub kind: ErrorKind,
+    pub side: Side,
+    /// The request never reached the backend, so another member may take it.
+    pub retryable: bool,
+}
+
+impl ProxyError {
+    pub fn new(kind: ErrorKind) -> Self {
+        let (side, retryable) = match &kind {
+            ErrorKind::BadHead(_)
+            | ErrorKind::BadBody(_)
+            | ErrorKind::ClientTimeout
+            | ErrorKind::ClientIo(_)
+            | ErrorKind::ClientClosed => (Side::Client, false),
+            ErrorKind::NotProxied | ErrorKind::NoMember(_) | ErrorKind::Overloaded => {
+                (Side::Proxy, false)
+            }
+            ErrorKind::Connect(..) | ErrorKind::ConnectTimeout(_) => (Side::Backend, true),
+            ErrorKind::BackendTimeout(_)
+            | ErrorKind::BackendSendTimeout(_)
+            | ErrorKind::BackendClosed(_)
+            | ErrorKind::BackendIo(..)
+            | ErrorKind::BackendProtocol(..) => (Side::Backend, false),
+        };
+        ProxyError {
+            kind,
+            side,
+            retryable,
+        }
+    }
+
+    /// The status the client receives; `None`: close without an answer (the client is gone
+    /// or timed out, so there is no one to answer).
+    pub fn status(&self) -> Option<u16> {
+        Some(match &self.kind {
+            ErrorKind::BadHead(h) => h.status(),
+            ErrorKind::BadBody(_) => 400,
+            ErrorKind::NotProxied => 404,
+            // Apache answers 503 when it cannot connect (the worker goes into error state).
+            ErrorKind::NoMember(_)
+            | ErrorKind::Connect(..)
+            | ErrorKind::ConnectTimeout(_)
+            | ErrorKind::Overloaded => 503,
+            ErrorKind::BackendTimeout(_) | ErrorKind::BackendSendTimeout(_) => 504,
+            ErrorKind::BackendClosed(_)
+            | ErrorKind::BackendIo(..)
+            | ErrorKind::BackendProtocol(..) => 502,
+            ErrorKind::ClientTimeout | ErrorKind::ClientIo(_) | ErrorKind::ClientClosed => {
+                return None
+            }
+        })
+    }
+}
+
+impl From<ErrorKind> for ProxyError {
+    fn from(kind: ErrorKind) -> Self {
+        ProxyError::new(kind)
+    }
+}
+
+/// A complete, closing response for `status` with a one-line text body.
+pub fn canned_response(out: &mut Vec<u8>, status: u16) {
+    let reason = default_reason(status);
+    let body_len = 3 + 1 + reason.len() + 1;
+    let _ = write!(
+        out,
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {body_len}\r\nConnection: close\r\n\r\n{status} {reason}\n"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_mapping_table() {
+        let io = || std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let cases: Vec<(ErrorKind, Option<u16>, Side, bool)> = vec![
+            (ErrorKind::BadHead(HeadError::LineTooLong), Some(414), Side::Client, false),
+            (ErrorKind::BadBody(BodyError::BadSize), Some(400), Side::Client, false),
+            (ErrorKind::NotProxied, Some(404), Side::Proxy, false),
+            (ErrorKind::NoMember("balancer://c".into()), Some(503), Side::Proxy, false),
+            (ErrorKind::Connect("m".into(), io()), Some(503), Side::Backend, true),
+            (ErrorKind::BackendTimeout("m".into()), Some(504), Side::Backend, false),
+            (ErrorKind::BackendClosed("m".into()), Some(502), Side::Backend, false),
+            (ErrorKind::ClientTimeout, None, Side::Client, false),
+        ];
+        for (kind, status, side, retryable) in cases {
+            let e = ProxyError::new(kind);
+            assert_eq!((e.status(), e.side, e.retryable), (status, side, retryable), "{e}");
+        }
+    }
+
+    #[test]
+    fn canned_body_length_is_right() {
+        let mut out = Vec::new();
+        canned_response(&mut out, 503);
+        let text = String::from_utf8(out).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.contains(&format!("Content-Length: {}", body.len())));
+    }
+}
