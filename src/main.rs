@@ -1,1 +1,139 @@
-fn main() {}
+//! ringproxy command line: run, check (`-t`), demo.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use ringproxy::config::{self, LoadOptions};
+use ringproxy::worker::{self, DriverChoice, RunOptions};
+use signal_hook::consts::{SIGINT, SIGTERM};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ringproxy",
+    version,
+    about = "Thread-per-core io_uring HTTP/1.1 reverse proxy and load balancer that runs Apache mod_proxy_balancer configuration",
+    after_help = "Examples:\n  ringproxy -f /etc/apache2/sites-enabled/lb.conf      run in the foreground\n  ringproxy -t -f lb.conf                              check the config, print Syntax OK\n  ringproxy -f lb.conf --workers 4                     four worker threads\n  RINGPROXY_DRIVER=epoll ringproxy -f lb.conf          force the epoll driver\n  ringproxy demo                                       built-in demo on loopback"
+)]
+struct Cli {
+    /// Configuration file (Apache httpd syntax).
+    #[arg(short = 'f', long = "config", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Check the configuration and exit (like `apache2 -t`).
+    #[arg(short = 't', long = "test")]
+    test: bool,
+    /// Define a parameter for <IfDefine> (like `httpd -D NAME`).
+    #[arg(short = 'D', value_name = "NAME")]
+    defines: Vec<String>,
+    /// Worker threads (overrides WorkerThreads; default: one per core).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Event driver: auto (io_uring, falling back to epoll) or epoll.
+    #[arg(long, value_parser = ["auto", "epoll"])]
+    driver: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run ringproxy with an embedded config in front of two built-in demo backends.
+    Demo {
+        /// How long the demo keeps serving after the scripted requests.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Proxy port on 127.0.0.1 (0 = any free port).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::Demo { seconds, port }) = cli.command {
+        let _ = ringproxy::logging::init(config::LogLevel::Warn, None);
+        return match ringproxy::demo::run(seconds, port) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("demo failed: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let Some(path) = cli.config else {
+        eprintln!("ringproxy: no configuration given; use -f FILE (or `ringproxy demo`)");
+        return ExitCode::from(2);
+    };
+    let opts = LoadOptions {
+        defines: cli.defines,
+    };
+    let cfg = match config::load(&path, &opts) {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            eprintln!("{} error(s) in {}", errors.len(), path.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    if cli.test {
+        for w in &cfg.warnings {
+            eprintln!("warning: {w}");
+        }
+        eprintln!("{}", cfg.summary());
+        println!("Syntax OK");
+        return ExitCode::SUCCESS;
+    }
+    if let Err(e) = ringproxy::logging::init(cfg.core.log_level, cfg.core.error_log.as_deref()) {
+        eprintln!("ringproxy: cannot open ErrorLog: {e}");
+        return ExitCode::FAILURE;
+    }
+    for w in &cfg.warnings {
+        tracing::warn!("{w}");
+    }
+    let driver = match cli.driver.as_deref() {
+        Some("epoll") => DriverChoice::Epoll,
+        Some(_) => DriverChoice::Auto,
+        None => worker::driver_from_env(),
+    };
+    // Signals are registered before the workers start so none is missed.
+    let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT]) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("ringproxy: cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let pid_file = cfg.core.pid_file.clone();
+    let server = match worker::start(
+        Arc::new(cfg),
+        RunOptions {
+            workers: cli.workers,
+            driver,
+        },
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot start: {e}");
+            eprintln!("ringproxy: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(p) = &pid_file {
+        if let Err(e) = std::fs::write(p, format!("{}\n", std::process::id())) {
+            tracing::warn!("cannot write PidFile {}: {e}", p.display());
+        }
+    }
+    if let Some(sig) = signals.forever().next() {
+        tracing::info!("signal {sig}: stopping gracefully");
+    }
+    server.shutdown();
+    server.join();
+    if let Some(p) = &pid_file {
+        let _ = std::fs::remove_file(p);
+    }
+    tracing::info!("stopped");
+    ExitCode::SUCCESS
+}

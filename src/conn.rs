@@ -1,0 +1,176 @@
+//! The client connection: read a request head, hand it to [`proxy::forward`], and loop while
+//! keep-alive allows. Pipelined requests are answered in order because each one is read
+//! from the buffer only after the previous response went out.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use monoio::net::TcpStream;
+use tracing::{debug, info, warn};
+
+use crate::error::{canned_response, ErrorKind, ProxyError, Side};
+use crate::http::head::{parse_request, Limits, RequestHead};
+use crate::io::{read_more, write_all, IoFail};
+use crate::proxy;
+use crate::worker::Worker;
+
+/// Initial client read buffer. Heads rarely exceed this; it grows up to the configured head
+/// limits when they do.
+const CLIENT_BUF: usize = 8 * 1024;
+
+pub struct ClientConn {
+    pub stream: TcpStream,
+    pub peer_ip: String,
+    pub local: SocketAddr,
+    /// Bytes read from the client; the current request's head starts at 0.
+    pub buf: Vec<u8>,
+    pub head: RequestHead,
+    /// Reusable buffer for outgoing heads.
+    pub out: Vec<u8>,
+    /// Reusable buffer for small per-request strings (backend target, public base URL).
+    pub scratch: Vec<u8>,
+    /// Requests served on this connection, including the current one.
+    pub requests: u32,
+    /// Where the current request (head and body) ends in `buf`.
+    pub consumed: usize,
+    /// Some response bytes went to the client: an error can only close the connection now.
+    pub response_started: bool,
+    pub continue_sent: bool,
+}
+
+/// Serves one client connection until it closes, times out or the worker drains.
+pub async fn serve(w: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    let local = match stream.local_addr() {
+        Ok(a) => a,
+        Err(e) => {
+            debug!("client {peer}: local_addr failed: {e}");
+            return;
+        }
+    };
+    let mut c = ClientConn {
+        stream,
+        peer_ip: peer.ip().to_string(),
+        local,
+        buf: Vec::with_capacity(CLIENT_BUF),
+        head: RequestHead::default(),
+        out: Vec::with_capacity(1024),
+        scratch: Vec::with_capacity(256),
+        requests: 0,
+        consumed: 0,
+        response_started: false,
+        continue_sent: false,
+    };
+    let core = &w.shared.cfg.core;
+    let limits = Limits {
+        request_line: core.limit_request_line,
+        field_size: core.limit_request_fieldsize,
+        fields: core.limit_request_fields,
+    };
+    // The buffer may hold one whole head at its largest, plus the read size.
+    let max_head = limits.request_line + 2 + limits.fields * (limits.field_size + 2) + 2;
+    loop {
+        match read_head(&w, &mut c, &limits, max_head).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                finish_with_error(&mut c, e).await;
+                return;
+            }
+        }
+        c.requests += 1;
+        c.response_started = false;
+        c.continue_sent = false;
+        match proxy::forward(&w, &mut c).await {
+            Ok(true) => {
+                let end = c.consumed.min(c.buf.len());
+                c.buf.drain(..end);
+            }
+            Ok(false) => return,
+            Err(e) => {
+                finish_with_error(&mut c, e).await;
+                return;
+            }
+        }
+    }
+}
+
+/// Reads until a complete head is in `c.buf`. `Ok(false)`: the client closed (or idled out)
+/// cleanly between requests.
+async fn read_head(
+    w: &Worker,
+    c: &mut ClientConn,
+    limits: &Limits,
+    max_head: usize,
+) -> Result<bool, ProxyError> {
+    let core = &w.shared.cfg.core;
+    loop {
+        if !c.buf.is_empty() {
+            match parse_request(&c.buf, limits, &mut c.head) {
+                Ok(Some(())) => return Ok(true),
+                Ok(None) => {
+                    if c.buf.len() > max_head {
+                        return Err(ErrorKind::BadHead(
+                            crate::http::head::HeadError::FieldTooLarge,
+                        )
+                        .into());
+                    }
+                }
+                Err(e) => return Err(ErrorKind::BadHead(e).into()),
+            }
+        }
+        let idle = c.buf.is_empty();
+        if idle && w.drain.is_draining() {
+            return Ok(false);
+        }
+        // Between requests the keep-alive timeout applies; within a head, Timeout.
+        let t = if idle && c.requests > 0 {
+            core.keepalive_timeout
+        } else {
+            core.timeout
+        };
+        let buf = std::mem::take(&mut c.buf);
+        let (r, buf) = if idle {
+            // An idle connection also ends when the worker starts draining.
+            monoio::select! {
+                r = read_more(&mut c.stream, buf, 4096, t) => r,
+                _ = w.drain.draining() => return Ok(false),
+            }
+        } else {
+            read_more(&mut c.stream, buf, 4096, t).await
+        };
+        c.buf = buf;
+        match r {
+            Ok(0) if idle => return Ok(false),
+            Ok(0) => return Err(ErrorKind::ClientClosed.into()),
+            Ok(_) => {}
+            Err(IoFail::Timeout) if idle => return Ok(false),
+            Err(IoFail::Timeout) => return Err(ErrorKind::ClientTimeout.into()),
+            Err(IoFail::Io(e)) => return Err(ErrorKind::ClientIo(e).into()),
+        }
+    }
+}
+
+/// Logs an error once and, when nothing of a response went out yet, answers it.
+async fn finish_with_error(c: &mut ClientConn, e: ProxyError) {
+    match e.side {
+        Side::Client => debug!("client {}: {e}", c.peer_ip),
+        Side::Proxy if matches!(e.kind, ErrorKind::NotProxied) => {
+            info!("client {}: {e}", c.peer_ip)
+        }
+        _ => warn!("client {}: {e}", c.peer_ip),
+    }
+    if c.response_started {
+        return;
+    }
+    let Some(status) = e.status() else { return };
+    let mut out = std::mem::take(&mut c.out);
+    out.clear();
+    canned_response(&mut out, status);
+    let (r, _) = write_all(&mut c.stream, out, std::time::Duration::from_secs(5)).await;
+    if r.is_ok() {
+        // Half-close so the client reads the answer before seeing the connection end,
+        // even if it is still sending (RFC 9112 §9.6).
+        let _ = monoio::io::AsyncWriteRent::shutdown(&mut c.stream).await;
+    }
+}

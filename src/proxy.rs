@@ -1,0 +1,527 @@
+//! One request's life: route, pick a member, get a connection (pooled or new), forward the
+//! head and stream the body, read the response head, stream the response back, return the
+//! backend connection to the pool. Retry policy lives here.
+
+use std::time::{Duration, Instant};
+
+use monoio::net::TcpStream;
+use tracing::{debug, error, warn};
+
+use crate::config::{Balancer, Member};
+use crate::conn::ClientConn;
+use crate::error::{ErrorKind, ProxyError};
+use crate::http::body::{BodyError, Framing};
+use crate::http::head::{parse_response, RequestBody, ResponseBody, ResponseHead};
+use crate::http::write::{write_request_head, write_response_head, RequestRewrite, ResponseRewrite};
+use crate::io::{is_disconnect, read_more, write_all, write_range, IoFail};
+use crate::pool::{BackendConn, BACKEND_BUF};
+use crate::route::{self, Route};
+use crate::worker::Worker;
+
+/// A request body up to this size that has fully arrived with the head is sent in the same
+/// write as the head, and can be replayed if a pooled connection turns out to be stale.
+const INLINE_BODY_MAX: usize = 64 * 1024;
+/// Read size while streaming bodies.
+const STREAM_CHUNK: usize = 64 * 1024;
+
+/// How an exchange with one backend connection failed.
+enum ExchangeError {
+    /// The pooled connection was closed by the backend before it saw our request: retry on a
+    /// fresh connection (the request is still whole on our side).
+    Stale,
+    Fatal(ProxyError),
+}
+
+impl From<ProxyError> for ExchangeError {
+    fn from(e: ProxyError) -> Self {
+        ExchangeError::Fatal(e)
+    }
+}
+
+/// Why streaming a body stopped early.
+enum StreamError {
+    SrcTimeout,
+    SrcIo(std::io::Error),
+    SrcEof,
+    DstTimeout,
+    DstIo(std::io::Error),
+    Framing(BodyError),
+}
+
+/// Forwards the request whose head is in `c.head`. Returns whether the client connection
+/// stays open. On error, `c.response_started` tells the caller whether it may still answer.
+pub async fn forward(w: &Worker, c: &mut ClientConn) -> Result<bool, ProxyError> {
+    let cfg = &w.shared.cfg;
+    let host = c.head.host.clone().map(|r| &c.buf[r]);
+    let vh_idx = route::select_vhost(cfg, c.local, host);
+    let vh = &cfg.vhosts[vh_idx];
+    let Route::Backend { balancer, path } = route::route(vh, &c.buf[c.head.path.clone()]) else {
+        return Err(ErrorKind::NotProxied.into());
+    };
+    let b = &cfg.balancers[balancer];
+
+    // How much of the request body is already here, validated (chunked framing errors are
+    // caught before anything is sent to a backend).
+    let mut framing = match c.head.body() {
+        RequestBody::None => Framing::Length(0),
+        RequestBody::Length(n) => Framing::Length(n),
+        RequestBody::Chunked => Framing::Chunked(Default::default()),
+    };
+    let mut probe = framing;
+    let adv = probe
+        .advance(&c.buf[c.head.len..])
+        .map_err(|e| ProxyError::new(e.into()))?;
+    let inline = adv.done && adv.consumed <= INLINE_BODY_MAX;
+    if inline {
+        framing = probe;
+    }
+    let inline_end = c.head.len + if inline { adv.consumed } else { 0 };
+
+    let max_failovers = b
+        .params
+        .maxattempts
+        .map(|n| n as usize)
+        .unwrap_or(b.members.len().saturating_sub(1));
+    let mut tried: Vec<usize> = Vec::new();
+    let local = &w.balancers[balancer];
+    loop {
+        let Some(m) = local.pick(balancer, &w.shared.members, &tried) else {
+            error!("AH01170: {}: All workers are in error state", b.name);
+            return Err(ErrorKind::NoMember(b.name.clone()).into());
+        };
+        let member = &b.members[m];
+        let timeout = cfg.member_timeout(vh_idx, balancer, m);
+        let mut allow_pooled = true;
+        loop {
+            let pooled = if allow_pooled {
+                w.pool.checkout(balancer, m)
+            } else {
+                None
+            };
+            let mut bc = match pooled {
+                Some(bc) => bc,
+                None => match connect(member, cfg.member_connect_timeout(vh_idx, balancer, m)).await {
+                    Ok(bc) => bc,
+                    Err(e) => {
+                        fail_member(w, b, balancer, m, &e);
+                        tried.push(m);
+                        if tried.len() > max_failovers {
+                            return Err(e);
+                        }
+                        break; // next member
+                    }
+                },
+            };
+            w.shared
+                .members
+                .member(balancer, m)
+                .elected
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let ctx = Exchange {
+                vh_idx,
+                balancer,
+                member: m,
+                routed: &path,
+                timeout,
+                inline_end: if inline { Some(inline_end) } else { None },
+            };
+            match exchange(w, c, &mut bc, &ctx, framing).await {
+                Ok((keep_client, backend_reusable)) => {
+                    if backend_reusable {
+                        w.pool.checkin(balancer, m, bc);
+                    }
+                    return Ok(keep_client);
+                }
+                Err(ExchangeError::Stale) if bc.reused => {
+                    debug!("pooled connection to {} was stale; retrying on a new one", member.name);
+                    allow_pooled = false;
+                }
+                Err(ExchangeError::Stale) => {
+                    return Err(ErrorKind::BackendClosed(member.name.clone()).into())
+                }
+                Err(ExchangeError::Fatal(e)) => return Err(e),
+            }
+        }
+    }
+}
+
+fn fail_member(w: &Worker, b: &Balancer, bi: usize, m: usize, e: &ProxyError) {
+    let member = &b.members[m];
+    if w.balancers[bi].ignores_errors(m) {
+        warn!("{e} (member has status I: not put in error state)");
+        return;
+    }
+    let retry = member
+        .params
+        .retry
+        .unwrap_or(crate::balancer::DEFAULT_RETRY);
+    w.shared.members.set_error(bi, m, retry);
+    let host = member.name.trim_start_matches("http://");
+    error!(
+        "AH00959: ap_proxy_connect_backend disabling worker for ({host}) for {}s: {e}",
+        retry.as_secs()
+    );
+}
+
+async fn connect(member: &Member, t: Duration) -> Result<BackendConn, ProxyError> {
+    let stream = match monoio::time::timeout(t, TcpStream::connect_addr(member.addr)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(ErrorKind::Connect(member.name.clone(), e).into()),
+        Err(_) => return Err(ErrorKind::ConnectTimeout(member.name.clone()).into()),
+    };
+    // Heads and small bodies go out in one write; Nagle would only add latency.
+    let _ = stream.set_nodelay(true);
+    if member.params.keepalive == Some(true) {
+        let _ = stream.set_tcp_keepalive(None, None, None);
+    }
+    Ok(BackendConn {
+        stream,
+        buf: Vec::with_capacity(BACKEND_BUF),
+        idle_since: Instant::now(),
+        reused: false,
+    })
+}
+
+struct Exchange<'a> {
+    vh_idx: usize,
+    balancer: usize,
+    member: usize,
+    routed: &'a [u8],
+    timeout: Duration,
+    /// Where the request ends in the client buffer when its body came whole with the head.
+    inline_end: Option<usize>,
+}
+
+/// One request/response over one backend connection. Returns (client keep-alive, backend
+/// connection reusable).
+async fn exchange(
+    w: &Worker,
+    c: &mut ClientConn,
+    bc: &mut BackendConn,
+    x: &Exchange<'_>,
+    mut framing: Framing,
+) -> Result<(bool, bool), ExchangeError> {
+    let cfg = &w.shared.cfg;
+    let core = &cfg.core;
+    let b = &cfg.balancers[x.balancer];
+    let member = &b.members[x.member];
+    let vh = &cfg.vhosts[x.vh_idx];
+    let reuse = w.pool.reuse_enabled(x.balancer, x.member);
+    let name = || member.name.clone();
+
+    // 1. Head (and a small complete body) in one write.
+    let mut target = std::mem::take(&mut c.scratch);
+    route::backend_target(&member.path, x.routed, &mut target);
+    let server_name = vh
+        .server_name
+        .as_deref()
+        .or(cfg.vhosts[0].server_name.as_deref())
+        .unwrap_or("localhost");
+    let mut out = std::mem::take(&mut c.out);
+    out.clear();
+    write_request_head(
+        &mut out,
+        &c.buf,
+        &c.head,
+        &RequestRewrite {
+            path: &target,
+            host: if vh.preserve_host {
+                None
+            } else {
+                Some(member.host_header.as_bytes())
+            },
+            client_ip: c.peer_ip.as_bytes(),
+            server_name: server_name.as_bytes(),
+            proto: b"http",
+            close: !reuse,
+        },
+    );
+    c.scratch = target;
+    if let Some(end) = x.inline_end {
+        out.extend_from_slice(&c.buf[c.head.len..end]);
+    }
+    let (res, out) = write_all(&mut bc.stream, out, x.timeout).await;
+    c.out = out;
+    match res {
+        Ok(()) => {}
+        Err(IoFail::Io(e)) if is_disconnect(&e) => return Err(ExchangeError::Stale),
+        Err(IoFail::Io(e)) => return Err(ErrorKind::BackendIo(name(), e).into_ex()),
+        Err(IoFail::Timeout) => return Err(ErrorKind::BackendSendTimeout(name()).into_ex()),
+    }
+
+    // 2. Stream the rest of the body, if it did not come whole with the head.
+    match x.inline_end {
+        Some(end) => c.consumed = end,
+        None => {
+            if c.head.expect_continue && !c.continue_sent {
+                // The client waits for this before sending its body (RFC 9110 §10.1.1).
+                let mut buf = std::mem::take(&mut c.out);
+                buf.clear();
+                buf.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+                let (r, buf) = write_all(&mut c.stream, buf, core.timeout).await;
+                c.out = buf;
+                r.map_err(client_io)?;
+                c.continue_sent = true;
+            }
+            let buf = std::mem::take(&mut c.buf);
+            let start = c.head.len;
+            let (r, buf) = stream_body(
+                &mut c.stream,
+                buf,
+                start,
+                &mut bc.stream,
+                &mut framing,
+                false,
+                core.timeout,
+                x.timeout,
+            )
+            .await;
+            c.buf = buf;
+            c.consumed = match r {
+                Ok(pos) => pos,
+                Err(StreamError::SrcTimeout) => return Err(ErrorKind::ClientTimeout.into_ex()),
+                Err(StreamError::SrcEof) => return Err(ErrorKind::ClientClosed.into_ex()),
+                Err(StreamError::SrcIo(e)) => return Err(ErrorKind::ClientIo(e).into_ex()),
+                Err(StreamError::DstTimeout) => {
+                    return Err(ErrorKind::BackendSendTimeout(name()).into_ex())
+                }
+                Err(StreamError::DstIo(e)) => return Err(ErrorKind::BackendIo(name(), e).into_ex()),
+                Err(StreamError::Framing(e)) => return Err(ErrorKind::BadBody(e).into_ex()),
+            };
+        }
+    }
+
+    // 3. Response head (skipping interim 1xx responses).
+    let mut rh = ResponseHead::default();
+    loop {
+        if !bc.buf.is_empty() {
+            match parse_response(&bc.buf, c.head.is_head, &mut rh) {
+                Ok(Some(())) => {
+                    if (100..200).contains(&rh.status) {
+                        if rh.status == 101 {
+                            return Err(ErrorKind::BackendProtocol(
+                                name(),
+                                "101 Switching Protocols without an upgrade request".into(),
+                            )
+                            .into_ex());
+                        }
+                        // Our own 100 already went out; others (103 Early Hints) pass to
+                        // HTTP/1.1 clients.
+                        if rh.status != 100 && c.head.minor == 1 {
+                            let interim = bc.buf[..rh.len].to_vec();
+                            let (r, _) = write_all(&mut c.stream, interim, core.timeout).await;
+                            r.map_err(client_io)?;
+                        }
+                        bc.buf.drain(..rh.len);
+                        continue;
+                    }
+                    break;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(ErrorKind::BackendProtocol(name(), e.to_string()).into_ex())
+                }
+            }
+        }
+        let nothing_yet = bc.buf.is_empty();
+        let buf = std::mem::take(&mut bc.buf);
+        let (r, buf) = read_more(&mut bc.stream, buf, BACKEND_BUF / 2, x.timeout).await;
+        bc.buf = buf;
+        match r {
+            Ok(0) if nothing_yet && x.inline_end.is_some() => return Err(ExchangeError::Stale),
+            Ok(0) => return Err(ErrorKind::BackendClosed(name()).into_ex()),
+            Ok(_) => {}
+            Err(IoFail::Io(e)) if nothing_yet && is_disconnect(&e) && x.inline_end.is_some() => {
+                return Err(ExchangeError::Stale)
+            }
+            Err(IoFail::Io(e)) => return Err(ErrorKind::BackendIo(name(), e).into_ex()),
+            Err(IoFail::Timeout) => return Err(ErrorKind::BackendTimeout(name()).into_ex()),
+        }
+    }
+
+    // 4. Decide the client connection's future before the head goes out.
+    let resp_body = rh.body();
+    let dechunk = resp_body == ResponseBody::Chunked && c.head.minor == 0;
+    let max_reqs = core.max_keepalive_requests;
+    let keep_client = core.keepalive
+        && !c.head.close
+        && !w.drain.is_draining()
+        && (max_reqs == 0 || c.requests < max_reqs)
+        && resp_body != ResponseBody::UntilClose
+        && !dechunk;
+    let host_for_base = c
+        .head
+        .host
+        .clone()
+        .map(|r| &c.buf[r])
+        .unwrap_or(server_name.as_bytes());
+    let mut public_base = std::mem::take(&mut c.scratch);
+    public_base.clear();
+    public_base.extend_from_slice(b"http://");
+    public_base.extend_from_slice(host_for_base);
+    let mut out = std::mem::take(&mut c.out);
+    out.clear();
+    write_response_head(
+        &mut out,
+        &bc.buf,
+        &rh,
+        &ResponseRewrite {
+            reverse: &vh.reverse,
+            cookie_domains: &vh.cookie_domains,
+            cookie_paths: &vh.cookie_paths,
+            public_base: &public_base,
+            close: !keep_client,
+            keep_alive_10: keep_client && c.head.minor == 0,
+            dechunk,
+        },
+    );
+    c.scratch = public_base;
+    // Body bytes that arrived with the head go out in the same write, when they are the
+    // whole body (the common small-response case).
+    let mut resp_framing = match resp_body {
+        ResponseBody::None => Framing::Length(0),
+        ResponseBody::Length(n) => Framing::Length(n),
+        ResponseBody::Chunked => Framing::Chunked(Default::default()),
+        ResponseBody::UntilClose => Framing::UntilClose,
+    };
+    let mut pos = rh.len;
+    if !dechunk {
+        let mut probe = resp_framing;
+        if let Ok(adv) = probe.advance(&bc.buf[pos..]) {
+            if adv.done {
+                out.extend_from_slice(&bc.buf[pos..pos + adv.consumed]);
+                pos += adv.consumed;
+                resp_framing = probe;
+            }
+        }
+    }
+    c.response_started = true;
+    let (r, out) = write_all(&mut c.stream, out, core.timeout).await;
+    c.out = out;
+    r.map_err(client_io)?;
+
+    // 5. The rest of the response body.
+    let buf = std::mem::take(&mut bc.buf);
+    let (r, buf) = stream_body(
+        &mut bc.stream,
+        buf,
+        pos,
+        &mut c.stream,
+        &mut resp_framing,
+        dechunk,
+        x.timeout,
+        core.timeout,
+    )
+    .await;
+    bc.buf = buf;
+    let end = match r {
+        Ok(end) => end,
+        // Anything after the head was sent: the only honest signal left is closing the
+        // client connection, so a truncated body never looks complete.
+        Err(StreamError::SrcTimeout) => return Err(ErrorKind::BackendTimeout(name()).into_ex()),
+        Err(StreamError::SrcEof) => return Err(ErrorKind::BackendClosed(name()).into_ex()),
+        Err(StreamError::SrcIo(e)) => return Err(ErrorKind::BackendIo(name(), e).into_ex()),
+        Err(StreamError::Framing(e)) => {
+            return Err(ErrorKind::BackendProtocol(name(), e.to_string()).into_ex())
+        }
+        Err(StreamError::DstTimeout) => return Err(ErrorKind::ClientTimeout.into_ex()),
+        Err(StreamError::DstIo(e)) => return Err(ErrorKind::ClientIo(e).into_ex()),
+    };
+    let backend_reusable = reuse
+        && !rh.close
+        && resp_framing.is_done()
+        && end == bc.buf.len()
+        && !matches!(resp_framing, Framing::UntilClose);
+    Ok((keep_client, backend_reusable))
+}
+
+trait IntoEx {
+    fn into_ex(self) -> ExchangeError;
+}
+
+impl IntoEx for ErrorKind {
+    fn into_ex(self) -> ExchangeError {
+        ExchangeError::Fatal(ProxyError::new(self))
+    }
+}
+
+fn client_io(e: IoFail) -> ExchangeError {
+    match e {
+        IoFail::Timeout => ErrorKind::ClientTimeout.into_ex(),
+        IoFail::Io(e) => ErrorKind::ClientIo(e).into_ex(),
+    }
+}
+
+/// Moves one body from `src` to `dst`. `buf[pos..]` holds bytes already read from `src`.
+/// Returns the position in the returned buffer where bytes after the body start (pipelined
+/// requests on the client side).
+#[allow(clippy::too_many_arguments)]
+async fn stream_body(
+    src: &mut TcpStream,
+    mut buf: Vec<u8>,
+    mut pos: usize,
+    dst: &mut TcpStream,
+    framing: &mut Framing,
+    dechunk: bool,
+    read_t: Duration,
+    write_t: Duration,
+) -> (Result<usize, StreamError>, Vec<u8>) {
+    loop {
+        if framing.is_done() {
+            return (Ok(pos), buf);
+        }
+        while pos < buf.len() {
+            // One framing step, then write what it covered.
+            let (write, consumed, done) = if dechunk {
+                let Framing::Chunked(dec) = framing else {
+                    unreachable!("dechunk is only chosen for chunked bodies")
+                };
+                match dec.decode(&buf[pos..]) {
+                    Ok(step) => (
+                        step.data.map(|d| pos + d.start..pos + d.end),
+                        step.consumed,
+                        step.done,
+                    ),
+                    Err(e) => return (Err(StreamError::Framing(e)), buf),
+                }
+            } else {
+                match framing.advance(&buf[pos..]) {
+                    Ok(adv) => (Some(pos..pos + adv.consumed), adv.consumed, adv.done),
+                    Err(e) => return (Err(StreamError::Framing(e)), buf),
+                }
+            };
+            if let Some(range) = write {
+                let (r, b) = write_range(dst, buf, range, write_t).await;
+                buf = b;
+                match r {
+                    Ok(()) => {}
+                    Err(IoFail::Timeout) => return (Err(StreamError::DstTimeout), buf),
+                    Err(IoFail::Io(e)) => return (Err(StreamError::DstIo(e)), buf),
+                }
+            }
+            pos += consumed;
+            if done {
+                return (Ok(pos), buf);
+            }
+            if consumed == 0 {
+                break;
+            }
+        }
+        // Everything read so far was body and has been forwarded: reuse the buffer.
+        buf.clear();
+        pos = 0;
+        let (r, b) = read_more(src, buf, STREAM_CHUNK, read_t).await;
+        buf = b;
+        match r {
+            Ok(0) => {
+                if matches!(framing, Framing::UntilClose) {
+                    return (Ok(0), buf);
+                }
+                return (Err(StreamError::SrcEof), buf);
+            }
+            Ok(_) => {}
+            Err(IoFail::Timeout) => return (Err(StreamError::SrcTimeout), buf),
+            Err(IoFail::Io(e)) => return (Err(StreamError::SrcIo(e)), buf),
+        }
+    }
+}

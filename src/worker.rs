@@ -1,0 +1,289 @@
+//! One pinned thread per core, each with its own monoio runtime, its own SO_REUSEPORT
+//! listener per `Listen` address, its own backend pool and selection counters.
+//!
+//! Listeners are bound on the starting thread, before any worker runs, so that `:0` in a
+//! config (tests) resolves to one port that every worker's socket then shares.
+
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use monoio::net::TcpListener;
+use socket2::{Domain, Protocol, Socket, Type};
+use tracing::{debug, info, warn};
+
+use crate::balancer::{LocalBalancer, SharedMembers};
+use crate::config::Config;
+use crate::conn;
+use crate::pool::Pool;
+use crate::shutdown::{Drain, ShutdownSignal};
+
+/// Submission queue size per worker ring.
+const URING_ENTRIES: u32 = 4096;
+
+/// Which monoio driver a worker runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DriverChoice {
+    /// io_uring, falling back to epoll (with one warning) where the kernel refuses it.
+    Auto,
+    /// epoll only (`--driver epoll` or `RINGPROXY_DRIVER=epoll`).
+    Epoll,
+}
+
+/// State every worker shares. Only what must be common is here.
+pub struct Shared {
+    pub cfg: Arc<Config>,
+    pub members: SharedMembers,
+    /// Open client connections, whole process (MaxRequestWorkers).
+    pub connections: AtomicUsize,
+    pub shutdown: ShutdownSignal,
+    /// Workers running on the epoll driver (for logs, status and tests).
+    pub epoll_workers: AtomicUsize,
+}
+
+/// One worker's own state; lives in an `Rc` on its thread.
+pub struct Worker {
+    pub id: usize,
+    pub shared: Arc<Shared>,
+    pub balancers: Vec<LocalBalancer>,
+    pub pool: Pool,
+    pub drain: Drain,
+}
+
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Overrides `WorkerThreads`; default: every core the process may run on.
+    pub workers: Option<usize>,
+    pub driver: DriverChoice,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            workers: None,
+            driver: driver_from_env(),
+        }
+    }
+}
+
+/// `RINGPROXY_DRIVER=epoll` forces the fallback driver.
+pub fn driver_from_env() -> DriverChoice {
+    match std::env::var("RINGPROXY_DRIVER").as_deref() {
+        Ok("epoll") | Ok("legacy") => DriverChoice::Epoll,
+        _ => DriverChoice::Auto,
+    }
+}
+
+/// A running proxy: its bound addresses and its worker threads.
+pub struct Server {
+    /// Bound addresses, in `Listen` order (ports resolved when the config said 0).
+    pub addrs: Vec<SocketAddr>,
+    pub shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Stops accepting; in-flight requests finish within GracefulShutdownTimeout.
+    pub fn shutdown(&self) {
+        self.shared.shutdown.fire();
+    }
+
+    /// Waits for every worker to finish.
+    pub fn join(self) {
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+
+    pub fn workers(&self) -> usize {
+        self.threads.len()
+    }
+}
+
+/// Binds the listeners and starts the workers.
+pub fn start(cfg: Arc<Config>, opts: RunOptions) -> io::Result<Server> {
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    let n = opts
+        .workers
+        .or(cfg.core.worker_threads)
+        .unwrap_or_else(|| cores.len().max(1));
+    // Bind every worker's socket now: errors (port in use) surface before anything starts.
+    let mut per_worker: Vec<Vec<std::net::TcpListener>> = (0..n).map(|_| Vec::new()).collect();
+    let mut addrs = Vec::new();
+    for listen in &cfg.listens {
+        let mut addr = *listen;
+        for (i, slot) in per_worker.iter_mut().enumerate() {
+            let l = bind_reuseport(addr, cfg.core.listen_backlog)?;
+            if i == 0 {
+                addr = l.local_addr()?;
+                addrs.push(addr);
+            }
+            slot.push(l);
+        }
+    }
+    let shared = Arc::new(Shared {
+        members: SharedMembers::new(&cfg),
+        cfg: cfg.clone(),
+        connections: AtomicUsize::new(0),
+        shutdown: ShutdownSignal::default(),
+        epoll_workers: AtomicUsize::new(0),
+    });
+    let mut threads = Vec::with_capacity(n);
+    for (id, listeners) in per_worker.into_iter().enumerate() {
+        let shared = shared.clone();
+        let core = if cfg.core.cpu_affinity && !cores.is_empty() {
+            Some(cores[id % cores.len()])
+        } else {
+            None
+        };
+        let driver = opts.driver;
+        let t = std::thread::Builder::new()
+            .name(format!("ringproxy-w{id}"))
+            .spawn(move || run_worker(id, core, listeners, shared, driver))?;
+        threads.push(t);
+    }
+    info!(
+        "ringproxy {} started: {n} worker(s) on {}",
+        env!("CARGO_PKG_VERSION"),
+        addrs
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(Server {
+        addrs,
+        shared,
+        threads,
+    })
+}
+
+fn bind_reuseport(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener> {
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    s.set_reuse_address(true)?;
+    // Each worker accepts on its own socket; the kernel spreads connections among them.
+    s.set_reuse_port(true)?;
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    s.listen(backlog)?;
+    Ok(s.into())
+}
+
+/// Logged once per process, not once per worker.
+static FALLBACK_LOGGED: AtomicBool = AtomicBool::new(false);
+
+fn run_worker(
+    id: usize,
+    core: Option<core_affinity::CoreId>,
+    listeners: Vec<std::net::TcpListener>,
+    shared: Arc<Shared>,
+    driver: DriverChoice,
+) {
+    if let Some(c) = core {
+        if !core_affinity::set_for_current(c) {
+            warn!("worker {id}: could not pin to core {}", c.id);
+        }
+    }
+    if driver == DriverChoice::Auto {
+        let built = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+            .with_entries(URING_ENTRIES)
+            .enable_timer()
+            .build();
+        match built {
+            Ok(mut rt) => {
+                debug!("worker {id}: io_uring driver");
+                rt.block_on(worker_main(id, listeners, shared));
+                return;
+            }
+            Err(e) => {
+                if !FALLBACK_LOGGED.swap(true, Ordering::Relaxed) {
+                    warn!("io_uring is not available ({e}); running on the epoll driver");
+                }
+            }
+        }
+    } else if !FALLBACK_LOGGED.swap(true, Ordering::Relaxed) {
+        warn!("epoll driver forced by configuration; io_uring not used");
+    }
+    shared.epoll_workers.fetch_add(1, Ordering::Relaxed);
+    match monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+        .enable_timer()
+        .build()
+    {
+        Ok(mut rt) => rt.block_on(worker_main(id, listeners, shared)),
+        Err(e) => tracing::error!("worker {id}: cannot start any runtime: {e}"),
+    }
+}
+
+async fn worker_main(id: usize, listeners: Vec<std::net::TcpListener>, shared: Arc<Shared>) {
+    let cfg = shared.cfg.clone();
+    let w = Rc::new(Worker {
+        id,
+        balancers: cfg.balancers.iter().map(LocalBalancer::new).collect(),
+        pool: Pool::new(&cfg),
+        drain: Drain::default(),
+        shared: shared.clone(),
+    });
+    let mut accept_tasks = Vec::new();
+    for l in listeners {
+        match TcpListener::from_std(l) {
+            Ok(l) => accept_tasks.push(monoio::spawn(accept_loop(w.clone(), l))),
+            Err(e) => tracing::error!("worker {id}: listener setup failed: {e}"),
+        }
+    }
+    for t in accept_tasks {
+        t.await;
+    }
+    // Stop: no new connections; idle keep-alive connections close now, busy ones after
+    // their current response, within the grace period.
+    w.drain.start();
+    let grace = cfg.core.graceful_shutdown_timeout;
+    if monoio::time::timeout(grace, w.drain.idle()).await.is_err() {
+        warn!(
+            "worker {id}: {} connection(s) still busy after {}s; closing them",
+            w.drain.active(),
+            grace.as_secs()
+        );
+    }
+}
+
+async fn accept_loop(w: Rc<Worker>, listener: TcpListener) {
+    let shared = &w.shared;
+    let cap = shared.cfg.core.max_request_workers;
+    loop {
+        let accepted = monoio::select! {
+            r = listener.accept() => r,
+            _ = shared.shutdown.wait() => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // EMFILE and friends: keep serving what we have.
+                warn!("accept failed: {e}");
+                monoio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        if shared.connections.fetch_add(1, Ordering::Relaxed) >= cap {
+            shared.connections.fetch_sub(1, Ordering::Relaxed);
+            monoio::spawn(refuse_overloaded(stream));
+            continue;
+        }
+        let w2 = w.clone();
+        w.drain.enter();
+        monoio::spawn(async move {
+            conn::serve(w2.clone(), stream, peer).await;
+            w2.shared.connections.fetch_sub(1, Ordering::Relaxed);
+            w2.drain.leave();
+        });
+    }
+}
+
+/// Over MaxRequestWorkers: answer 503 rather than leave the client hanging in the backlog.
+async fn refuse_overloaded(mut stream: monoio::net::TcpStream) {
+    let mut out = Vec::new();
+    crate::error::canned_response(&mut out, 503);
+    let _ = crate::io::write_all(&mut stream, out, std::time::Duration::from_secs(1)).await;
+}
