@@ -236,6 +236,17 @@ async fn exchange(
             close: !reuse,
         },
     );
+    // The address the client used, for ProxyPassReverse. Taken now: streaming the body
+    // below reuses the client buffer that the head's ranges point into.
+    target.clear();
+    target.extend_from_slice(b"http://");
+    target.extend_from_slice(
+        c.head
+            .host
+            .clone()
+            .map(|r| &c.buf[r])
+            .unwrap_or(server_name.as_bytes()),
+    );
     c.scratch = target;
     if let Some(end) = x.inline_end {
         out.extend_from_slice(&c.buf[c.head.len..end]);
@@ -349,16 +360,7 @@ async fn exchange(
         && (max_reqs == 0 || c.requests < max_reqs)
         && resp_body != ResponseBody::UntilClose
         && !dechunk;
-    let host_for_base = c
-        .head
-        .host
-        .clone()
-        .map(|r| &c.buf[r])
-        .unwrap_or(server_name.as_bytes());
-    let mut public_base = std::mem::take(&mut c.scratch);
-    public_base.clear();
-    public_base.extend_from_slice(b"http://");
-    public_base.extend_from_slice(host_for_base);
+    let public_base = std::mem::take(&mut c.scratch);
     let mut out = std::mem::take(&mut c.out);
     out.clear();
     write_response_head(

@@ -274,7 +274,10 @@ async fn accept_loop(w: Rc<Worker>, listener: TcpListener) {
         let w2 = w.clone();
         w.drain.enter();
         monoio::spawn(async move {
-            conn::serve(w2.clone(), stream, peer).await;
+            let served = CatchUnwind(Box::pin(conn::serve(w2.clone(), stream, peer))).await;
+            if served.is_err() {
+                tracing::error!("client {peer}: connection handler panicked; connection closed");
+            }
             w2.shared.connections.fetch_sub(1, Ordering::Relaxed);
             w2.drain.leave();
         });
@@ -286,4 +289,23 @@ async fn refuse_overloaded(mut stream: monoio::net::TcpStream) {
     let mut out = Vec::new();
     crate::error::canned_response(&mut out, 503);
     let _ = crate::io::write_all(&mut stream, out, std::time::Duration::from_secs(1)).await;
+}
+
+/// Runs a connection future, turning a panic into an error so one connection's bug never
+/// takes its worker (and every other connection on it) down.
+struct CatchUnwind<F>(std::pin::Pin<Box<F>>);
+
+impl<F: std::future::Future<Output = ()>> std::future::Future for CatchUnwind<F> {
+    type Output = Result<(), ()>;
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(std::task::Poll::Ready(())) => std::task::Poll::Ready(Ok(())),
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Err(_) => std::task::Poll::Ready(Err(())),
+        }
+    }
 }

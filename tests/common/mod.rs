@@ -1,0 +1,386 @@
+//! Shared helpers for end-to-end tests: in-test backends, a raw HTTP client, and ringproxy
+//! started in-process on 127.0.0.1:0.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ringproxy::config::{load_str, LoadOptions};
+use ringproxy::worker::{self, DriverChoice, RunOptions, Server};
+
+/// Bounded waits everywhere: a broken proxy fails a test instead of hanging it.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A request as the backend saw it. Bodies over 1 MiB are counted, not kept.
+#[derive(Clone, Debug, Default)]
+pub struct SeenRequest {
+    pub head: String,
+    pub body_len: u64,
+    pub body_sum: u64,
+    pub body: Vec<u8>,
+}
+
+impl SeenRequest {
+    pub fn request_line(&self) -> &str {
+        self.head.lines().next().unwrap_or("")
+    }
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().skip(1).find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
+        })
+    }
+}
+
+/// What a backend does with a request.
+pub enum Action {
+    /// Write these bytes and keep the connection.
+    Respond(Vec<u8>),
+    /// Write these bytes, then close.
+    RespondClose(Vec<u8>),
+    /// Wait, then act.
+    Delay(Duration, Box<Action>),
+    /// Close without answering.
+    Close,
+    /// Stream a body of `len` bytes with Content-Length.
+    Stream(u64),
+}
+
+pub type Handler = Arc<dyn Fn(&SeenRequest) -> Action + Send + Sync>;
+
+pub struct Backend {
+    pub addr: SocketAddr,
+    pub connections: Arc<AtomicUsize>,
+    pub requests: Arc<Mutex<Vec<SeenRequest>>>,
+}
+
+impl Backend {
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+    pub fn request_count(&self) -> usize {
+        self.requests.lock().unwrap().len()
+    }
+    pub fn last(&self) -> SeenRequest {
+        self.requests.lock().unwrap().last().cloned().unwrap_or_default()
+    }
+}
+
+pub fn ok(body: &str) -> Action {
+    Action::Respond(
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes(),
+    )
+}
+
+/// A backend that answers every request with `handler`.
+pub fn backend(handler: impl Fn(&SeenRequest) -> Action + Send + Sync + 'static) -> Backend {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let handler: Handler = Arc::new(handler);
+    let (c2, r2) = (connections.clone(), requests.clone());
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(s) = s else { continue };
+            c2.fetch_add(1, Ordering::SeqCst);
+            let (h, r) = (handler.clone(), r2.clone());
+            std::thread::spawn(move || serve_backend(s, h, r));
+        }
+    });
+    Backend {
+        addr,
+        connections,
+        requests,
+    }
+}
+
+/// A backend that answers with its own name.
+pub fn named(name: &'static str) -> Backend {
+    backend(move |_| ok(name))
+}
+
+fn serve_backend(s: TcpStream, h: Handler, seen: Arc<Mutex<Vec<SeenRequest>>>) {
+    s.set_read_timeout(Some(IO_TIMEOUT)).ok();
+    let mut w = s.try_clone().unwrap();
+    let mut r = BufReader::new(s);
+    loop {
+        let Some(req) = read_request(&mut r) else { return };
+        seen.lock().unwrap().push(req.clone());
+        let mut action = h(&req);
+        loop {
+            match action {
+                Action::Delay(d, next) => {
+                    std::thread::sleep(d);
+                    action = *next;
+                }
+                Action::Respond(b) => {
+                    if w.write_all(&b).is_err() {
+                        return;
+                    }
+                    break;
+                }
+                Action::RespondClose(b) => {
+                    let _ = w.write_all(&b);
+                    return;
+                }
+                Action::Close => return,
+                Action::Stream(len) => {
+                    let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n");
+                    if w.write_all(head.as_bytes()).is_err() {
+                        return;
+                    }
+                    let chunk = vec![b'x'; 64 * 1024];
+                    let mut left = len;
+                    while left > 0 {
+                        let n = left.min(chunk.len() as u64) as usize;
+                        if w.write_all(&chunk[..n]).is_err() {
+                            return;
+                        }
+                        left -= n as u64;
+                    }
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn read_head_lines(r: &mut impl BufRead) -> Option<String> {
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        match r.read_line(&mut line) {
+            Ok(0) | Err(_) => return None,
+            Ok(_) => {}
+        }
+        if line == "\r\n" && !head.is_empty() {
+            return Some(head);
+        }
+        head.push_str(&line);
+    }
+}
+
+fn read_request(r: &mut BufReader<TcpStream>) -> Option<SeenRequest> {
+    let head = read_head_lines(r)?;
+    let mut req = SeenRequest {
+        head,
+        ..Default::default()
+    };
+    let te = req.header("transfer-encoding").unwrap_or_default();
+    let sink = |data: &[u8], req: &mut SeenRequest| {
+        req.body_len += data.len() as u64;
+        req.body_sum = data
+            .iter()
+            .fold(req.body_sum, |a, &b| a.wrapping_mul(31).wrapping_add(b as u64));
+        if req.body.len() < 1 << 20 {
+            req.body.extend_from_slice(data);
+        }
+    };
+    if te.to_ascii_lowercase().contains("chunked") {
+        loop {
+            let mut line = String::new();
+            r.read_line(&mut line).ok()?;
+            let size = usize::from_str_radix(line.trim().split(';').next()?, 16).ok()?;
+            if size == 0 {
+                // trailers
+                read_trailers(r)?;
+                break;
+            }
+            let mut buf = vec![0; size];
+            r.read_exact(&mut buf).ok()?;
+            sink(&buf, &mut req);
+            let mut crlf = [0; 2];
+            r.read_exact(&mut crlf).ok()?;
+        }
+    } else if let Some(len) = req.header("content-length") {
+        let mut left: u64 = len.parse().ok()?;
+        let mut buf = vec![0; 64 * 1024];
+        while left > 0 {
+            let n = (left as usize).min(buf.len());
+            r.read_exact(&mut buf[..n]).ok()?;
+            sink(&buf[..n], &mut req);
+            left -= n as u64;
+        }
+    }
+    Some(req)
+}
+
+fn read_trailers(r: &mut impl BufRead) -> Option<()> {
+    loop {
+        let mut line = String::new();
+        r.read_line(&mut line).ok()?;
+        if line == "\r\n" {
+            return Some(());
+        }
+    }
+}
+
+/// A response as the client saw it.
+#[derive(Debug, Default)]
+pub struct Response {
+    pub status: u16,
+    pub head: String,
+    pub body: Vec<u8>,
+    pub body_len: u64,
+    /// The body ended early (connection closed before its framing said so).
+    pub truncated: bool,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().skip(1).find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
+        })
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A raw client connection.
+pub struct Client {
+    pub stream: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(IO_TIMEOUT)).ok();
+        stream.set_write_timeout(Some(IO_TIMEOUT)).ok();
+        let reader = BufReader::new(stream.try_clone().unwrap());
+        Client { stream, reader }
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).unwrap();
+    }
+
+    pub fn get(&mut self, path: &str) -> Response {
+        self.send(format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes());
+        self.read_response(false).expect("response")
+    }
+
+    /// Reads one response; `head_request` = it answers a HEAD (no body).
+    pub fn read_response(&mut self, head_request: bool) -> Option<Response> {
+        let head = read_head_lines(&mut self.reader)?;
+        let status = head.split_whitespace().nth(1)?.parse().ok()?;
+        let mut resp = Response {
+            status,
+            head,
+            ..Default::default()
+        };
+        if head_request || (100..200).contains(&status) || status == 204 || status == 304 {
+            return Some(resp);
+        }
+        let te = resp.header("transfer-encoding").unwrap_or_default();
+        let keep = |data: &[u8], resp: &mut Response| {
+            resp.body_len += data.len() as u64;
+            if resp.body.len() < 1 << 20 {
+                resp.body.extend_from_slice(data);
+            }
+        };
+        if te.contains("chunked") {
+            loop {
+                let mut line = String::new();
+                if self.reader.read_line(&mut line).ok()? == 0 {
+                    resp.truncated = true;
+                    return Some(resp);
+                }
+                let size = usize::from_str_radix(line.trim().split(';').next()?, 16).ok()?;
+                if size == 0 {
+                    read_trailers(&mut self.reader)?;
+                    break;
+                }
+                let mut buf = vec![0; size + 2];
+                if self.reader.read_exact(&mut buf).is_err() {
+                    resp.truncated = true;
+                    return Some(resp);
+                }
+                keep(&buf[..size], &mut resp);
+            }
+        } else if let Some(len) = resp.header("content-length") {
+            let mut left: u64 = len.parse().ok()?;
+            let mut buf = vec![0; 64 * 1024];
+            while left > 0 {
+                let n = (left as usize).min(buf.len());
+                match self.reader.read(&mut buf[..n]) {
+                    Ok(0) | Err(_) => {
+                        resp.truncated = true;
+                        return Some(resp);
+                    }
+                    Ok(got) => {
+                        keep(&buf[..got], &mut resp);
+                        left -= got as u64;
+                    }
+                }
+            }
+        } else {
+            let mut buf = Vec::new();
+            let _ = self.reader.read_to_end(&mut buf);
+            keep(&buf, &mut resp);
+        }
+        Some(resp)
+    }
+
+    /// True when the proxy closed the connection (EOF, or reset).
+    pub fn is_closed(&mut self) -> bool {
+        let mut b = [0u8; 1];
+        matches!(self.reader.read(&mut b), Ok(0) | Err(_))
+    }
+}
+
+/// Replaces `{B0}`, `{B1}`… with the backends' ports.
+pub fn fill(template: &str, backends: &[&Backend]) -> String {
+    let mut text = template.to_string();
+    for (i, b) in backends.iter().enumerate() {
+        text = text.replace(&format!("{{B{i}}}"), &b.port().to_string());
+    }
+    text
+}
+
+/// Starts ringproxy in-process with `config` (which should `Listen 127.0.0.1:0`).
+pub fn proxy_with(config: &str, workers: usize, driver: DriverChoice) -> Server {
+    let cfg = load_str(config, "test.conf", &LoadOptions::default())
+        .unwrap_or_else(|e| panic!("config errors: {e:?}"));
+    worker::start(
+        Arc::new(cfg),
+        RunOptions {
+            workers: Some(workers),
+            driver,
+        },
+    )
+    .unwrap()
+}
+
+pub fn proxy(config: &str) -> Server {
+    proxy_with(config, 2, DriverChoice::Auto)
+}
+
+/// A one-balancer config in front of the given backends with member parameters.
+pub fn balancer_config(members: &[(&Backend, &str)], extra: &str) -> String {
+    let mut text = String::from("Listen 127.0.0.1:0\nTimeout 5\n<Proxy balancer://c>\n");
+    for (b, params) in members {
+        text.push_str(&format!(
+            "BalancerMember http://127.0.0.1:{} {params}\n",
+            b.port()
+        ));
+    }
+    text.push_str("</Proxy>\n");
+    text.push_str(extra);
+    text.push_str("\nProxyPass / balancer://c/\n");
+    text
+}

@@ -1,0 +1,456 @@
+//! End to end through real sockets: ringproxy in-process on 127.0.0.1:0, in-test backends.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use ringproxy::worker::DriverChoice;
+
+fn single(b: &Backend) -> ringproxy::worker::Server {
+    proxy(&balancer_config(&[(b, "")], ""))
+}
+
+fn echo_backend() -> Backend {
+    backend(|req| {
+        ok(&format!(
+            "{} len={} sum={}",
+            req.request_line(),
+            req.body_len,
+            req.body_sum
+        ))
+    })
+}
+
+fn checksum(data: &[u8]) -> u64 {
+    data.iter()
+        .fold(0u64, |a, &b| a.wrapping_mul(31).wrapping_add(b as u64))
+}
+
+fn chunked(body: &[u8], chunk: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for part in body.chunks(chunk.max(1)) {
+        out.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+        out.extend_from_slice(part);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
+}
+
+#[test]
+fn get_and_post_bodies_content_length_and_chunked() {
+    let b = echo_backend();
+    let p = single(&b);
+    let mut c = Client::connect(p.addrs[0]);
+    for size in [0usize, 1, 1 << 20] {
+        let body: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
+        let want = format!("len={size} sum={}", checksum(&body));
+        // Content-Length
+        let mut req = format!(
+            "POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: {size}\r\n\r\n"
+        )
+        .into_bytes();
+        req.extend_from_slice(&body);
+        c.send(&req);
+        let r = c.read_response(false).unwrap();
+        assert_eq!(r.status, 200);
+        assert!(r.text().ends_with(&want), "CL {size}: {}", r.text());
+        // chunked
+        let mut req = b"POST /up HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        req.extend_from_slice(&chunked(&body, 10_000));
+        c.send(&req);
+        let r = c.read_response(false).unwrap();
+        assert!(r.text().ends_with(&want), "chunked {size}: {}", r.text());
+    }
+    // Chunked and large responses come back intact.
+    let big = backend(|req| {
+        if req.request_line().contains("/chunked") {
+            let mut out = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+            out.extend_from_slice(b"5\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n");
+            Action::Respond(out)
+        } else {
+            Action::Stream(1 << 20)
+        }
+    });
+    let p2 = single(&big);
+    let mut c = Client::connect(p2.addrs[0]);
+    let r = c.get("/chunked");
+    assert_eq!(r.header("transfer-encoding").as_deref(), Some("chunked"));
+    assert_eq!(r.text(), "hello world");
+    let r = c.get("/big");
+    assert_eq!(r.body_len, 1 << 20);
+    assert!(!r.truncated);
+}
+
+#[test]
+fn keep_alive_reuse_on_both_sides() {
+    let b = named("one");
+    let p = single(&b);
+    let mut c = Client::connect(p.addrs[0]);
+    for _ in 0..20 {
+        assert_eq!(c.get("/").text(), "one");
+    }
+    // One client connection lands on one worker, which reuses one backend connection.
+    assert_eq!(b.request_count(), 20);
+    assert_eq!(b.connections.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+#[test]
+fn max_keep_alive_requests_closes_the_connection() {
+    let b = named("one");
+    let p = proxy(&balancer_config(&[(&b, "")], "MaxKeepAliveRequests 3"));
+    let mut c = Client::connect(p.addrs[0]);
+    assert!(c.get("/").header("connection").is_none());
+    assert!(c.get("/").header("connection").is_none());
+    assert_eq!(c.get("/").header("connection").as_deref(), Some("close"));
+    assert!(c.is_closed());
+}
+
+#[test]
+fn pipelined_requests_answered_in_order() {
+    let b = backend(|req| ok(req.request_line().split(' ').nth(1).unwrap_or("")));
+    let p = single(&b);
+    let mut c = Client::connect(p.addrs[0]);
+    c.send(b"GET /1 HTTP/1.1\r\nHost: t\r\n\r\nPOST /2 HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabcGET /3 HTTP/1.1\r\nHost: t\r\n\r\n");
+    for want in ["/1", "/2", "/3"] {
+        assert_eq!(c.read_response(false).unwrap().text(), want);
+    }
+}
+
+#[test]
+fn head_204_304_framing() {
+    let b = backend(|req| {
+        let line = req.request_line().to_string();
+        Action::Respond(if line.starts_with("HEAD") {
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n".to_vec()
+        } else if line.contains("/204") {
+            b"HTTP/1.1 204 No Content\r\n\r\n".to_vec()
+        } else if line.contains("/304") {
+            b"HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n".to_vec()
+        } else {
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec()
+        })
+    });
+    let p = single(&b);
+    let mut c = Client::connect(p.addrs[0]);
+    c.send(b"HEAD / HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = c.read_response(true).unwrap();
+    assert_eq!(r.header("content-length").as_deref(), Some("1000"));
+    assert_eq!(c.get("/204").status, 204);
+    assert_eq!(c.get("/304").status, 304);
+    // The connection is still in step after the bodiless responses.
+    assert_eq!(c.get("/").text(), "ok");
+}
+
+#[test]
+fn byrequests_sequences_match_the_spec_vectors() {
+    let names = ["a", "b", "c", "d"];
+    let bs: Vec<Backend> = names.iter().map(|n| named(n)).collect();
+    let seq = |params: [&str; 4]| {
+        let members: Vec<(&Backend, &str)> = bs.iter().zip(params).collect();
+        // One worker: the counters are per core, so one core shows the exact vector.
+        let p = proxy_with(&balancer_config(&members, ""), 1, DriverChoice::Auto);
+        let mut c = Client::connect(p.addrs[0]);
+        let n = if params[1].contains('D') { 6 } else { 10 };
+        let s: String = (0..n).map(|_| c.get("/").text()).collect();
+        p.shutdown();
+        s
+    };
+    assert_eq!(
+        seq(["loadfactor=1", "loadfactor=1", "loadfactor=1", "loadfactor=2"]),
+        "dabcddabcd"
+    );
+    assert_eq!(seq(["", "status=+D", "", ""]), "acdacd");
+}
+
+#[test]
+fn routing_rules_and_reverse_rewriting() {
+    let b = backend(|req| {
+        let path = req.request_line().split(' ').nth(1).unwrap_or("").to_string();
+        if path.starts_with("/redirect") {
+            return Action::Respond(
+                b"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:1/login?x=1\r\nContent-Length: 0\r\n\r\n".to_vec(),
+            );
+        }
+        if path.starts_with("/cookie") {
+            return Action::Respond(
+                b"HTTP/1.1 200 OK\r\nSet-Cookie: s=1; Domain=127.0.0.1; Path=/internal/app\r\nContent-Length: 0\r\n\r\n".to_vec(),
+            );
+        }
+        ok(&path)
+    });
+    let config = fill(
+        r#"Listen 127.0.0.1:0
+<VirtualHost *>
+  ServerName lb.example
+  <Proxy balancer://c>
+    BalancerMember http://127.0.0.1:{B0}
+  </Proxy>
+  ProxyPass /static !
+  ProxyPassMatch ^/img/(.*)\.png$ balancer://c/images/$1.webp
+  ProxyPass /api/ balancer://c/v1/
+  ProxyPassMatch ^(/.*)$ balancer://c$1
+  ProxyPassReverse / http://127.0.0.1:1/
+  ProxyPassReverseCookieDomain 127.0.0.1 lb.example
+  ProxyPassReverseCookiePath /internal /
+</VirtualHost>
+"#,
+        &[&b],
+    );
+    let p = proxy(&config);
+    let mut c = Client::connect(p.addrs[0]);
+    assert_eq!(c.get("/img/cat.png").text(), "/images/cat.webp");
+    assert_eq!(c.get("/api/users?id=7").text(), "/v1/users?id=7");
+    assert_eq!(c.get("/other/x?y").text(), "/other/x?y");
+    let r = c.get("/redirect");
+    assert_eq!(r.header("location").as_deref(), Some("http://test/login?x=1"));
+    let r = c.get("/cookie");
+    assert_eq!(
+        r.header("set-cookie").as_deref(),
+        Some("s=1; Domain=lb.example; Path=/")
+    );
+    let r = c.get("/static/app.css");
+    assert_eq!(r.status, 404);
+}
+
+#[test]
+fn forwarded_headers_host_and_hop_by_hop() {
+    let b = echo_backend();
+    let p = single(&b);
+    let mut c = Client::connect(p.addrs[0]);
+    c.send(b"GET /h HTTP/1.1\r\nHost: public.example\r\nConnection: X-Forwarded-For, X-Drop\r\nX-Drop: 1\r\nX-Forwarded-For: 9.9.9.9\r\nTE: trailers\r\n\r\n");
+    c.read_response(false).unwrap();
+    let seen = b.last();
+    assert_eq!(seen.header("host"), Some(format!("127.0.0.1:{}", b.port())));
+    assert_eq!(seen.header("x-forwarded-for").as_deref(), Some("9.9.9.9, 127.0.0.1"));
+    assert_eq!(seen.header("x-forwarded-host").as_deref(), Some("public.example"));
+    assert_eq!(seen.header("x-forwarded-proto").as_deref(), Some("http"));
+    assert!(seen.header("x-forwarded-server").is_some());
+    assert!(seen.header("x-drop").is_none());
+    assert!(seen.header("te").is_none());
+    assert!(seen.header("connection").is_none());
+
+    let p2 = proxy(&balancer_config(&[(&b, "")], "ProxyPreserveHost On"));
+    let mut c = Client::connect(p2.addrs[0]);
+    c.send(b"GET / HTTP/1.1\r\nHost: public.example\r\n\r\n");
+    c.read_response(false).unwrap();
+    assert_eq!(b.last().header("host").as_deref(), Some("public.example"));
+}
+
+#[test]
+fn malformed_requests_get_the_right_status_and_close() {
+    let b = named("never");
+    let p = proxy(&balancer_config(
+        &[(&b, "")],
+        "LimitRequestLine 100\nLimitRequestFieldSize 100\nLimitRequestFields 10",
+    ));
+    let many_fields: String = (0..12).map(|i| format!("X-{i}: v\r\n")).collect();
+    let cases: Vec<(Vec<u8>, u16)> = vec![
+        (format!("GET /{} HTTP/1.1\r\nHost: t\r\n\r\n", "a".repeat(200)).into_bytes(), 414),
+        (format!("GET / HTTP/1.1\r\nHost: t\r\nX: {}\r\n\r\n", "a".repeat(200)).into_bytes(), 431),
+        (format!("GET / HTTP/1.1\r\nHost: t\r\n{many_fields}\r\n").into_bytes(), 400),
+        (b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n".to_vec(), 400),
+        (b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n".to_vec(), 400),
+        (b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n".to_vec(), 400),
+        (b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_vec(), 400),
+        (b"GET / HTTP/1.1\r\nHost: t\r\nX: a\r\n b\r\n\r\n".to_vec(), 400),
+        (b"GET / HTTP/1.1\r\nHost: t\r\nX: a\rb\r\n\r\n".to_vec(), 400),
+        (b"GET / HTTP/1.1\r\nHost: t\r\nX: a\0b\r\n\r\n".to_vec(), 400),
+        (b"GET / HTTP/1.1\r\nHost: t\r\nX : a\r\n\r\n".to_vec(), 400),
+        (b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n".to_vec(), 400),
+        (b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n11111111111111111\r\n".to_vec(), 400),
+        (b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nab\r\n".to_vec(), 400),
+    ];
+    for (raw, status) in cases {
+        let mut c = Client::connect(p.addrs[0]);
+        c.send(&raw);
+        let r = c
+            .read_response(false)
+            .unwrap_or_else(|| panic!("no answer to {}", String::from_utf8_lossy(&raw)));
+        assert_eq!(r.status, status, "{}", String::from_utf8_lossy(&raw));
+        assert_eq!(r.header("connection").as_deref(), Some("close"));
+        assert!(c.is_closed());
+    }
+    assert_eq!(b.request_count(), 0, "no malformed request reached the backend");
+}
+
+#[test]
+fn backend_refused_gives_503() {
+    // A port that was free a moment ago: connecting to it is refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = format!(
+        "Listen 127.0.0.1:0\n<Proxy balancer://c>\nBalancerMember http://127.0.0.1:{port}\n</Proxy>\nProxyPass / balancer://c/\n"
+    );
+    let p = proxy(&cfg);
+    let mut c = Client::connect(p.addrs[0]);
+    assert_eq!(c.get("/").status, 503);
+}
+
+#[test]
+fn failover_to_another_member_on_connect_failure() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let b = named("alive");
+    let cfg = format!(
+        "Listen 127.0.0.1:0\n<Proxy balancer://c>\nBalancerMember http://127.0.0.1:{port}\nBalancerMember http://127.0.0.1:{}\n</Proxy>\nProxyPass / balancer://c/\n",
+        b.port()
+    );
+    let p = proxy(&cfg);
+    for _ in 0..4 {
+        let mut c = Client::connect(p.addrs[0]);
+        assert_eq!(c.get("/").text(), "alive");
+    }
+}
+
+#[test]
+fn backend_silent_gives_504_and_closed_gives_502() {
+    let silent = backend(|_| Action::Delay(Duration::from_secs(3), Box::new(ok("late"))));
+    let p = proxy(&balancer_config(&[(&silent, "timeout=1")], ""));
+    let mut c = Client::connect(p.addrs[0]);
+    assert_eq!(c.get("/").status, 504);
+
+    let closer = backend(|_| Action::Close);
+    let p = single(&closer);
+    let mut c = Client::connect(p.addrs[0]);
+    assert_eq!(c.get("/").status, 502);
+
+    let garbage = backend(|_| Action::Respond(b"NOT HTTP AT ALL\r\n\r\n".to_vec()));
+    let p = single(&garbage);
+    let mut c = Client::connect(p.addrs[0]);
+    assert_eq!(c.get("/").status, 502);
+}
+
+#[test]
+fn backend_dying_mid_response_closes_the_client() {
+    let b = backend(|_| {
+        Action::RespondClose(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part".to_vec())
+    });
+    let p = single(&b);
+    let mut c = Client::connect(p.addrs[0]);
+    let r = c.get("/");
+    assert_eq!(r.status, 200);
+    assert!(r.truncated, "a short body must not look complete");
+    assert!(c.is_closed());
+}
+
+#[test]
+fn stale_pooled_connection_is_retried_transparently() {
+    // Advertises keep-alive but closes after each response: every pooled connection the
+    // proxy keeps is stale by the next request.
+    let b = backend(|_| Action::RespondClose(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec()));
+    let p = proxy_with(&balancer_config(&[(&b, "")], ""), 1, DriverChoice::Auto);
+    let mut c = Client::connect(p.addrs[0]);
+    for i in 0..5 {
+        let r = c.get("/");
+        assert_eq!(r.status, 200, "request {i}");
+        assert_eq!(r.text(), "ok");
+        // Let the backend's FIN reach the pooled socket.
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A POST with a small body is replayable too.
+    c.send(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nbody");
+    assert_eq!(c.read_response(false).unwrap().status, 200);
+    assert_eq!(b.connections.load(std::sync::atomic::Ordering::SeqCst), 6);
+}
+
+#[test]
+fn expect_100_continue() {
+    let b = echo_backend();
+    let p = single(&b);
+    let mut c = Client::connect(p.addrs[0]);
+    c.send(b"PUT /x HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
+    let interim = c.read_response(false).unwrap();
+    assert_eq!(interim.status, 100);
+    c.send(b"hello");
+    let r = c.read_response(false).unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("len=5"));
+    assert!(b.last().header("expect").is_none());
+}
+
+#[test]
+fn http10_client_gets_dechunked_body_and_close() {
+    let b = backend(|_| {
+        Action::Respond(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n".to_vec())
+    });
+    let p = single(&b);
+    let mut c = Client::connect(p.addrs[0]);
+    c.send(b"GET / HTTP/1.0\r\n\r\n");
+    let r = c.read_response(false).unwrap();
+    assert!(r.header("transfer-encoding").is_none());
+    assert_eq!(r.text(), "abcde");
+}
+
+#[test]
+fn runs_on_the_epoll_fallback_with_several_workers() {
+    let b = echo_backend();
+    let p = proxy_with(&balancer_config(&[(&b, "")], ""), 2, DriverChoice::Epoll);
+    assert_eq!(p.workers(), 2);
+    let mut handles = Vec::new();
+    for _ in 0..8 {
+        let addr = p.addrs[0];
+        handles.push(std::thread::spawn(move || {
+            let mut c = Client::connect(addr);
+            for _ in 0..20 {
+                assert_eq!(c.get("/e").status, 200);
+            }
+        }));
+    }
+    for h in handles {
+        h.join().unwrap();
+    }
+    assert_eq!(
+        p.shared
+            .epoll_workers
+            .load(std::sync::atomic::Ordering::Relaxed),
+        2
+    );
+    assert_eq!(b.request_count(), 160);
+}
+
+#[test]
+fn several_workers_share_the_port_and_balance() {
+    let a = named("a");
+    let b = named("b");
+    let p = proxy_with(&balancer_config(&[(&a, ""), (&b, "")], ""), 2, DriverChoice::Auto);
+    let mut counts = [0usize; 2];
+    for _ in 0..40 {
+        let mut c = Client::connect(p.addrs[0]);
+        match c.get("/").text().as_str() {
+            "a" => counts[0] += 1,
+            _ => counts[1] += 1,
+        }
+    }
+    // Each worker alternates on its own, so the split stays even overall.
+    assert!(counts[0] >= 15 && counts[1] >= 15, "{counts:?}");
+}
+
+#[test]
+fn graceful_shutdown_finishes_in_flight_requests() {
+    let b = backend(|_| Action::Delay(Duration::from_millis(300), Box::new(ok("done"))));
+    let p = single(&b);
+    let addr = p.addrs[0];
+    let t = std::thread::spawn(move || {
+        let mut c = Client::connect(addr);
+        c.get("/slow")
+    });
+    // Wait until the request reached the backend, then stop.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while b.request_count() == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    p.shutdown();
+    let r = t.join().unwrap();
+    assert_eq!(r.text(), "done");
+    assert_eq!(r.header("connection").as_deref(), Some("close"));
+    p.join();
+    assert!(std::net::TcpStream::connect(addr).is_err(), "no longer accepting");
+}
