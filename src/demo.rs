@@ -113,7 +113,10 @@ pub fn run(seconds: u64, port: u16) -> Result<(), String> {
     let addr = server.addrs[0];
     println!("ringproxy demo");
     println!("  backends: node1 on {b1} (loadfactor=5), node2 on {b2} (loadfactor=1)");
-    println!("  proxy:    http://{addr}/  ({} worker thread(s))", server.workers());
+    println!(
+        "  proxy:    http://{addr}/  ({} worker thread(s))",
+        server.workers()
+    );
     println!("\nconfig in use:\n{text}");
     println!("12 requests through the proxy on one keep-alive connection:");
     let mut s = TcpStream::connect(addr).map_err(|e| e.to_string())?;

@@ -131,18 +131,52 @@ mod tests {
     fn status_mapping_table() {
         let io = || std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
         let cases: Vec<(ErrorKind, Option<u16>, Side, bool)> = vec![
-            (ErrorKind::BadHead(HeadError::LineTooLong), Some(414), Side::Client, false),
-            (ErrorKind::BadBody(BodyError::BadSize), Some(400), Side::Client, false),
+            (
+                ErrorKind::BadHead(HeadError::LineTooLong),
+                Some(414),
+                Side::Client,
+                false,
+            ),
+            (
+                ErrorKind::BadBody(BodyError::BadSize),
+                Some(400),
+                Side::Client,
+                false,
+            ),
             (ErrorKind::NotProxied, Some(404), Side::Proxy, false),
-            (ErrorKind::NoMember("balancer://c".into()), Some(503), Side::Proxy, false),
-            (ErrorKind::Connect("m".into(), io()), Some(503), Side::Backend, true),
-            (ErrorKind::BackendTimeout("m".into()), Some(504), Side::Backend, false),
-            (ErrorKind::BackendClosed("m".into()), Some(502), Side::Backend, false),
+            (
+                ErrorKind::NoMember("balancer://c".into()),
+                Some(503),
+                Side::Proxy,
+                false,
+            ),
+            (
+                ErrorKind::Connect("m".into(), io()),
+                Some(503),
+                Side::Backend,
+                true,
+            ),
+            (
+                ErrorKind::BackendTimeout("m".into()),
+                Some(504),
+                Side::Backend,
+                false,
+            ),
+            (
+                ErrorKind::BackendClosed("m".into()),
+                Some(502),
+                Side::Backend,
+                false,
+            ),
             (ErrorKind::ClientTimeout, None, Side::Client, false),
         ];
         for (kind, status, side, retryable) in cases {
             let e = ProxyError::new(kind);
-            assert_eq!((e.status(), e.side, e.retryable), (status, side, retryable), "{e}");
+            assert_eq!(
+                (e.status(), e.side, e.retryable),
+                (status, side, retryable),
+                "{e}"
+            );
         }
     }
 

@@ -7,16 +7,16 @@
 //! (rewriting heads with [`http::write`], framing bodies with [`http::body`]) -> back to
 //! [`conn`] for the next request on the connection.
 
-pub mod config;
-pub mod http;
 pub mod balancer;
-pub mod error;
-pub mod pool;
-pub mod route;
+pub mod config;
 pub mod conn;
+pub mod demo;
+pub mod error;
+pub mod http;
 pub mod io;
+pub mod logging;
+pub mod pool;
 pub mod proxy;
+pub mod route;
 pub mod shutdown;
 pub mod worker;
-pub mod demo;
-pub mod logging;

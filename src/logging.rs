@@ -62,9 +62,7 @@ pub fn init(level: LogLevel, error_log: Option<&Path>) -> std::io::Result<()> {
                 .create(true)
                 .append(true)
                 .open(path)?;
-            let _ = builder
-                .with_writer(std::sync::Mutex::new(file))
-                .try_init();
+            let _ = builder.with_writer(std::sync::Mutex::new(file)).try_init();
         }
         None => {
             let _ = builder.with_writer(std::io::stderr).try_init();

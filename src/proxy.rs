@@ -12,7 +12,9 @@ use crate::conn::ClientConn;
 use crate::error::{ErrorKind, ProxyError};
 use crate::http::body::{BodyError, Framing};
 use crate::http::head::{parse_response, RequestBody, ResponseBody, ResponseHead};
-use crate::http::write::{write_request_head, write_response_head, RequestRewrite, ResponseRewrite};
+use crate::http::write::{
+    write_request_head, write_response_head, RequestRewrite, ResponseRewrite,
+};
 use crate::io::{is_disconnect, read_more, write_all, write_range, IoFail};
 use crate::pool::{BackendConn, BACKEND_BUF};
 use crate::route::{self, Route};
@@ -100,17 +102,19 @@ pub async fn forward(w: &Worker, c: &mut ClientConn) -> Result<bool, ProxyError>
             };
             let mut bc = match pooled {
                 Some(bc) => bc,
-                None => match connect(member, cfg.member_connect_timeout(vh_idx, balancer, m)).await {
-                    Ok(bc) => bc,
-                    Err(e) => {
-                        fail_member(w, b, balancer, m, &e);
-                        tried.push(m);
-                        if tried.len() > max_failovers {
-                            return Err(e);
+                None => {
+                    match connect(member, cfg.member_connect_timeout(vh_idx, balancer, m)).await {
+                        Ok(bc) => bc,
+                        Err(e) => {
+                            fail_member(w, b, balancer, m, &e);
+                            tried.push(m);
+                            if tried.len() > max_failovers {
+                                return Err(e);
+                            }
+                            break; // next member
                         }
-                        break; // next member
                     }
-                },
+                }
             };
             w.shared
                 .members
@@ -133,7 +137,10 @@ pub async fn forward(w: &Worker, c: &mut ClientConn) -> Result<bool, ProxyError>
                     return Ok(keep_client);
                 }
                 Err(ExchangeError::Stale) if bc.reused => {
-                    debug!("pooled connection to {} was stale; retrying on a new one", member.name);
+                    debug!(
+                        "pooled connection to {} was stale; retrying on a new one",
+                        member.name
+                    );
                     allow_pooled = false;
                 }
                 Err(ExchangeError::Stale) => {
@@ -329,9 +336,7 @@ async fn exchange(
                     break;
                 }
                 Ok(None) => {}
-                Err(e) => {
-                    return Err(ErrorKind::BackendProtocol(name(), e.to_string()).into_ex())
-                }
+                Err(e) => return Err(ErrorKind::BackendProtocol(name(), e.to_string()).into_ex()),
             }
         }
         let nothing_yet = bc.buf.is_empty();

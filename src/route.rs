@@ -88,7 +88,9 @@ pub fn route(vh: &VirtualHost, target: &[u8]) -> Route {
             }
             Matcher::Regex(re) => {
                 // Non-UTF-8 paths (raw bytes >= 0x80) cannot match a str regex.
-                let Ok(p) = std::str::from_utf8(path) else { continue };
+                let Ok(p) = std::str::from_utf8(path) else {
+                    continue;
+                };
                 let Some(caps) = re.captures(p) else { continue };
                 match &rule.target {
                     Target::Exclude => return Route::NotProxied,

@@ -6,6 +6,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -247,6 +248,10 @@ async fn worker_main(id: usize, listeners: Vec<std::net::TcpListener>, shared: A
             grace.as_secs()
         );
     }
+    // On io_uring a dropped socket is closed by a queued close operation, which the ring
+    // submits when the runtime next parks: park once so the closes of the last sockets are
+    // submitted before this runtime and its ring go away.
+    monoio::time::sleep(std::time::Duration::from_millis(1)).await;
 }
 
 async fn accept_loop(w: Rc<Worker>, listener: TcpListener) {
@@ -255,7 +260,18 @@ async fn accept_loop(w: Rc<Worker>, listener: TcpListener) {
     loop {
         let accepted = monoio::select! {
             r = listener.accept() => r,
-            _ = shared.shutdown.wait() => return,
+            _ = shared.shutdown.wait() => {
+                // Stop listening now, synchronously. Dropping the listener is not enough
+                // on io_uring: its close is queued behind the cancelled accept and may only
+                // run after several ring round trips (or never, if the runtime ends first).
+                // shutdown(2) on a listening socket makes Linux refuse new connections at
+                // once.
+                // SAFETY: the fd belongs to `listener`, which is alive for this call.
+                unsafe {
+                    libc::shutdown(listener.as_raw_fd(), libc::SHUT_RDWR);
+                }
+                return;
+            }
         };
         let (stream, peer) = match accepted {
             Ok(a) => a,

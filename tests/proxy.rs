@@ -47,17 +47,16 @@ fn get_and_post_bodies_content_length_and_chunked() {
         let body: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
         let want = format!("len={size} sum={}", checksum(&body));
         // Content-Length
-        let mut req = format!(
-            "POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: {size}\r\n\r\n"
-        )
-        .into_bytes();
+        let mut req =
+            format!("POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: {size}\r\n\r\n").into_bytes();
         req.extend_from_slice(&body);
         c.send(&req);
         let r = c.read_response(false).unwrap();
         assert_eq!(r.status, 200);
         assert!(r.text().ends_with(&want), "CL {size}: {}", r.text());
         // chunked
-        let mut req = b"POST /up HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        let mut req =
+            b"POST /up HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
         req.extend_from_slice(&chunked(&body, 10_000));
         c.send(&req);
         let r = c.read_response(false).unwrap();
@@ -158,7 +157,12 @@ fn byrequests_sequences_match_the_spec_vectors() {
         s
     };
     assert_eq!(
-        seq(["loadfactor=1", "loadfactor=1", "loadfactor=1", "loadfactor=2"]),
+        seq([
+            "loadfactor=1",
+            "loadfactor=1",
+            "loadfactor=1",
+            "loadfactor=2"
+        ]),
         "dabcddabcd"
     );
     assert_eq!(seq(["", "status=+D", "", ""]), "acdacd");
@@ -167,7 +171,12 @@ fn byrequests_sequences_match_the_spec_vectors() {
 #[test]
 fn routing_rules_and_reverse_rewriting() {
     let b = backend(|req| {
-        let path = req.request_line().split(' ').nth(1).unwrap_or("").to_string();
+        let path = req
+            .request_line()
+            .split(' ')
+            .nth(1)
+            .unwrap_or("")
+            .to_string();
         if path.starts_with("/redirect") {
             return Action::Respond(
                 b"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:1/login?x=1\r\nContent-Length: 0\r\n\r\n".to_vec(),
@@ -204,7 +213,10 @@ fn routing_rules_and_reverse_rewriting() {
     assert_eq!(c.get("/api/users?id=7").text(), "/v1/users?id=7");
     assert_eq!(c.get("/other/x?y").text(), "/other/x?y");
     let r = c.get("/redirect");
-    assert_eq!(r.header("location").as_deref(), Some("http://test/login?x=1"));
+    assert_eq!(
+        r.header("location").as_deref(),
+        Some("http://test/login?x=1")
+    );
     let r = c.get("/cookie");
     assert_eq!(
         r.header("set-cookie").as_deref(),
@@ -223,8 +235,14 @@ fn forwarded_headers_host_and_hop_by_hop() {
     c.read_response(false).unwrap();
     let seen = b.last();
     assert_eq!(seen.header("host"), Some(format!("127.0.0.1:{}", b.port())));
-    assert_eq!(seen.header("x-forwarded-for").as_deref(), Some("9.9.9.9, 127.0.0.1"));
-    assert_eq!(seen.header("x-forwarded-host").as_deref(), Some("public.example"));
+    assert_eq!(
+        seen.header("x-forwarded-for").as_deref(),
+        Some("9.9.9.9, 127.0.0.1")
+    );
+    assert_eq!(
+        seen.header("x-forwarded-host").as_deref(),
+        Some("public.example")
+    );
     assert_eq!(seen.header("x-forwarded-proto").as_deref(), Some("http"));
     assert!(seen.header("x-forwarded-server").is_some());
     assert!(seen.header("x-drop").is_none());
@@ -272,7 +290,11 @@ fn malformed_requests_get_the_right_status_and_close() {
         assert_eq!(r.header("connection").as_deref(), Some("close"));
         assert!(c.is_closed());
     }
-    assert_eq!(b.request_count(), 0, "no malformed request reached the backend");
+    assert_eq!(
+        b.request_count(),
+        0,
+        "no malformed request reached the backend"
+    );
 }
 
 #[test]
@@ -345,7 +367,9 @@ fn backend_dying_mid_response_closes_the_client() {
 fn stale_pooled_connection_is_retried_transparently() {
     // Advertises keep-alive but closes after each response: every pooled connection the
     // proxy keeps is stale by the next request.
-    let b = backend(|_| Action::RespondClose(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec()));
+    let b = backend(|_| {
+        Action::RespondClose(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec())
+    });
     let p = proxy_with(&balancer_config(&[(&b, "")], ""), 1, DriverChoice::Auto);
     let mut c = Client::connect(p.addrs[0]);
     for i in 0..5 {
@@ -420,7 +444,11 @@ fn runs_on_the_epoll_fallback_with_several_workers() {
 fn several_workers_share_the_port_and_balance() {
     let a = named("a");
     let b = named("b");
-    let p = proxy_with(&balancer_config(&[(&a, ""), (&b, "")], ""), 2, DriverChoice::Auto);
+    let p = proxy_with(
+        &balancer_config(&[(&a, ""), (&b, "")], ""),
+        2,
+        DriverChoice::Auto,
+    );
     let mut counts = [0usize; 2];
     for _ in 0..40 {
         let mut c = Client::connect(p.addrs[0]);
@@ -452,5 +480,8 @@ fn graceful_shutdown_finishes_in_flight_requests() {
     assert_eq!(r.text(), "done");
     assert_eq!(r.header("connection").as_deref(), Some("close"));
     p.join();
-    assert!(std::net::TcpStream::connect(addr).is_err(), "no longer accepting");
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "no longer accepting"
+    );
 }

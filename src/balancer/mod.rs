@@ -76,7 +76,9 @@ impl SharedMembers {
     }
 
     pub fn clear_error(&self, b: usize, m: usize) {
-        self.members[b][m].error_until_ms.store(0, Ordering::Relaxed);
+        self.members[b][m]
+            .error_until_ms
+            .store(0, Ordering::Relaxed);
     }
 }
 
@@ -142,8 +144,7 @@ impl LocalBalancer {
     /// member gains its lbfactor; the first with the strictly highest lbstatus wins and pays
     /// the total. `tried` members (failed earlier in this request) are skipped.
     pub fn pick(&self, b: usize, shared: &SharedMembers, tried: &[usize]) -> Option<usize> {
-        let usable =
-            |m: usize| !self.disabled[m] && !tried.contains(&m) && !shared.in_error(b, m);
+        let usable = |m: usize| !self.disabled[m] && !tried.contains(&m) && !shared.in_error(b, m);
         if let Some(m) = self.pick_among(&usable) {
             return Some(m);
         }
@@ -191,7 +192,9 @@ mod tests {
     use crate::config::{load_str, LoadOptions};
 
     fn sequence(members: &str, n: usize) -> String {
-        let text = format!("Listen 80\n<Proxy balancer://c>\n{members}</Proxy>\nProxyPass / balancer://c/\n");
+        let text = format!(
+            "Listen 80\n<Proxy balancer://c>\n{members}</Proxy>\nProxyPass / balancer://c/\n"
+        );
         let cfg = load_str(&text, "t", &LoadOptions::default()).unwrap();
         let shared = SharedMembers::new(&cfg);
         let lb = LocalBalancer::new(&cfg.balancers[0]);
@@ -204,10 +207,20 @@ mod tests {
     fn spec_vectors() {
         let m = |lf: [&str; 4], extra: [&str; 4]| {
             (0..4)
-                .map(|i| format!("BalancerMember http://127.0.0.1:{} loadfactor={} {}\n", 9001 + i, lf[i], extra[i]))
+                .map(|i| {
+                    format!(
+                        "BalancerMember http://127.0.0.1:{} loadfactor={} {}\n",
+                        9001 + i,
+                        lf[i],
+                        extra[i]
+                    )
+                })
                 .collect::<String>()
         };
-        assert_eq!(sequence(&m(["1", "1", "1", "2"], ["", "", "", ""]), 10), "dabcddabcd");
+        assert_eq!(
+            sequence(&m(["1", "1", "1", "2"], ["", "", "", ""]), 10),
+            "dabcddabcd"
+        );
         assert_eq!(
             sequence(&m(["1", "1", "1", "1"], ["", "status=+D", "", ""]), 6),
             "acdacd"
@@ -216,7 +229,8 @@ mod tests {
 
     #[test]
     fn weights_hold_over_many_picks() {
-        let text = "BalancerMember http://127.0.0.1:1 loadfactor=5\nBalancerMember http://127.0.0.1:2\n";
+        let text =
+            "BalancerMember http://127.0.0.1:1 loadfactor=5\nBalancerMember http://127.0.0.1:2\n";
         let s = sequence(text, 600);
         assert_eq!(s.matches('a').count(), 500);
         assert_eq!(s.matches('b').count(), 100);

@@ -111,7 +111,10 @@ pub fn parse_text(
         }
         if let Some(rest) = trimmed.strip_prefix("</") {
             let Some(name) = rest.strip_suffix('>') else {
-                errors.push(ConfigError::new(&loc, format!("'{trimmed}' is missing '>'")));
+                errors.push(ConfigError::new(
+                    &loc,
+                    format!("'{trimmed}' is missing '>'"),
+                ));
                 continue;
             };
             let name = name.trim();
@@ -225,7 +228,10 @@ fn include(
     };
     let full_s = full.display().to_string();
     let mut files: Vec<PathBuf> = match glob::glob(&full_s) {
-        Ok(paths) => paths.filter_map(Result::ok).filter(|p| p.is_file()).collect(),
+        Ok(paths) => paths
+            .filter_map(Result::ok)
+            .filter(|p| p.is_file())
+            .collect(),
         Err(e) => {
             errors.push(ConfigError::new(loc, format!("bad Include pattern: {e}")));
             return Vec::new();
@@ -387,7 +393,10 @@ mod tests {
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].loc.line, 1);
         let (_, errors) = parse("</Proxy>\n");
-        assert_eq!(errors[0].to_string(), "t.conf:1: </Proxy> without matching <Proxy> section");
+        assert_eq!(
+            errors[0].to_string(),
+            "t.conf:1: </Proxy> without matching <Proxy> section"
+        );
         let (_, errors) = parse("<Proxy x>\n</VirtualHost>\n");
         assert!(errors[0].msg.contains("closes <Proxy>"));
     }

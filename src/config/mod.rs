@@ -187,17 +187,41 @@ const PROVIDED_MODULES: &[&str] = &[
 /// Directives accepted for compatibility that have nothing to act on in ringproxy; each
 /// produces a warning with its reason (README: directive table).
 const IGNORED_DIRECTIVES: &[(&str, &str)] = &[
-    ("serveradmin", "ringproxy serves no error pages that show it"),
-    ("documentroot", "ringproxy serves no files; unmatched paths answer 404"),
-    ("serverroot", "paths are relative to the config file's directory"),
-    ("servertokens", "ringproxy sends no Server header of its own"),
+    (
+        "serveradmin",
+        "ringproxy serves no error pages that show it",
+    ),
+    (
+        "documentroot",
+        "ringproxy serves no files; unmatched paths answer 404",
+    ),
+    (
+        "serverroot",
+        "paths are relative to the config file's directory",
+    ),
+    (
+        "servertokens",
+        "ringproxy sends no Server header of its own",
+    ),
     ("serversignature", "ringproxy serves no signature pages"),
     ("hostnamelookups", "ringproxy never does reverse DNS"),
-    ("usecanonicalname", "ringproxy uses the client's Host for reverse mapping"),
-    ("adddefaultcharset", "ringproxy does not alter response content types"),
-    ("defaultruntimedir", "ringproxy keeps no runtime files but PidFile"),
+    (
+        "usecanonicalname",
+        "ringproxy uses the client's Host for reverse mapping",
+    ),
+    (
+        "adddefaultcharset",
+        "ringproxy does not alter response content types",
+    ),
+    (
+        "defaultruntimedir",
+        "ringproxy keeps no runtime files but PidFile",
+    ),
     ("mutex", "ringproxy shares no locks between workers"),
-    ("traceenable", "TRACE is forwarded to the backend like any method"),
+    (
+        "traceenable",
+        "TRACE is forwarded to the backend like any method",
+    ),
     ("enablesendfile", "ringproxy serves no files"),
     ("enablemmap", "ringproxy serves no files"),
 ];
@@ -368,7 +392,12 @@ fn did_you_mean(word: &str, candidates: &[&str]) -> String {
     let lower = word.to_ascii_lowercase();
     let best = candidates
         .iter()
-        .map(|c| (strsim::damerau_levenshtein(&lower, &c.to_ascii_lowercase()), c))
+        .map(|c| {
+            (
+                strsim::damerau_levenshtein(&lower, &c.to_ascii_lowercase()),
+                c,
+            )
+        })
         .min_by_key(|(d, _)| *d);
     match best {
         Some((d, c)) if d <= 2 || (d <= 3 && word.len() > 8) => format!(" (did you mean '{c}'?)"),
@@ -480,13 +509,7 @@ impl Builder<'_> {
                 }
             }
             other => {
-                let known = [
-                    "VirtualHost",
-                    "Proxy",
-                    "IfModule",
-                    "IfDefine",
-                    "Location",
-                ];
+                let known = ["VirtualHost", "Proxy", "IfModule", "IfDefine", "Location"];
                 let hint = did_you_mean(other, &known);
                 self.err(&s.loc, format!("unknown section <{}>{hint}", s.name));
             }
@@ -525,7 +548,10 @@ impl Builder<'_> {
         if let Ctx::ProxyOther(_) = ctx {
             return self.err(
                 loc,
-                format!("{} is not allowed in <Proxy> other than <Proxy balancer://…>", d.name),
+                format!(
+                    "{} is not allowed in <Proxy> other than <Proxy balancer://…>",
+                    d.name
+                ),
             );
         }
         if let Ctx::Location(_) = ctx {
@@ -591,13 +617,14 @@ impl Builder<'_> {
                 None => self.err(loc, "ServerName needs a name"),
             },
             "serveralias" => self.vhosts[vh].aliases.extend(args.iter().cloned()),
-            "proxyrequests" => match self.one_flag(d) {
-                Some(true) => self.err(
-                    loc,
-                    "ProxyRequests On: ringproxy is never a forward proxy (an open proxy is a security risk); remove it or set Off",
-                ),
-                _ => {}
-            },
+            "proxyrequests" => {
+                if self.one_flag(d) == Some(true) {
+                    self.err(
+                        loc,
+                        "ProxyRequests On: ringproxy is never a forward proxy (an open proxy is a security risk); remove it or set Off",
+                    );
+                }
+            }
             "proxypass" | "proxypassmatch" => self.proxy_pass(d, vh, name == "proxypassmatch"),
             "proxypassreverse" => {
                 let clean: Vec<&String> = args.iter().filter(|a| *a != "interpolate").collect();
@@ -614,17 +641,19 @@ impl Builder<'_> {
                     _ => self.err(loc, "ProxyPassReverse takes PATH URL"),
                 }
             }
-            "proxypassreversecookiedomain" | "proxypassreversecookiepath" => match args.as_slice() {
-                [internal, public] => {
-                    let pair = (internal.clone(), public.clone());
-                    if name.ends_with("domain") {
-                        self.vhosts[vh].cookie_domains.push(pair);
-                    } else {
-                        self.vhosts[vh].cookie_paths.push(pair);
+            "proxypassreversecookiedomain" | "proxypassreversecookiepath" => {
+                match args.as_slice() {
+                    [internal, public] => {
+                        let pair = (internal.clone(), public.clone());
+                        if name.ends_with("domain") {
+                            self.vhosts[vh].cookie_domains.push(pair);
+                        } else {
+                            self.vhosts[vh].cookie_paths.push(pair);
+                        }
                     }
+                    _ => self.err(loc, format!("{} takes INTERNAL PUBLIC", d.name)),
                 }
-                _ => self.err(loc, format!("{} takes INTERNAL PUBLIC", d.name)),
-            },
+            }
             "proxypreservehost" => {
                 if let Some(v) = self.one_flag(d) {
                     self.vhosts[vh].preserve_host = v;
@@ -744,7 +773,10 @@ impl Builder<'_> {
                     self.warn(loc, format!("{} ignored: {why}", d.name));
                 } else {
                     let hint = did_you_mean(&d.name, KNOWN_DIRECTIVES);
-                    self.err(loc, format!("unknown or unsupported directive '{}'{hint}", d.name));
+                    self.err(
+                        loc,
+                        format!("unknown or unsupported directive '{}'{hint}", d.name),
+                    );
                 }
             }
         }
@@ -754,7 +786,10 @@ impl Builder<'_> {
         if in_vhost {
             self.warn(
                 &d.loc,
-                format!("{} inside <VirtualHost> applies to the whole server in ringproxy", d.name),
+                format!(
+                    "{} inside <VirtualHost> applies to the whole server in ringproxy",
+                    d.name
+                ),
             );
         }
     }
@@ -976,7 +1011,9 @@ impl Builder<'_> {
             return self.err(loc, "ProxySet needs key=value parameters");
         }
         for a in kvs {
-            let Some((k, v)) = self.split_kv(loc, a) else { continue };
+            let Some((k, v)) = self.split_kv(loc, a) else {
+                continue;
+            };
             self.apply_balancer_param(bidx, &k, v, loc);
         }
     }
@@ -996,23 +1033,22 @@ impl Builder<'_> {
 
     fn balancer_member(&mut self, d: &Directive, ctx: Ctx) {
         let loc = &d.loc;
-        let (bidx, rest) = match ctx {
-            Ctx::Balancer(_, b) => (b, &d.args[..]),
-            _ => match d.args.split_first() {
-                Some((url, rest)) if url.to_ascii_lowercase().starts_with("balancer://") => {
-                    match balancer_name(url) {
-                        Some(n) => (self.balancer_index(&n, loc), rest),
-                        None => return self.err(loc, format!("bad balancer URL '{url}'")),
+        let (bidx, rest) =
+            match ctx {
+                Ctx::Balancer(_, b) => (b, &d.args[..]),
+                _ => match d.args.split_first() {
+                    Some((url, rest)) if url.to_ascii_lowercase().starts_with("balancer://") => {
+                        match balancer_name(url) {
+                            Some(n) => (self.balancer_index(&n, loc), rest),
+                            None => return self.err(loc, format!("bad balancer URL '{url}'")),
+                        }
                     }
-                }
-                _ => {
-                    return self.err(
+                    _ => return self.err(
                         loc,
                         "BalancerMember outside <Proxy balancer://…> must name the balancer first",
-                    )
-                }
-            },
-        };
+                    ),
+                },
+            };
         let Some((url, kvs)) = rest.split_first() else {
             return self.err(loc, "BalancerMember needs a URL");
         };
@@ -1021,11 +1057,18 @@ impl Builder<'_> {
             Err(e) => return self.errors.push(e),
         };
         for a in kvs {
-            let Some((k, v)) = self.split_kv(loc, a) else { continue };
+            let Some((k, v)) = self.split_kv(loc, a) else {
+                continue;
+            };
             match member.params.apply(&k, v) {
                 Ok(true) => {
                     if params::MEMBER_KEYS_IGNORED.contains(&k.as_str()) {
-                        self.warn(loc, format!("member parameter {k} is accepted and has no effect in ringproxy"));
+                        self.warn(
+                            loc,
+                            format!(
+                                "member parameter {k} is accepted and has no effect in ringproxy"
+                            ),
+                        );
                     }
                 }
                 Ok(false) => {
@@ -1036,7 +1079,10 @@ impl Builder<'_> {
             }
         }
         let b = &mut self.balancers[bidx];
-        if b.members.iter().any(|m| m.name == member.name && m.path == member.path) {
+        if b.members
+            .iter()
+            .any(|m| m.name == member.name && m.path == member.path)
+        {
             let msg = format!("{} is already a member of {}", member.name, b.name);
             return self.err(loc, msg);
         }
@@ -1115,7 +1161,10 @@ impl Builder<'_> {
                                 let mut all: Vec<&str> = params::BALANCER_KEYS.to_vec();
                                 all.extend_from_slice(params::MEMBER_KEYS);
                                 let hint = did_you_mean(k, &all);
-                                self.err(&r.loc, format!("unknown ProxyPass parameter '{k}'{hint}"));
+                                self.err(
+                                    &r.loc,
+                                    format!("unknown ProxyPass parameter '{k}'{hint}"),
+                                );
                             }
                             Err(m) => self.err(&r.loc, m),
                         }
@@ -1171,8 +1220,10 @@ impl Builder<'_> {
         }
         for b in &self.balancers {
             if b.members.is_empty() {
-                self.errors
-                    .push(ConfigError::new(&b.loc, format!("{} has no BalancerMember", b.name)));
+                self.errors.push(ConfigError::new(
+                    &b.loc,
+                    format!("{} has no BalancerMember", b.name),
+                ));
             }
         }
         // ProxyPassInherit On (Apache's default): vhosts also use the main server's rules,
@@ -1289,10 +1340,7 @@ fn split_host_port(authority: &str) -> Result<(&str, Option<u16>), String> {
         return Ok((host, port));
     }
     match authority.rsplit_once(':') {
-        Some((h, p)) => Ok((
-            h,
-            Some(p.parse().map_err(|_| format!("bad port '{p}'"))?),
-        )),
+        Some((h, p)) => Ok((h, Some(p.parse().map_err(|_| format!("bad port '{p}'"))?))),
         None => Ok((authority, None)),
     }
 }
@@ -1314,7 +1362,10 @@ fn parse_listen(arg: &str) -> Result<Vec<SocketAddr>, String> {
 
 fn parse_vhost_addr(arg: &str) -> Result<VhostAddr, String> {
     if arg == "*" || arg == "_default_" {
-        return Ok(VhostAddr { ip: None, port: None });
+        return Ok(VhostAddr {
+            ip: None,
+            port: None,
+        });
     }
     let (host, port) = split_host_port(arg)?;
     let port = match port {
@@ -1378,7 +1429,12 @@ mod tests {
     }
 
     fn errs(text: &str) -> Vec<String> {
-        load(text).err().unwrap_or_default().iter().map(ToString::to_string).collect()
+        load(text)
+            .err()
+            .unwrap_or_default()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
     }
 
     pub const ISSUE_EXAMPLE: &str = r#"
@@ -1414,7 +1470,10 @@ Listen 8080
         assert_eq!(vh.rules.len(), 2);
         assert!(matches!(vh.rules[0].target, Target::Exclude));
         assert_eq!(vh.reverse.len(), 2);
-        assert_eq!(vh.cookie_domains, vec![("127.0.0.1".into(), "lb.example".into())]);
+        assert_eq!(
+            vh.cookie_domains,
+            vec![("127.0.0.1".into(), "lb.example".into())]
+        );
     }
 
     #[test]
@@ -1429,13 +1488,22 @@ Listen 8080
     #[test]
     fn undefined_balancer_and_bad_params() {
         let e = errs("Listen 80\nProxyPass / balancer://nope/\n");
-        assert!(e[0].starts_with("t.conf:2: balancer://nope is not defined"), "{e:?}");
+        assert!(
+            e[0].starts_with("t.conf:2: balancer://nope is not defined"),
+            "{e:?}"
+        );
         let e = errs(
             "Listen 80\n<Proxy balancer://a>\nBalancerMember http://127.0.0.1:1 hcpass=3\nProxySet lvmetod=byrequests\n</Proxy>\nProxyPass / balancer://a/\n",
         );
         assert_eq!(e.len(), 2, "{e:?}");
-        assert!(e[0].contains("t.conf:3:") && e[0].contains("did you mean 'hcpasses'"), "{e:?}");
-        assert!(e[1].contains("t.conf:4:") && e[1].contains("did you mean 'lbmethod'"), "{e:?}");
+        assert!(
+            e[0].contains("t.conf:3:") && e[0].contains("did you mean 'hcpasses'"),
+            "{e:?}"
+        );
+        assert!(
+            e[1].contains("t.conf:4:") && e[1].contains("did you mean 'lbmethod'"),
+            "{e:?}"
+        );
     }
 
     #[test]
@@ -1515,7 +1583,10 @@ Listen 8080
     #[test]
     fn restrictive_access_is_refused_not_ignored() {
         let e = errs("Listen 80\n<Proxy *>\nRequire ip 10.0.0.0/8\n</Proxy>\n");
-        assert!(e[0].contains("access restrictions are not supported yet"), "{e:?}");
+        assert!(
+            e[0].contains("access restrictions are not supported yet"),
+            "{e:?}"
+        );
         assert!(load("Listen 80\n<Proxy *>\nRequire all granted\n</Proxy>\n").is_ok());
     }
 }

@@ -165,13 +165,11 @@ pub fn parse_duration(v: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("'{v}' is too large"))
 }
 
-fn parse_num<T: std::str::FromStr>(key: &str, v: &str, lo: T, hi: T) -> Result<T, String>
+fn parse_num<T>(key: &str, v: &str, lo: T, hi: T) -> Result<T, String>
 where
-    T: PartialOrd + std::fmt::Display + Copy,
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
 {
-    let n: T = v
-        .parse()
-        .map_err(|_| format!("{key}={v}: not a number"))?;
+    let n: T = v.parse().map_err(|_| format!("{key}={v}: not a number"))?;
     if n < lo || n > hi {
         return Err(format!("{key}={v}: must be between {lo} and {hi}"));
     }
@@ -254,12 +252,17 @@ impl MemberParams {
             "upgrade" => self.upgrade = Some(v.to_string()),
             "hcmethod" => {
                 let m = v.to_ascii_uppercase();
-                let known = ["TCP", "OPTIONS", "HEAD", "GET", "OPTIONS11", "HEAD11", "GET11"];
+                let known = [
+                    "TCP",
+                    "OPTIONS",
+                    "HEAD",
+                    "GET",
+                    "OPTIONS11",
+                    "HEAD11",
+                    "GET11",
+                ];
                 if !known.contains(&m.as_str()) {
-                    return Err(format!(
-                        "hcmethod={v}: must be one of {}",
-                        known.join(", ")
-                    ));
+                    return Err(format!("hcmethod={v}: must be one of {}", known.join(", ")));
                 }
                 self.hc.method = Some(m);
             }
@@ -275,7 +278,8 @@ impl MemberParams {
             "hcfails" => self.hc.fails = Some(parse_num(key, v, 1u32, 1000)?),
             "hcexpr" => self.hc.expr = Some(v.to_string()),
             "hctemplate" => self.hc.template = Some(v.to_string()),
-            "acquire" | "iobuffersize" | "receivebuffersize" | "responsefieldsize" | "flushwait" => {
+            "acquire" | "iobuffersize" | "receivebuffersize" | "responsefieldsize"
+            | "flushwait" => {
                 parse_num(key, v, 0u64, u64::MAX)?;
             }
             "flushpackets" => {

@@ -340,7 +340,10 @@ mod tests {
             (b"0\r\n\r\n", b""),
             (b"1\r\na\r\n0\r\n\r\n", b"a"),
             (b"5;ext=1\r\nhello\r\n0\r\n\r\n", b"hello"),
-            (b"5 ;ext\r\nhello\r\n6\r\n world\r\n0\r\nX-T: 1\r\n\r\n", b"hello world"),
+            (
+                b"5 ;ext\r\nhello\r\n6\r\n world\r\n0\r\nX-T: 1\r\n\r\n",
+                b"hello world",
+            ),
             (b"A\r\n0123456789\r\n0\r\n\r\n", b"0123456789"),
         ];
         for (input, want) in cases {
@@ -375,17 +378,37 @@ mod tests {
             (b"0\r\nX: 1\nY", BodyError::BadByte),
         ];
         for (input, want) in cases {
-            assert_eq!(run(input, 1).unwrap_err(), *want, "{}", String::from_utf8_lossy(input));
+            assert_eq!(
+                run(input, 1).unwrap_err(),
+                *want,
+                "{}",
+                String::from_utf8_lossy(input)
+            );
         }
         let long_ext = format!("1;{}\r\n", "x".repeat(MAX_EXTENSION_LINE + 1));
-        assert_eq!(run(long_ext.as_bytes(), 100).unwrap_err(), BodyError::ExtensionTooLong);
+        assert_eq!(
+            run(long_ext.as_bytes(), 100).unwrap_err(),
+            BodyError::ExtensionTooLong
+        );
     }
 
     #[test]
     fn length_framing() {
         let mut f = Framing::Length(5);
-        assert_eq!(f.advance(b"abc").unwrap(), Advance { consumed: 3, done: false });
-        assert_eq!(f.advance(b"defgh").unwrap(), Advance { consumed: 2, done: true });
+        assert_eq!(
+            f.advance(b"abc").unwrap(),
+            Advance {
+                consumed: 3,
+                done: false
+            }
+        );
+        assert_eq!(
+            f.advance(b"defgh").unwrap(),
+            Advance {
+                consumed: 2,
+                done: true
+            }
+        );
         assert!(f.is_done());
     }
 }

@@ -147,7 +147,14 @@ fn check_limits(buf: &[u8], limits: &Limits) -> Result<(), HeadError> {
     loop {
         let rest = &buf[start..];
         let (line_len, complete) = match rest.iter().position(|&b| b == b'\n') {
-            Some(i) => (if i > 0 && rest[i - 1] == b'\r' { i - 1 } else { i }, true),
+            Some(i) => (
+                if i > 0 && rest[i - 1] == b'\r' {
+                    i - 1
+                } else {
+                    i
+                },
+                true,
+            ),
             None => (rest.len(), false),
         };
         let limit = if line_no == 0 {
@@ -229,15 +236,15 @@ pub fn parse_request(
     head.host = None;
     head.expect_continue = false;
     if method == "CONNECT" {
-        return Err(HeadError::MethodNotAllowed("CONNECT: ringproxy is not a forward proxy"));
+        return Err(HeadError::MethodNotAllowed(
+            "CONNECT: ringproxy is not a forward proxy",
+        ));
     }
     // Request target: origin-form, absolute-form (its authority replaces Host, RFC 9112
     // §3.2.2) or `*` for OPTIONS.
     let target_range = range_of(buf, target.as_bytes());
     let mut absolute_host = None;
-    if target.starts_with('/') {
-        head.path = target_range;
-    } else if target == "*" && method == "OPTIONS" {
+    if target.starts_with('/') || (target == "*" && method == "OPTIONS") {
         head.path = target_range;
     } else if let Some(rest) = target
         .strip_prefix("http://")
@@ -313,13 +320,19 @@ pub fn parse_request(
     head.body = Some(if saw_te {
         // A proxy that picks one of TE and CL is a request-smuggling vector: refuse both.
         if content_length.is_some() {
-            return Err(HeadError::Malformed("Transfer-Encoding with Content-Length"));
+            return Err(HeadError::Malformed(
+                "Transfer-Encoding with Content-Length",
+            ));
         }
         if head.minor == 0 {
-            return Err(HeadError::Malformed("Transfer-Encoding in an HTTP/1.0 request"));
+            return Err(HeadError::Malformed(
+                "Transfer-Encoding in an HTTP/1.0 request",
+            ));
         }
         if !chunked_last || chunked_count != 1 {
-            return Err(HeadError::Malformed("Transfer-Encoding must end in chunked, once"));
+            return Err(HeadError::Malformed(
+                "Transfer-Encoding must end in chunked, once",
+            ));
         }
         RequestBody::Chunked
     } else {
@@ -394,22 +407,24 @@ pub fn parse_response(
         });
     }
     let status = head.status;
-    head.body = Some(if request_is_head || (100..200).contains(&status) || status == 204 || status == 304 {
-        ResponseBody::None
-    } else if saw_te {
-        // RFC 9112 §6.3: Transfer-Encoding overrides Content-Length; a coding list not
-        // ending in chunked is delimited by close.
-        if chunked_last {
-            ResponseBody::Chunked
+    head.body = Some(
+        if request_is_head || (100..200).contains(&status) || status == 204 || status == 304 {
+            ResponseBody::None
+        } else if saw_te {
+            // RFC 9112 §6.3: Transfer-Encoding overrides Content-Length; a coding list not
+            // ending in chunked is delimited by close.
+            if chunked_last {
+                ResponseBody::Chunked
+            } else {
+                ResponseBody::UntilClose
+            }
         } else {
-            ResponseBody::UntilClose
-        }
-    } else {
-        match content_length {
-            Some(n) => ResponseBody::Length(n),
-            None => ResponseBody::UntilClose,
-        }
-    });
+            match content_length {
+                Some(n) => ResponseBody::Length(n),
+                None => ResponseBody::UntilClose,
+            }
+        },
+    );
     head.close = conn_close
         || (head.minor == 0 && !conn_keep_alive)
         || head.body == Some(ResponseBody::UntilClose);
@@ -473,11 +488,26 @@ mod tests {
         use RequestBody::*;
         let ok: &[(&[u8], RequestBody)] = &[
             (b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", None),
-            (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n", Length(5)),
-            (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n", Length(5)),
-            (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", None),
-            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", Chunked),
-            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", Chunked),
+            (
+                b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n",
+                Length(5),
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n",
+                Length(5),
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
+                None,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
+                Chunked,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+                Chunked,
+            ),
             (b"GET / HTTP/1.0\r\n\r\n", None),
         ];
         for (raw, want) in ok {
@@ -543,20 +573,30 @@ mod tests {
             HeadError::LineTooLong
         );
         assert_eq!(
-            parse_request(b"GET / HTTP/1.1\r\nHost: aaaaaaaaaaaa\r\n\r\n", &small, &mut h)
-                .unwrap_err()
-                .status(),
+            parse_request(
+                b"GET / HTTP/1.1\r\nHost: aaaaaaaaaaaa\r\n\r\n",
+                &small,
+                &mut h
+            )
+            .unwrap_err()
+            .status(),
             431
         );
         assert_eq!(
-            parse_request(b"GET / HTTP/1.1\r\nHost: a\r\nA: b\r\nB: c\r\n\r\n", &small, &mut h)
-                .unwrap_err()
-                .status(),
+            parse_request(
+                b"GET / HTTP/1.1\r\nHost: a\r\nA: b\r\nB: c\r\n\r\n",
+                &small,
+                &mut h
+            )
+            .unwrap_err()
+            .status(),
             400
         );
-        assert!(parse_request(b"GET / HTTP/1.1\r\nHost: a\r\nA: b\r\n\r\n", &small, &mut h)
-            .unwrap()
-            .is_some());
+        assert!(
+            parse_request(b"GET / HTTP/1.1\r\nHost: a\r\nA: b\r\n\r\n", &small, &mut h)
+                .unwrap()
+                .is_some()
+        );
     }
 
     #[test]
@@ -566,7 +606,9 @@ mod tests {
             .unwrap();
         assert!(h.close);
         assert_eq!(h.connection_tokens.len(), 2);
-        let h = req(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").unwrap().unwrap();
+        let h = req(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            .unwrap()
+            .unwrap();
         assert!(!h.close);
         let h = req(b"GET / HTTP/1.0\r\n\r\n").unwrap().unwrap();
         assert!(h.close);
@@ -590,24 +632,62 @@ mod tests {
     fn response_framing_table() {
         use ResponseBody::*;
         let cases: &[(&[u8], bool, ResponseBody)] = &[
-            (b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", false, Length(3)),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n",
+                false,
+                Length(3),
+            ),
             (b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", true, None),
             (b"HTTP/1.1 204 No Content\r\n\r\n", false, None),
-            (b"HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n", false, None),
+            (
+                b"HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n",
+                false,
+                None,
+            ),
             (b"HTTP/1.1 100 Continue\r\n\r\n", false, None),
-            (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", false, Chunked),
-            (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n", false, Chunked),
-            (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", false, UntilClose),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                false,
+                Chunked,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n",
+                false,
+                Chunked,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+                false,
+                UntilClose,
+            ),
             (b"HTTP/1.1 200 OK\r\n\r\n", false, UntilClose),
-            (b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n", false, Length(1)),
+            (
+                b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n",
+                false,
+                Length(1),
+            ),
         ];
         for (raw, is_head, want) in cases {
-            assert_eq!(resp(raw, *is_head).body(), *want, "{}", String::from_utf8_lossy(raw));
+            assert_eq!(
+                resp(raw, *is_head).body(),
+                *want,
+                "{}",
+                String::from_utf8_lossy(raw)
+            );
         }
         assert!(resp(b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n", false).close);
         assert!(!resp(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n", false).close);
         let mut h = ResponseHead::default();
-        assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", false, &mut h).is_err());
-        assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Len", false, &mut h).unwrap().is_none());
+        assert!(parse_response(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            false,
+            &mut h
+        )
+        .is_err());
+        assert!(
+            parse_response(b"HTTP/1.1 200 OK\r\nContent-Len", false, &mut h)
+                .unwrap()
+                .is_none()
+        );
     }
 }

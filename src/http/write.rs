@@ -104,7 +104,13 @@ pub fn write_request_head(out: &mut Vec<u8>, buf: &[u8], head: &RequestHead, rw:
     if let Some(h) = client_host {
         merged_forwarded(out, buf, &head.headers, b"X-Forwarded-Host", h);
     }
-    merged_forwarded(out, buf, &head.headers, b"X-Forwarded-Server", rw.server_name);
+    merged_forwarded(
+        out,
+        buf,
+        &head.headers,
+        b"X-Forwarded-Server",
+        rw.server_name,
+    );
     // The scheme is what this proxy saw, never what a client claims.
     push_header(out, b"X-Forwarded-Proto", rw.proto);
     if rw.close {
@@ -303,7 +309,10 @@ mod tests {
             out,
             "GET /app/x HTTP/1.1\r\nHost: 127.0.0.1:9001\r\nAccept: */*\r\nX-Forwarded-For: 1.1.1.1, 10.1.2.3\r\nX-Forwarded-Host: public\r\nX-Forwarded-Server: lb.example\r\nX-Forwarded-Proto: http\r\n\r\n"
         );
-        let out = forward(b"GET / HTTP/1.1\r\nHost: public\r\nX-Forwarded-Proto: https\r\n\r\n", None);
+        let out = forward(
+            b"GET / HTTP/1.1\r\nHost: public\r\nX-Forwarded-Proto: https\r\n\r\n",
+            None,
+        );
         assert!(out.contains("Host: public\r\n"));
         assert!(out.contains("X-Forwarded-Proto: http\r\n"));
         assert!(!out.contains("https"));

@@ -67,7 +67,12 @@ impl Backend {
         self.requests.lock().unwrap().len()
     }
     pub fn last(&self) -> SeenRequest {
-        self.requests.lock().unwrap().last().cloned().unwrap_or_default()
+        self.requests
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .unwrap_or_default()
     }
 }
 
@@ -114,7 +119,9 @@ fn serve_backend(s: TcpStream, h: Handler, seen: Arc<Mutex<Vec<SeenRequest>>>) {
     let mut w = s.try_clone().unwrap();
     let mut r = BufReader::new(s);
     loop {
-        let Some(req) = read_request(&mut r) else { return };
+        let Some(req) = read_request(&mut r) else {
+            return;
+        };
         seen.lock().unwrap().push(req.clone());
         let mut action = h(&req);
         loop {
@@ -179,9 +186,9 @@ fn read_request(r: &mut BufReader<TcpStream>) -> Option<SeenRequest> {
     let te = req.header("transfer-encoding").unwrap_or_default();
     let sink = |data: &[u8], req: &mut SeenRequest| {
         req.body_len += data.len() as u64;
-        req.body_sum = data
-            .iter()
-            .fold(req.body_sum, |a, &b| a.wrapping_mul(31).wrapping_add(b as u64));
+        req.body_sum = data.iter().fold(req.body_sum, |a, &b| {
+            a.wrapping_mul(31).wrapping_add(b as u64)
+        });
         if req.body.len() < 1 << 20 {
             req.body.extend_from_slice(data);
         }
