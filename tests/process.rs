@@ -37,22 +37,7 @@ fn check(config: &str, name: &str) -> (bool, String, String) {
 
 #[test]
 fn issue_example_config_passes_dash_t() {
-    let example = r#"Listen 8080
-<VirtualHost *:8080>
-  ServerName lb.example
-  ProxyRequests Off
-  <Proxy balancer://mycluster>
-    BalancerMember http://127.0.0.1:9001 route=node1 loadfactor=5
-    BalancerMember http://127.0.0.1:9002 route=node2
-    ProxySet lbmethod=byrequests stickysession=BALANCEID
-  </Proxy>
-  ProxyPass /static !
-  ProxyPassMatch ^(/.*)$ balancer://mycluster$1
-  ProxyPassReverse / http://127.0.0.1:9001/
-  ProxyPassReverse / http://127.0.0.1:9002/
-  ProxyPassReverseCookieDomain 127.0.0.1 lb.example
-</VirtualHost>
-"#;
+    let example = include_str!("configs/issue-example.conf");
     let (ok, stdout, stderr) = check(example, "example");
     assert!(ok, "{stderr}");
     assert_eq!(stdout.trim(), "Syntax OK");

@@ -1437,23 +1437,8 @@ mod tests {
             .collect()
     }
 
-    pub const ISSUE_EXAMPLE: &str = r#"
-Listen 8080
-<VirtualHost *:8080>
-  ServerName lb.example
-  ProxyRequests Off
-  <Proxy balancer://mycluster>
-    BalancerMember http://127.0.0.1:9001 route=node1 loadfactor=5
-    BalancerMember http://127.0.0.1:9002 route=node2
-    ProxySet lbmethod=byrequests stickysession=BALANCEID
-  </Proxy>
-  ProxyPass /static !
-  ProxyPassMatch ^(/.*)$ balancer://mycluster$1
-  ProxyPassReverse / http://127.0.0.1:9001/
-  ProxyPassReverse / http://127.0.0.1:9002/
-  ProxyPassReverseCookieDomain 127.0.0.1 lb.example
-</VirtualHost>
-"#;
+    /// The balancer block from the Apache guides that ringproxy must run unchanged.
+    const ISSUE_EXAMPLE: &str = include_str!("../../tests/configs/issue-example.conf");
 
     #[test]
     fn issue_example_loads() {

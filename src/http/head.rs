@@ -260,45 +260,18 @@ pub fn parse_request(
     } else {
         return Err(HeadError::Malformed("invalid request target"));
     }
-    let mut content_length: Option<u64> = None;
-    let mut saw_te = false;
-    let mut chunked_last = false;
-    let mut chunked_count = 0;
-    let mut conn_close = false;
-    let mut conn_keep_alive = false;
+    let mut scan = FramingScan::default();
     let mut host_count = 0;
     for h in req.headers.iter() {
         let name = range_of(buf, h.name.as_bytes());
         let value = range_of(buf, h.value);
         let n = h.name.as_bytes();
-        if n.eq_ignore_ascii_case(b"content-length") {
-            let v = parse_content_length(h.value)?;
-            match content_length {
-                Some(prev) if prev != v => {
-                    return Err(HeadError::Malformed("conflicting Content-Length"))
-                }
-                _ => content_length = Some(v),
-            }
-        } else if n.eq_ignore_ascii_case(b"transfer-encoding") {
-            saw_te = true;
-            for coding in split_list(h.value) {
-                chunked_last = coding.eq_ignore_ascii_case(b"chunked");
-                if chunked_last {
-                    chunked_count += 1;
-                }
-            }
+        let framing = scan.header(buf, n, h.value, &mut head.connection_tokens)?;
+        if framing {
+            // counted by the scan
         } else if n.eq_ignore_ascii_case(b"host") {
             host_count += 1;
             head.host = Some(value.clone());
-        } else if n.eq_ignore_ascii_case(b"connection") {
-            for tok in split_list(h.value) {
-                if tok.eq_ignore_ascii_case(b"close") {
-                    conn_close = true;
-                } else if tok.eq_ignore_ascii_case(b"keep-alive") {
-                    conn_keep_alive = true;
-                }
-                head.connection_tokens.push(range_of(buf, tok));
-            }
         } else if n.eq_ignore_ascii_case(b"expect") {
             if h.value.eq_ignore_ascii_case(b"100-continue") {
                 head.expect_continue = true;
@@ -308,6 +281,14 @@ pub fn parse_request(
         }
         head.headers.push(HeaderRange { name, value });
     }
+    let FramingScan {
+        content_length,
+        saw_te,
+        chunked_last,
+        chunked_count,
+        close: conn_close,
+        keep_alive: conn_keep_alive,
+    } = scan;
     if host_count > 1 {
         return Err(HeadError::Malformed("more than one Host header"));
     }
@@ -371,41 +352,23 @@ pub fn parse_response(
     head.minor = res.version.unwrap_or(1);
     head.headers.clear();
     head.connection_tokens.clear();
-    let mut content_length: Option<u64> = None;
-    let mut saw_te = false;
-    let mut chunked_last = false;
-    let mut conn_close = false;
-    let mut conn_keep_alive = false;
+    let mut scan = FramingScan::default();
     for h in res.headers.iter() {
         let n = h.name.as_bytes();
-        if n.eq_ignore_ascii_case(b"content-length") {
-            let v = parse_content_length(h.value)?;
-            match content_length {
-                Some(prev) if prev != v => {
-                    return Err(HeadError::Malformed("conflicting Content-Length"))
-                }
-                _ => content_length = Some(v),
-            }
-        } else if n.eq_ignore_ascii_case(b"transfer-encoding") {
-            saw_te = true;
-            for coding in split_list(h.value) {
-                chunked_last = coding.eq_ignore_ascii_case(b"chunked");
-            }
-        } else if n.eq_ignore_ascii_case(b"connection") {
-            for tok in split_list(h.value) {
-                if tok.eq_ignore_ascii_case(b"close") {
-                    conn_close = true;
-                } else if tok.eq_ignore_ascii_case(b"keep-alive") {
-                    conn_keep_alive = true;
-                }
-                head.connection_tokens.push(range_of(buf, tok));
-            }
-        }
+        scan.header(buf, n, h.value, &mut head.connection_tokens)?;
         head.headers.push(HeaderRange {
             name: range_of(buf, n),
             value: range_of(buf, h.value),
         });
     }
+    let FramingScan {
+        content_length,
+        saw_te,
+        chunked_last,
+        close: conn_close,
+        keep_alive: conn_keep_alive,
+        ..
+    } = scan;
     let status = head.status;
     head.body = Some(
         if request_is_head || (100..200).contains(&status) || status == 204 || status == 304 {
@@ -429,6 +392,57 @@ pub fn parse_response(
         || (head.minor == 0 && !conn_keep_alive)
         || head.body == Some(ResponseBody::UntilClose);
     Ok(Some(()))
+}
+
+/// What the framing-relevant headers (Content-Length, Transfer-Encoding, Connection) say,
+/// gathered the same way for requests and responses.
+#[derive(Default)]
+struct FramingScan {
+    content_length: Option<u64>,
+    saw_te: bool,
+    chunked_last: bool,
+    chunked_count: u32,
+    close: bool,
+    keep_alive: bool,
+}
+
+impl FramingScan {
+    /// Takes one header; returns whether it was one of the framing headers.
+    fn header(
+        &mut self,
+        buf: &[u8],
+        name: &[u8],
+        value: &[u8],
+        connection_tokens: &mut Vec<Range<usize>>,
+    ) -> Result<bool, HeadError> {
+        if name.eq_ignore_ascii_case(b"content-length") {
+            let v = parse_content_length(value)?;
+            if self.content_length.is_some_and(|prev| prev != v) {
+                return Err(HeadError::Malformed("conflicting Content-Length"));
+            }
+            self.content_length = Some(v);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            self.saw_te = true;
+            for coding in split_list(value) {
+                self.chunked_last = coding.eq_ignore_ascii_case(b"chunked");
+                if self.chunked_last {
+                    self.chunked_count += 1;
+                }
+            }
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            for tok in split_list(value) {
+                if tok.eq_ignore_ascii_case(b"close") {
+                    self.close = true;
+                } else if tok.eq_ignore_ascii_case(b"keep-alive") {
+                    self.keep_alive = true;
+                }
+                connection_tokens.push(range_of(buf, tok));
+            }
+        } else {
+            return Ok(false);
+        }
+        Ok(true)
+    }
 }
 
 /// `Content-Length` must be 1*DIGIT; a list of identical values is tolerated (RFC 9110
