@@ -85,8 +85,15 @@ fn serve_demo(s: TcpStream, name: &str) {
     }
 }
 
-/// Runs the demo for `seconds`, printing what a user should see.
-pub fn run(seconds: u64, port: u16) -> Result<(), String> {
+/// A running demo: the proxy, its config text and the two backends.
+pub struct Demo {
+    pub server: worker::Server,
+    pub config: String,
+    pub backends: [SocketAddr; 2],
+}
+
+/// Starts the two demo backends and ringproxy in front of them with [`DEMO_CONFIG`].
+pub fn start(port: u16, opts: RunOptions) -> Result<Demo, String> {
     let b1 = spawn_demo_backend("node1").map_err(|e| e.to_string())?;
     let b2 = spawn_demo_backend("node2").map_err(|e| e.to_string())?;
     // The vhost names its port, as real configs do, so the port is fixed before the config
@@ -109,7 +116,21 @@ pub fn run(seconds: u64, port: u16) -> Result<(), String> {
             .collect::<Vec<_>>()
             .join("\n")
     })?;
-    let server = worker::start(Arc::new(cfg), RunOptions::default()).map_err(|e| e.to_string())?;
+    let server = worker::start(Arc::new(cfg), opts).map_err(|e| e.to_string())?;
+    Ok(Demo {
+        server,
+        config: text,
+        backends: [b1, b2],
+    })
+}
+
+/// Runs the demo for `seconds`, printing what a user should see.
+pub fn run(seconds: u64, port: u16) -> Result<(), String> {
+    let Demo {
+        server,
+        config: text,
+        backends: [b1, b2],
+    } = start(port, RunOptions::default())?;
     let addr = server.addrs[0];
     println!("ringproxy demo");
     println!("  backends: node1 on {b1} (loadfactor=5), node2 on {b2} (loadfactor=1)");

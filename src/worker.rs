@@ -176,6 +176,37 @@ fn bind_reuseport(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpLis
 /// Logged once per process, not once per worker.
 static FALLBACK_LOGGED: AtomicBool = AtomicBool::new(false);
 
+/// Runs the future made by `make` to completion on a new monoio runtime on this thread:
+/// io_uring when `driver` is Auto and the kernel allows it, else epoll (logged once per
+/// process). `make` is told whether it runs on epoll. Shared by the proxy's workers and
+/// ringload's threads.
+pub fn run_local<F, Fut>(driver: DriverChoice, make: F) -> io::Result<Fut::Output>
+where
+    F: FnOnce(bool) -> Fut,
+    Fut: std::future::Future,
+{
+    if driver == DriverChoice::Auto {
+        let built = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+            .with_entries(URING_ENTRIES)
+            .enable_timer()
+            .build();
+        match built {
+            Ok(mut rt) => return Ok(rt.block_on(make(false))),
+            Err(e) => {
+                if !FALLBACK_LOGGED.swap(true, Ordering::Relaxed) {
+                    warn!("io_uring is not available ({e}); running on the epoll driver");
+                }
+            }
+        }
+    } else if !FALLBACK_LOGGED.swap(true, Ordering::Relaxed) {
+        warn!("epoll driver forced by configuration; io_uring not used");
+    }
+    let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+        .enable_timer()
+        .build()?;
+    Ok(rt.block_on(make(true)))
+}
+
 fn run_worker(
     id: usize,
     core: Option<core_affinity::CoreId>,
@@ -188,33 +219,18 @@ fn run_worker(
             warn!("worker {id}: could not pin to core {}", c.id);
         }
     }
-    if driver == DriverChoice::Auto {
-        let built = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
-            .with_entries(URING_ENTRIES)
-            .enable_timer()
-            .build();
-        match built {
-            Ok(mut rt) => {
-                debug!("worker {id}: io_uring driver");
-                rt.block_on(worker_main(id, listeners, shared));
-                return;
-            }
-            Err(e) => {
-                if !FALLBACK_LOGGED.swap(true, Ordering::Relaxed) {
-                    warn!("io_uring is not available ({e}); running on the epoll driver");
-                }
-            }
+    let result = run_local(driver, move |epoll| {
+        if epoll {
+            shared.epoll_workers.fetch_add(1, Ordering::Relaxed);
         }
-    } else if !FALLBACK_LOGGED.swap(true, Ordering::Relaxed) {
-        warn!("epoll driver forced by configuration; io_uring not used");
-    }
-    shared.epoll_workers.fetch_add(1, Ordering::Relaxed);
-    match monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-        .enable_timer()
-        .build()
-    {
-        Ok(mut rt) => rt.block_on(worker_main(id, listeners, shared)),
-        Err(e) => tracing::error!("worker {id}: cannot start any runtime: {e}"),
+        debug!(
+            "worker {id}: {} driver",
+            if epoll { "epoll" } else { "io_uring" }
+        );
+        worker_main(id, listeners, shared)
+    });
+    if let Err(e) = result {
+        tracing::error!("worker {id}: cannot start any runtime: {e}");
     }
 }
 
