@@ -1,0 +1,356 @@
+//! ringload against in-test servers on 127.0.0.1 with known behaviour.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use loadgen::engine::{self, LoadSpec, RunResult};
+use loadgen::search::{self, SearchSpec};
+use loadgen::target::{RequestSpec, Target};
+use ringproxy::worker::DriverChoice;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ringload");
+
+/// A keep-alive server; `delay(n)` is how long request number n (from 0, whole server)
+/// takes before its answer.
+fn server(delay: impl Fn(u64) -> Duration + Send + Sync + 'static) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let delay = Arc::new(delay);
+    let count = Arc::new(AtomicU64::new(0));
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            let (delay, count) = (delay.clone(), count.clone());
+            std::thread::spawn(move || {
+                let _ = s.set_nodelay(true);
+                let mut w = s.try_clone().unwrap();
+                let mut r = BufReader::new(s);
+                loop {
+                    let mut line = String::new();
+                    let mut len = 0usize;
+                    loop {
+                        line.clear();
+                        if r.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                            len = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0; len];
+                    if r.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    let n = count.fetch_add(1, Ordering::SeqCst);
+                    let d = delay(n);
+                    if !d.is_zero() {
+                        std::thread::sleep(d);
+                    }
+                    if w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+fn spec(addr: SocketAddr, connections: usize, secs: f64, rate: Option<f64>) -> LoadSpec {
+    LoadSpec {
+        targets: vec![Target::new(&format!("http://{addr}/"), &RequestSpec::default()).unwrap()],
+        connections,
+        max_connections: connections,
+        threads: 1,
+        duration: Duration::from_secs_f64(secs),
+        requests: None,
+        rate,
+        pipeline: 1,
+        warmup: Duration::ZERO,
+        timeout: Duration::from_secs(5),
+        driver: DriverChoice::Auto,
+        pin: false,
+        cpus: Vec::new(),
+        progress: false,
+    }
+}
+
+fn p(r: &RunResult, pct: f64) -> f64 {
+    r.corrected.value_at_percentile(pct) as f64
+}
+
+#[test]
+fn measured_p50_matches_a_known_delay() {
+    let addr = server(|_| Duration::from_millis(20));
+    let r = engine::run(&spec(addr, 4, 2.0, None)).unwrap();
+    assert!(r.requests > 200, "{}", r.requests);
+    let p50 = p(&r, 50.0);
+    assert!(
+        (p50 - 20_000.0).abs() <= 2_000.0,
+        "p50 {p50} us is not within 10 % of 20 ms"
+    );
+    assert_eq!(r.errors.total(), 0);
+    assert_eq!(r.status[2], r.requests);
+}
+
+#[test]
+fn one_stall_shows_in_corrected_latency_only() {
+    // 100 requests a second on one connection; request 100 (about 1 s in) stalls 500 ms.
+    let addr = server(|n| {
+        if n == 100 {
+            Duration::from_millis(500)
+        } else {
+            Duration::from_millis(1)
+        }
+    });
+    let r = engine::run(&spec(addr, 1, 4.0, Some(100.0))).unwrap();
+    let (c99, u99) = (
+        r.corrected.value_at_percentile(99.0) as f64,
+        r.uncorrected.value_at_percentile(99.0) as f64,
+    );
+    // ~50 requests were due during the stall: corrected latency shows them waiting.
+    assert!(
+        c99 > 300_000.0,
+        "corrected p99 {c99} us should show the stall"
+    );
+    // Only one request was actually slow once sent.
+    assert!(u99 < 50_000.0, "uncorrected p99 {u99} us should not");
+    assert!(r.uncorrected.max() >= 500_000);
+    assert!(r.late >= 30, "late sends {}", r.late);
+}
+
+#[test]
+fn capacity_search_finds_a_known_capacity() {
+    // Requests are served one at a time, 1 ms each: about 1000 per second at most.
+    let lock = Arc::new(Mutex::new(()));
+    let addr = server(move |_| {
+        let _g = lock.lock().unwrap();
+        std::thread::sleep(Duration::from_millis(1));
+        Duration::ZERO
+    });
+    let base = spec(addr, 32, 1.0, None);
+    let conds = search::parse_slo("p99<50ms").unwrap();
+    let s = SearchSpec {
+        start_rate: 250.0,
+        min_rate: 10.0,
+        max_rate: 100_000.0,
+        factor: 2.0,
+        precision: 0.05,
+        max_steps: 10,
+        step_duration: Duration::from_millis(1500),
+        step_warmup: Duration::from_millis(300),
+    };
+    let out = search::search(&base, &conds, &s, |_, _, _| {}).unwrap();
+    let best = out.best.expect("some rate holds");
+    assert!(
+        (800.0..=1200.0).contains(&best),
+        "found {best} req/s; capacity is about 1000 (steps: {:?})",
+        out.steps
+            .iter()
+            .map(|(r, res)| (*r, res.rps()))
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn request_count_bounds_a_closed_loop_run() {
+    let addr = server(|_| Duration::ZERO);
+    let mut s = spec(addr, 4, 0.0, None);
+    s.requests = Some(500);
+    s.duration = Duration::ZERO;
+    let r = engine::run(&s).unwrap();
+    assert_eq!(r.requests, 500);
+}
+
+fn ringload(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn json_of(text: &str) -> serde_json::Value {
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+#[test]
+fn json_output_and_merge_of_interval_logs() {
+    let addr = server(|_| Duration::from_micros(200));
+    let dir = std::env::temp_dir().join(format!("ringload-it-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("http://{addr}/");
+    let mut runs = Vec::new();
+    for name in ["a", "b"] {
+        let hlog = dir.join(format!("{name}.hlog"));
+        let (code, out, err) = ringload(&[
+            "--rate",
+            "300",
+            "-c",
+            "4",
+            "-d",
+            "2s",
+            "-t",
+            "1",
+            "--json",
+            "--hlog",
+            hlog.to_str().unwrap(),
+            &url,
+        ]);
+        assert_eq!(code, 0, "{err}");
+        let j = json_of(&out);
+        for key in [
+            "requests",
+            "duration_s",
+            "rps",
+            "errors",
+            "status",
+            "latency_us",
+            "uncorrected_latency_us",
+        ] {
+            assert!(j.get(key).is_some(), "missing {key} in {j}");
+        }
+        for key in ["p50", "p90", "p99", "p999", "max"] {
+            assert!(j["latency_us"][key].is_number(), "missing latency_us.{key}");
+        }
+        runs.push((hlog, j));
+    }
+    // One log alone gives back exactly that run's histogram.
+    let (code, out, err) = ringload(&["merge", "--json", runs[0].0.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let one = json_of(&out);
+    assert_eq!(one["requests"], runs[0].1["requests"]);
+    for key in ["p50", "p99", "max"] {
+        assert_eq!(
+            one["latency_us"][key], runs[0].1["latency_us"][key],
+            "{key}"
+        );
+    }
+    // Both logs: counts add up, maxima combine (percentiles come from the summed
+    // histograms, never from averaging).
+    let (code, out, err) = ringload(&[
+        "merge",
+        "--json",
+        runs[0].0.to_str().unwrap(),
+        runs[1].0.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let both = json_of(&out);
+    let sum = runs[0].1["requests"].as_u64().unwrap() + runs[1].1["requests"].as_u64().unwrap();
+    assert_eq!(both["requests"].as_u64().unwrap(), sum);
+    let max = runs[0].1["latency_us"]["max"]
+        .as_f64()
+        .unwrap()
+        .max(runs[1].1["latency_us"]["max"].as_f64().unwrap());
+    assert_eq!(both["latency_us"]["max"].as_f64().unwrap(), max);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn hgrm_and_plot_files_are_written() {
+    let addr = server(|_| Duration::ZERO);
+    let dir = std::env::temp_dir().join(format!("ringload-files-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (hgrm, svg) = (dir.join("r.hgrm"), dir.join("r.svg"));
+    let (code, _, err) = ringload(&[
+        "-c",
+        "2",
+        "-d",
+        "1s",
+        "-q",
+        "--hgrm",
+        hgrm.to_str().unwrap(),
+        "--plot",
+        svg.to_str().unwrap(),
+        &format!("http://{addr}/"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let text = std::fs::read_to_string(&hgrm).unwrap();
+    assert!(text.contains("Percentile") && text.contains("#[Max"));
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("corrected"));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn bad_arguments_and_unreachable_urls_fail_clearly() {
+    let free_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let unreachable = format!("http://127.0.0.1:{free_port}/");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec![], "no URL given"),
+        (vec!["https://127.0.0.1/"], "only http:// URLs"),
+        (
+            vec!["--rate=-5", "http://127.0.0.1:1/"],
+            "--rate must be a positive number",
+        ),
+        (
+            vec!["-c", "0", "http://127.0.0.1:1/"],
+            "--connections must be at least 1",
+        ),
+        (
+            vec!["--rate", "10", "--pipeline", "4", "http://127.0.0.1:1/"],
+            "--pipeline applies to closed-loop runs only",
+        ),
+        (
+            vec!["-H", "NoColon", "http://127.0.0.1:1/"],
+            "expected 'Name: value'",
+        ),
+        (vec!["-d", "soon", "http://127.0.0.1:1/"], "not a duration"),
+        (vec![unreachable.as_str()], "cannot connect to"),
+    ];
+    for (args, want) in cases {
+        let (code, _, err) = ringload(&args);
+        assert_ne!(code, 0, "{args:?}");
+        assert!(err.contains(want), "{args:?}: expected {want:?} in {err:?}");
+    }
+    let addr = server(|_| Duration::ZERO);
+    let (code, _, err) = ringload(&["--slo", "p99 5ms", &format!("http://{addr}/")]);
+    assert_ne!(code, 0);
+    assert!(err.contains("bad SLO"), "{err}");
+}
+
+#[test]
+fn capacity_search_exits_non_zero_when_no_rate_holds() {
+    let addr = server(|_| Duration::from_millis(30));
+    let (code, out, _) = ringload(&[
+        "--slo",
+        "p99<5ms",
+        "--start-rate",
+        "40",
+        "--min-rate",
+        "20",
+        "--step-duration",
+        "500ms",
+        "--step-warmup",
+        "0s",
+        "-c",
+        "4",
+        &format!("http://{addr}/"),
+    ]);
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("FAIL"));
+}
+
+#[test]
+fn pipelined_closed_loop() {
+    let addr = server(|_| Duration::ZERO);
+    let mut s = spec(addr, 2, 0.0, None);
+    s.requests = Some(400);
+    s.pipeline = 8;
+    let r = engine::run(&s).unwrap();
+    assert_eq!(r.requests, 400);
+    assert_eq!(r.errors.total(), 0);
+}
