@@ -49,7 +49,7 @@ pub async fn connection(st: Rc<ThreadState>, slot: usize) {
     let mut buf: Vec<u8> = Vec::with_capacity(READ_BUF);
     let mut head = ResponseHead::default();
     'connect: loop {
-        if st.stopping() {
+        if !st.work_left() {
             return;
         }
         let mut stream =

@@ -205,6 +205,17 @@ impl ThreadState {
         Instant::now() >= self.end
     }
 
+    /// Is there any request left to send (so that reconnecting is worth it)?
+    pub fn work_left(&self) -> bool {
+        if self.stopping() {
+            return false;
+        }
+        match &self.sched {
+            Some(s) => s.has_more(),
+            None => !self.has_budget || self.live.budget.load(Ordering::Relaxed) > 0,
+        }
+    }
+
     /// Closed loop: may another request be sent?
     pub fn take_budget(&self) -> bool {
         if self.stopping() {

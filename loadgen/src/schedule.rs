@@ -50,6 +50,12 @@ impl Schedule {
         self.next.get()
     }
 
+    /// Whether a slot is left to take.
+    pub fn has_more(&self) -> bool {
+        let slot = self.next.get();
+        self.limit.is_none_or(|l| slot < l) && self.time_of(slot) < self.end
+    }
+
     /// Takes the next slot: its intended send time, or `None` when the run is over.
     pub fn take(&self) -> Option<Instant> {
         let slot = self.next.get();

@@ -344,6 +344,61 @@ fn capacity_search_exits_non_zero_when_no_rate_holds() {
     assert!(out.contains("FAIL"));
 }
 
+/// A server that answers with a fixed byte string, then closes when `close` is set.
+fn raw_server(response: &'static [u8], close: bool) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut w = s.try_clone().unwrap();
+                let mut r = BufReader::new(s);
+                loop {
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if r.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                    }
+                    if w.write_all(response).is_err() || close {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn chunked_and_close_delimited_responses_are_read_whole() {
+    let chunked = raw_server(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-T: 1\r\n\r\n",
+        false,
+    );
+    let mut s = spec(chunked, 2, 0.0, None);
+    s.requests = Some(200);
+    let r = engine::run(&s).unwrap();
+    assert_eq!((r.requests, r.errors.total()), (200, 0));
+    // Keep-alive held: two connections carried all 200.
+    assert_eq!(r.connections_opened, 2);
+
+    let until_close = raw_server(b"HTTP/1.1 200 OK\r\n\r\nbody until close", true);
+    let mut s = spec(until_close, 2, 0.0, None);
+    s.requests = Some(50);
+    let r = engine::run(&s).unwrap();
+    assert_eq!((r.requests, r.errors.total()), (50, 0));
+    assert_eq!(
+        r.connections_opened, 50,
+        "one connection per close-delimited response"
+    );
+    assert_eq!(r.status[2], 50);
+}
+
 #[test]
 fn pipelined_closed_loop() {
     let addr = server(|_| Duration::ZERO);
