@@ -97,6 +97,9 @@ pub struct RunResult {
     /// connection was busy (open loop).
     pub late: u64,
     pub max_late_us: u64,
+    /// Open loop: requests due before the end that were never sent (the target fell
+    /// behind and the run ended on time).
+    pub unsent: u64,
     pub connections_opened: u64,
     pub offered_rate: Option<f64>,
     /// Per-second histograms (corrected, uncorrected) of the measured window.
@@ -117,6 +120,7 @@ impl RunResult {
             status: [0; 6],
             late: 0,
             max_late_us: 0,
+            unsent: 0,
             connections_opened: 0,
             offered_rate: None,
             intervals: BTreeMap::new(),
@@ -157,6 +161,7 @@ impl RunResult {
             *a += b;
         }
         self.late += o.late;
+        self.unsent += o.unsent;
         self.max_late_us = self.max_late_us.max(o.max_late_us);
         self.connections_opened += o.connections_opened;
         for (k, (c, u)) in o.intervals {
@@ -443,5 +448,6 @@ async fn thread_main(spec: Arc<LoadSpec>, live: Arc<Live>, plan: ThreadPlan) -> 
         last.saturating_duration_since(plan.measure_start)
     };
     r.epoll = plan.epoll;
+    r.unsent = st.sched.as_ref().map_or(0, Schedule::unsent);
     r
 }

@@ -51,10 +51,11 @@ pub fn table(r: &RunResult, title: &str) -> String {
     if let Some(rate) = r.offered_rate {
         let _ = writeln!(
             s,
-            "  offered      {:>12.1} req/s   late sends {} (every connection busy; max {} late)",
+            "  offered      {:>12.1} req/s   late sends {} (every connection busy; max {} late), unsent {}",
             rate,
             r.late,
-            ms(r.max_late_us)
+            ms(r.max_late_us),
+            r.unsent
         );
     }
     let e = &r.errors;
@@ -122,6 +123,7 @@ pub fn result_json(r: &RunResult) -> Value {
         },
         "offered_rate": r.offered_rate,
         "late_sends": r.late,
+        "unsent": r.unsent,
         "max_late_us": r.max_late_us,
         "connections_opened": r.connections_opened,
         "latency_us": latency_json(&r.corrected),
@@ -438,6 +440,7 @@ pub fn merged_result(m: Merged) -> RunResult {
         status: [0; 6],
         late: 0,
         max_late_us: 0,
+        unsent: 0,
         connections_opened: 0,
         offered_rate: None,
         intervals: BTreeMap::new(),

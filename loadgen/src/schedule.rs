@@ -56,10 +56,23 @@ impl Schedule {
         self.limit.is_none_or(|l| slot < l) && self.time_of(slot) < self.end
     }
 
-    /// Takes the next slot: its intended send time, or `None` when the run is over.
+    /// Slots due before the end that were never taken: when the target falls behind, the
+    /// run still ends on time and these are reported rather than sent late.
+    pub fn unsent(&self) -> u64 {
+        let mut total = ((self.end.saturating_duration_since(self.start)).as_nanos() as f64
+            / self.interval_ns)
+            .ceil() as u64;
+        if let Some(l) = self.limit {
+            total = total.min(l);
+        }
+        total.saturating_sub(self.next.get())
+    }
+
+    /// Takes the next slot: its intended send time, or `None` when the run is over (the
+    /// end time has passed, even with slots still due).
     pub fn take(&self) -> Option<Instant> {
         let slot = self.next.get();
-        if self.limit.is_some_and(|l| slot >= l) {
+        if self.limit.is_some_and(|l| slot >= l) || Instant::now() >= self.end {
             return None;
         }
         let t = self.time_of(slot);

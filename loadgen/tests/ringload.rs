@@ -161,6 +161,28 @@ fn capacity_search_finds_a_known_capacity() {
 }
 
 #[test]
+fn max_connections_grows_the_pool_when_sends_would_be_late() {
+    // 20 ms per request at 200 req/s needs about 4 connections in flight; start with 1.
+    let addr = server(|_| Duration::from_millis(20));
+    let mut s = spec(addr, 1, 2.0, Some(200.0));
+    s.max_connections = 16;
+    let r = engine::run(&s).unwrap();
+    assert!(
+        r.connections_opened >= 4 && r.connections_opened <= 16,
+        "opened {}",
+        r.connections_opened
+    );
+    assert!(r.rps() > 180.0, "achieved {}", r.rps());
+    // Without growth the same run falls behind and says so.
+    let fixed = engine::run(&spec(addr, 1, 2.0, Some(200.0))).unwrap();
+    assert_eq!(fixed.connections_opened, 1);
+    assert!(fixed.late > 50, "late sends {}", fixed.late);
+    // It ended on time and said how many requests it could not send.
+    assert!(fixed.unsent > 200, "unsent {}", fixed.unsent);
+    assert!(fixed.requests + fixed.unsent >= 390);
+}
+
+#[test]
 fn request_count_bounds_a_closed_loop_run() {
     let addr = server(|_| Duration::ZERO);
     let mut s = spec(addr, 4, 0.0, None);
