@@ -3,13 +3,14 @@
 //! One pool per worker, one idle stack per member: no locks, no sharing. The most recently
 //! used connection is lent first (LIFO) because it is the least likely to have been closed
 //! by the backend's own keep-alive timeout, and the older ones age out through `ttl`.
+//! Stacks are created on first use, so members added at run time get one too.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::time::{Duration, Instant};
 
 use monoio::net::TcpStream;
 
-use crate::config::Config;
+use crate::config::Member;
 
 /// Idle connections kept per member per worker when neither `smax` nor `max` is given.
 pub const DEFAULT_MAX_IDLE: usize = 256;
@@ -26,79 +27,84 @@ pub struct BackendConn {
     pub reused: bool,
 }
 
+#[derive(Default)]
 struct MemberPool {
     idle: Vec<BackendConn>,
-    max_idle: usize,
-    ttl: Option<Duration>,
-    reuse: bool,
 }
 
+/// The pool settings a member asks for.
+fn limits(m: &Member) -> (usize, Option<Duration>, bool) {
+    let p = &m.params;
+    (
+        p.smax.or(p.max).unwrap_or(DEFAULT_MAX_IDLE),
+        p.ttl,
+        !p.disable_reuse.unwrap_or(false),
+    )
+}
+
+#[derive(Default)]
 pub struct Pool {
-    /// Indexed by `offsets[balancer] + member`.
-    members: RefCell<Vec<MemberPool>>,
-    offsets: Vec<usize>,
-    pub hits: std::cell::Cell<u64>,
-    pub misses: std::cell::Cell<u64>,
+    /// Indexed [balancer][member].
+    members: RefCell<Vec<Vec<MemberPool>>>,
+    pub hits: Cell<u64>,
+    pub misses: Cell<u64>,
 }
 
 impl Pool {
-    pub fn new(cfg: &Config) -> Self {
-        let mut offsets = Vec::with_capacity(cfg.balancers.len());
-        let mut members = Vec::new();
-        for b in &cfg.balancers {
-            offsets.push(members.len());
-            for m in &b.members {
-                let p = &m.params;
-                members.push(MemberPool {
-                    idle: Vec::new(),
-                    max_idle: p.smax.or(p.max).unwrap_or(DEFAULT_MAX_IDLE),
-                    ttl: p.ttl,
-                    reuse: !p.disable_reuse.unwrap_or(false),
-                });
-            }
+    fn with<R>(&self, b: usize, m: usize, f: impl FnOnce(&mut MemberPool) -> R) -> R {
+        let mut all = self.members.borrow_mut();
+        if all.len() <= b {
+            all.resize_with(b + 1, Vec::new);
         }
-        Pool {
-            members: RefCell::new(members),
-            offsets,
-            hits: Default::default(),
-            misses: Default::default(),
+        if all[b].len() <= m {
+            all[b].resize_with(m + 1, MemberPool::default);
         }
+        f(&mut all[b][m])
     }
 
-    pub fn reuse_enabled(&self, b: usize, m: usize) -> bool {
-        self.members.borrow()[self.offsets[b] + m].reuse
+    pub fn reuse_enabled(member: &Member) -> bool {
+        limits(member).2
     }
 
     /// An idle connection to the member, if one is fresh enough.
-    pub fn checkout(&self, b: usize, m: usize) -> Option<BackendConn> {
-        let mut members = self.members.borrow_mut();
-        let pool = &mut members[self.offsets[b] + m];
-        while let Some(mut c) = pool.idle.pop() {
-            if pool.ttl.is_some_and(|ttl| c.idle_since.elapsed() > ttl) {
-                continue; // dropped: closes the socket
+    pub fn checkout(&self, b: usize, m: usize, member: &Member) -> Option<BackendConn> {
+        let (_, ttl, _) = limits(member);
+        let found = self.with(b, m, |pool| {
+            while let Some(mut c) = pool.idle.pop() {
+                if ttl.is_some_and(|ttl| c.idle_since.elapsed() > ttl) {
+                    continue; // dropped: closes the socket
+                }
+                c.reused = true;
+                return Some(c);
             }
-            c.reused = true;
-            self.hits.set(self.hits.get() + 1);
-            return Some(c);
-        }
-        self.misses.set(self.misses.get() + 1);
-        None
+            None
+        });
+        let counter = if found.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
+        counter.set(counter.get() + 1);
+        found
     }
 
     /// Returns a connection after a complete exchange; dropped when the pool is full.
-    pub fn checkin(&self, b: usize, m: usize, mut conn: BackendConn) {
-        let mut members = self.members.borrow_mut();
-        let pool = &mut members[self.offsets[b] + m];
-        if !pool.reuse || pool.idle.len() >= pool.max_idle {
+    pub fn checkin(&self, b: usize, m: usize, member: &Member, mut conn: BackendConn) {
+        let (max_idle, _, reuse) = limits(member);
+        if !reuse {
             return;
         }
-        conn.buf.clear();
-        conn.idle_since = Instant::now();
-        pool.idle.push(conn);
+        self.with(b, m, |pool| {
+            if pool.idle.len() < max_idle {
+                conn.buf.clear();
+                conn.idle_since = Instant::now();
+                pool.idle.push(conn);
+            }
+        });
     }
 
     /// Idle connections held for a member (for tests and status).
     pub fn idle_count(&self, b: usize, m: usize) -> usize {
-        self.members.borrow()[self.offsets[b] + m].idle.len()
+        self.with(b, m, |pool| pool.idle.len())
     }
 }

@@ -7,8 +7,12 @@ use std::time::{Duration, Instant};
 use monoio::net::TcpStream;
 use tracing::{debug, error, warn};
 
-use crate::config::{Balancer, Member};
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use crate::balancer::{hash, sticky, BalancerView, MemberView, NoChoice, RequestKeys};
+use crate::config::{HashKey, LbMethod, Member};
 use crate::conn::ClientConn;
+use crate::error::Side;
 use crate::error::{ErrorKind, ProxyError};
 use crate::http::body::{BodyError, Framing};
 use crate::http::head::{parse_response, RequestBody, ResponseBody, ResponseHead};
@@ -16,7 +20,7 @@ use crate::http::write::{
     write_request_head, write_response_head, RequestRewrite, ResponseRewrite,
 };
 use crate::io::{is_disconnect, read_more, write_all, write_range, IoFail};
-use crate::pool::{BackendConn, BACKEND_BUF};
+use crate::pool::{BackendConn, Pool, BACKEND_BUF};
 use crate::route::{self, Route};
 use crate::worker::Worker;
 
@@ -60,7 +64,6 @@ pub async fn forward(w: &Worker, c: &mut ClientConn) -> Result<bool, ProxyError>
     let Route::Backend { balancer, path } = route::route(vh, &c.buf[c.head.path.clone()]) else {
         return Err(ErrorKind::NotProxied.into());
     };
-    let b = &cfg.balancers[balancer];
 
     // How much of the request body is already here, validated (chunked framing errors are
     // caught before anything is sent to a backend).
@@ -78,61 +81,77 @@ pub async fn forward(w: &Worker, c: &mut ClientConn) -> Result<bool, ProxyError>
         framing = probe;
     }
     let inline_end = c.head.len + if inline { adv.consumed } else { 0 };
+    // A request may go to a second member only if it is still whole here and repeating it
+    // is harmless (RFC 9110 idempotent methods).
+    let may_fail_over = inline && c.head.is_idempotent(&c.buf);
 
-    let max_failovers = b
-        .params
-        .maxattempts
-        .map(|n| n as usize)
-        .unwrap_or(b.members.len().saturating_sub(1));
-    let mut tried: Vec<usize> = Vec::new();
+    let shared_b = &w.shared.table.balancers[balancer];
     let local = &w.balancers[balancer];
+    let view = local.view(shared_b);
+    let route_owned = requested_route(&view, c);
+    let keys = RequestKeys {
+        route: route_owned.as_deref(),
+        hash: (view.lbmethod == LbMethod::Hash).then(|| hash_key(&view, c)),
+    };
+    let mut tried: Vec<usize> = Vec::new();
     loop {
-        let Some(m) = local.pick(balancer, &w.shared.members, &tried) else {
-            error!("AH01170: {}: All workers are in error state", b.name);
-            return Err(ErrorKind::NoMember(b.name.clone()).into());
+        let choice = match local.select(&view, &w.shared.table, keys, &tried) {
+            Ok(choice) => choice,
+            Err(NoChoice::AllInError) => {
+                error!("AH01170: {}: All workers are in error state", view.name);
+                return Err(ErrorKind::NoMember(view.name.clone()).into());
+            }
+            Err(NoChoice::RouteUnavailable(r)) => {
+                error!(
+                    "AH01172: {}: All workers are in error state for route ({r})",
+                    view.name
+                );
+                return Err(ErrorKind::NoMember(view.name.clone()).into());
+            }
         };
-        let member = &b.members[m];
-        let timeout = cfg.member_timeout(vh_idx, balancer, m);
+        let m = choice.member;
+        let mv = &view.members[m];
+        let member = &mv.state.member;
+        let timeout = cfg.member_timeout(vh_idx, balancer, member);
+        let ctx = Exchange {
+            vh_idx,
+            balancer,
+            member: m,
+            view: &view,
+            routed: &path,
+            timeout,
+            inline_end: if inline { Some(inline_end) } else { None },
+            set_route: (view.sticky_insert && (keys.route.is_none() || choice.route_changed))
+                .then_some(mv.route.as_deref())
+                .flatten(),
+        };
+        // Counted in flight (bybusyness) for as long as this member has the request.
+        let _busy = Busy::new(&mv.state.busy);
         let mut allow_pooled = true;
-        loop {
+        let failure = loop {
             let pooled = if allow_pooled {
-                w.pool.checkout(balancer, m)
+                w.pool.checkout(balancer, m, member)
             } else {
                 None
             };
             let mut bc = match pooled {
                 Some(bc) => bc,
                 None => {
-                    match connect(member, cfg.member_connect_timeout(vh_idx, balancer, m)).await {
+                    let ct = cfg.member_connect_timeout(vh_idx, balancer, member);
+                    match connect(member, ct).await {
                         Ok(bc) => bc,
                         Err(e) => {
-                            fail_member(w, b, balancer, m, &e);
-                            tried.push(m);
-                            if tried.len() > max_failovers {
-                                return Err(e);
-                            }
-                            break; // next member
+                            fail_member(w, mv, &e, "ap_proxy_connect_backend disabling worker");
+                            // Nothing reached the backend: any method may go elsewhere.
+                            break e;
                         }
                     }
                 }
             };
-            w.shared
-                .members
-                .member(balancer, m)
-                .elected
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let ctx = Exchange {
-                vh_idx,
-                balancer,
-                member: m,
-                routed: &path,
-                timeout,
-                inline_end: if inline { Some(inline_end) } else { None },
-            };
             match exchange(w, c, &mut bc, &ctx, framing).await {
                 Ok((keep_client, backend_reusable)) => {
                     if backend_reusable {
-                        w.pool.checkin(balancer, m, bc);
+                        w.pool.checkin(balancer, m, member, bc);
                     }
                     return Ok(keep_client);
                 }
@@ -144,30 +163,84 @@ pub async fn forward(w: &Worker, c: &mut ClientConn) -> Result<bool, ProxyError>
                     allow_pooled = false;
                 }
                 Err(ExchangeError::Stale) => {
-                    return Err(ErrorKind::BackendClosed(member.name.clone()).into())
+                    let e = ProxyError::new(ErrorKind::BackendClosed(member.name.clone()));
+                    if !may_fail_over {
+                        return Err(e);
+                    }
+                    break e;
                 }
-                Err(ExchangeError::Fatal(e)) => return Err(e),
+                Err(ExchangeError::Fatal(e)) => {
+                    let before_client = !c.response_started && e.side == Side::Backend;
+                    if !(may_fail_over && before_client) {
+                        return Err(e);
+                    }
+                    break e;
+                }
             }
+        };
+        tried.push(m);
+        if tried.len() > view.maxattempts {
+            return Err(failure);
         }
+        warn!("{failure}; trying another member of {}", view.name);
     }
 }
 
-fn fail_member(w: &Worker, b: &Balancer, bi: usize, m: usize, e: &ProxyError) {
-    let member = &b.members[m];
-    if w.balancers[bi].ignores_errors(m) {
-        warn!("{e} (member has status I: not put in error state)");
-        return;
+/// Counts a request in flight on a member while alive.
+struct Busy<'a>(&'a AtomicI64);
+
+impl<'a> Busy<'a> {
+    fn new(counter: &'a AtomicI64) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Busy(counter)
     }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The sticky route in the request (URL parameter first, then cookie).
+fn requested_route(view: &BalancerView, c: &ClientConn) -> Option<String> {
+    let sticky = view.sticky.as_ref()?;
+    let url = std::str::from_utf8(&c.buf[c.head.path.clone()]).ok()?;
+    let cookies = header_values(c, b"cookie");
+    sticky::requested_route(sticky, url, cookies).map(str::to_string)
+}
+
+fn header_values<'a>(c: &'a ClientConn, name: &'a [u8]) -> impl Iterator<Item = &'a str> + 'a {
+    c.head
+        .headers
+        .iter()
+        .filter(move |h| c.buf[h.name.clone()].eq_ignore_ascii_case(name))
+        .filter_map(|h| std::str::from_utf8(&c.buf[h.value.clone()]).ok())
+}
+
+/// The key `lbmethod=hash` hashes; the client address when the header or cookie is absent.
+fn hash_key(view: &BalancerView, c: &ClientConn) -> u64 {
+    let value = match &view.hashkey {
+        HashKey::ClientIp => None,
+        HashKey::Header(name) => header_values(c, name.as_bytes()).next(),
+        HashKey::Cookie(name) => sticky::cookie_value(header_values(c, b"cookie"), name),
+    };
+    hash::fnv1a(value.unwrap_or(&c.peer_ip).as_bytes())
+}
+
+/// Puts a member in error state for its `retry` (Apache logs AH00959 for connect failures).
+fn fail_member(w: &Worker, mv: &MemberView, e: &dyn std::fmt::Display, what: &str) {
+    let member = &mv.state.member;
     let retry = member
         .params
         .retry
         .unwrap_or(crate::balancer::DEFAULT_RETRY);
-    w.shared.members.set_error(bi, m, retry);
     let host = member.name.trim_start_matches("http://");
-    error!(
-        "AH00959: ap_proxy_connect_backend disabling worker for ({host}) for {}s: {e}",
-        retry.as_secs()
-    );
+    if w.shared.table.set_error(&mv.state, retry) {
+        error!("AH00959: {what} for ({host}) for {}s: {e}", retry.as_secs());
+    } else {
+        warn!("{e} (member {host} has status I: not put in error state)");
+    }
 }
 
 async fn connect(member: &Member, t: Duration) -> Result<BackendConn, ProxyError> {
@@ -193,6 +266,9 @@ struct Exchange<'a> {
     vh_idx: usize,
     balancer: usize,
     member: usize,
+    view: &'a BalancerView,
+    /// `stickysessioninsert`: the route to set in the sticky cookie on the response.
+    set_route: Option<&'a str>,
     routed: &'a [u8],
     timeout: Duration,
     /// Where the request ends in the client buffer when its body came whole with the head.
@@ -210,11 +286,12 @@ async fn exchange(
 ) -> Result<(bool, bool), ExchangeError> {
     let cfg = &w.shared.cfg;
     let core = &cfg.core;
-    let b = &cfg.balancers[x.balancer];
-    let member = &b.members[x.member];
+    let mv = &x.view.members[x.member];
+    let member = &mv.state.member;
     let vh = &cfg.vhosts[x.vh_idx];
-    let reuse = w.pool.reuse_enabled(x.balancer, x.member);
+    let reuse = Pool::reuse_enabled(member);
     let name = || member.name.clone();
+    let _ = x.balancer;
 
     // 1. Head (and a small complete body) in one write.
     let mut target = std::mem::take(&mut c.scratch);
@@ -258,10 +335,13 @@ async fn exchange(
     if let Some(end) = x.inline_end {
         out.extend_from_slice(&c.buf[c.head.len..end]);
     }
+    let head_bytes = out.len() as u64;
     let (res, out) = write_all(&mut bc.stream, out, x.timeout).await;
     c.out = out;
     match res {
-        Ok(()) => {}
+        Ok(()) => {
+            mv.state.sent.fetch_add(head_bytes, Ordering::Relaxed);
+        }
         Err(IoFail::Io(e)) if is_disconnect(&e) => return Err(ExchangeError::Stale),
         Err(IoFail::Io(e)) => return Err(ErrorKind::BackendIo(name(), e).into_ex()),
         Err(IoFail::Timeout) => return Err(ErrorKind::BackendSendTimeout(name()).into_ex()),
@@ -283,6 +363,7 @@ async fn exchange(
             }
             let buf = std::mem::take(&mut c.buf);
             let start = c.head.len;
+            let mut moved = 0;
             let (r, buf) = stream_body(
                 &mut c.stream,
                 buf,
@@ -290,10 +371,11 @@ async fn exchange(
                 &mut bc.stream,
                 &mut framing,
                 false,
-                core.timeout,
-                x.timeout,
+                (core.timeout, x.timeout),
+                &mut moved,
             )
             .await;
+            mv.state.sent.fetch_add(moved, Ordering::Relaxed);
             c.buf = buf;
             c.consumed = match r {
                 Ok(pos) => pos,
@@ -351,8 +433,19 @@ async fn exchange(
                 return Err(ExchangeError::Stale)
             }
             Err(IoFail::Io(e)) => return Err(ErrorKind::BackendIo(name(), e).into_ex()),
-            Err(IoFail::Timeout) => return Err(ErrorKind::BackendTimeout(name()).into_ex()),
+            Err(IoFail::Timeout) => {
+                let e = ErrorKind::BackendTimeout(name());
+                if x.view.failontimeout {
+                    fail_member(w, mv, &e, "failontimeout: disabling worker");
+                }
+                return Err(e.into_ex());
+            }
         }
+    }
+    // failonstatus: the member goes into error, and this response is still delivered.
+    if x.view.failonstatus.contains(&rh.status) {
+        let why = format!("status {} from {}", rh.status, member.name);
+        fail_member(w, mv, &why, "failonstatus: disabling worker");
     }
 
     // 4. Decide the client connection's future before the head goes out.
@@ -368,6 +461,18 @@ async fn exchange(
     let public_base = std::mem::take(&mut c.scratch);
     let mut out = std::mem::take(&mut c.out);
     out.clear();
+    let mut extra = Vec::new();
+    if let (Some(route), Some(sticky)) = (x.set_route, &x.view.sticky) {
+        // stickysessioninsert: the value Apache's route parsing reads back as `route`.
+        let sep = sticky.sep.map(String::from).unwrap_or_default();
+        extra.extend_from_slice(
+            format!(
+                "Set-Cookie: {}={sep}{route}; Path=/; HttpOnly; SameSite=Lax\r\n",
+                sticky.cookie
+            )
+            .as_bytes(),
+        );
+    }
     write_response_head(
         &mut out,
         &bc.buf,
@@ -380,6 +485,7 @@ async fn exchange(
             close: !keep_client,
             keep_alive_10: keep_client && c.head.minor == 0,
             dechunk,
+            extra: &extra,
         },
     );
     c.scratch = public_base;
@@ -402,6 +508,7 @@ async fn exchange(
             }
         }
     }
+    mv.state.received.fetch_add(pos as u64, Ordering::Relaxed);
     c.response_started = true;
     let (r, out) = write_all(&mut c.stream, out, core.timeout).await;
     c.out = out;
@@ -409,6 +516,7 @@ async fn exchange(
 
     // 5. The rest of the response body.
     let buf = std::mem::take(&mut bc.buf);
+    let mut moved = 0;
     let (r, buf) = stream_body(
         &mut bc.stream,
         buf,
@@ -416,10 +524,11 @@ async fn exchange(
         &mut c.stream,
         &mut resp_framing,
         dechunk,
-        x.timeout,
-        core.timeout,
+        (x.timeout, core.timeout),
+        &mut moved,
     )
     .await;
+    mv.state.received.fetch_add(moved, Ordering::Relaxed);
     bc.buf = buf;
     let end = match r {
         Ok(end) => end,
@@ -461,7 +570,7 @@ fn client_io(e: IoFail) -> ExchangeError {
 
 /// Moves one body from `src` to `dst`. `buf[pos..]` holds bytes already read from `src`.
 /// Returns the position in the returned buffer where bytes after the body start (pipelined
-/// requests on the client side).
+/// requests on the client side). `timeouts` are (read, write); `moved` counts bytes written.
 #[allow(clippy::too_many_arguments)]
 async fn stream_body(
     src: &mut TcpStream,
@@ -470,8 +579,8 @@ async fn stream_body(
     dst: &mut TcpStream,
     framing: &mut Framing,
     dechunk: bool,
-    read_t: Duration,
-    write_t: Duration,
+    (read_t, write_t): (Duration, Duration),
+    moved: &mut u64,
 ) -> (Result<usize, StreamError>, Vec<u8>) {
     loop {
         if framing.is_done() {
@@ -498,6 +607,7 @@ async fn stream_body(
                 }
             };
             if let Some(range) = write {
+                *moved += range.len() as u64;
                 let (r, b) = write_range(dst, buf, range, write_t).await;
                 buf = b;
                 match r {

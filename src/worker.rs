@@ -16,7 +16,7 @@ use monoio::net::TcpListener;
 use socket2::{Domain, Protocol, Socket, Type};
 use tracing::{debug, info, warn};
 
-use crate::balancer::{LocalBalancer, SharedMembers};
+use crate::balancer::{LocalBalancer, SharedTable};
 use crate::config::Config;
 use crate::conn;
 use crate::pool::Pool;
@@ -37,7 +37,8 @@ pub enum DriverChoice {
 /// State every worker shares. Only what must be common is here.
 pub struct Shared {
     pub cfg: Arc<Config>,
-    pub members: SharedMembers,
+    /// Member state and balancer views, shared lock-free by every worker.
+    pub table: SharedTable,
     /// Open client connections, whole process (MaxRequestWorkers).
     pub connections: AtomicUsize,
     pub shutdown: ShutdownSignal,
@@ -126,7 +127,7 @@ pub fn start(cfg: Arc<Config>, opts: RunOptions) -> io::Result<Server> {
         }
     }
     let shared = Arc::new(Shared {
-        members: SharedMembers::new(&cfg),
+        table: SharedTable::new(&cfg),
         cfg: cfg.clone(),
         connections: AtomicUsize::new(0),
         shutdown: ShutdownSignal::default(),
@@ -291,8 +292,13 @@ async fn worker_main(id: usize, listeners: Vec<std::net::TcpListener>, shared: A
     let cfg = shared.cfg.clone();
     let w = Rc::new(Worker {
         id,
-        balancers: cfg.balancers.iter().map(LocalBalancer::new).collect(),
-        pool: Pool::new(&cfg),
+        balancers: shared
+            .table
+            .balancers
+            .iter()
+            .map(LocalBalancer::new)
+            .collect(),
+        pool: Pool::default(),
         drain: Drain::default(),
         shared: shared.clone(),
     });

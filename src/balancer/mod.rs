@@ -1,54 +1,252 @@
-//! Member selection.
+//! Member selection and the member state every worker shares.
 //!
-//! Selection counters (`lbstatus`, `elected`) are per worker (`Cell`, no atomics): Apache's
-//! byrequests keeps them in shared memory, but a smooth weighted round robin run on each core
-//! gives every core the configured proportions, and the sum over cores keeps them too.
-//! State that every worker must agree on (error state) lives in [`SharedMembers`], atomics
-//! only.
+//! Two kinds of state, kept apart on purpose:
+//! - Per worker ([`LocalBalancer`], `Cell`/`RefCell`, no atomics): selection counters
+//!   (`lbstatus`), the cached view and the hash table. Apache keeps byrequests counters in
+//!   shared memory; running the same smooth weighted round robin on each core gives every
+//!   core, and so the sum, the configured proportions without cross-core traffic.
+//! - Shared ([`SharedTable`]): per member atomics for what changes often (status flags,
+//!   error time, busy count, traffic, elected), and per balancer an epoch-versioned immutable
+//!   [`BalancerView`] (arc-swap) for structural changes (loadfactor, lbset, route, redirect,
+//!   members, balancer settings). A worker compares the epoch once per request and rebuilds
+//!   its local view when it moved, so a change made anywhere is used everywhere from the next
+//!   request on.
 
-use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
+pub mod hash;
+pub mod sticky;
+
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::{Balancer, Config};
+use arc_swap::ArcSwap;
+
+use crate::config::{Balancer, Config, HashKey, LbMethod, Member};
+use hash::Maglev;
+use sticky::Sticky;
 
 /// Apache's default `retry`: how long a member that refused a connection stays in error.
 pub const DEFAULT_RETRY: Duration = Duration::from_secs(60);
 /// loadfactor 1 = lbfactor 100 (Apache stores loadfactor x 100).
 pub const DEFAULT_LBFACTOR: u32 = 100;
 
-/// Member state shared by every worker.
+/// Status flags, Apache's letters.
+pub mod flag {
+    /// Disabled: takes no requests, sticky ones included (Apache's meaning).
+    pub const D: u32 = 1 << 0;
+    /// Stopped by the administrator.
+    pub const S: u32 = 1 << 1;
+    /// Ignore errors: never put in error state.
+    pub const I: u32 = 1 << 2;
+    /// Hot standby: used only when nothing else is.
+    pub const H: u32 = 1 << 3;
+    /// Hot spare: replaces an unusable regular member one for one.
+    pub const R: u32 = 1 << 4;
+    /// In error (until the retry time passes).
+    pub const E: u32 = 1 << 5;
+    /// Draining: no new sessions, sticky ones still served.
+    pub const N: u32 = 1 << 6;
+    /// Health check failed.
+    pub const C: u32 = 1 << 7;
+    pub const NOT_USABLE: u32 = D | S | E | C;
+    pub const LETTERS: [(char, u32); 8] = [
+        ('D', D),
+        ('S', S),
+        ('I', I),
+        ('H', H),
+        ('R', R),
+        ('E', E),
+        ('N', N),
+        ('C', C),
+    ];
+
+    pub fn from_char(c: char) -> Option<u32> {
+        LETTERS
+            .iter()
+            .find(|(l, _)| *l == c.to_ascii_uppercase())
+            .map(|(_, b)| *b)
+    }
+
+    /// `Ok`, or the letters of the set flags (as balancer-manager shows them).
+    pub fn describe(bits: u32) -> String {
+        let s: String = LETTERS
+            .iter()
+            .filter(|(_, b)| bits & b != 0)
+            .map(|(l, _)| *l)
+            .collect();
+        if s.is_empty() {
+            "Ok".into()
+        } else {
+            s
+        }
+    }
+}
+
+/// One member's shared state. Lives as long as any view holds it.
 #[derive(Debug)]
 pub struct SharedMember {
-    /// Milliseconds since `SharedMembers::start` until which the member is in error (E);
-    /// 0 = not in error.
+    pub member: Member,
+    status: AtomicU32,
+    /// Milliseconds since the table's start until which E holds (0: none).
     error_until_ms: AtomicU64,
-    /// Requests sent to this member by all workers (for status pages).
     pub elected: AtomicU64,
+    /// Requests in flight, all workers (bybusyness).
+    pub busy: AtomicI64,
+    /// Bytes sent to / received from the member, all workers (bytraffic, status).
+    pub sent: AtomicU64,
+    pub received: AtomicU64,
+    /// Failed attempts (connect errors, failonstatus, timeouts).
+    pub failures: AtomicU64,
 }
 
-#[derive(Debug)]
-pub struct SharedMembers {
+impl SharedMember {
+    pub fn new(member: Member) -> SharedMember {
+        let mut bits = 0;
+        for (c, set) in &member.params.status {
+            if let Some(b) = flag::from_char(*c) {
+                if *set {
+                    bits |= b;
+                } else {
+                    bits &= !b;
+                }
+            }
+        }
+        SharedMember {
+            member,
+            status: AtomicU32::new(bits),
+            error_until_ms: AtomicU64::new(0),
+            elected: AtomicU64::new(0),
+            busy: AtomicI64::new(0),
+            sent: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+        }
+    }
+
+    pub fn status(&self) -> u32 {
+        self.status.load(Ordering::Acquire)
+    }
+
+    pub fn has(&self, f: u32) -> bool {
+        self.status() & f != 0
+    }
+
+    pub fn set_flag(&self, f: u32, on: bool) {
+        if on {
+            self.status.fetch_or(f, Ordering::AcqRel);
+        } else {
+            self.status.fetch_and(!f, Ordering::AcqRel);
+        }
+    }
+}
+
+/// Per member settings that can change at run time (balancer-manager), in a view.
+#[derive(Clone, Debug)]
+pub struct MemberView {
+    pub state: Arc<SharedMember>,
+    pub lbfactor: u32,
+    pub lbset: u8,
+    pub route: Option<String>,
+    pub redirect: Option<String>,
+}
+
+/// A balancer as every worker sees it; replaced whole on change.
+#[derive(Clone, Debug)]
+pub struct BalancerView {
+    pub name: String,
+    pub members: Vec<MemberView>,
+    pub lbmethod: LbMethod,
+    /// Failover attempts after the first (Apache: members - 1 unless set).
+    pub maxattempts: usize,
+    pub nofailover: bool,
+    pub sticky: Option<Sticky>,
+    pub sticky_insert: bool,
+    pub forcerecovery: bool,
+    pub failonstatus: Vec<u16>,
+    pub failontimeout: bool,
+    pub hashkey: HashKey,
+}
+
+impl BalancerView {
+    fn from_config(b: &Balancer) -> BalancerView {
+        let p = &b.params;
+        let members: Vec<MemberView> = b
+            .members
+            .iter()
+            .map(|m| MemberView {
+                state: Arc::new(SharedMember::new(m.clone())),
+                lbfactor: m.params.lbfactor.unwrap_or(DEFAULT_LBFACTOR),
+                lbset: m.params.lbset.unwrap_or(0),
+                route: m.params.route.clone(),
+                redirect: m.params.redirect.clone(),
+            })
+            .collect();
+        let sticky = p.sticky_cookie.as_ref().map(|cookie| Sticky {
+            cookie: cookie.clone(),
+            param: p.sticky_param.clone().unwrap_or_else(|| cookie.clone()),
+            sep: p.sticky_sep.unwrap_or(Some('.')),
+            scolon: p.scolonpathdelim.unwrap_or(false),
+        });
+        BalancerView {
+            name: b.name.clone(),
+            maxattempts: p
+                .maxattempts
+                .map(|n| n as usize)
+                .unwrap_or(members.len().saturating_sub(1)),
+            members,
+            lbmethod: p.lbmethod.unwrap_or_default(),
+            nofailover: p.nofailover.unwrap_or(false),
+            sticky,
+            sticky_insert: p.sticky_insert.unwrap_or(false),
+            forcerecovery: p.forcerecovery.unwrap_or(true),
+            failonstatus: p.failonstatus.clone().unwrap_or_default(),
+            failontimeout: p.failontimeout.unwrap_or(false),
+            hashkey: p.hashkey.clone().unwrap_or_default(),
+        }
+    }
+}
+
+pub struct SharedBalancer {
+    view: ArcSwap<BalancerView>,
+    epoch: AtomicU64,
+}
+
+impl SharedBalancer {
+    pub fn view(&self) -> Arc<BalancerView> {
+        self.view.load_full()
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Applies a structural change: a new view, then a new epoch, so a worker that sees
+    /// the new epoch also sees the new view.
+    pub fn update(&self, change: impl FnOnce(&mut BalancerView)) {
+        let mut v = (*self.view.load_full()).clone();
+        change(&mut v);
+        self.view.store(Arc::new(v));
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// Everything shared about balancers, indexed like `Config::balancers`.
+pub struct SharedTable {
     start: Instant,
-    /// Indexed [balancer][member].
-    members: Vec<Vec<SharedMember>>,
+    pub balancers: Vec<SharedBalancer>,
 }
 
-impl SharedMembers {
-    pub fn new(cfg: &Config) -> Self {
-        SharedMembers {
+impl SharedTable {
+    pub fn new(cfg: &Config) -> SharedTable {
+        SharedTable {
             start: Instant::now(),
-            members: cfg
+            balancers: cfg
                 .balancers
                 .iter()
-                .map(|b| {
-                    b.members
-                        .iter()
-                        .map(|_| SharedMember {
-                            error_until_ms: AtomicU64::new(0),
-                            elected: AtomicU64::new(0),
-                        })
-                        .collect()
+                .map(|b| SharedBalancer {
+                    view: ArcSwap::from_pointee(BalancerView::from_config(b)),
+                    epoch: AtomicU64::new(1),
                 })
                 .collect(),
         }
@@ -58,132 +256,346 @@ impl SharedMembers {
         self.start.elapsed().as_millis() as u64
     }
 
-    pub fn member(&self, b: usize, m: usize) -> &SharedMember {
-        &self.members[b][m]
+    /// Usable for a request: none of D, S, E, C. A member whose error time has passed is
+    /// taken out of E here (Apache's `ap_proxy_retry_worker`): it is tried again.
+    pub fn usable(&self, m: &SharedMember) -> bool {
+        let bits = m.status();
+        if bits & flag::E != 0 && m.error_until_ms.load(Ordering::Acquire) <= self.now_ms() {
+            m.set_flag(flag::E, false);
+            return bits & (flag::NOT_USABLE & !flag::E) == 0;
+        }
+        bits & flag::NOT_USABLE == 0
     }
 
-    pub fn in_error(&self, b: usize, m: usize) -> bool {
-        let until = self.members[b][m].error_until_ms.load(Ordering::Relaxed);
-        until != 0 && until > self.now_ms()
+    pub fn in_error(&self, m: &SharedMember) -> bool {
+        m.has(flag::E) && m.error_until_ms.load(Ordering::Acquire) > self.now_ms()
     }
 
-    /// Puts a member in error state for `retry` (flag I members are exempt, caller checks).
-    pub fn set_error(&self, b: usize, m: usize, retry: Duration) {
+    /// Puts a member in error for `retry` (members with flag I are exempt).
+    /// Returns whether it was put in error.
+    pub fn set_error(&self, m: &SharedMember, retry: Duration) -> bool {
+        m.failures.fetch_add(1, Ordering::Relaxed);
+        if m.has(flag::I) {
+            return false;
+        }
         let until = self.now_ms() + retry.as_millis().max(1) as u64;
-        self.members[b][m]
-            .error_until_ms
-            .store(until, Ordering::Relaxed);
+        m.error_until_ms.store(until, Ordering::Release);
+        m.set_flag(flag::E, true);
+        true
     }
 
-    pub fn clear_error(&self, b: usize, m: usize) {
-        self.members[b][m]
-            .error_until_ms
-            .store(0, Ordering::Relaxed);
+    pub fn clear_error(&self, m: &SharedMember) {
+        m.set_flag(flag::E, false);
+        m.error_until_ms.store(0, Ordering::Release);
     }
 }
 
-/// One worker's selection counters for one balancer.
-#[derive(Debug)]
+/// What the request offers for choosing a member.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RequestKeys<'a> {
+    /// The sticky route the request asks for.
+    pub route: Option<&'a str>,
+    /// Hash of the `hashkey` value (for lbmethod=hash).
+    pub hash: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Choice {
+    pub member: usize,
+    /// The request asked for a route and got a member with another one
+    /// (Apache's BALANCER_ROUTE_CHANGED).
+    pub route_changed: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NoChoice {
+    /// Nothing usable (Apache's AH01170).
+    AllInError,
+    /// `nofailover=On` and the requested route's member is unusable.
+    RouteUnavailable(String),
+}
+
+/// One worker's view and counters for one balancer.
 pub struct LocalBalancer {
-    lbstatus: Vec<Cell<i64>>,
-    /// Member indices grouped by lbset, lowest set first, config order within a set.
-    tiers: Vec<Vec<usize>>,
-    lbfactor: Vec<i64>,
-    /// Statically unusable by `status=+D` or `+S` in the config.
-    disabled: Vec<bool>,
-    ignore_errors: Vec<bool>,
+    epoch: Cell<u64>,
+    view: RefCell<Arc<BalancerView>>,
+    lbstatus: RefCell<Vec<i64>>,
+    /// (set of candidate members as a bit list, table) for lbmethod=hash.
+    maglev: RefCell<Option<(Vec<usize>, Maglev)>>,
 }
 
 impl LocalBalancer {
-    pub fn new(b: &Balancer) -> Self {
-        let mut sets: Vec<u8> = b
-            .members
-            .iter()
-            .map(|m| m.params.lbset.unwrap_or(0))
-            .collect();
+    pub fn new(shared: &SharedBalancer) -> LocalBalancer {
+        let view = shared.view();
+        LocalBalancer {
+            epoch: Cell::new(shared.epoch()),
+            lbstatus: RefCell::new(vec![0; view.members.len()]),
+            view: RefCell::new(view),
+            maglev: RefCell::new(None),
+        }
+    }
+
+    /// The current view (after picking up any change: one atomic load when nothing moved).
+    pub fn view(&self, shared: &SharedBalancer) -> Arc<BalancerView> {
+        let e = shared.epoch();
+        if e != self.epoch.get() {
+            let v = shared.view();
+            self.lbstatus.borrow_mut().resize(v.members.len(), 0);
+            *self.view.borrow_mut() = v;
+            *self.maglev.borrow_mut() = None;
+            self.epoch.set(e);
+        }
+        self.view.borrow().clone()
+    }
+
+    /// Chooses a member for a request, in `view` (which must come from [`Self::view`] for
+    /// this request). `tried` members failed earlier in this request.
+    pub fn select(
+        &self,
+        view: &BalancerView,
+        table: &SharedTable,
+        keys: RequestKeys<'_>,
+        tried: &[usize],
+    ) -> Result<Choice, NoChoice> {
+        let usable = |m: usize| !tried.contains(&m) && table.usable(&view.members[m].state);
+        if let (Some(route), Some(_)) = (keys.route, &view.sticky) {
+            if let Some(m) = find_route(view, route, &usable) {
+                self.sticky_hit(view, m, &usable);
+                view.members[m]
+                    .state
+                    .elected
+                    .fetch_add(1, Ordering::Relaxed);
+                return Ok(Choice {
+                    member: m,
+                    route_changed: view.members[m].route.as_deref() != Some(route),
+                });
+            }
+            if view.nofailover {
+                return Err(NoChoice::RouteUnavailable(route.to_string()));
+            }
+        }
+        let pick = match self.best(view, table, keys.hash, &usable) {
+            Some(m) => Some(m),
+            None if view.forcerecovery => {
+                // forcerecovery (Apache's default): when every member that could serve is
+                // in error, clear the errors and try again instead of failing outright.
+                let mut recovered = false;
+                for (i, mv) in view.members.iter().enumerate() {
+                    let bits = mv.state.status();
+                    if !tried.contains(&i)
+                        && bits & flag::E != 0
+                        && bits & (flag::D | flag::S | flag::C) == 0
+                    {
+                        table.clear_error(&mv.state);
+                        recovered = true;
+                    }
+                }
+                if recovered {
+                    self.best(view, table, keys.hash, &usable)
+                } else {
+                    None
+                }
+            }
+            None => None,
+        };
+        let m = pick.ok_or(NoChoice::AllInError)?;
+        view.members[m]
+            .state
+            .elected
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(Choice {
+            member: m,
+            route_changed: keys
+                .route
+                .is_some_and(|r| view.members[m].route.as_deref() != Some(r)),
+        })
+    }
+
+    /// Apache: a sticky hit also moves the counters, so routed traffic counts toward the
+    /// proportions: every usable member gains its factor, the routed one pays the total.
+    fn sticky_hit(&self, view: &BalancerView, routed: usize, usable: &dyn Fn(usize) -> bool) {
+        let mut st = self.lbstatus.borrow_mut();
+        let mut total = 0i64;
+        for (i, mv) in view.members.iter().enumerate() {
+            if usable(i) {
+                st[i] += i64::from(mv.lbfactor);
+                total += i64::from(mv.lbfactor);
+            }
+        }
+        st[routed] -= total;
+    }
+
+    /// Apache's `ap_proxy_balancer_get_best_worker`: lbsets in order; within one, draining
+    /// members are skipped (counted unusable unless spare or standby), regular members
+    /// compete, one spare may stand in for each unusable regular member, and standbys are
+    /// used only when nothing else was found.
+    fn best(
+        &self,
+        view: &BalancerView,
+        table: &SharedTable,
+        key_hash: Option<u64>,
+        usable: &dyn Fn(usize) -> bool,
+    ) -> Option<usize> {
+        let mut sets: Vec<u8> = view.members.iter().map(|m| m.lbset).collect();
         sets.sort_unstable();
         sets.dedup();
-        let tiers = sets
-            .iter()
-            .map(|s| {
-                (0..b.members.len())
-                    .filter(|&i| b.members[i].params.lbset.unwrap_or(0) == *s)
-                    .collect()
-            })
-            .collect();
-        let flag = |m: &crate::config::Member, f: char| {
-            m.params
-                .status
-                .iter()
-                .rev()
-                .find(|(c, _)| *c == f)
-                .is_some_and(|(_, set)| *set)
-        };
-        LocalBalancer {
-            lbstatus: b.members.iter().map(|_| Cell::new(0)).collect(),
-            tiers,
-            lbfactor: b
-                .members
-                .iter()
-                .map(|m| i64::from(m.params.lbfactor.unwrap_or(DEFAULT_LBFACTOR)))
-                .collect(),
-            disabled: b
-                .members
-                .iter()
-                .map(|m| flag(m, 'D') || flag(m, 'S'))
-                .collect(),
-            ignore_errors: b.members.iter().map(|m| flag(m, 'I')).collect(),
-        }
-    }
-
-    pub fn ignores_errors(&self, m: usize) -> bool {
-        self.ignore_errors[m]
-    }
-
-    /// byrequests (spec): within the lowest lbset that has a usable member, every usable
-    /// member gains its lbfactor; the first with the strictly highest lbstatus wins and pays
-    /// the total. `tried` members (failed earlier in this request) are skipped.
-    pub fn pick(&self, b: usize, shared: &SharedMembers, tried: &[usize]) -> Option<usize> {
-        let usable = |m: usize| !self.disabled[m] && !tried.contains(&m) && !shared.in_error(b, m);
-        if let Some(m) = self.pick_among(&usable) {
-            return Some(m);
-        }
-        // forcerecovery (Apache's default): when every member that could serve is in error,
-        // clear their errors and try again rather than fail outright.
-        let recoverable: Vec<usize> = (0..self.lbstatus.len())
-            .filter(|&m| !self.disabled[m] && !tried.contains(&m))
-            .collect();
-        if recoverable.is_empty() {
-            return None;
-        }
-        for &m in &recoverable {
-            shared.clear_error(b, m);
-        }
-        self.pick_among(&|m| recoverable.contains(&m))
-    }
-
-    fn pick_among(&self, usable: &dyn Fn(usize) -> bool) -> Option<usize> {
-        for tier in &self.tiers {
-            let mut total = 0i64;
-            let mut best: Option<usize> = None;
-            for &m in tier {
-                if !usable(m) {
+        for set in sets {
+            let mut regular = Vec::new();
+            let mut spares = Vec::new();
+            let mut standbys = Vec::new();
+            let mut unusable = 0usize;
+            for (i, mv) in view.members.iter().enumerate() {
+                if mv.lbset != set {
                     continue;
                 }
-                let s = self.lbstatus[m].get() + self.lbfactor[m];
-                self.lbstatus[m].set(s);
-                total += self.lbfactor[m];
-                if best.is_none_or(|b| s > self.lbstatus[b].get()) {
-                    best = Some(m);
+                let bits = mv.state.status();
+                if bits & flag::N != 0 {
+                    if bits & (flag::R | flag::H) == 0 {
+                        unusable += 1;
+                    }
+                    continue;
+                }
+                let ok = usable(i);
+                if bits & flag::R != 0 {
+                    if ok {
+                        spares.push(i);
+                    }
+                } else if bits & flag::H != 0 {
+                    if ok {
+                        standbys.push(i);
+                    }
+                } else if ok {
+                    regular.push(i);
+                } else {
+                    unusable += 1;
                 }
             }
-            if let Some(b) = best {
-                self.lbstatus[b].set(self.lbstatus[b].get() - total);
-                return Some(b);
+            let mut candidates = regular;
+            candidates.extend(spares.into_iter().take(unusable));
+            if candidates.is_empty() {
+                candidates = standbys;
             }
+            if candidates.is_empty() {
+                continue;
+            }
+            return Some(self.by_method(view, table, &candidates, key_hash));
         }
         None
     }
+
+    fn by_method(
+        &self,
+        view: &BalancerView,
+        _table: &SharedTable,
+        candidates: &[usize],
+        key_hash: Option<u64>,
+    ) -> usize {
+        let mut st = self.lbstatus.borrow_mut();
+        let factor = |i: usize| i64::from(view.members[i].lbfactor.max(1));
+        match view.lbmethod {
+            LbMethod::ByRequests | LbMethod::Heartbeat => {
+                let mut total = 0;
+                let mut best: Option<usize> = None;
+                for &i in candidates {
+                    st[i] += factor(i);
+                    total += factor(i);
+                    if best.is_none_or(|b| st[i] > st[b]) {
+                        best = Some(i);
+                    }
+                }
+                let b = best.unwrap_or(candidates[0]);
+                st[b] -= total;
+                b
+            }
+            LbMethod::ByBusyness => {
+                let busy = |i: usize| view.members[i].state.busy.load(Ordering::Relaxed);
+                let mut total = 0;
+                let mut best: Option<usize> = None;
+                for &i in candidates {
+                    st[i] += factor(i);
+                    total += factor(i);
+                    let better = match best {
+                        None => true,
+                        Some(b) => busy(i) < busy(b) || (busy(i) == busy(b) && st[i] > st[b]),
+                    };
+                    if better {
+                        best = Some(i);
+                    }
+                }
+                let b = best.unwrap_or(candidates[0]);
+                st[b] -= total;
+                b
+            }
+            LbMethod::ByTraffic => {
+                let traffic = |i: usize| {
+                    let s = &view.members[i].state;
+                    (s.sent.load(Ordering::Relaxed) + s.received.load(Ordering::Relaxed))
+                        / factor(i) as u64
+                };
+                let mut best = candidates[0];
+                for &i in &candidates[1..] {
+                    if traffic(i) < traffic(best) {
+                        best = i;
+                    }
+                }
+                best
+            }
+            LbMethod::Hash => {
+                drop(st);
+                let Some(h) = key_hash else {
+                    return candidates[0];
+                };
+                let mut cache = self.maglev.borrow_mut();
+                let stale = cache.as_ref().is_none_or(|(set, _)| set != candidates);
+                if stale {
+                    let members: Vec<(usize, &str, u32)> = candidates
+                        .iter()
+                        .map(|&i| {
+                            let s = &view.members[i].state.member;
+                            (i, s.name.as_str(), view.members[i].lbfactor)
+                        })
+                        .collect();
+                    *cache = Maglev::build(&members).map(|t| (candidates.to_vec(), t));
+                }
+                cache
+                    .as_ref()
+                    .map(|(_, t)| t.lookup(h))
+                    .unwrap_or(candidates[0])
+            }
+        }
+    }
+}
+
+/// Apache's `find_route_worker`: regular members first, then hot standbys; an unusable
+/// member's `redirect` route is followed (bounded, to stop cycles).
+fn find_route(view: &BalancerView, route: &str, usable: &dyn Fn(usize) -> bool) -> Option<usize> {
+    find_route_depth(view, route, usable, 1)
+}
+
+fn find_route_depth(
+    view: &BalancerView,
+    route: &str,
+    usable: &dyn Fn(usize) -> bool,
+    depth: usize,
+) -> Option<usize> {
+    for standby_pass in [false, true] {
+        for (i, mv) in view.members.iter().enumerate() {
+            if mv.state.has(flag::H) != standby_pass || mv.route.as_deref() != Some(route) {
+                continue;
+            }
+            if usable(i) {
+                return Some(i);
+            }
+            if let Some(redirect) = &mv.redirect {
+                if depth < view.members.len() {
+                    if let Some(r) = find_route_depth(view, redirect, usable, depth + 1) {
+                        return Some(r);
+                    }
+                }
+            }
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -191,68 +603,282 @@ mod tests {
     use super::*;
     use crate::config::{load_str, LoadOptions};
 
-    fn sequence(members: &str, n: usize) -> String {
+    struct Fixture {
+        table: SharedTable,
+        local: LocalBalancer,
+    }
+
+    fn fixture(members: &str, proxyset: &str) -> Fixture {
         let text = format!(
-            "Listen 80\n<Proxy balancer://c>\n{members}</Proxy>\nProxyPass / balancer://c/\n"
+            "Listen 80\n<Proxy balancer://c>\n{members}{}</Proxy>\nProxyPass / balancer://c/\n",
+            if proxyset.is_empty() {
+                String::new()
+            } else {
+                format!("ProxySet {proxyset}\n")
+            }
         );
         let cfg = load_str(&text, "t", &LoadOptions::default()).unwrap();
-        let shared = SharedMembers::new(&cfg);
-        let lb = LocalBalancer::new(&cfg.balancers[0]);
-        (0..n)
-            .map(|_| (b'a' + lb.pick(0, &shared, &[]).unwrap() as u8) as char)
+        let table = SharedTable::new(&cfg);
+        let local = LocalBalancer::new(&table.balancers[0]);
+        Fixture { table, local }
+    }
+
+    fn members(params: &[&str]) -> String {
+        params
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("BalancerMember http://127.0.0.1:{} {p}\n", 9001 + i))
             .collect()
+    }
+
+    impl Fixture {
+        fn pick(&self) -> Option<usize> {
+            self.pick_with(RequestKeys::default())
+                .ok()
+                .map(|c| c.member)
+        }
+        fn pick_with(&self, keys: RequestKeys) -> Result<Choice, NoChoice> {
+            let view = self.local.view(&self.table.balancers[0]);
+            self.local.select(&view, &self.table, keys, &[])
+        }
+        fn seq(&self, n: usize) -> String {
+            (0..n)
+                .map(|_| self.pick().map_or('-', |m| (b'a' + m as u8) as char))
+                .collect()
+        }
+        fn member(&self, m: usize) -> Arc<SharedMember> {
+            self.table.balancers[0].view().members[m].state.clone()
+        }
     }
 
     #[test]
     fn spec_vectors() {
-        let m = |lf: [&str; 4], extra: [&str; 4]| {
-            (0..4)
-                .map(|i| {
-                    format!(
-                        "BalancerMember http://127.0.0.1:{} loadfactor={} {}\n",
-                        9001 + i,
-                        lf[i],
-                        extra[i]
-                    )
-                })
-                .collect::<String>()
+        let f = fixture(
+            &members(&[
+                "loadfactor=1",
+                "loadfactor=1",
+                "loadfactor=1",
+                "loadfactor=2",
+            ]),
+            "",
+        );
+        assert_eq!(f.seq(10), "dabcddabcd");
+        let f = fixture(&members(&["", "status=+D", "", ""]), "");
+        assert_eq!(f.seq(6), "acdacd");
+    }
+
+    #[test]
+    fn flags_table() {
+        // (member params, picks, expected sequence)
+        let cases: &[(&[&str], usize, &str)] = &[
+            (&["", "status=S"], 4, "aaaa"),
+            (&["", "status=+C"], 4, "aaaa"),
+            // Configured in error with no error time: Apache's retry rule
+            // (error_time + retry < now) tries it again at once.
+            (&["status=+E", ""], 4, "abab"),
+            (&["", "status=+N"], 4, "aaaa"),
+            // Hot standby: only when nothing else.
+            (&["", "status=+H"], 3, "aaa"),
+            (&["status=+D", "status=+H"], 3, "bbb"),
+            // Hot spare: stands in one for one for unusable regular members.
+            (&["", "", "status=+R"], 4, "abab"),
+            (&["", "status=+D", "status=+R"], 4, "acac"),
+            // Draining counts as unusable for spares.
+            (&["", "status=+N", "status=+R"], 4, "acac"),
+            // A standby does not step in while a spare can.
+            (&["status=+D", "status=+R", "status=+H"], 3, "bbb"),
+            (&["status=+D", "status=+D", "status=+H"], 3, "ccc"),
+            (&["status=+D", "status=+S"], 2, "--"),
+        ];
+        for (params, n, want) in cases {
+            let f = fixture(&members(params), "");
+            assert_eq!(f.seq(*n), *want, "{params:?}");
+        }
+    }
+
+    #[test]
+    fn lbset_tiers() {
+        let f = fixture(&members(&["lbset=1", "", ""]), "");
+        assert_eq!(f.seq(4), "bcbc");
+        f.member(1).set_flag(flag::D, true);
+        f.member(2).set_flag(flag::D, true);
+        assert_eq!(f.seq(2), "aa");
+    }
+
+    #[test]
+    fn error_state_retry_and_ignore_flag() {
+        let f = fixture(&members(&["", ""]), "");
+        let a = f.member(0);
+        assert!(f.table.set_error(&a, Duration::from_secs(60)));
+        assert_eq!(f.seq(3), "bbb");
+        // Retry time passed: tried again.
+        assert!(f.table.set_error(&a, Duration::from_millis(1)));
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(f.seq(4).contains('a'));
+        assert!(!a.has(flag::E));
+        // Flag I: never put in error.
+        a.set_flag(flag::I, true);
+        assert!(!f.table.set_error(&a, Duration::from_secs(60)));
+        assert!(!a.has(flag::E));
+    }
+
+    #[test]
+    fn forcerecovery_on_and_off() {
+        let f = fixture(&members(&["", ""]), "");
+        for m in 0..2 {
+            f.table.set_error(&f.member(m), Duration::from_secs(60));
+        }
+        assert!(
+            f.pick().is_some(),
+            "forcerecovery clears errors when all are in error"
+        );
+        let f = fixture(&members(&["", ""]), "forcerecovery=Off");
+        for m in 0..2 {
+            f.table.set_error(&f.member(m), Duration::from_secs(60));
+        }
+        assert_eq!(
+            f.pick_with(RequestKeys::default()),
+            Err(NoChoice::AllInError)
+        );
+    }
+
+    #[test]
+    fn sticky_routes_redirect_and_nofailover() {
+        let f = fixture(
+            &members(&["route=n1", "route=n2 redirect=n1", "route=n3"]),
+            "stickysession=JSESSIONID",
+        );
+        let pick = |route| {
+            f.pick_with(RequestKeys {
+                route: Some(route),
+                hash: None,
+            })
         };
         assert_eq!(
-            sequence(&m(["1", "1", "1", "2"], ["", "", "", ""]), 10),
-            "dabcddabcd"
+            pick("n2").unwrap(),
+            Choice {
+                member: 1,
+                route_changed: false
+            }
         );
+        // Sticky requests go to a draining member.
+        f.member(1).set_flag(flag::N, true);
+        assert_eq!(pick("n2").unwrap().member, 1);
+        // Unusable: its redirect route is used.
+        f.member(1).set_flag(flag::D, true);
         assert_eq!(
-            sequence(&m(["1", "1", "1", "1"], ["", "status=+D", "", ""]), 6),
-            "acdacd"
+            pick("n2").unwrap(),
+            Choice {
+                member: 0,
+                route_changed: true
+            }
+        );
+        // No redirect: ordinary balancing, route changed.
+        f.member(2).set_flag(flag::S, true);
+        let c = pick("n3").unwrap();
+        assert!(c.route_changed && c.member != 2);
+        // Unknown route: balancing.
+        assert!(pick("zz").unwrap().route_changed);
+        let f = fixture(
+            &members(&["route=n1", "route=n2"]),
+            "stickysession=JSESSIONID nofailover=On",
+        );
+        f.member(1).set_flag(flag::E, true);
+        f.table.set_error(&f.member(1), Duration::from_secs(60));
+        assert_eq!(
+            f.pick_with(RequestKeys {
+                route: Some("n2"),
+                hash: None
+            }),
+            Err(NoChoice::RouteUnavailable("n2".into()))
         );
     }
 
     #[test]
-    fn weights_hold_over_many_picks() {
-        let text =
-            "BalancerMember http://127.0.0.1:1 loadfactor=5\nBalancerMember http://127.0.0.1:2\n";
-        let s = sequence(text, 600);
-        assert_eq!(s.matches('a').count(), 500);
-        assert_eq!(s.matches('b').count(), 100);
+    fn sticky_hits_move_byrequests_counters() {
+        let f = fixture(&members(&["route=n1", "route=n2"]), "stickysession=S");
+        // Two sticky hits on n1, then balancing must favour n2 twice to even out.
+        for _ in 0..2 {
+            f.pick_with(RequestKeys {
+                route: Some("n1"),
+                hash: None,
+            })
+            .unwrap();
+        }
+        assert_eq!(f.seq(2), "bb");
     }
 
     #[test]
-    fn lbset_tiers_and_errors() {
-        let text = "Listen 80\n<Proxy balancer://c>\nBalancerMember http://127.0.0.1:1 lbset=1\nBalancerMember http://127.0.0.1:2\nBalancerMember http://127.0.0.1:3\n</Proxy>\nProxyPass / balancer://c/\n";
-        let cfg = load_str(text, "t", &LoadOptions::default()).unwrap();
-        let shared = SharedMembers::new(&cfg);
-        let lb = LocalBalancer::new(&cfg.balancers[0]);
-        let picks: Vec<_> = (0..4).map(|_| lb.pick(0, &shared, &[]).unwrap()).collect();
-        assert_eq!(picks, vec![1, 2, 1, 2]);
-        shared.set_error(0, 1, Duration::from_secs(60));
-        assert_eq!(lb.pick(0, &shared, &[]), Some(2));
-        shared.set_error(0, 2, Duration::from_secs(60));
-        // Tier 0 is all in error: the higher set serves.
-        assert_eq!(lb.pick(0, &shared, &[]), Some(0));
-        // Every member in error or tried: forcerecovery clears errors of the untried ones.
-        shared.set_error(0, 0, Duration::from_secs(60));
-        assert_eq!(lb.pick(0, &shared, &[0]), Some(1));
-        assert!(!shared.in_error(0, 2));
-        assert_eq!(lb.pick(0, &shared, &[0, 1, 2]), None);
+    fn bybusyness_prefers_idle_members_and_bytraffic_light_ones() {
+        let f = fixture(&members(&["", "", ""]), "lbmethod=bybusyness");
+        f.member(0).busy.store(3, Ordering::Relaxed);
+        f.member(1).busy.store(1, Ordering::Relaxed);
+        f.member(2).busy.store(2, Ordering::Relaxed);
+        assert_eq!(f.seq(2), "bb");
+        f.member(1).busy.store(5, Ordering::Relaxed);
+        assert_eq!(f.seq(1), "c");
+        // Equal busyness: byrequests order.
+        let f = fixture(&members(&["", "", ""]), "lbmethod=bybusyness");
+        let s = f.seq(30);
+        for c in ['a', 'b', 'c'] {
+            assert_eq!(s.matches(c).count(), 10, "{s}");
+        }
+        let f = fixture(&members(&["loadfactor=2", ""]), "lbmethod=bytraffic");
+        f.member(0).sent.store(3000, Ordering::Relaxed);
+        f.member(1).received.store(1000, Ordering::Relaxed);
+        // 3000/200 = 15 > 1000/100 = 10
+        assert_eq!(f.seq(1), "b");
+        f.member(1).received.store(2000, Ordering::Relaxed);
+        assert_eq!(f.seq(1), "a");
+    }
+
+    #[test]
+    fn hash_is_stable_and_remaps_little_when_a_member_leaves() {
+        let f = fixture(&members(&["", "", "", "", ""]), "lbmethod=hash");
+        let keys: Vec<u64> = (0..5000u64)
+            .map(|k| hash::fnv1a(&k.to_le_bytes()))
+            .collect();
+        let map = |f: &Fixture| -> Vec<usize> {
+            keys.iter()
+                .map(|&h| {
+                    f.pick_with(RequestKeys {
+                        route: None,
+                        hash: Some(h),
+                    })
+                    .unwrap()
+                    .member
+                })
+                .collect()
+        };
+        let before = map(&f);
+        assert_eq!(before, map(&f), "same key, same member");
+        f.member(2).set_flag(flag::D, true);
+        let after = map(&f);
+        let moved = before.iter().zip(&after).filter(|(a, b)| a != b).count();
+        let moved_others = before
+            .iter()
+            .zip(&after)
+            .filter(|(a, b)| **a != 2 && a != b)
+            .count();
+        assert!(moved < 5000 / 4, "moved {moved}");
+        assert!(
+            moved_others < 5000 / 20,
+            "keys of staying members moved: {moved_others}"
+        );
+        assert!(after.iter().all(|&m| m != 2));
+    }
+
+    #[test]
+    fn view_changes_reach_a_worker_on_its_next_pick() {
+        let f = fixture(&members(&["", ""]), "");
+        assert_eq!(f.seq(2), "ab");
+        f.table.balancers[0].update(|v| v.members[0].lbfactor = 300);
+        assert_eq!(f.seq(4), "aaba");
+    }
+
+    #[test]
+    fn describe_flags() {
+        assert_eq!(flag::describe(0), "Ok");
+        assert_eq!(flag::describe(flag::D | flag::E), "DE");
     }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 pub use lexer::{ConfigError, Loc};
 use lexer::{Directive, Node, Section};
-pub use params::{BalancerParams, LbMethod, MemberParams};
+pub use params::{BalancerParams, HashKey, LbMethod, MemberParams};
 
 /// Apache's defaults for the core limits (server/core.c, include/httpd.h).
 pub const DEFAULT_LIMIT_REQUEST_LINE: usize = 8190;
@@ -1387,19 +1387,23 @@ fn parse_vhost_addr(arg: &str) -> Result<VhostAddr, String> {
 impl Config {
     /// The effective timeout for a member: member `timeout`, else balancer `timeout`, else
     /// the vhost's ProxyTimeout, else Timeout (spec: timeout = ProxyTimeout = Timeout).
-    pub fn member_timeout(&self, vhost: usize, balancer: usize, member: usize) -> Duration {
-        let b = &self.balancers[balancer];
-        b.members[member]
+    pub fn member_timeout(&self, vhost: usize, balancer: usize, member: &Member) -> Duration {
+        member
             .params
             .timeout
-            .or(b.params.timeout)
+            .or(self.balancers[balancer].params.timeout)
             .or(self.vhosts[vhost].proxy_timeout)
             .unwrap_or(self.core.timeout)
     }
 
     /// The effective connect timeout: `connectiontimeout`, else the member timeout.
-    pub fn member_connect_timeout(&self, vhost: usize, balancer: usize, member: usize) -> Duration {
-        self.balancers[balancer].members[member]
+    pub fn member_connect_timeout(
+        &self,
+        vhost: usize,
+        balancer: usize,
+        member: &Member,
+    ) -> Duration {
+        member
             .params
             .connection_timeout
             .unwrap_or_else(|| self.member_timeout(vhost, balancer, member))

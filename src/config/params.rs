@@ -47,6 +47,18 @@ pub enum LbMethod {
     ByTraffic,
     ByBusyness,
     Heartbeat,
+    /// ringproxy's own: consistent hashing (Maglev) on `hashkey`.
+    Hash,
+}
+
+/// What `lbmethod=hash` hashes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum HashKey {
+    /// The client's IP address.
+    #[default]
+    ClientIp,
+    Header(String),
+    Cookie(String),
 }
 
 /// Balancer parameters (ProxySet / ProxyPass line on a balancer).
@@ -66,6 +78,10 @@ pub struct BalancerParams {
     pub forcerecovery: Option<bool>,
     pub nonce: Option<String>,
     pub growth: Option<u32>,
+    /// ringproxy's own: with `lbmethod=hash`, the key.
+    pub hashkey: Option<HashKey>,
+    /// ringproxy's own: set the sticky cookie on responses (HAProxy's `cookie insert`).
+    pub sticky_insert: Option<bool>,
 }
 
 /// Names accepted as member parameters, for "did you mean".
@@ -117,6 +133,8 @@ pub const BALANCER_KEYS: &[&str] = &[
     "forcerecovery",
     "nonce",
     "growth",
+    "hashkey",
+    "stickysessioninsert",
 ];
 
 /// Parameters that Apache accepts and whose effect ringproxy does not need: the I/O
@@ -303,10 +321,15 @@ impl BalancerParams {
                     "byrequests" => LbMethod::ByRequests,
                     "bytraffic" => LbMethod::ByTraffic,
                     "bybusyness" => LbMethod::ByBusyness,
-                    "heartbeat" => LbMethod::Heartbeat,
+                    "heartbeat" => {
+                        return Err(
+                            "lbmethod=heartbeat needs mod_heartmonitor, which ringproxy does not provide; use byrequests, bybusyness or hash".into(),
+                        )
+                    }
+                    "hash" => LbMethod::Hash,
                     _ => {
                         return Err(format!(
-                            "lbmethod={v}: must be byrequests, bytraffic, bybusyness or heartbeat"
+                            "lbmethod={v}: must be byrequests, bytraffic, bybusyness or hash"
                         ))
                     }
                 })
@@ -352,6 +375,24 @@ impl BalancerParams {
             "forcerecovery" => self.forcerecovery = Some(parse_on_off(v)?),
             "nonce" => self.nonce = Some(v.to_string()),
             "growth" => self.growth = Some(parse_num(key, v, 0u32, 1000)?),
+            "hashkey" => {
+                let lower = v.to_ascii_lowercase();
+                self.hashkey = Some(if lower == "ip" || lower == "client_ip" {
+                    HashKey::ClientIp
+                } else if let Some(h) = lower.strip_prefix("header:").filter(|h| !h.is_empty()) {
+                    HashKey::Header(h.to_string())
+                } else if let Some(c) = v.get(7..).filter(|_| lower.starts_with("cookie:")) {
+                    if c.is_empty() {
+                        return Err(format!("hashkey={v}: empty cookie name"));
+                    }
+                    HashKey::Cookie(c.to_string())
+                } else {
+                    return Err(format!(
+                        "hashkey={v}: must be ip, header:NAME or cookie:NAME"
+                    ));
+                })
+            }
+            "stickysessioninsert" => self.sticky_insert = Some(parse_on_off(v)?),
             _ => return Ok(false),
         }
         Ok(true)
@@ -408,6 +449,13 @@ mod tests {
         b.apply("failonstatus", "500, 503").unwrap();
         assert_eq!(b.failonstatus, Some(vec![500, 503]));
         assert!(b.apply("lbmethod", "roundrobin").is_err());
+        b.apply("lbmethod", "hash").unwrap();
+        assert_eq!(b.lbmethod, Some(LbMethod::Hash));
+        b.apply("hashkey", "header:X-User").unwrap();
+        assert_eq!(b.hashkey, Some(HashKey::Header("x-user".into())));
+        b.apply("hashkey", "cookie:SID").unwrap();
+        assert_eq!(b.hashkey, Some(HashKey::Cookie("SID".into())));
+        assert!(b.apply("hashkey", "url").is_err());
         assert_eq!(b.apply("hcpass", "3"), Ok(false));
     }
 }

@@ -132,6 +132,8 @@ pub struct ResponseRewrite<'a> {
     pub keep_alive_10: bool,
     /// The body is being de-chunked for an HTTP/1.0 client: drop Transfer-Encoding.
     pub dechunk: bool,
+    /// Complete header lines (CRLF-terminated) added by the proxy.
+    pub extra: &'a [u8],
 }
 
 pub fn write_response_head(
@@ -177,6 +179,7 @@ pub fn write_response_head(
         out.extend_from_slice(&buf[h.name.start..h.value.end]);
         out.extend_from_slice(b"\r\n");
     }
+    out.extend_from_slice(rw.extra);
     if rw.close {
         out.extend_from_slice(b"Connection: close\r\n");
     } else if rw.keep_alive_10 {
@@ -342,6 +345,7 @@ mod tests {
                 close: false,
                 keep_alive_10: false,
                 dechunk: false,
+                extra: b"",
             },
         );
         assert_eq!(
