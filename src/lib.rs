@@ -12,6 +12,7 @@ pub mod config;
 pub mod conn;
 pub mod demo;
 pub mod error;
+pub mod health;
 pub mod http;
 pub mod io;
 pub mod logging;

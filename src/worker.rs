@@ -84,7 +84,9 @@ pub struct Server {
     /// Bound addresses, in `Listen` order (ports resolved when the config said 0).
     pub addrs: Vec<SocketAddr>,
     pub shared: Arc<Shared>,
+    /// Worker threads, then the health checker's if any.
     threads: Vec<JoinHandle<()>>,
+    workers: usize,
 }
 
 impl Server {
@@ -101,7 +103,7 @@ impl Server {
     }
 
     pub fn workers(&self) -> usize {
-        self.threads.len()
+        self.workers
     }
 }
 
@@ -147,6 +149,23 @@ pub fn start(cfg: Arc<Config>, opts: RunOptions) -> io::Result<Server> {
             .spawn(move || run_worker(id, core, listeners, shared, driver))?;
         threads.push(t);
     }
+    // One health checker for the whole process, not one per core.
+    if cfg
+        .balancers
+        .iter()
+        .any(|b| b.members.iter().any(|m| m.params.hc.method.is_some()))
+    {
+        let shared = shared.clone();
+        let driver = opts.driver;
+        let t = std::thread::Builder::new()
+            .name("ringproxy-hc".into())
+            .spawn(move || {
+                if let Err(e) = run_local(driver, move |_| crate::health::run(shared)) {
+                    tracing::error!("health checker cannot start: {e}");
+                }
+            })?;
+        threads.push(t);
+    }
     info!(
         "ringproxy {} started: {n} worker(s) on {}",
         env!("CARGO_PKG_VERSION"),
@@ -160,6 +179,7 @@ pub fn start(cfg: Arc<Config>, opts: RunOptions) -> io::Result<Server> {
         addrs,
         shared,
         threads,
+        workers: n,
     })
 }
 

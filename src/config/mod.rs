@@ -7,6 +7,7 @@
 pub mod lexer;
 pub mod params;
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -162,6 +163,8 @@ pub struct Config {
     pub vhosts: Vec<VirtualHost>,
     pub balancers: Vec<Balancer>,
     pub core: CoreSettings,
+    /// `ProxyHCExpr` conditions by name.
+    pub hc_exprs: HashMap<String, crate::health::expr::Expr>,
     pub warnings: Vec<String>,
 }
 
@@ -177,6 +180,8 @@ const PROVIDED_MODULES: &[&str] = &[
     "lbmethod_bybusyness",
     "lbmethod_heartbeat",
     "mpm_event",
+    "proxy_hcheck",
+    "watchdog",
     "log_config",
     "authz_core",
     "authz_host",
@@ -256,6 +261,9 @@ const KNOWN_DIRECTIVES: &[&str] = &[
     "ProxyTimeout",
     "ProxySet",
     "BalancerMember",
+    "ProxyHCExpr",
+    "ProxyHCTemplate",
+    "ProxyHCTPsize",
     "Timeout",
     "KeepAlive",
     "KeepAliveTimeout",
@@ -345,6 +353,9 @@ struct Builder<'a> {
     reverses: Vec<PendingReverse>,
     /// Whether `ProxyPreserveHost`/`ProxyTimeout` were set in a vhost (else inherited).
     vhost_set_preserve: Vec<bool>,
+    hc_exprs: HashMap<String, crate::health::expr::Expr>,
+    /// `ProxyHCTemplate` name -> its key=value parameters.
+    hc_templates: HashMap<String, Vec<(String, String)>>,
 }
 
 fn build(
@@ -363,6 +374,8 @@ fn build(
         rules: Vec::new(),
         reverses: Vec::new(),
         vhost_set_preserve: vec![false],
+        hc_exprs: HashMap::new(),
+        hc_templates: HashMap::new(),
     };
     b.walk(nodes, Ctx::Server(0));
     b.finish()
@@ -666,6 +679,51 @@ impl Builder<'_> {
                 }
             }
             "proxyset" => self.proxy_set(d, ctx),
+            "proxyhcexpr" => match args.split_first() {
+                Some((name, rest)) if !rest.is_empty() => {
+                    match crate::health::expr::parse(&rest.join(" ")) {
+                        Ok(e) => {
+                            self.hc_exprs.insert(name.clone(), e);
+                        }
+                        Err(m) => self.err(loc, format!("ProxyHCExpr {name}: {m}")),
+                    }
+                }
+                _ => self.err(loc, "ProxyHCExpr takes NAME {expression}"),
+            },
+            "proxyhctemplate" => match args.split_first() {
+                Some((name, rest)) if !rest.is_empty() => {
+                    let mut scratch = MemberParams::default();
+                    let mut kvs = Vec::new();
+                    for a in rest {
+                        let Some((k, v)) = self.split_kv(loc, a) else {
+                            continue;
+                        };
+                        match scratch.apply(&k, v) {
+                            Ok(true) if k.starts_with("hc") => kvs.push((k, v.to_string())),
+                            Ok(_) => {
+                                let hint = did_you_mean(&k, params::MEMBER_KEYS);
+                                self.err(
+                                    loc,
+                                    format!(
+                                        "ProxyHCTemplate takes hc* parameters, not '{k}'{hint}"
+                                    ),
+                                );
+                            }
+                            Err(m) => self.err(loc, m),
+                        }
+                    }
+                    self.hc_templates.insert(name.clone(), kvs);
+                }
+                _ => self.err(loc, "ProxyHCTemplate takes NAME key=value ..."),
+            },
+            "proxyhctpsize" => {
+                if self.one_num(d, 0, 100_000).is_some() {
+                    self.warn(
+                        loc,
+                        "ProxyHCTPsize ignored: health checks run on one event loop, not a thread pool",
+                    );
+                }
+            }
             "balancermember" => self.balancer_member(d, ctx),
             "timeout" => {
                 if let Some(t) = self.one_duration(d) {
@@ -1218,6 +1276,47 @@ impl Builder<'_> {
                 });
             }
         }
+        // Health-check templates and expressions referenced by members.
+        let templates = std::mem::take(&mut self.hc_templates);
+        let mut problems = Vec::new();
+        for b in &mut self.balancers {
+            for m in &mut b.members {
+                if let Some(t) = m.params.hc.template.clone() {
+                    match templates.get(&t) {
+                        Some(kvs) => {
+                            // The member's own hc* parameters win over the template's.
+                            let own = m.params.hc.clone();
+                            for (k, v) in kvs {
+                                let _ = m.params.apply(k, v);
+                            }
+                            let merged = m.params.hc.clone();
+                            m.params.hc = crate::config::params::HealthCheckParams {
+                                method: own.method.or(merged.method),
+                                uri: own.uri.or(merged.uri),
+                                interval: own.interval.or(merged.interval),
+                                passes: own.passes.or(merged.passes),
+                                fails: own.fails.or(merged.fails),
+                                expr: own.expr.or(merged.expr),
+                                template: own.template,
+                            };
+                        }
+                        None => problems.push(ConfigError::new(
+                            &m.loc,
+                            format!("hctemplate={t}: no ProxyHCTemplate {t}"),
+                        )),
+                    }
+                }
+                if let Some(e) = &m.params.hc.expr {
+                    if !self.hc_exprs.contains_key(e) {
+                        problems.push(ConfigError::new(
+                            &m.loc,
+                            format!("hcexpr={e}: no ProxyHCExpr {e} is defined"),
+                        ));
+                    }
+                }
+            }
+        }
+        self.errors.extend(problems);
         for b in &self.balancers {
             if b.members.is_empty() {
                 self.errors.push(ConfigError::new(
@@ -1256,6 +1355,7 @@ impl Builder<'_> {
                 vhosts: self.vhosts,
                 balancers: self.balancers,
                 core: self.core,
+                hc_exprs: self.hc_exprs,
                 warnings: self.warnings,
             })
         } else {
@@ -1567,6 +1667,30 @@ mod tests {
         assert_eq!(c.core.worker_threads, Some(2));
         assert!(!c.core.cpu_affinity);
         assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn health_check_expressions_and_templates() {
+        let c = load(
+            "Listen 80\nProxyHCExpr ok234 {%{REQUEST_STATUS} =~ /^[234]/}\nProxyHCTemplate tcheck hcmethod=GET hcuri=/health hcinterval=2\n<Proxy balancer://c>\nBalancerMember http://127.0.0.1:1 hctemplate=tcheck hcexpr=ok234 hcinterval=500ms\n</Proxy>\nProxyPass / balancer://c/\n",
+        )
+        .unwrap();
+        let hc = &c.balancers[0].members[0].params.hc;
+        assert_eq!(hc.method.as_deref(), Some("GET"));
+        assert_eq!(hc.uri.as_deref(), Some("/health"));
+        assert_eq!(hc.interval, Some(Duration::from_millis(500)));
+        assert!(c.hc_exprs.contains_key("ok234"));
+        let e = errs("Listen 80\nProxyHCExpr bad {%{REMOTE_ADDR} == 'x'}\n<Proxy balancer://c>\nBalancerMember http://127.0.0.1:1 hcexpr=nope hctemplate=none\n</Proxy>\nProxyPass / balancer://c/\n");
+        assert_eq!(e.len(), 3, "{e:?}");
+        assert!(e[0].starts_with("t.conf:2: ProxyHCExpr bad:"), "{e:?}");
+        assert!(
+            e.iter().any(|x| x.contains("t.conf:4: hctemplate=none")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter().any(|x| x.contains("t.conf:4: hcexpr=nope")),
+            "{e:?}"
+        );
     }
 
     #[test]
