@@ -62,6 +62,10 @@ pub struct Backend {
     pub addr: SocketAddr,
     pub connections: Arc<AtomicUsize>,
     pub requests: Arc<Mutex<Vec<SeenRequest>>>,
+    handler: Handler,
+    /// Set to stop: the listener closes (connects are refused) and open connections end.
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    accept_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl Backend {
@@ -79,6 +83,46 @@ impl Backend {
             .cloned()
             .unwrap_or_default()
     }
+
+    /// Stops listening: from now on connecting to its port is refused.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.accept_thread.lock().unwrap().take() {
+            let _ = t.join();
+        }
+    }
+
+    /// Listens again on the same port after `stop`.
+    pub fn restart(&self) {
+        self.stop.store(false, Ordering::SeqCst);
+        let l = TcpListener::bind(self.addr).expect("rebind the same port");
+        *self.accept_thread.lock().unwrap() = Some(self.spawn_accept(l));
+    }
+
+    fn spawn_accept(&self, l: TcpListener) -> std::thread::JoinHandle<()> {
+        l.set_nonblocking(true).unwrap();
+        let (conns, reqs, handler, stop) = (
+            self.connections.clone(),
+            self.requests.clone(),
+            self.handler.clone(),
+            self.stop.clone(),
+        );
+        std::thread::spawn(move || {
+            // Non-blocking accept polled every millisecond, so `stop` can close the
+            // listener promptly (a blocking accept cannot be interrupted).
+            while !stop.load(Ordering::SeqCst) {
+                match l.accept() {
+                    Ok((s, _)) => {
+                        s.set_nonblocking(false).ok();
+                        conns.fetch_add(1, Ordering::SeqCst);
+                        let (h, r, st) = (handler.clone(), reqs.clone(), stop.clone());
+                        std::thread::spawn(move || serve_backend(s, h, r, st));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(1)),
+                }
+            }
+        })
+    }
 }
 
 pub fn ok(body: &str) -> Action {
@@ -93,25 +137,25 @@ pub fn ok(body: &str) -> Action {
 
 /// A backend that answers every request with `handler`.
 pub fn backend(handler: impl Fn(&SeenRequest) -> Action + Send + Sync + 'static) -> Backend {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    let connections = Arc::new(AtomicUsize::new(0));
-    let requests = Arc::new(Mutex::new(Vec::new()));
-    let handler: Handler = Arc::new(handler);
-    let (c2, r2) = (connections.clone(), requests.clone());
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(s) = s else { continue };
-            c2.fetch_add(1, Ordering::SeqCst);
-            let (h, r) = (handler.clone(), r2.clone());
-            std::thread::spawn(move || serve_backend(s, h, r));
-        }
-    });
-    Backend {
-        addr,
-        connections,
-        requests,
-    }
+    backend_on("127.0.0.1:0".parse().unwrap(), handler)
+}
+
+/// A backend on a given address (port 0 for any).
+pub fn backend_on(
+    addr: SocketAddr,
+    handler: impl Fn(&SeenRequest) -> Action + Send + Sync + 'static,
+) -> Backend {
+    let l = TcpListener::bind(addr).unwrap();
+    let b = Backend {
+        addr: l.local_addr().unwrap(),
+        connections: Arc::new(AtomicUsize::new(0)),
+        requests: Arc::new(Mutex::new(Vec::new())),
+        handler: Arc::new(handler),
+        stop: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        accept_thread: Mutex::new(None),
+    };
+    *b.accept_thread.lock().unwrap() = Some(b.spawn_accept(l));
+    b
 }
 
 /// A backend that answers with its own name.
@@ -119,7 +163,12 @@ pub fn named(name: &'static str) -> Backend {
     backend(move |_| ok(name))
 }
 
-fn serve_backend(s: TcpStream, h: Handler, seen: Arc<Mutex<Vec<SeenRequest>>>) {
+fn serve_backend(
+    s: TcpStream,
+    h: Handler,
+    seen: Arc<Mutex<Vec<SeenRequest>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) {
     s.set_read_timeout(Some(IO_TIMEOUT)).ok();
     let mut w = s.try_clone().unwrap();
     let mut r = BufReader::new(s);
@@ -127,6 +176,9 @@ fn serve_backend(s: TcpStream, h: Handler, seen: Arc<Mutex<Vec<SeenRequest>>>) {
         let Some(req) = read_request(&mut r) else {
             return;
         };
+        if stop.load(Ordering::SeqCst) {
+            return; // a stopped backend answers nothing more
+        }
         seen.lock().unwrap().push(req.clone());
         let mut action = h(&req);
         loop {
