@@ -472,3 +472,24 @@ fn state_changes_reach_every_worker_on_the_next_request() {
     let v = spread(&p, 100, "");
     assert!(count(&v, "b") >= 80, "{}", count(&v, "b"));
 }
+
+#[test]
+fn failontimeout_puts_a_silent_member_in_error() {
+    let silent = backend(|_| Action::Delay(Duration::from_secs(3), Box::new(ok("late"))));
+    let well = named("well");
+    let p = proxy_with(
+        &balancer_config(
+            &[(&silent, "timeout=1"), (&well, "")],
+            "ProxySet balancer://c failontimeout=On maxattempts=0",
+        ),
+        1,
+        DriverChoice::Auto,
+    );
+    let mut c = Client::connect(p.addrs[0]);
+    assert_eq!(get_with(&mut c, "/", "").status, 504);
+    assert_ne!(member_flags(&p, 0) & flag::E, 0);
+    let mut c = Client::connect(p.addrs[0]);
+    for _ in 0..3 {
+        assert_eq!(get_with(&mut c, "/", "").text(), "well");
+    }
+}
