@@ -27,8 +27,6 @@ use crate::worker::Worker;
 /// A request body up to this size that has fully arrived with the head is sent in the same
 /// write as the head, and can be replayed if a pooled connection turns out to be stale.
 const INLINE_BODY_MAX: usize = 64 * 1024;
-/// Read size while streaming bodies.
-const STREAM_CHUNK: usize = 64 * 1024;
 
 /// How an exchange with one backend connection failed.
 enum ExchangeError {
@@ -373,6 +371,7 @@ async fn exchange(
                 false,
                 (core.timeout, x.timeout),
                 &mut moved,
+                core.io_buffer_size,
             )
             .await;
             mv.state.sent.fetch_add(moved, Ordering::Relaxed);
@@ -526,6 +525,7 @@ async fn exchange(
         dechunk,
         (x.timeout, core.timeout),
         &mut moved,
+        core.io_buffer_size,
     )
     .await;
     mv.state.received.fetch_add(moved, Ordering::Relaxed);
@@ -581,6 +581,7 @@ async fn stream_body(
     dechunk: bool,
     (read_t, write_t): (Duration, Duration),
     moved: &mut u64,
+    chunk: usize,
 ) -> (Result<usize, StreamError>, Vec<u8>) {
     loop {
         if framing.is_done() {
@@ -627,7 +628,7 @@ async fn stream_body(
         // Everything read so far was body and has been forwarded: reuse the buffer.
         buf.clear();
         pos = 0;
-        let (r, b) = read_more(src, buf, STREAM_CHUNK, read_t).await;
+        let (r, b) = read_more(src, buf, chunk, read_t).await;
         buf = b;
         match r {
             Ok(0) => {
