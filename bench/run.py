@@ -1,0 +1,398 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark: ringproxy, nginx, HAProxy and Apache (event MPM) as equivalent
+two-member round-robin balancers with backend keep-alive, plus "direct to backend".
+
+Placement: the proxy under test on one core (PROXY_CPU), the load generator (ringload) and
+the two nginx backends on another (GEN_CPU). Systems are interleaved (A B C D A B C D ...),
+each measured REPS times; medians and ratios to the best peer are reported.
+
+Called by bench/run.sh, which installs what is missing and builds the release binaries.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RINGPROXY = os.path.join(ROOT, "target", "release", "ringproxy")
+RINGLOAD = os.path.join(ROOT, "target", "release", "ringload")
+PEERS = os.path.join(ROOT, "bench", "peers")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
+SYSTEMS = ["ringproxy", "nginx", "haproxy", "apache", "direct"]
+PEER_NAMES = ["nginx", "haproxy", "apache"]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=10.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return True
+        except OSError:
+            time.sleep(0.02)
+    return False
+
+
+def fill(template, **kw):
+    text = open(os.path.join(PEERS, template)).read()
+    for k, v in kw.items():
+        text = text.replace("{" + k + "}", str(v))
+    return text
+
+
+def tree(pid):
+    """pid and all its descendants."""
+    children = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(d))
+        except OSError:
+            continue
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def cpu_ticks(pids):
+    total = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime + stime
+        except OSError:
+            pass
+    return total
+
+
+def rss_kib(pids):
+    total = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/statm") as f:
+                total += int(f.read().split()[1]) * PAGE_KIB
+        except OSError:
+            pass
+    return total
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.tmp = tempfile.mkdtemp(prefix="ringproxy-bench-")
+        # nginx and Apache workers drop to an unprivileged user: they must be able to read
+        # the body file and write their temp files here.
+        os.chmod(self.tmp, 0o777)
+        self.procs = []
+        with open(os.path.join(self.tmp, "1m.bin"), "wb") as f:
+            f.write(os.urandom(1 << 20))
+        os.chmod(os.path.join(self.tmp, "1m.bin"), 0o644)
+
+    def spawn(self, cpu, argv, **kw):
+        p = subprocess.Popen(
+            ["taskset", "-c", str(cpu)] + argv,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            **kw,
+        )
+        self.procs.append(p)
+        return p
+
+    def stop(self, p):
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+    def cleanup(self):
+        for p in self.procs:
+            self.stop(p)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def start_backends(self):
+        self.backends = []
+        for name in ["backend1", "backend2"]:
+            port = free_port()
+            conf = os.path.join(self.tmp, f"{name}.conf")
+            with open(conf, "w") as f:
+                f.write(fill("backend-nginx.conf", TMP=self.tmp, NAME=name, PORT=port))
+            self.spawn(self.args.gen_cpu, ["nginx", "-p", self.tmp, "-c", conf])
+            if not wait_port(port):
+                sys.exit(f"backend {name} did not start")
+            self.backends.append(port)
+
+    def start(self, system):
+        """Starts a system; returns (process or None, port)."""
+        b1, b2 = self.backends
+        if system == "direct":
+            return None, b1
+        port = free_port()
+        cpu = self.args.proxy_cpu
+        if system == "ringproxy":
+            conf = os.path.join(self.tmp, "ringproxy.conf")
+            with open(conf, "w") as f:
+                f.write(fill("ringproxy.conf", TMP=self.tmp, PORT=port, B1=b1, B2=b2))
+            p = self.spawn(cpu, [RINGPROXY, "-f", conf])
+        elif system == "nginx":
+            conf = os.path.join(self.tmp, "nginx-proxy.conf")
+            with open(conf, "w") as f:
+                f.write(fill("nginx.conf", TMP=self.tmp, PORT=port, B1=b1, B2=b2))
+            p = self.spawn(cpu, ["nginx", "-p", self.tmp, "-c", conf])
+        elif system == "haproxy":
+            conf = os.path.join(self.tmp, "haproxy.cfg")
+            with open(conf, "w") as f:
+                f.write(fill("haproxy.cfg", TMP=self.tmp, PORT=port, B1=b1, B2=b2))
+            p = self.spawn(cpu, ["haproxy", "-db", "-f", conf])
+        elif system == "apache":
+            os.makedirs(os.path.join(self.tmp, "apache", "logs"), exist_ok=True)
+            conf = os.path.join(self.tmp, "apache.conf")
+            with open(conf, "w") as f:
+                f.write(fill("apache.conf", TMP=self.tmp, PORT=port, B1=b1, B2=b2))
+            p = self.spawn(cpu, ["apache2", "-f", conf, "-DFOREGROUND"])
+        else:
+            raise ValueError(system)
+        if not wait_port(port):
+            self.stop(p)
+            raise RuntimeError(f"{system} did not start")
+        # One request through, so pools and lazy set-up are warm before measuring.
+        self.ringload(port, ["-n", "200", "-c", "4"])
+        return p, port
+
+    def ringload(self, port, extra, path="/"):
+        cmd = [
+            "taskset", "-c", str(self.args.gen_cpu), RINGLOAD, "-t", "1", "--cpus",
+            str(self.args.gen_cpu), "-q", "--json",
+        ] + extra + [f"http://127.0.0.1:{port}{path}"]
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        if out.returncode != 0:
+            raise RuntimeError(f"ringload failed: {out.stderr.strip()}")
+        r = json.loads(out.stdout)
+        # A measurement only counts when every answer was a success.
+        bad = r["requests"] - r["status"]["2xx"]
+        if bad or r["errors"]:
+            raise RuntimeError(f"{path}: {bad} non-2xx answers, errors {r['errors_by_kind']}, status {r['status']}")
+        return r
+
+    def measured(self, p, port, extra, path="/"):
+        """Runs ringload; returns its JSON plus the proxy's CPU seconds during the run."""
+        pids = tree(p.pid) if p else []
+        before = cpu_ticks(pids)
+        r = self.ringload(port, extra, path)
+        r["cpu_s"] = (cpu_ticks(pids) - before) / CLK_TCK if p else None
+        return r
+
+    def idle_memory(self, p, port, n):
+        """Resident memory per idle keep-alive client connection (KiB)."""
+        pids = tree(p.pid) if p else []
+        base = rss_kib(pids)
+        socks = []
+        req = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
+        try:
+            for _ in range(n):
+                s = socket.create_connection(("127.0.0.1", port), timeout=10)
+                s.sendall(req)
+                socks.append(s)
+            for s in socks:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        raise RuntimeError("closed by the proxy")
+                    data += chunk
+            time.sleep(0.5)  # let the proxy settle its buffers before reading RSS
+            pids = tree(p.pid) if p else []
+            held = rss_kib(pids)
+            return (held - base) / n, len(socks)
+        except (OSError, RuntimeError) as e:
+            return None, f"{len(socks)} connections, then {e}"
+        finally:
+            for s in socks:
+                s.close()
+
+
+def median(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="about 2 minutes")
+    ap.add_argument("--reps", type=int)
+    ap.add_argument("--duration", type=float)
+    ap.add_argument("--systems", default=",".join(SYSTEMS))
+    ap.add_argument("--proxy-cpu", type=int, default=0)
+    ap.add_argument("--gen-cpu", type=int, default=1)
+    # 10,000 where the descriptor limit allows; HAProxy needs two per accepted connection,
+    # so under a 20,000 hard limit 9,000 are measured (for every system alike).
+    ap.add_argument("--idle", type=int)
+    args = ap.parse_args()
+    reps = args.reps or (1 if args.quick else 3)
+    dur = args.duration or (3.0 if args.quick else 8.0)
+    systems = args.systems.split(",")
+    # As many descriptors as allowed (10,000 idle connections need that many on each side).
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if args.idle is None:
+        args.idle = 10000 if hard >= 2 * 10000 + 1000 else 9000
+
+    b = Bench(args)
+    results = {s: {} for s in systems}
+
+    def add(system, key, value):
+        results[system].setdefault(key, []).append(value)
+
+    try:
+        b.start_backends()
+        d = f"{dur}s"
+        for rep in range(reps):
+            for system in systems:
+                p, port = b.start(system)
+                try:
+                    r = b.measured(p, port, ["-c", "64", "-d", d])
+                    add(system, "rps", r["rps"])
+                    add(system, "p50_us", r["latency_us"]["p50"])
+                    add(system, "p99_us", r["latency_us"]["p99"])
+                    if r["cpu_s"] is not None and r["requests"]:
+                        add(system, "cpu_us_per_req", r["cpu_s"] * 1e6 / r["requests"])
+                    for kind, extra, path in [
+                        ("down", ["-c", "8", "-d", d], "/1m"),
+                        ("up", ["-c", "8", "-d", d, "-m", "POST", "-b", "@" + os.path.join(b.tmp, "1m.bin")], "/upload"),
+                    ]:
+                        r = b.measured(p, port, extra, path)
+                        mb = r["requests"] * 1.048576
+                        add(system, f"{kind}_MBps", mb / r["duration_s"])
+                        if r["cpu_s"] is not None and mb:
+                            add(system, f"{kind}_cpu_ms_per_MB", r["cpu_s"] * 1e3 / mb)
+                    r = b.measured(p, port, ["-c", "16", "-d", d, "-H", "Connection: close"])
+                    add(system, "conn_per_s", r["rps"])
+                    if system != "direct":
+                        kib, n = b.idle_memory(p, port, args.idle)
+                        if kib is None:
+                            results[system]["idle_note"] = n
+                        add(system, "idle_KiB_per_conn", kib)
+                finally:
+                    if p:
+                        b.stop(p)
+                print(f"rep {rep + 1}/{reps} {system}: {results[system]['rps'][-1]:,.0f} req/s", flush=True)
+        # Latency at one fixed open-loop rate for everyone: half the slowest peer's capacity.
+        proxies = [s for s in systems if s != "direct"]
+        rate = 0.5 * min(median(results[s]["rps"]) for s in proxies)
+        for rep in range(reps):
+            for system in systems:
+                p, port = b.start(system)
+                try:
+                    r = b.ringload(port, ["-c", "64", "--max-connections", "512", "-d", d, "--rate", str(round(rate))])
+                    add(system, "fixed_p50_us", r["latency_us"]["p50"])
+                    add(system, "fixed_p99_us", r["latency_us"]["p99"])
+                    add(system, "fixed_p999_us", r["latency_us"]["p999"])
+                finally:
+                    if p:
+                        b.stop(p)
+    finally:
+        b.cleanup()
+
+    summary = {s: {k: median(v) for k, v in m.items() if isinstance(v, list)} for s, m in results.items()}
+    for s in systems:
+        if "idle_note" in results[s]:
+            summary[s]["idle_note"] = results[s]["idle_note"]
+    versions = {
+        "nginx": subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip(),
+        "haproxy": subprocess.run(["haproxy", "-v"], capture_output=True, text=True).stdout.split("\n")[0],
+        "apache": subprocess.run(["apache2", "-v"], capture_output=True, text=True).stdout.split("\n")[0],
+        "ringproxy": subprocess.run([RINGPROXY, "--version"], capture_output=True, text=True).stdout.strip(),
+    }
+    out = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "kernel": platform.release(), "model": cpu_model()},
+        "versions": versions,
+        "placement": {"proxy_cpu": args.proxy_cpu, "generator_and_backends_cpu": args.gen_cpu},
+        "reps": reps, "duration_s": dur, "fixed_rate": rate, "idle_connections": args.idle,
+        "raw": results, "median": summary,
+    }
+    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
+    path = os.path.join(ROOT, "bench", "results", f"{datetime.date.today()}.json")
+    with open(path, "w") as f:
+        json.dump(out, f, indent=2)
+    print(table(summary, systems, rate))
+    print(f"\nraw data: {os.path.relpath(path, ROOT)}")
+
+
+def cpu_model():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+METRICS = [
+    ("cpu_us_per_req", "proxy CPU µs/request (64 conns)", "low"),
+    ("rps", "saturated req/s (64 conns)", "high"),
+    ("p99_us", "p99 µs at saturation", "low"),
+    ("fixed_p50_us", "p50 µs at the fixed rate", "low"),
+    ("fixed_p99_us", "p99 µs at the fixed rate", "low"),
+    ("fixed_p999_us", "p99.9 µs at the fixed rate", "low"),
+    ("down_MBps", "1 MiB download MB/s", "high"),
+    ("down_cpu_ms_per_MB", "download CPU ms/MB", "low"),
+    ("up_MBps", "1 MiB upload MB/s", "high"),
+    ("up_cpu_ms_per_MB", "upload CPU ms/MB", "low"),
+    ("idle_KiB_per_conn", "KiB per idle connection", "low"),
+    ("conn_per_s", "new connections/s", "high"),
+]
+
+
+def table(summary, systems, rate):
+    def fmt(v):
+        if v is None:
+            return "—"
+        if abs(v) >= 100:
+            return f"{v:,.0f}"
+        return f"{v:.2f}"
+
+    head = "| metric | " + " | ".join(systems) + " | ringproxy vs best peer |"
+    lines = [f"Fixed open-loop rate: {rate:,.0f} req/s\n", head, "|" + "---|" * (len(systems) + 2)]
+    for key, label, better in METRICS:
+        row = [fmt(summary[s].get(key)) for s in systems]
+        peers = [summary[s].get(key) for s in PEER_NAMES if s in summary and summary[s].get(key) is not None]
+        mine = summary.get("ringproxy", {}).get(key)
+        ratio = "—"
+        if peers and mine:
+            best = min(peers) if better == "low" else max(peers)
+            ratio = f"{mine / best:.2f}x"
+        lines.append(f"| {label} | " + " | ".join(row) + f" | {ratio} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
