@@ -485,3 +485,20 @@ fn graceful_shutdown_finishes_in_flight_requests() {
         "no longer accepting"
     );
 }
+
+#[test]
+fn keep_alive_timeout_really_closes_idle_connections() {
+    let b = named("one");
+    let p = proxy(&balancer_config(&[(&b, "")], "KeepAliveTimeout 1"));
+    let mut c = Client::connect(p.addrs[0]);
+    assert_eq!(c.get("/").text(), "one");
+    let t0 = std::time::Instant::now();
+    // The proxy must close the idle connection itself (FIN), not just forget it: on
+    // io_uring a timed-out read has to be cancelled in the kernel for the close to happen.
+    assert!(c.is_closed());
+    let waited = t0.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(5),
+        "closed after {waited:?}"
+    );
+}
