@@ -14,9 +14,11 @@ use crate::io::{read_more, write_all, IoFail};
 use crate::proxy;
 use crate::worker::Worker;
 
-/// Initial client read buffer. Heads rarely exceed this; it grows up to the configured head
-/// limits when they do.
-const CLIENT_BUF: usize = 8 * 1024;
+/// Client read buffer (from the worker's pool). Heads rarely exceed this; it grows up to the
+/// configured head limits when they do.
+pub const CLIENT_BUF: usize = 8 * 1024;
+/// Buffers for outgoing heads and small per-request strings.
+pub const SMALL_BUF: usize = 2 * 1024;
 
 pub struct ClientConn {
     pub stream: TcpStream,
@@ -52,15 +54,63 @@ pub async fn serve(w: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         stream,
         peer_ip: peer.ip().to_string(),
         local,
-        buf: Vec::with_capacity(CLIENT_BUF),
+        // Buffers come from the worker's pools when there is work (see `read_head`).
+        buf: Vec::new(),
         head: RequestHead::default(),
-        out: Vec::with_capacity(1024),
-        scratch: Vec::with_capacity(256),
+        out: Vec::new(),
+        scratch: Vec::new(),
         requests: 0,
         consumed: 0,
         response_started: false,
         continue_sent: false,
     };
+    let release = w.shared.cfg.core.release_idle_buffers;
+    loop {
+        if release && c.buf.capacity() == 0 {
+            // Idle with no buffer: only this small wait lives in the connection's task.
+            match wait_readable(&w, &mut c).await {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => return Box::pin(finish_with_error(&mut c, e)).await,
+            }
+        }
+        // Everything a request needs (head reading, forwarding, error answers) is boxed for
+        // the request's duration, so an idle connection's task stays small.
+        if !Box::pin(one_request(&w, &mut c)).await {
+            return;
+        }
+    }
+}
+
+/// Waits until the client sends something (or goes away, times out, or the worker drains),
+/// then lends the connection a read buffer.
+async fn wait_readable(w: &Worker, c: &mut ClientConn) -> Result<bool, ProxyError> {
+    let core = &w.shared.cfg.core;
+    if w.drain.is_draining() {
+        return Ok(false);
+    }
+    let t = if c.requests > 0 {
+        core.keepalive_timeout
+    } else {
+        core.timeout
+    };
+    let deadline = std::time::Instant::now() + t;
+    let ready = monoio::select! {
+        r = c.stream.readable(false) => r,
+        _ = w.idle_timers.deadline(deadline) => return Ok(false),
+        _ = w.drain.draining() => return Ok(false),
+    };
+    match ready {
+        Err(e) => Err(ErrorKind::ClientIo(e).into()),
+        Ok(()) => {
+            c.buf = w.read_bufs.get();
+            Ok(true)
+        }
+    }
+}
+
+/// Reads one request head and forwards the request. Returns whether the connection stays.
+async fn one_request(w: &Worker, c: &mut ClientConn) -> bool {
     let core = &w.shared.cfg.core;
     let limits = Limits {
         request_line: core.limit_request_line,
@@ -69,28 +119,37 @@ pub async fn serve(w: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
     };
     // The buffer may hold one whole head at its largest, plus the read size.
     let max_head = limits.request_line + 2 + limits.fields * (limits.field_size + 2) + 2;
-    loop {
-        match read_head(&w, &mut c, &limits, max_head).await {
-            Ok(true) => {}
-            Ok(false) => return,
-            Err(e) => {
-                finish_with_error(&mut c, e).await;
-                return;
-            }
+    match read_head(w, c, &limits, max_head).await {
+        Ok(true) => {}
+        Ok(false) => return false,
+        Err(e) => {
+            finish_with_error(c, e).await;
+            return false;
         }
-        c.requests += 1;
-        c.response_started = false;
-        c.continue_sent = false;
-        match proxy::forward(&w, &mut c).await {
-            Ok(true) => {
-                let end = c.consumed.min(c.buf.len());
-                c.buf.drain(..end);
+    }
+    c.requests += 1;
+    c.response_started = false;
+    c.continue_sent = false;
+    if c.out.capacity() == 0 {
+        c.out = w.small_bufs.get();
+        c.scratch = w.small_bufs.get();
+    }
+    match proxy::forward(w, c).await {
+        Ok(true) => {
+            let end = c.consumed.min(c.buf.len());
+            c.buf.drain(..end);
+            if c.buf.is_empty() && core.release_idle_buffers {
+                // Idle until the next request: the buffers go back to the worker.
+                w.read_bufs.put(std::mem::take(&mut c.buf));
+                w.small_bufs.put(std::mem::take(&mut c.out));
+                w.small_bufs.put(std::mem::take(&mut c.scratch));
             }
-            Ok(false) => return,
-            Err(e) => {
-                finish_with_error(&mut c, e).await;
-                return;
-            }
+            true
+        }
+        Ok(false) => false,
+        Err(e) => {
+            finish_with_error(c, e).await;
+            false
         }
     }
 }
@@ -129,6 +188,9 @@ async fn read_head(
         } else {
             core.timeout
         };
+        if c.buf.capacity() == 0 {
+            c.buf = w.read_bufs.get();
+        }
         let buf = std::mem::take(&mut c.buf);
         let (r, buf) = if idle {
             // An idle connection also ends when the worker starts draining.

@@ -8,6 +8,7 @@
 //! [`conn`] for the next request on the connection.
 
 pub mod balancer;
+pub mod buffer;
 pub mod config;
 pub mod conn;
 pub mod demo;
@@ -20,4 +21,5 @@ pub mod pool;
 pub mod proxy;
 pub mod route;
 pub mod shutdown;
+pub mod timer;
 pub mod worker;

@@ -17,10 +17,12 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tracing::{debug, info, warn};
 
 use crate::balancer::{LocalBalancer, SharedTable};
+use crate::buffer::BufPool;
 use crate::config::Config;
 use crate::conn;
 use crate::pool::Pool;
 use crate::shutdown::{Drain, ShutdownSignal};
+use crate::timer::IdleTimers;
 
 /// Submission queue size per worker ring.
 const URING_ENTRIES: u32 = 4096;
@@ -52,6 +54,12 @@ pub struct Worker {
     pub shared: Arc<Shared>,
     pub balancers: Vec<LocalBalancer>,
     pub pool: Pool,
+    /// Client read buffers, lent while a connection reads or works on a request.
+    pub read_bufs: BufPool,
+    /// Small buffers for outgoing heads and per-request strings.
+    pub small_bufs: BufPool,
+    /// Keep-alive deadlines of idle connections (one ticker instead of a timer each).
+    pub idle_timers: IdleTimers,
     pub drain: Drain,
 }
 
@@ -319,9 +327,14 @@ async fn worker_main(id: usize, listeners: Vec<std::net::TcpListener>, shared: A
             .map(LocalBalancer::new)
             .collect(),
         pool: Pool::default(),
+        read_bufs: BufPool::new(crate::conn::CLIENT_BUF, 256),
+        small_bufs: BufPool::new(crate::conn::SMALL_BUF, 512),
+        idle_timers: IdleTimers::default(),
         drain: Drain::default(),
         shared: shared.clone(),
     });
+    // The ticker that ends idle keep-alive connections on time; it stops with the worker.
+    monoio::spawn(idle_ticker(w.clone()));
     let mut accept_tasks = Vec::new();
     for l in listeners {
         match TcpListener::from_std(l) {
@@ -347,6 +360,15 @@ async fn worker_main(id: usize, listeners: Vec<std::net::TcpListener>, shared: A
     // submits when the runtime next parks: park once so the closes of the last sockets are
     // submitted before this runtime and its ring go away.
     monoio::time::sleep(std::time::Duration::from_millis(1)).await;
+}
+
+/// Wakes idle connections whose keep-alive time is up. Runs as long as the worker's
+/// runtime does (which drops it on exit).
+async fn idle_ticker(w: Rc<Worker>) {
+    loop {
+        monoio::time::sleep(crate::timer::TICK).await;
+        w.idle_timers.fire_expired(std::time::Instant::now());
+    }
 }
 
 async fn accept_loop(w: Rc<Worker>, listener: TcpListener) {
