@@ -58,7 +58,9 @@ mod tests {
         assert!(a.capacity() >= 1024);
         let ptr = a.as_ptr();
         p.put(a);
-        assert_eq!(p.get().as_ptr(), ptr, "the same buffer comes back");
+        let again = p.get();
+        assert_eq!(again.as_ptr(), ptr, "the same buffer comes back");
+        drop(again);
         p.put(Vec::with_capacity(1024));
         p.put(Vec::with_capacity(1024));
         p.put(Vec::with_capacity(1024));
