@@ -41,6 +41,18 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         hgrm: Option<PathBuf>,
     },
+    /// Draw labelled values as a bar chart, e.g. `ringload chart --out p.svg a=100 b=140`.
+    Chart {
+        #[arg(long, value_name = "FILE.svg")]
+        out: PathBuf,
+        #[arg(long, default_value = "comparison")]
+        title: String,
+        #[arg(long, default_value = "")]
+        unit: String,
+        /// LABEL=VALUE pairs.
+        #[arg(required = true)]
+        bars: Vec<String>,
+    },
     /// Run ringproxy with two demo backends on loopback and load it for a few seconds.
     Demo {
         #[arg(long, default_value_t = 3)]
@@ -159,6 +171,24 @@ fn main() -> ExitCode {
             Err(e) => fail(e),
         },
         Some(Command::Merge { logs, json, hgrm }) => merge(&logs, json, hgrm),
+        Some(Command::Chart {
+            out,
+            title,
+            unit,
+            bars,
+        }) => {
+            let mut parsed = Vec::new();
+            for b in &bars {
+                match b.rsplit_once('=').map(|(l, v)| (l, v.parse::<f64>())) {
+                    Some((l, Ok(v))) => parsed.push((l.to_string(), v)),
+                    _ => return fail(format!("'{b}': expected LABEL=NUMBER")),
+                }
+            }
+            match report::plot_bars(&out, &title, &unit, &parsed) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(e),
+            }
+        }
         None => match run(cli.run) {
             Ok(code) => code,
             Err(e) => fail(e),

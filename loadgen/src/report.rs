@@ -379,6 +379,66 @@ pub fn plot_search(path: &Path, steps: &[(f64, RunResult)], title: &str) -> Resu
     Ok(())
 }
 
+/// A bar chart of labelled values (for comparing runs, e.g. tuning profiles).
+pub fn plot_bars(
+    path: &Path,
+    title: &str,
+    unit: &str,
+    bars: &[(String, f64)],
+) -> Result<(), String> {
+    use plotters::prelude::*;
+    if bars.is_empty() {
+        return Err("nothing to plot".into());
+    }
+    let max_y = bars.iter().map(|b| b.1).fold(1e-9f64, f64::max) * 1.15;
+    let root = SVGBackend::new(path, (960, 540)).into_drawing_area();
+    let draw = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+    root.fill(&WHITE).map_err(|e| draw(&e))?;
+    let n = bars.len();
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(16)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0f64..n as f64, 0f64..max_y)
+        .map_err(|e| draw(&e))?;
+    let labels: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(n * 2)
+        .x_label_formatter(&|x| {
+            let i = x.floor() as usize;
+            if (x - i as f64 - 0.5).abs() < 0.01 && i < labels.len() {
+                labels[i].clone()
+            } else {
+                String::new()
+            }
+        })
+        .y_desc(unit)
+        .draw()
+        .map_err(|e| draw(&e))?;
+    chart
+        .draw_series(bars.iter().enumerate().map(|(i, (_, v))| {
+            Rectangle::new(
+                [(i as f64 + 0.15, 0.0), (i as f64 + 0.85, *v)],
+                BLUE.mix(0.6).filled(),
+            )
+        }))
+        .map_err(|e| draw(&e))?;
+    chart
+        .draw_series(bars.iter().enumerate().map(|(i, (_, v))| {
+            Text::new(
+                format!("{v:.0}"),
+                (i as f64 + 0.35, *v * 1.02),
+                ("sans-serif", 14),
+            )
+        }))
+        .map_err(|e| draw(&e))?;
+    root.present().map_err(|e| draw(&e))?;
+    Ok(())
+}
+
 /// While the threads run: on a terminal, one line a second (rate, p99 so far, errors);
 /// nothing when stderr is not a terminal.
 pub fn progress_while(
