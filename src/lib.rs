@@ -21,5 +21,6 @@ pub mod pool;
 pub mod proxy;
 pub mod route;
 pub mod shutdown;
+pub mod splice;
 pub mod timer;
 pub mod worker;

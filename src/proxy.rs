@@ -22,6 +22,7 @@ use crate::http::write::{
 use crate::io::{is_disconnect, read_more, write_all, write_range, IoFail};
 use crate::pool::{BackendConn, Pool, BACKEND_BUF};
 use crate::route::{self, Route};
+use crate::splice::{splice_exact, PipePool, SpliceError};
 use crate::worker::Worker;
 
 /// A request body up to this size that has fully arrived with the head is sent in the same
@@ -372,6 +373,7 @@ async fn exchange(
                 (core.timeout, x.timeout),
                 &mut moved,
                 core.io_buffer_size,
+                Some((&w.pipes, core.splice_threshold)),
             )
             .await;
             mv.state.sent.fetch_add(moved, Ordering::Relaxed);
@@ -526,6 +528,7 @@ async fn exchange(
         (x.timeout, core.timeout),
         &mut moved,
         core.io_buffer_size,
+        Some((&w.pipes, core.splice_threshold)),
     )
     .await;
     mv.state.received.fetch_add(moved, Ordering::Relaxed);
@@ -582,6 +585,7 @@ async fn stream_body(
     (read_t, write_t): (Duration, Duration),
     moved: &mut u64,
     chunk: usize,
+    splice: Option<(&PipePool, u64)>,
 ) -> (Result<usize, StreamError>, Vec<u8>) {
     loop {
         if framing.is_done() {
@@ -628,6 +632,35 @@ async fn stream_body(
         // Everything read so far was body and has been forwarded: reuse the buffer.
         buf.clear();
         pos = 0;
+        // A large rest of a known length goes through a pipe, never through user space.
+        if let (Framing::Length(rest), Some((pipes, threshold)), false) =
+            (*framing, splice, dechunk)
+        {
+            if threshold > 0 && rest >= threshold {
+                let mut pipe = match pipes.get() {
+                    Ok(p) => p,
+                    Err(e) => return (Err(StreamError::SrcIo(e)), buf),
+                };
+                let r = splice_exact(src, dst, &mut pipe, rest, (read_t, write_t), moved).await;
+                return match r {
+                    Ok(()) => {
+                        pipes.put_empty(pipe);
+                        *framing = Framing::Length(0);
+                        (Ok(0), buf)
+                    }
+                    Err(e) => (
+                        Err(match e {
+                            SpliceError::SrcTimeout => StreamError::SrcTimeout,
+                            SpliceError::SrcEof => StreamError::SrcEof,
+                            SpliceError::SrcIo(e) => StreamError::SrcIo(e),
+                            SpliceError::DstTimeout => StreamError::DstTimeout,
+                            SpliceError::DstIo(e) => StreamError::DstIo(e),
+                        }),
+                        buf,
+                    ),
+                };
+            }
+        }
         let (r, b) = read_more(src, buf, chunk, read_t).await;
         buf = b;
         match r {

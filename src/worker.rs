@@ -22,6 +22,7 @@ use crate::config::Config;
 use crate::conn;
 use crate::pool::Pool;
 use crate::shutdown::{Drain, ShutdownSignal};
+use crate::splice::PipePool;
 use crate::timer::IdleTimers;
 
 /// Submission queue size per worker ring.
@@ -60,6 +61,8 @@ pub struct Worker {
     pub small_bufs: BufPool,
     /// Keep-alive deadlines of idle connections (one ticker instead of a timer each).
     pub idle_timers: IdleTimers,
+    /// Pipes lent to connections splicing a large body.
+    pub pipes: PipePool,
     pub drain: Drain,
 }
 
@@ -330,6 +333,7 @@ async fn worker_main(id: usize, listeners: Vec<std::net::TcpListener>, shared: A
         read_bufs: BufPool::new(crate::conn::CLIENT_BUF, 256),
         small_bufs: BufPool::new(crate::conn::SMALL_BUF, 512),
         idle_timers: IdleTimers::default(),
+        pipes: PipePool::default(),
         drain: Drain::default(),
         shared: shared.clone(),
     });

@@ -502,3 +502,46 @@ fn keep_alive_timeout_really_closes_idle_connections() {
         "closed after {waited:?}"
     );
 }
+
+#[test]
+fn large_bodies_with_and_without_splice() {
+    // The default threshold (64 KiB) splices these bodies; `SpliceThreshold 0` copies them
+    // through user space. Both must deliver the same bytes.
+    let b = backend(|req| {
+        if req.request_line().starts_with("GET") {
+            Action::Stream(3 << 20)
+        } else {
+            ok(&format!("len={} sum={}", req.body_len, req.body_sum))
+        }
+    });
+    let body: Vec<u8> = (0..(3usize << 20)).map(|i| (i * 13 % 251) as u8).collect();
+    let want = format!("len={} sum={}", body.len(), checksum(&body));
+    let runs = [
+        ("", DriverChoice::Auto),
+        ("", DriverChoice::Epoll),
+        ("SpliceThreshold 0", DriverChoice::Auto),
+        ("SpliceThreshold 1", DriverChoice::Auto),
+    ];
+    for (extra, driver) in runs {
+        let p = proxy_with(&balancer_config(&[(&b, "")], extra), 2, driver);
+        let mut c = Client::connect(p.addrs[0]);
+        let mut req = format!(
+            "PUT /up HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        req.extend_from_slice(&body);
+        c.send(&req);
+        assert_eq!(
+            c.read_response(false).unwrap().text(),
+            want,
+            "{extra:?} {driver:?}"
+        );
+        let r = c.get("/down");
+        assert_eq!(r.body_len, 3 << 20, "{extra:?} {driver:?}");
+        assert!(!r.truncated);
+        // The connection is still in step after the spliced exchange.
+        c.send(b"PUT /small HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi");
+        assert!(c.read_response(false).unwrap().text().starts_with("len=2"));
+    }
+}

@@ -63,6 +63,7 @@ fn effective(cfg: &Config, directive: &str) -> String {
         .to_string(),
         "CpuAffinity" => on_off(c.cpu_affinity),
         "WorkerThreads" => c.worker_threads.map(|n| n.to_string()).unwrap_or_default(),
+        "SpliceThreshold" => c.splice_threshold.to_string(),
         other => panic!("profile knob {other} is not covered by this test"),
     }
 }

@@ -58,6 +58,9 @@ pub struct CoreSettings {
     /// buffer (one poll more per request); `Keep`: it keeps its read buffer (less CPU, about
     /// 8 KiB more per idle connection).
     pub release_idle_buffers: bool,
+    /// `SpliceThreshold`: a body with at least this many bytes left moves with splice(2)
+    /// (0 = never).
+    pub splice_threshold: u64,
 }
 
 impl Default for CoreSettings {
@@ -84,6 +87,7 @@ impl Default for CoreSettings {
             // connection and save system calls on large bodies.
             io_buffer_size: 64 * 1024,
             release_idle_buffers: true,
+            splice_threshold: 64 * 1024,
         }
     }
 }
@@ -293,6 +297,7 @@ const KNOWN_DIRECTIVES: &[&str] = &[
     "GracefulShutdownTimeout",
     "ProxyIOBufferSize",
     "IdleBuffers",
+    "SpliceThreshold",
     "Require",
     "Order",
     "Allow",
@@ -801,6 +806,11 @@ impl Builder<'_> {
                 [v] if v.eq_ignore_ascii_case("keep") => self.core.release_idle_buffers = false,
                 _ => self.err(loc, "IdleBuffers takes Release or Keep"),
             },
+            "splicethreshold" => {
+                if let Some(n) = self.one_num(d, 0, u64::MAX >> 1) {
+                    self.core.splice_threshold = n;
+                }
+            }
             "proxyiobuffersize" => {
                 if let Some(n) = self.one_num(d, 512, 16 << 20) {
                     self.core.io_buffer_size = n as usize;
