@@ -7,6 +7,8 @@ the two nginx backends on another (GEN_CPU). Systems are interleaved (A B C D A 
 each measured REPS times; medians and ratios to the best peer are reported.
 
 Called by bench/run.sh, which installs what is missing and builds the release binaries.
+BENCH_RINGPROXY_EXTRA (environment) appends directives to ringproxy's config, for A/B runs
+such as BENCH_RINGPROXY_EXTRA='SpliceThreshold 0'.
 """
 
 import argparse
@@ -160,6 +162,7 @@ class Bench:
             conf = os.path.join(self.tmp, "ringproxy.conf")
             with open(conf, "w") as f:
                 f.write(fill("ringproxy.conf", TMP=self.tmp, PORT=port, B1=b1, B2=b2))
+                f.write(os.environ.get("BENCH_RINGPROXY_EXTRA", "").replace(";", "\n") + "\n")
             p = self.spawn(cpu, [RINGPROXY, "-f", conf])
         elif system == "nginx":
             conf = os.path.join(self.tmp, "nginx-proxy.conf")
