@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 
 use monoio::net::TcpStream;
 use tracing::{debug, info, warn};
@@ -38,6 +39,9 @@ pub struct ClientConn {
     /// Some response bytes went to the client: an error can only close the connection now.
     pub response_started: bool,
     pub continue_sent: bool,
+    /// The status sent for the current request (0: none) and the bytes sent to the client.
+    pub status: u16,
+    pub bytes_out: u64,
 }
 
 /// Serves one client connection until it closes, times out or the worker drains.
@@ -63,7 +67,13 @@ pub async fn serve(w: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         consumed: 0,
         response_started: false,
         continue_sent: false,
+        status: 0,
+        bytes_out: 0,
     };
+    let stats = w.stats();
+    stats.conns_total.fetch_add(1, Ordering::Relaxed);
+    stats.conns_open.fetch_add(1, Ordering::Relaxed);
+    let _open = OpenConn(&stats.conns_open);
     let release = w.shared.cfg.core.release_idle_buffers;
     loop {
         if release && c.buf.capacity() == 0 {
@@ -130,10 +140,25 @@ async fn one_request(w: &Worker, c: &mut ClientConn) -> bool {
     c.requests += 1;
     c.response_started = false;
     c.continue_sent = false;
+    c.status = 0;
+    c.bytes_out = 0;
     if c.out.capacity() == 0 {
         c.out = w.small_bufs.get();
         c.scratch = w.small_bufs.get();
     }
+    let stats = w.stats();
+    stats.busy.fetch_add(1, Ordering::Relaxed);
+    let started = std::time::Instant::now();
+    let keep = forward_and_answer(w, c).await;
+    stats.busy.fetch_sub(1, Ordering::Relaxed);
+    stats.record(c.status, c.bytes_out, started.elapsed());
+    keep
+}
+
+/// Forwards the request (or answers it locally) and handles its error; returns whether
+/// the connection stays.
+async fn forward_and_answer(w: &Worker, c: &mut ClientConn) -> bool {
+    let core = &w.shared.cfg.core;
     match proxy::forward(w, c).await {
         Ok(true) => {
             let end = c.consumed.min(c.buf.len());
@@ -151,6 +176,15 @@ async fn one_request(w: &Worker, c: &mut ClientConn) -> bool {
             finish_with_error(c, e).await;
             false
         }
+    }
+}
+
+/// Counts an open connection for as long as it lives.
+struct OpenConn<'a>(&'a std::sync::atomic::AtomicI64);
+
+impl Drop for OpenConn<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -229,6 +263,8 @@ async fn finish_with_error(c: &mut ClientConn, e: ProxyError) {
     let mut out = std::mem::take(&mut c.out);
     out.clear();
     canned_response(&mut out, status);
+    c.status = status;
+    c.bytes_out = out.len() as u64;
     let (r, _) = write_all(&mut c.stream, out, std::time::Duration::from_secs(5)).await;
     if r.is_ok() {
         // Half-close so the client reads the answer before seeing the connection end,

@@ -24,6 +24,8 @@ pub enum ErrorKind {
     BadBody(#[from] BodyError),
     #[error("no ProxyPass rule for this path")]
     NotProxied,
+    #[error("access denied by the <Location> rules")]
+    Forbidden,
     #[error("{0}: All workers are in error state")]
     NoMember(String),
     #[error("connect to {0} failed: {1}")]
@@ -67,9 +69,10 @@ impl ProxyError {
             | ErrorKind::ClientTimeout
             | ErrorKind::ClientIo(_)
             | ErrorKind::ClientClosed => (Side::Client, false),
-            ErrorKind::NotProxied | ErrorKind::NoMember(_) | ErrorKind::Overloaded => {
-                (Side::Proxy, false)
-            }
+            ErrorKind::NotProxied
+            | ErrorKind::Forbidden
+            | ErrorKind::NoMember(_)
+            | ErrorKind::Overloaded => (Side::Proxy, false),
             ErrorKind::Connect(..) | ErrorKind::ConnectTimeout(_) => (Side::Backend, true),
             ErrorKind::BackendTimeout(_)
             | ErrorKind::BackendSendTimeout(_)
@@ -91,6 +94,7 @@ impl ProxyError {
             ErrorKind::BadHead(h) => h.status(),
             ErrorKind::BadBody(_) => 400,
             ErrorKind::NotProxied => 404,
+            ErrorKind::Forbidden => 403,
             // Apache answers 503 when it cannot connect (the worker goes into error state).
             ErrorKind::NoMember(_)
             | ErrorKind::Connect(..)

@@ -7,6 +7,8 @@
 //! (rewriting heads with [`http::write`], framing bodies with [`http::body`]) -> back to
 //! [`conn`] for the next request on the connection.
 
+pub mod access;
+pub mod admin;
 pub mod balancer;
 pub mod buffer;
 pub mod config;

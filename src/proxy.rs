@@ -10,7 +10,10 @@ use tracing::{debug, error, warn};
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use crate::balancer::{hash, sticky, BalancerView, MemberView, NoChoice, RequestKeys};
-use crate::config::{HashKey, LbMethod, Member};
+use std::io::Write as _;
+
+use crate::admin;
+use crate::config::{Handler, HashKey, LbMethod, Member};
 use crate::conn::ClientConn;
 use crate::error::Side;
 use crate::error::{ErrorKind, ProxyError};
@@ -60,6 +63,14 @@ pub async fn forward(w: &Worker, c: &mut ClientConn) -> Result<bool, ProxyError>
     let host = c.head.host.clone().map(|r| &c.buf[r]);
     let vh_idx = route::select_vhost(cfg, c.local, host);
     let vh = &cfg.vhosts[vh_idx];
+    // `<Location>` access rules and the pages ringproxy serves itself come first.
+    if let Ok(ip) = c.peer_ip.parse() {
+        match admin::check(vh, &c.buf[c.head.path.clone()], ip) {
+            Some(admin::Local::Forbidden) => return Err(ErrorKind::Forbidden.into()),
+            Some(admin::Local::Handler(h)) => return answer_locally(w, c, vh, h).await,
+            None => {}
+        }
+    }
     let Route::Backend { balancer, path } = route::route(vh, &c.buf[c.head.path.clone()]) else {
         return Err(ErrorKind::NotProxied.into());
     };
@@ -133,6 +144,12 @@ pub async fn forward(w: &Worker, c: &mut ClientConn) -> Result<bool, ProxyError>
             } else {
                 None
             };
+            let counter = if pooled.is_some() {
+                &w.stats().pool_hits
+            } else {
+                &w.stats().pool_misses
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
             let mut bc = match pooled {
                 Some(bc) => bc,
                 None => {
@@ -183,6 +200,63 @@ pub async fn forward(w: &Worker, c: &mut ClientConn) -> Result<bool, ProxyError>
         }
         warn!("{failure}; trying another member of {}", view.name);
     }
+}
+
+/// Answers a `SetHandler` location (server-status, metrics) from this process.
+async fn answer_locally(
+    w: &Worker,
+    c: &mut ClientConn,
+    vh: &crate::config::VirtualHost,
+    handler: Handler,
+) -> Result<bool, ProxyError> {
+    let shared = &w.shared;
+    let target = &c.buf[c.head.path.clone()];
+    let query = target
+        .iter()
+        .position(|&b| b == b'?')
+        .map(|i| &target[i + 1..])
+        .unwrap_or(b"");
+    let name = vh
+        .server_name
+        .as_deref()
+        .or(shared.cfg.vhosts[0].server_name.as_deref())
+        .unwrap_or("localhost");
+    let (ctype, body) = match handler {
+        Handler::ServerStatus => {
+            let auto = query.split(|&b| b == b'&').any(|q| q == b"auto");
+            admin::server_status(shared, auto, name)
+        }
+        Handler::Metrics => admin::metrics(shared),
+    };
+    // These pages take no request body; one that came with a body closes the connection
+    // rather than reading it.
+    let core = &shared.cfg.core;
+    let max_reqs = core.max_keepalive_requests;
+    let keep = core.keepalive
+        && !c.head.close
+        && c.head.body() == RequestBody::None
+        && !w.drain.is_draining()
+        && (max_reqs == 0 || c.requests < max_reqs);
+    let mut out = std::mem::take(&mut c.out);
+    out.clear();
+    let _ = write!(
+        out,
+        "HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nCache-Control: no-store\r\n{}\r\n",
+        body.len(),
+        if keep { "" } else { "Connection: close\r\n" }
+    );
+    out.extend_from_slice(body.as_bytes());
+    c.status = 200;
+    c.bytes_out = out.len() as u64;
+    c.response_started = true;
+    c.consumed = c.head.len;
+    let (r, out) = write_all(&mut c.stream, out, core.timeout).await;
+    c.out = out;
+    r.map_err(|e| match e {
+        IoFail::Timeout => ProxyError::new(ErrorKind::ClientTimeout),
+        IoFail::Io(e) => ProxyError::new(ErrorKind::ClientIo(e)),
+    })?;
+    Ok(keep)
 }
 
 /// Counts a request in flight on a member while alive.
@@ -510,6 +584,8 @@ async fn exchange(
         }
     }
     mv.state.received.fetch_add(pos as u64, Ordering::Relaxed);
+    c.status = rh.status;
+    c.bytes_out = out.len() as u64;
     c.response_started = true;
     let (r, out) = write_all(&mut c.stream, out, core.timeout).await;
     c.out = out;
@@ -532,6 +608,7 @@ async fn exchange(
     )
     .await;
     mv.state.received.fetch_add(moved, Ordering::Relaxed);
+    c.bytes_out += moved;
     bc.buf = buf;
     let end = match r {
         Ok(end) => end,

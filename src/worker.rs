@@ -16,6 +16,7 @@ use monoio::net::TcpListener;
 use socket2::{Domain, Protocol, Socket, Type};
 use tracing::{debug, info, warn};
 
+use crate::admin::stats::WorkerStats;
 use crate::balancer::{LocalBalancer, SharedTable};
 use crate::buffer::BufPool;
 use crate::config::Config;
@@ -47,6 +48,9 @@ pub struct Shared {
     pub shutdown: ShutdownSignal,
     /// Workers running on the epoll driver (for logs, status and tests).
     pub epoll_workers: AtomicUsize,
+    /// One counter block per worker (server-status, metrics).
+    pub stats: Vec<WorkerStats>,
+    pub started: std::time::Instant,
 }
 
 /// One worker's own state; lives in an `Rc` on its thread.
@@ -100,6 +104,13 @@ pub struct Server {
     workers: usize,
 }
 
+impl Worker {
+    /// This worker's own counters.
+    pub fn stats(&self) -> &WorkerStats {
+        &self.shared.stats[self.id]
+    }
+}
+
 impl Server {
     /// Stops accepting; in-flight requests finish within GracefulShutdownTimeout.
     pub fn shutdown(&self) {
@@ -145,6 +156,8 @@ pub fn start(cfg: Arc<Config>, opts: RunOptions) -> io::Result<Server> {
         connections: AtomicUsize::new(0),
         shutdown: ShutdownSignal::default(),
         epoll_workers: AtomicUsize::new(0),
+        stats: (0..n).map(|_| WorkerStats::default()).collect(),
+        started: std::time::Instant::now(),
     });
     let mut threads = Vec::with_capacity(n);
     for (id, listeners) in per_worker.into_iter().enumerate() {
@@ -307,6 +320,7 @@ fn run_worker(
     let result = run_local(driver, move |epoll| {
         if epoll {
             shared.epoll_workers.fetch_add(1, Ordering::Relaxed);
+            shared.stats[id].epoll.store(true, Ordering::Relaxed);
         }
         debug!(
             "worker {id}: {} driver",

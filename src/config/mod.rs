@@ -61,6 +61,8 @@ pub struct CoreSettings {
     /// `SpliceThreshold`: a body with at least this many bytes left moves with splice(2)
     /// (0 = never).
     pub splice_threshold: u64,
+    /// `ProxyStatus On`: server-status shows balancers and members.
+    pub proxy_status: bool,
 }
 
 impl Default for CoreSettings {
@@ -88,6 +90,7 @@ impl Default for CoreSettings {
             io_buffer_size: 64 * 1024,
             release_idle_buffers: true,
             splice_threshold: 64 * 1024,
+            proxy_status: false,
         }
     }
 }
@@ -105,7 +108,24 @@ pub struct VirtualHost {
     pub cookie_paths: Vec<(String, String)>,
     pub preserve_host: bool,
     pub proxy_timeout: Option<Duration>,
+    /// `<Location>` sections with a handler or access rules, in config order.
+    pub locations: Vec<LocationRule>,
     pub loc: Option<Loc>,
+}
+
+/// What ringproxy serves itself at a `<Location>` (`SetHandler`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Handler {
+    ServerStatus,
+    Metrics,
+}
+
+#[derive(Clone, Debug)]
+pub struct LocationRule {
+    pub path: String,
+    pub handler: Option<Handler>,
+    /// `None`: the section sets no access rules (an earlier matching one may).
+    pub access: Option<crate::access::Access>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -201,6 +221,7 @@ const PROVIDED_MODULES: &[&str] = &[
     "authz_host",
     "unixd",
     "status",
+    "access_compat",
 ];
 
 /// Directives accepted for compatibility that have nothing to act on in ringproxy; each
@@ -276,6 +297,8 @@ const KNOWN_DIRECTIVES: &[&str] = &[
     "ProxySet",
     "BalancerMember",
     "ProxyHCExpr",
+    "ProxyStatus",
+    "ExtendedStatus",
     "ProxyHCTemplate",
     "ProxyHCTPsize",
     "Timeout",
@@ -546,6 +569,23 @@ impl Builder<'_> {
         }
     }
 
+    /// The rule for `<Location path>` in a vhost, created on first use.
+    fn location_rule(&mut self, vh: usize, path: &str) -> &mut LocationRule {
+        let list = &mut self.vhosts[vh].locations;
+        let i = match list.iter().position(|r| r.path == path) {
+            Some(i) => i,
+            None => {
+                list.push(LocationRule {
+                    path: path.to_string(),
+                    handler: None,
+                    access: None,
+                });
+                list.len() - 1
+            }
+        };
+        &mut list[i]
+    }
+
     fn balancer_index(&mut self, name: &str, loc: &Loc) -> usize {
         let full = format!("balancer://{name}");
         if let Some(i) = self
@@ -572,6 +612,15 @@ impl Builder<'_> {
         let vh = ctx.vhost();
         // Access control and handlers are valid in <Proxy> and <Location>.
         match name.as_str() {
+            "require" | "order" | "allow" | "deny" if matches!(ctx, Ctx::Location(_)) => {
+                let path = location.unwrap_or("/").to_string();
+                let rule = self.location_rule(vh, &path);
+                let access = rule.access.get_or_insert_with(Default::default);
+                if let Err(m) = access.apply(&d.name, &d.args) {
+                    self.err(loc, m);
+                }
+                return;
+            }
             "require" | "order" | "allow" | "deny" => return self.access(d),
             _ => {}
         }
@@ -597,23 +646,29 @@ impl Builder<'_> {
                     };
                     self.directive(&d2, Ctx::Server(vh), None)
                 }
-                "sethandler" => {
-                    self.warn(
-                        loc,
-                        format!(
-                            "SetHandler {} is not available yet; {path} answers 404 instead of being proxied",
-                            args.first().map(String::as_str).unwrap_or("")
-                        ),
-                    );
-                    self.rules.push(PendingRule {
-                        vhost: vh,
-                        matcher: Matcher::Prefix(path.to_string()),
-                        target: None,
-                        params: Vec::new(),
-                        noquery: false,
-                        loc: loc.clone(),
-                    });
-                }
+                "sethandler" => match args.first().map(|a| a.to_ascii_lowercase()).as_deref() {
+                    Some("server-status") => {
+                        self.location_rule(vh, path).handler = Some(Handler::ServerStatus)
+                    }
+                    Some("metrics") => {
+                        self.location_rule(vh, path).handler = Some(Handler::Metrics)
+                    }
+                    Some(h) => {
+                        self.warn(
+                            loc,
+                            format!("SetHandler {h} is not available yet; {path} answers 404 instead of being proxied"),
+                        );
+                        self.rules.push(PendingRule {
+                            vhost: vh,
+                            matcher: Matcher::Prefix(path.to_string()),
+                            target: None,
+                            params: Vec::new(),
+                            noquery: false,
+                            loc: loc.clone(),
+                        });
+                    }
+                    None => self.err(loc, "SetHandler needs a handler name"),
+                },
                 _ => self.err(
                     loc,
                     format!("{} is not supported inside <Location>", d.name),
@@ -696,6 +751,21 @@ impl Builder<'_> {
                 }
             }
             "proxyset" => self.proxy_set(d, ctx),
+            "proxystatus" => match args.as_slice() {
+                [v] if v.eq_ignore_ascii_case("on") || v.eq_ignore_ascii_case("full") => {
+                    self.core.proxy_status = true
+                }
+                [v] if v.eq_ignore_ascii_case("off") => self.core.proxy_status = false,
+                _ => self.err(loc, "ProxyStatus takes On, Off or Full"),
+            },
+            "extendedstatus" => {
+                if self.one_flag(d) == Some(false) {
+                    self.warn(
+                        loc,
+                        "ExtendedStatus Off: ringproxy always keeps the extended counters (they are per core and cheap)",
+                    );
+                }
+            }
             "proxyhcexpr" => match args.split_first() {
                 Some((name, rest)) if !rest.is_empty() => {
                     match crate::health::expr::parse(&rest.join(" ")) {
@@ -1365,6 +1435,9 @@ impl Builder<'_> {
             v.reverse.extend(main.reverse.iter().cloned());
             v.cookie_domains.extend(main.cookie_domains.iter().cloned());
             v.cookie_paths.extend(main.cookie_paths.iter().cloned());
+            // Main-server locations apply first; the vhost's own come later and win.
+            let own = std::mem::take(&mut v.locations);
+            v.locations = main.locations.iter().cloned().chain(own).collect();
             if !self.vhost_set_preserve[i] {
                 v.preserve_host = main.preserve_host;
             }

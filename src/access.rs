@@ -1,0 +1,352 @@
+//! Who may use a `<Location>` that ringproxy serves itself (server-status, metrics…):
+//! Apache 2.4's `Require` (mod_authz_core/mod_authz_host) and the 2.2-style `Order`,
+//! `Allow from`, `Deny from` of mod_access_compat.
+//!
+//! Names need DNS (`Require host`, `Allow from example.com`); ringproxy never looks names up
+//! on the request path, so those are refused at config load with a pointer to `Require ip`.
+
+use std::net::IpAddr;
+
+/// An address or network: `10.0.0.0/8`, `10.1` (Apache's partial form), `::1`,
+/// `192.168.0.0/255.255.0.0`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Net {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Net {
+    pub fn parse(s: &str) -> Result<Net, String> {
+        let (a, mask) = match s.split_once('/') {
+            Some((a, m)) => (a, Some(m)),
+            None => (s, None),
+        };
+        let addr: IpAddr = match a.parse() {
+            Ok(ip) => ip,
+            Err(_) => {
+                // Apache's partial IPv4: "10.1" means 10.1.0.0/16.
+                let parts: Vec<&str> = a.trim_end_matches('.').split('.').collect();
+                if parts.is_empty() || parts.len() > 3 || mask.is_some() {
+                    return Err(format!("'{s}' is not an IP address or network"));
+                }
+                let mut octets = [0u8; 4];
+                for (i, p) in parts.iter().enumerate() {
+                    octets[i] = p
+                        .parse()
+                        .map_err(|_| format!("'{s}' is not an IP address or network"))?;
+                }
+                return Ok(Net {
+                    addr: IpAddr::from(octets),
+                    prefix: (parts.len() * 8) as u8,
+                });
+            }
+        };
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match mask {
+            None => max,
+            Some(m) => match m.parse::<u8>() {
+                Ok(p) if p <= max => p,
+                _ => match m.parse::<IpAddr>() {
+                    // Netmask form: 255.255.0.0
+                    Ok(IpAddr::V4(mask)) if addr.is_ipv4() => {
+                        let bits = u32::from(mask);
+                        if bits.leading_ones() + bits.trailing_zeros() != 32 {
+                            return Err(format!("'{s}': netmask is not contiguous"));
+                        }
+                        bits.leading_ones() as u8
+                    }
+                    _ => return Err(format!("'{s}': bad prefix length")),
+                },
+            },
+        };
+        Ok(Net { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match (self.addr, ip) {
+            // An IPv4 rule matches IPv4-mapped IPv6 clients too.
+            (IpAddr::V4(_), IpAddr::V6(v6)) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            _ => ip,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Require {
+    Granted,
+    Denied,
+    Ip(Vec<Net>),
+    /// `Require local`: loopback addresses (and the server's own, which here is loopback).
+    Local,
+    Not(Box<Require>),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    /// `Order Allow,Deny`: denied unless allowed, and a Deny match wins.
+    AllowDeny,
+    /// `Order Deny,Allow`: allowed unless denied, and an Allow match wins.
+    DenyAllow,
+}
+
+/// The access rules of one location. Several `Require` lines mean "any of them" (Apache's
+/// implicit `<RequireAny>`); `Require not` lines must all hold.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Access {
+    pub require: Vec<Require>,
+    pub order: Option<Order>,
+    pub allow: Vec<Option<Net>>,
+    pub deny: Vec<Option<Net>>,
+}
+
+fn nets(words: &[String]) -> Result<Vec<Net>, String> {
+    words.iter().map(|w| Net::parse(w)).collect()
+}
+
+impl Access {
+    /// Applies one directive (`Require …`, `Order …`, `Allow from …`, `Deny from …`).
+    pub fn apply(&mut self, name: &str, args: &[String]) -> Result<(), String> {
+        let lower: Vec<String> = args.iter().map(|a| a.to_ascii_lowercase()).collect();
+        match name.to_ascii_lowercase().as_str() {
+            "require" => {
+                let (negate, rest) = match lower.first().map(String::as_str) {
+                    Some("not") => (true, &args[1..]),
+                    _ => (false, args),
+                };
+                let kind = rest.first().map(|s| s.to_ascii_lowercase());
+                let r = match (kind.as_deref(), &rest[1.min(rest.len())..]) {
+                    (Some("all"), [g]) if g.eq_ignore_ascii_case("granted") => Require::Granted,
+                    (Some("all"), [d]) if d.eq_ignore_ascii_case("denied") => Require::Denied,
+                    (Some("ip"), ips) if !ips.is_empty() => Require::Ip(nets(ips)?),
+                    (Some("local"), []) => Require::Local,
+                    (Some("host") | Some("forward-dns"), _) => {
+                        return Err("Require host needs DNS lookups, which ringproxy never does on the request path; use Require ip".into())
+                    }
+                    _ => {
+                        return Err(format!(
+                            "Require {}: supported forms are all granted|denied, ip ADDR..., local, not ...",
+                            args.join(" ")
+                        ))
+                    }
+                };
+                self.require
+                    .push(if negate { Require::Not(Box::new(r)) } else { r });
+            }
+            "order" => {
+                let joined = lower.join("").replace(' ', "");
+                self.order = Some(match joined.as_str() {
+                    "allow,deny" => Order::AllowDeny,
+                    "deny,allow" => Order::DenyAllow,
+                    _ => {
+                        return Err(format!(
+                            "Order {}: use Allow,Deny or Deny,Allow",
+                            args.join(" ")
+                        ))
+                    }
+                });
+            }
+            "allow" | "deny" => {
+                let Some(("from", who)) = lower.split_first().map(|(f, w)| (f.as_str(), w)) else {
+                    return Err(format!("{name} takes 'from' and addresses"));
+                };
+                let mut list = Vec::new();
+                for w in who {
+                    if w == "all" {
+                        list.push(None);
+                    } else if w.starts_with("env=") {
+                        return Err(format!(
+                            "{name} from env=…: environment conditions are not supported"
+                        ));
+                    } else {
+                        list.push(Some(Net::parse(w).map_err(|e| {
+                            format!("{e} (host names need DNS lookups, which ringproxy never does; use addresses)")
+                        })?));
+                    }
+                }
+                if name.eq_ignore_ascii_case("allow") {
+                    self.allow.extend(list);
+                } else {
+                    self.deny.extend(list);
+                }
+            }
+            other => return Err(format!("{other} is not an access directive")),
+        }
+        Ok(())
+    }
+
+    fn require_ok(&self, ip: IpAddr) -> bool {
+        let holds = |r: &Require| match r {
+            Require::Granted => true,
+            Require::Denied => false,
+            Require::Ip(n) => n.iter().any(|n| n.contains(ip)),
+            Require::Local => {
+                ip.is_loopback()
+                    || matches!(ip, IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()))
+            }
+            Require::Not(_) => true,
+        };
+        let negatives_hold = self.require.iter().all(|r| match r {
+            Require::Not(inner) => !holds(inner) || matches!(**inner, Require::Denied),
+            _ => true,
+        });
+        let positives: Vec<&Require> = self
+            .require
+            .iter()
+            .filter(|r| !matches!(r, Require::Not(_)))
+            .collect();
+        negatives_hold && (positives.is_empty() || positives.iter().any(|r| holds(r)))
+    }
+
+    fn compat_ok(&self, ip: IpAddr) -> bool {
+        let matches = |list: &[Option<Net>]| {
+            list.iter()
+                .any(|n| n.as_ref().is_none_or(|n| n.contains(ip)))
+        };
+        let (allowed, denied) = (matches(&self.allow), matches(&self.deny));
+        match self.order.unwrap_or(Order::DenyAllow) {
+            Order::AllowDeny => allowed && !denied,
+            Order::DenyAllow => allowed || !denied,
+        }
+    }
+
+    /// Apache 2.4 with mod_access_compat: when both styles are present, both must allow
+    /// (`Satisfy All`, the default).
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        let compat_used = self.order.is_some() || !self.allow.is_empty() || !self.deny.is_empty();
+        let require_used = !self.require.is_empty();
+        (!compat_used || self.compat_ok(ip)) && (!require_used || self.require_ok(ip))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn access(lines: &[&str]) -> Access {
+        let mut a = Access::default();
+        for l in lines {
+            let words: Vec<String> = l.split_whitespace().map(String::from).collect();
+            a.apply(&words[0], &words[1..]).unwrap();
+        }
+        a
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn nets_table() {
+        let cases = [
+            ("10.0.0.0/8", "10.200.1.1", true),
+            ("10.0.0.0/8", "11.0.0.1", false),
+            ("10.1", "10.1.2.3", true),
+            ("10.1", "10.2.0.1", false),
+            ("192.168.0.0/255.255.0.0", "192.168.9.9", true),
+            ("127.0.0.1", "127.0.0.1", true),
+            ("127.0.0.1", "::ffff:127.0.0.1", true),
+            ("::1", "::1", true),
+            ("2001:db8::/32", "2001:db8:1::5", true),
+            ("2001:db8::/32", "2001:db9::5", false),
+        ];
+        for (net, addr, want) in cases {
+            assert_eq!(
+                Net::parse(net).unwrap().contains(ip(addr)),
+                want,
+                "{net} {addr}"
+            );
+        }
+        assert!(Net::parse("example.com").is_err());
+        assert!(Net::parse("10.0.0.0/33").is_err());
+        assert!(Net::parse("10.0.0.0/255.0.255.0").is_err());
+    }
+
+    #[test]
+    fn require_and_compat_table() {
+        let cases: &[(&[&str], &str, bool)] = &[
+            (&[], "10.0.0.1", true),
+            (&["Require all granted"], "10.0.0.1", true),
+            (&["Require all denied"], "127.0.0.1", false),
+            (&["Require ip 127.0.0.1 10.0.0.0/8"], "10.9.9.9", true),
+            (&["Require ip 127.0.0.1 10.0.0.0/8"], "192.168.1.1", false),
+            (&["Require local"], "127.0.0.1", true),
+            (&["Require local"], "192.168.1.1", false),
+            (
+                &["Require ip 10.0.0.0/8", "Require local"],
+                "127.0.0.1",
+                true,
+            ),
+            (
+                &["Require ip 10.0.0.0/8", "Require not ip 10.0.0.5"],
+                "10.0.0.5",
+                false,
+            ),
+            (
+                &["Require ip 10.0.0.0/8", "Require not ip 10.0.0.5"],
+                "10.0.0.6",
+                true,
+            ),
+            (
+                &["Order deny,allow", "Deny from all", "Allow from 127.0.0.1"],
+                "127.0.0.1",
+                true,
+            ),
+            (
+                &["Order deny,allow", "Deny from all", "Allow from 127.0.0.1"],
+                "10.0.0.1",
+                false,
+            ),
+            (
+                &["Order allow,deny", "Allow from all", "Deny from 10.0.0.0/8"],
+                "10.0.0.1",
+                false,
+            ),
+            (
+                &["Order allow,deny", "Allow from all", "Deny from 10.0.0.0/8"],
+                "127.0.0.1",
+                true,
+            ),
+            (&["Order allow,deny"], "127.0.0.1", false),
+            (
+                &[
+                    "Order deny,allow",
+                    "Deny from all",
+                    "Allow from 127.0.0.1",
+                    "Require all granted",
+                ],
+                "10.0.0.1",
+                false,
+            ),
+        ];
+        for (lines, addr, want) in cases {
+            assert_eq!(
+                access(lines).allows(ip(addr)),
+                *want,
+                "{lines:?} from {addr}"
+            );
+        }
+        let mut a = Access::default();
+        assert!(a
+            .apply("Require", &["host".into(), "example.com".into()])
+            .is_err());
+        assert!(a
+            .apply("Allow", &["from".into(), "example.com".into()])
+            .is_err());
+        assert!(a.apply("Order", &["sideways".into()]).is_err());
+    }
+}

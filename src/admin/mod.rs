@@ -1,0 +1,419 @@
+//! What ringproxy answers itself: `<Location>` access rules and the `SetHandler` pages
+//! (server-status, metrics). Balancer-manager is not available yet.
+
+pub mod stats;
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+
+use crate::balancer::flag;
+use crate::config::{Handler, VirtualHost};
+use crate::worker::Shared;
+
+/// What the locations say about a request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Local {
+    Forbidden,
+    Handler(Handler),
+}
+
+/// The last matching `<Location>` with access rules decides access (Apache merges sections
+/// in config order); then the last matching one with a handler serves the request.
+pub fn check(vh: &VirtualHost, target: &[u8], client: IpAddr) -> Option<Local> {
+    if vh.locations.is_empty() {
+        return None;
+    }
+    let path = match target.iter().position(|&b| b == b'?') {
+        Some(i) => &target[..i],
+        None => target,
+    };
+    let matching = || {
+        vh.locations
+            .iter()
+            .filter(move |l| path.starts_with(l.path.as_bytes()))
+    };
+    if let Some(access) = matching().filter_map(|l| l.access.as_ref()).last() {
+        if !access.allows(client) {
+            return Some(Local::Forbidden);
+        }
+    }
+    matching()
+        .filter_map(|l| l.handler)
+        .last()
+        .map(Local::Handler)
+}
+
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Apache's worker status words (`ap_proxy_parse_wstatus`).
+fn status_words(bits: u32, usable: bool) -> String {
+    let mut s = String::from("Init ");
+    for (f, word) in [
+        (flag::I, "Ign "),
+        (flag::N, "Drn "),
+        (flag::D, "Dis "),
+        (flag::S, "Stop "),
+        (flag::E, "Err "),
+        (flag::H, "Stby "),
+        (flag::R, "Spar "),
+        (flag::C, "HcFl "),
+    ] {
+        if bits & f != 0 {
+            s.push_str(word);
+        }
+    }
+    if usable {
+        s.push_str("Ok ");
+    }
+    s.trim_end().to_string()
+}
+
+fn uptime_words(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    let mut out = String::new();
+    for (n, unit) in [(d, "day"), (h, "hour"), (m, "minute"), (s, "second")] {
+        if n > 0 || (unit == "second" && out.is_empty()) {
+            let _ = write!(out, "{n} {unit}{} ", if n == 1 { "" } else { "s" });
+        }
+    }
+    out.trim_end().to_string()
+}
+
+/// server-status: `?auto` gives mod_status's machine-readable lines, otherwise HTML.
+pub fn server_status(shared: &Shared, auto: bool, server_name: &str) -> (&'static str, String) {
+    let t = stats::totals(&shared.stats);
+    let up = shared.started.elapsed().as_secs_f64().max(1e-3);
+    let uptime = up as u64;
+    let cap = shared.cfg.core.max_request_workers as i64;
+    let idle_capacity = (cap - t.conns_open).max(0);
+    let keepalive_idle = (t.conns_open - t.busy).max(0);
+    let scoreboard: String = shared
+        .stats
+        .iter()
+        .map(|s| {
+            if s.busy.load(Ordering::Relaxed) > 0 {
+                'W'
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut lines: Vec<(String, String)> = vec![
+        (
+            "ServerVersion".into(),
+            format!("ringproxy/{}", env!("CARGO_PKG_VERSION")),
+        ),
+        (
+            "ServerMPM".into(),
+            "ringproxy (one pinned thread per core)".into(),
+        ),
+        ("ServerUptimeSeconds".into(), uptime.to_string()),
+        ("ServerUptime".into(), uptime_words(uptime)),
+        ("Total Accesses".into(), t.requests.to_string()),
+        ("Total kBytes".into(), (t.bytes_out / 1024).to_string()),
+        ("Uptime".into(), uptime.to_string()),
+        ("ReqPerSec".into(), format!("{:.6}", t.requests as f64 / up)),
+        (
+            "BytesPerSec".into(),
+            format!("{:.6}", t.bytes_out as f64 / up),
+        ),
+        (
+            "BytesPerReq".into(),
+            format!("{:.6}", t.bytes_out as f64 / (t.requests.max(1)) as f64),
+        ),
+        ("BusyWorkers".into(), t.busy.to_string()),
+        ("IdleWorkers".into(), idle_capacity.to_string()),
+        ("Processes".into(), "1".into()),
+        ("ConnsTotal".into(), t.conns_open.to_string()),
+        ("ConnsAsyncWriting".into(), "0".into()),
+        ("ConnsAsyncKeepAlive".into(), keepalive_idle.to_string()),
+        ("ConnsAsyncClosing".into(), "0".into()),
+    ];
+    for (i, s) in shared.stats.iter().enumerate() {
+        let r = Ordering::Relaxed;
+        lines.push((
+            format!("Worker{i}Connections"),
+            s.conns_open.load(r).to_string(),
+        ));
+        lines.push((format!("Worker{i}Requests"), s.requests.load(r).to_string()));
+        lines.push((
+            format!("Worker{i}Driver"),
+            if s.epoll.load(r) { "epoll" } else { "io_uring" }.into(),
+        ));
+    }
+    lines.push(("Scoreboard".into(), scoreboard));
+    if shared.cfg.core.proxy_status {
+        for (i, sb) in shared.table.balancers.iter().enumerate() {
+            let view = sb.view();
+            lines.push((format!("ProxyBalancer[{i}]Name"), view.name.clone()));
+            for (n, mv) in view.members.iter().enumerate() {
+                let st = &mv.state;
+                let p = format!("ProxyBalancer[{i}]Worker[{n}]");
+                let r = Ordering::Relaxed;
+                lines.push((format!("{p}Name"), st.member.name.clone()));
+                lines.push((
+                    format!("{p}Status"),
+                    status_words(st.status(), shared.table.usable(st)),
+                ));
+                lines.push((format!("{p}Elected"), st.elected.load(r).to_string()));
+                lines.push((format!("{p}Busy"), st.busy.load(r).max(0).to_string()));
+                lines.push((format!("{p}Sent"), format!("{}K", st.sent.load(r) >> 10)));
+                lines.push((
+                    format!("{p}Rcvd"),
+                    format!("{}K", st.received.load(r) >> 10),
+                ));
+            }
+        }
+    }
+    if auto {
+        let mut out = format!("{server_name}\n");
+        for (k, v) in &lines {
+            let _ = writeln!(out, "{k}: {v}");
+        }
+        return ("text/plain; charset=ISO-8859-1", out);
+    }
+    let mut out =
+        String::from("<!DOCTYPE html>\n<html><head><title>ringproxy status</title></head><body>\n");
+    let _ = writeln!(
+        out,
+        "<h1>ringproxy status for {}</h1>\n<dl>",
+        escape(server_name)
+    );
+    for (k, v) in &lines {
+        if !k.starts_with("ProxyBalancer") {
+            let _ = writeln!(out, "<dt>{}</dt><dd>{}</dd>", escape(k), escape(v));
+        }
+    }
+    out.push_str("</dl>\n");
+    if shared.cfg.core.proxy_status {
+        for sb in &shared.table.balancers {
+            let view = sb.view();
+            let _ = writeln!(
+                out,
+                "<h2>Proxy LoadBalancer Status for {}</h2>\n<table border=\"1\"><tr><th>Worker</th><th>Route</th><th>Factor</th><th>Set</th><th>Status</th><th>Elected</th><th>Busy</th><th>Sent</th><th>Rcvd</th></tr>",
+                escape(&view.name)
+            );
+            for mv in &view.members {
+                let st = &mv.state;
+                let r = Ordering::Relaxed;
+                let _ = writeln!(
+                    out,
+                    "<tr><td>{}</td><td>{}</td><td>{:.2}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}K</td><td>{}K</td></tr>",
+                    escape(&st.member.name),
+                    escape(mv.route.as_deref().unwrap_or("")),
+                    f64::from(mv.lbfactor) / 100.0,
+                    mv.lbset,
+                    escape(&status_words(st.status(), shared.table.usable(st))),
+                    st.elected.load(r),
+                    st.busy.load(r).max(0),
+                    st.sent.load(r) >> 10,
+                    st.received.load(r) >> 10
+                );
+            }
+            out.push_str("</table>\n");
+        }
+    }
+    out.push_str("</body></html>\n");
+    ("text/html; charset=utf-8", out)
+}
+
+/// Label values in the Prometheus text format escape backslash, quote and newline.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Prometheus text exposition (version 0.0.4): counters are per core and summed here.
+pub fn metrics(shared: &Shared) -> (&'static str, String) {
+    let t = stats::totals(&shared.stats);
+    let mut o = String::new();
+    let family = |o: &mut String, name: &str, kind: &str, help: &str| {
+        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    };
+    family(
+        &mut o,
+        "ringproxy_requests_total",
+        "counter",
+        "Requests answered, by status class.",
+    );
+    for (i, class) in ["none", "1xx", "2xx", "3xx", "4xx", "5xx"]
+        .iter()
+        .enumerate()
+    {
+        let _ = writeln!(
+            o,
+            "ringproxy_requests_total{{class=\"{class}\"}} {}",
+            t.status[i]
+        );
+    }
+    family(
+        &mut o,
+        "ringproxy_response_bytes_total",
+        "counter",
+        "Bytes sent to clients.",
+    );
+    let _ = writeln!(o, "ringproxy_response_bytes_total {}", t.bytes_out);
+    family(
+        &mut o,
+        "ringproxy_connections_total",
+        "counter",
+        "Client connections accepted.",
+    );
+    let _ = writeln!(o, "ringproxy_connections_total {}", t.conns_total);
+    family(
+        &mut o,
+        "ringproxy_connections_open",
+        "gauge",
+        "Client connections open.",
+    );
+    let _ = writeln!(o, "ringproxy_connections_open {}", t.conns_open);
+    family(
+        &mut o,
+        "ringproxy_requests_in_progress",
+        "gauge",
+        "Requests being handled.",
+    );
+    let _ = writeln!(o, "ringproxy_requests_in_progress {}", t.busy);
+    family(
+        &mut o,
+        "ringproxy_backend_pool_total",
+        "counter",
+        "Backend connections lent from the keep-alive pool (hit) or newly opened (miss).",
+    );
+    let _ = writeln!(
+        o,
+        "ringproxy_backend_pool_total{{result=\"hit\"}} {}",
+        t.pool_hits
+    );
+    let _ = writeln!(
+        o,
+        "ringproxy_backend_pool_total{{result=\"miss\"}} {}",
+        t.pool_misses
+    );
+    family(
+        &mut o,
+        "ringproxy_request_duration_seconds",
+        "histogram",
+        "Time from a complete request head to the end of the response.",
+    );
+    let mut cumulative = 0;
+    for (i, le) in stats::LATENCY_BUCKETS.iter().enumerate() {
+        cumulative += t.latency[i];
+        let _ = writeln!(
+            o,
+            "ringproxy_request_duration_seconds_bucket{{le=\"{le}\"}} {cumulative}"
+        );
+    }
+    cumulative += t.latency[stats::LATENCY_BUCKETS.len()];
+    let _ = writeln!(
+        o,
+        "ringproxy_request_duration_seconds_bucket{{le=\"+Inf\"}} {cumulative}"
+    );
+    let _ = writeln!(
+        o,
+        "ringproxy_request_duration_seconds_sum {}",
+        t.latency_sum_us as f64 / 1e6
+    );
+    let _ = writeln!(o, "ringproxy_request_duration_seconds_count {cumulative}");
+    family(
+        &mut o,
+        "ringproxy_member_requests_total",
+        "counter",
+        "Requests sent to each balancer member.",
+    );
+    let members: Vec<(
+        String,
+        String,
+        std::sync::Arc<crate::balancer::SharedMember>,
+    )> = shared
+        .table
+        .balancers
+        .iter()
+        .flat_map(|sb| {
+            let v = sb.view();
+            v.members
+                .iter()
+                .map(|m| (label(&v.name), label(&m.state.member.name), m.state.clone()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let r = Ordering::Relaxed;
+    for (b, m, st) in &members {
+        let _ = writeln!(
+            o,
+            "ringproxy_member_requests_total{{balancer=\"{b}\",member=\"{m}\"}} {}",
+            st.elected.load(r)
+        );
+    }
+    family(
+        &mut o,
+        "ringproxy_member_bytes_total",
+        "counter",
+        "Bytes sent to and received from each member.",
+    );
+    for (b, m, st) in &members {
+        let _ = writeln!(
+            o,
+            "ringproxy_member_bytes_total{{balancer=\"{b}\",member=\"{m}\",direction=\"sent\"}} {}",
+            st.sent.load(r)
+        );
+        let _ = writeln!(o, "ringproxy_member_bytes_total{{balancer=\"{b}\",member=\"{m}\",direction=\"received\"}} {}", st.received.load(r));
+    }
+    family(
+        &mut o,
+        "ringproxy_member_up",
+        "gauge",
+        "1 when the member is usable (none of D, S, E, C).",
+    );
+    for (b, m, st) in &members {
+        let _ = writeln!(
+            o,
+            "ringproxy_member_up{{balancer=\"{b}\",member=\"{m}\"}} {}",
+            u8::from(shared.table.usable(st))
+        );
+    }
+    family(
+        &mut o,
+        "ringproxy_member_busy",
+        "gauge",
+        "Requests in flight on each member.",
+    );
+    for (b, m, st) in &members {
+        let _ = writeln!(
+            o,
+            "ringproxy_member_busy{{balancer=\"{b}\",member=\"{m}\"}} {}",
+            st.busy.load(r).max(0)
+        );
+    }
+    ("text/plain; version=0.0.4; charset=utf-8", o)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words() {
+        assert_eq!(status_words(0, true), "Init Ok");
+        assert_eq!(status_words(flag::D | flag::E, false), "Init Dis Err");
+        assert_eq!(uptime_words(0), "0 seconds");
+        assert_eq!(uptime_words(3661), "1 hour 1 minute 1 second");
+        assert_eq!(escape("<a href='x'>&"), "&lt;a href=&#39;x&#39;&gt;&amp;");
+        assert_eq!(label("a\"b\\c"), "a\\\"b\\\\c");
+    }
+}

@@ -1,0 +1,83 @@
+//! Per-worker counters for server-status and metrics. Each worker writes only its own block
+//! (relaxed atomics, one cache line apart, so no worker slows another); readers sum them.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Request latency histogram bounds (seconds), Prometheus-style cumulative buckets.
+pub const LATENCY_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+#[repr(align(64))]
+#[derive(Default)]
+pub struct WorkerStats {
+    pub requests: AtomicU64,
+    pub bytes_out: AtomicU64,
+    /// Index 0 = no status (connection closed without an answer), 1..=5 = 1xx..5xx.
+    pub status: [AtomicU64; 6],
+    pub conns_total: AtomicU64,
+    pub conns_open: AtomicI64,
+    /// Requests in progress.
+    pub busy: AtomicI64,
+    /// Non-cumulative bucket counts; the last is +Inf.
+    pub latency: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    pub latency_sum_us: AtomicU64,
+    pub pool_hits: AtomicU64,
+    pub pool_misses: AtomicU64,
+    pub epoll: AtomicBool,
+}
+
+impl WorkerStats {
+    pub fn record(&self, status: u16, bytes: u64, took: Duration) {
+        let r = Ordering::Relaxed;
+        self.requests.fetch_add(1, r);
+        self.bytes_out.fetch_add(bytes, r);
+        let class = usize::from(status / 100);
+        self.status[if (1..=5).contains(&class) { class } else { 0 }].fetch_add(1, r);
+        let secs = took.as_secs_f64();
+        let b = LATENCY_BUCKETS
+            .iter()
+            .position(|&le| secs <= le)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.latency[b].fetch_add(1, r);
+        self.latency_sum_us.fetch_add(took.as_micros() as u64, r);
+    }
+}
+
+/// The sum over workers.
+#[derive(Default, Debug)]
+pub struct Totals {
+    pub requests: u64,
+    pub bytes_out: u64,
+    pub status: [u64; 6],
+    pub conns_total: u64,
+    pub conns_open: i64,
+    pub busy: i64,
+    pub latency: [u64; LATENCY_BUCKETS.len() + 1],
+    pub latency_sum_us: u64,
+    pub pool_hits: u64,
+    pub pool_misses: u64,
+}
+
+pub fn totals(all: &[WorkerStats]) -> Totals {
+    let r = Ordering::Relaxed;
+    let mut t = Totals::default();
+    for s in all {
+        t.requests += s.requests.load(r);
+        t.bytes_out += s.bytes_out.load(r);
+        for (a, b) in t.status.iter_mut().zip(&s.status) {
+            *a += b.load(r);
+        }
+        t.conns_total += s.conns_total.load(r);
+        t.conns_open += s.conns_open.load(r);
+        t.busy += s.busy.load(r);
+        for (a, b) in t.latency.iter_mut().zip(&s.latency) {
+            *a += b.load(r);
+        }
+        t.latency_sum_us += s.latency_sum_us.load(r);
+        t.pool_hits += s.pool_hits.load(r);
+        t.pool_misses += s.pool_misses.load(r);
+    }
+    t
+}
