@@ -33,14 +33,14 @@ pub fn check(vh: &VirtualHost, target: &[u8], client: IpAddr) -> Option<Local> {
             .iter()
             .filter(move |l| path.starts_with(l.path.as_bytes()))
     };
-    if let Some(access) = matching().filter_map(|l| l.access.as_ref()).last() {
+    if let Some(access) = matching().filter_map(|l| l.access.as_ref()).next_back() {
         if !access.allows(client) {
             return Some(Local::Forbidden);
         }
     }
     matching()
         .filter_map(|l| l.handler)
-        .last()
+        .next_back()
         .map(Local::Handler)
 }
 
