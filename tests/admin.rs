@@ -1,0 +1,177 @@
+//! server-status, metrics and `<Location>` access rules, through real sockets.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::*;
+use ringproxy::worker::DriverChoice;
+
+fn cfg(a: &Backend, b: &Backend, locations: &str) -> String {
+    format!(
+        "Listen 127.0.0.1:0\nServerName status.example\nProxyStatus On\n{locations}\n<Proxy balancer://c>\nBalancerMember http://127.0.0.1:{} route=n1\nBalancerMember http://127.0.0.1:{} route=n2\n</Proxy>\nProxyPass /server-status !\nProxyPass /metrics !\nProxyPass / balancer://c/\n",
+        a.port(),
+        b.port()
+    )
+}
+
+const STATUS_AND_METRICS: &str = "<Location /server-status>\n  SetHandler server-status\n  Require local\n</Location>\n<Location /metrics>\n  SetHandler metrics\n  Require ip 127.0.0.1\n</Location>";
+
+fn auto(p: &ringproxy::worker::Server) -> HashMap<String, String> {
+    let r = Client::connect(p.addrs[0]).get("/server-status?auto");
+    assert_eq!(r.status, 200);
+    assert!(r.header("content-type").unwrap().starts_with("text/plain"));
+    let text = r.text();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("status.example"));
+    lines
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn server_status_auto_counts_requests_and_members() {
+    let (a, b) = (named("a"), named("b"));
+    let p = proxy_with(&cfg(&a, &b, STATUS_AND_METRICS), 2, DriverChoice::Auto);
+    let mut c = Client::connect(p.addrs[0]);
+    for _ in 0..20 {
+        assert_eq!(c.get("/x").status, 200);
+    }
+    drop(c);
+    let s = auto(&p);
+    assert_eq!(s["Total Accesses"], "20", "{s:?}");
+    for key in [
+        "ServerVersion",
+        "Uptime",
+        "ReqPerSec",
+        "BytesPerSec",
+        "BusyWorkers",
+        "IdleWorkers",
+        "ConnsTotal",
+        "ConnsAsyncKeepAlive",
+        "Total kBytes",
+        "Scoreboard",
+    ] {
+        assert!(s.contains_key(key), "missing {key}");
+    }
+    assert_eq!(s["Scoreboard"].len(), 2, "one entry per worker");
+    assert!(s.contains_key("Worker0Driver") && s.contains_key("Worker1Requests"));
+    assert_eq!(s["ProxyBalancer[0]Name"], "balancer://c");
+    let elected: u64 = (0..2)
+        .map(|n| {
+            s[&format!("ProxyBalancer[0]Worker[{n}]Elected")]
+                .parse::<u64>()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(elected, 20);
+    assert_eq!(s["ProxyBalancer[0]Worker[0]Status"], "Init Ok");
+    // The HTML page lists the members too.
+    let html = Client::connect(p.addrs[0]).get("/server-status").text();
+    assert!(html.contains("<table") && html.contains("http://127.0.0.1:"));
+}
+
+#[test]
+fn metrics_parse_and_counts_match() {
+    let (a, b) = (named("a"), named("b"));
+    let p = proxy_with(&cfg(&a, &b, STATUS_AND_METRICS), 1, DriverChoice::Auto);
+    let mut c = Client::connect(p.addrs[0]);
+    for _ in 0..12 {
+        assert_eq!(c.get("/y").status, 200);
+    }
+    let r = c.get("/metrics");
+    assert_eq!(r.status, 200);
+    let text = r.text();
+    let lines = text.lines().map(|l| Ok(l.to_string()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("valid exposition format");
+    let value = |name: &str, labels: &[(&str, &str)]| -> f64 {
+        scrape
+            .samples
+            .iter()
+            .filter(|s| s.metric == name)
+            .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) => v,
+                prometheus_parse::Value::Untyped(v) => v,
+                _ => 0.0,
+            })
+            .sum()
+    };
+    assert_eq!(value("ringproxy_requests_total", &[("class", "2xx")]), 12.0);
+    assert_eq!(value("ringproxy_member_requests_total", &[]), 12.0);
+    assert_eq!(value("ringproxy_member_up", &[]), 2.0);
+    assert_eq!(value("ringproxy_backend_pool_total", &[]), 12.0);
+    let histogram = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "ringproxy_request_duration_seconds")
+        .expect("latency histogram");
+    match &histogram.value {
+        prometheus_parse::Value::Histogram(buckets) => {
+            let inf = buckets.iter().find(|b| b.less_than.is_infinite()).unwrap();
+            assert_eq!(inf.count, 12.0);
+        }
+        other => panic!("not a histogram: {other:?}"),
+    }
+}
+
+#[test]
+fn location_access_rules_both_styles() {
+    let (a, b) = (named("a"), named("b"));
+    let cases: &[(&str, &str, u16)] = &[
+        ("Require ip 10.0.0.0/8", "/server-status?auto", 403),
+        ("Require local", "/server-status?auto", 200),
+        ("Require all denied", "/server-status?auto", 403),
+        (
+            "Order deny,allow\nDeny from all\nAllow from 127.0.0.1",
+            "/server-status?auto",
+            200,
+        ),
+        (
+            "Order deny,allow\nDeny from all\nAllow from 10.0.0.0/8",
+            "/server-status?auto",
+            403,
+        ),
+        (
+            "Order allow,deny\nAllow from all\nDeny from 127.0.0.1",
+            "/server-status?auto",
+            403,
+        ),
+    ];
+    for (rules, path, status) in cases {
+        let loc =
+            format!("<Location /server-status>\nSetHandler server-status\n{rules}\n</Location>");
+        let p = proxy(&cfg(&a, &b, &loc));
+        assert_eq!(
+            Client::connect(p.addrs[0]).get(path).status,
+            *status,
+            "{rules}"
+        );
+    }
+    // The same rules guard a proxied path.
+    let loc = "<Location /private>\nRequire ip 10.0.0.0/8\n</Location>";
+    let p = proxy(&cfg(&a, &b, loc));
+    assert_eq!(Client::connect(p.addrs[0]).get("/private/x").status, 403);
+    assert_eq!(Client::connect(p.addrs[0]).get("/public").status, 200);
+    assert_eq!(
+        a.request_count() + b.request_count(),
+        1,
+        "the denied request never left"
+    );
+}
+
+#[test]
+fn access_rules_that_need_dns_are_config_errors() {
+    let e = ringproxy::config::load_str(
+        "Listen 127.0.0.1:0\n<Location /server-status>\nSetHandler server-status\nRequire host example.com\n</Location>\n",
+        "t.conf",
+        &ringproxy::config::LoadOptions::default(),
+    )
+    .unwrap_err();
+    assert!(
+        e[0].to_string()
+            .starts_with("t.conf:4: Require host needs DNS"),
+        "{e:?}"
+    );
+}
