@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 use monoio::net::TcpStream;
 use tracing::{debug, info, warn};
 
+use crate::accesslog::Record;
 use crate::error::{canned_response, ErrorKind, ProxyError, Side};
 use crate::http::head::{parse_request, Limits, RequestHead};
 use crate::io::{read_more, write_all, IoFail};
@@ -42,6 +43,12 @@ pub struct ClientConn {
     /// The status sent for the current request (0: none) and the bytes sent to the client.
     pub status: u16,
     pub bytes_out: u64,
+    /// Of `bytes_out`, the response head (access logs' %b counts the body only).
+    pub head_out: u64,
+    /// The virtual host that answered the current request.
+    pub vhost: usize,
+    /// Access-log record of the current request, when access logs are configured.
+    pub log: Option<Box<Record>>,
 }
 
 /// Serves one client connection until it closes, times out or the worker drains.
@@ -69,6 +76,9 @@ pub async fn serve(w: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         continue_sent: false,
         status: 0,
         bytes_out: 0,
+        head_out: 0,
+        vhost: 0,
+        log: None,
     };
     let stats = w.stats();
     stats.conns_total.fetch_add(1, Ordering::Relaxed);
@@ -142,6 +152,7 @@ async fn one_request(w: &Worker, c: &mut ClientConn) -> bool {
     c.continue_sent = false;
     c.status = 0;
     c.bytes_out = 0;
+    c.head_out = 0;
     if c.out.capacity() == 0 {
         c.out = w.small_bufs.get();
         c.scratch = w.small_bufs.get();
@@ -149,10 +160,67 @@ async fn one_request(w: &Worker, c: &mut ClientConn) -> bool {
     let stats = w.stats();
     stats.busy.fetch_add(1, Ordering::Relaxed);
     let started = std::time::Instant::now();
+    if !w.logs.is_empty() {
+        c.log = Some(Box::new(log_record(w, c)));
+    }
     let keep = forward_and_answer(w, c).await;
+    let took = started.elapsed();
     stats.busy.fetch_sub(1, Ordering::Relaxed);
-    stats.record(c.status, c.bytes_out, started.elapsed());
+    stats.record(c.status, c.bytes_out, took);
+    if let Some(mut rec) = c.log.take() {
+        let vh = &w.shared.cfg.vhosts[c.vhost];
+        rec.status = c.status;
+        rec.bytes = c.bytes_out.saturating_sub(c.head_out);
+        rec.took = took;
+        rec.server_name = vh
+            .server_name
+            .clone()
+            .or_else(|| w.shared.cfg.vhosts[0].server_name.clone())
+            .unwrap_or_else(|| "localhost".into());
+        w.logs.log(&vh.logs, &rec);
+    }
     keep
+}
+
+/// The request's part of its access-log line, copied while the head is in the buffer.
+fn log_record(w: &Worker, c: &ClientConn) -> Record {
+    let buf = &c.buf;
+    let text = |r: std::ops::Range<usize>| String::from_utf8_lossy(&buf[r]).into_owned();
+    let target = text(c.head.path.clone());
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p.to_string(), q.to_string()),
+        None => (target.clone(), String::new()),
+    };
+    let protocol = if c.head.minor == 0 {
+        "HTTP/1.0"
+    } else {
+        "HTTP/1.1"
+    };
+    let method = text(c.head.method.clone());
+    let mut headers = Vec::new();
+    for t in w.logs.targets() {
+        for want in t.wanted_headers() {
+            if let Some(h) = c
+                .head
+                .headers
+                .iter()
+                .find(|h| buf[h.name.clone()].eq_ignore_ascii_case(want.as_bytes()))
+            {
+                headers.push((want.to_ascii_lowercase(), text(h.value.clone())));
+            }
+        }
+    }
+    Record {
+        client_ip: c.peer_ip.clone(),
+        request_line: format!("{method} {target} {protocol}"),
+        method,
+        path,
+        query,
+        protocol,
+        headers,
+        port: c.local.port(),
+        ..Default::default()
+    }
 }
 
 /// Forwards the request (or answers it locally) and handles its error; returns whether
@@ -265,6 +333,10 @@ async fn finish_with_error(c: &mut ClientConn, e: ProxyError) {
     canned_response(&mut out, status);
     c.status = status;
     c.bytes_out = out.len() as u64;
+    c.head_out = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(0, |i| i as u64 + 4);
     let (r, _) = write_all(&mut c.stream, out, std::time::Duration::from_secs(5)).await;
     if r.is_ok() {
         // Half-close so the client reads the answer before seeing the connection end,

@@ -8,6 +8,7 @@
 //! [`conn`] for the next request on the connection.
 
 pub mod access;
+pub mod accesslog;
 pub mod admin;
 pub mod balancer;
 pub mod buffer;

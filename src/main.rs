@@ -7,7 +7,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use ringproxy::config::{self, LoadOptions};
 use ringproxy::worker::{self, DriverChoice, RunOptions};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -99,7 +99,7 @@ fn main() -> ExitCode {
         None => worker::driver_from_env(),
     };
     // Signals are registered before the workers start so none is missed.
-    let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT]) {
+    let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGUSR1]) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("ringproxy: cannot install signal handlers: {e}");
@@ -126,8 +126,16 @@ fn main() -> ExitCode {
             tracing::warn!("cannot write PidFile {}: {e}", p.display());
         }
     }
-    if let Some(sig) = signals.forever().next() {
+    for sig in signals.forever() {
+        if sig == SIGUSR1 {
+            // logrotate: every worker reopens its access logs at its next flush.
+            ringproxy::accesslog::REOPEN_GENERATION
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::info!("SIGUSR1: reopening access logs");
+            continue;
+        }
         tracing::info!("signal {sig}: stopping gracefully");
+        break;
     }
     server.shutdown();
     server.join();

@@ -63,6 +63,7 @@ pub async fn forward(w: &Worker, c: &mut ClientConn) -> Result<bool, ProxyError>
     let host = c.head.host.clone().map(|r| &c.buf[r]);
     let vh_idx = route::select_vhost(cfg, c.local, host);
     let vh = &cfg.vhosts[vh_idx];
+    c.vhost = vh_idx;
     // `<Location>` access rules and the pages ringproxy serves itself come first.
     if let Ok(ip) = c.peer_ip.parse() {
         match admin::check(vh, &c.buf[c.head.path.clone()], ip) {
@@ -122,6 +123,11 @@ pub async fn forward(w: &Worker, c: &mut ClientConn) -> Result<bool, ProxyError>
         let m = choice.member;
         let mv = &view.members[m];
         let member = &mv.state.member;
+        if let Some(rec) = c.log.as_mut() {
+            rec.balancer = (!cfg.balancers[balancer].implicit).then(|| view.name.clone());
+            rec.member = Some(member.name.clone());
+            rec.route = mv.route.clone();
+        }
         let timeout = cfg.member_timeout(vh_idx, balancer, member);
         let ctx = Exchange {
             vh_idx,
@@ -245,6 +251,7 @@ async fn answer_locally(
         body.len(),
         if keep { "" } else { "Connection: close\r\n" }
     );
+    c.head_out = out.len() as u64;
     out.extend_from_slice(body.as_bytes());
     c.status = 200;
     c.bytes_out = out.len() as u64;
@@ -564,6 +571,7 @@ async fn exchange(
         },
     );
     c.scratch = public_base;
+    c.head_out = out.len() as u64;
     // Body bytes that arrived with the head go out in the same write, when they are the
     // whole body (the common small-response case).
     let mut resp_framing = match resp_body {

@@ -16,6 +16,7 @@ use monoio::net::TcpListener;
 use socket2::{Domain, Protocol, Socket, Type};
 use tracing::{debug, info, warn};
 
+use crate::accesslog::WorkerLogs;
 use crate::admin::stats::WorkerStats;
 use crate::balancer::{LocalBalancer, SharedTable};
 use crate::buffer::BufPool;
@@ -67,6 +68,8 @@ pub struct Worker {
     pub idle_timers: IdleTimers,
     /// Pipes lent to connections splicing a large body.
     pub pipes: PipePool,
+    /// This worker's access-log buffers and descriptors.
+    pub logs: WorkerLogs,
     pub drain: Drain,
 }
 
@@ -348,6 +351,7 @@ async fn worker_main(id: usize, listeners: Vec<std::net::TcpListener>, shared: A
         small_bufs: BufPool::new(crate::conn::SMALL_BUF, 512),
         idle_timers: IdleTimers::default(),
         pipes: PipePool::default(),
+        logs: WorkerLogs::new(cfg.access_logs.clone()),
         drain: Drain::default(),
         shared: shared.clone(),
     });
@@ -374,6 +378,7 @@ async fn worker_main(id: usize, listeners: Vec<std::net::TcpListener>, shared: A
             grace.as_secs()
         );
     }
+    w.logs.flush();
     // On io_uring a dropped socket is closed by a queued close operation, which the ring
     // submits when the runtime next parks: park once so the closes of the last sockets are
     // submitted before this runtime and its ring go away.
@@ -386,6 +391,7 @@ async fn idle_ticker(w: Rc<Worker>) {
     loop {
         monoio::time::sleep(crate::timer::TICK).await;
         w.idle_timers.fire_expired(std::time::Instant::now());
+        w.logs.tick();
     }
 }
 

@@ -175,3 +175,60 @@ fn access_rules_that_need_dns_are_config_errors() {
         "{e:?}"
     );
 }
+
+#[test]
+fn access_log_lines_match_apache_formats_and_reopen() {
+    let (a, b) = (named("a"), named("b"));
+    let dir = std::env::temp_dir().join(format!("ringproxy-log-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let combined = dir.join("access.log");
+    let custom = dir.join("custom.log");
+    let logs = format!(
+        "LogFormat \"%h %>s %b %{{BALANCER_WORKER_NAME}}e %D %m %U%q\" short\nCustomLog {} combined\nCustomLog {} short",
+        combined.display(),
+        custom.display()
+    );
+    let p = proxy_with(&cfg(&a, &b, &logs), 1, DriverChoice::Auto);
+    let mut c = Client::connect(p.addrs[0]);
+    c.send(b"GET /page?x=1 HTTP/1.1\r\nHost: t\r\nUser-Agent: tester/1\r\nReferer: http://ref/\r\n\r\n");
+    assert_eq!(c.read_response(false).unwrap().status, 200);
+    assert_eq!(c.get("/missing-handler/../x").status, 200);
+    // logrotate: move the file away, ask for a reopen (what SIGUSR1 does), log more.
+    let rotated = dir.join("access.log.1");
+    std::fs::rename(&combined, &rotated).unwrap();
+    ringproxy::accesslog::REOPEN_GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    // The worker reopens at its next tick (within 100 ms): the new file appears.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !combined.exists() {
+        assert!(std::time::Instant::now() < deadline, "log not reopened");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    drop(c);
+    let mut c = Client::connect(p.addrs[0]);
+    assert_eq!(c.get("/after").status, 200);
+    drop(c);
+    p.shutdown();
+    p.join(); // workers flush their logs when they stop
+    let old = std::fs::read_to_string(&rotated).unwrap();
+    let first = old.lines().next().unwrap();
+    // 127.0.0.1 - - [22/Nov/2026:01:23:45 +0000] "GET /page?x=1 HTTP/1.1" 200 1 "http://ref/" "tester/1"
+    let re = regex::Regex::new(
+        r#"^127\.0\.0\.1 - - \[\d{2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2} \+0000\] "GET /page\?x=1 HTTP/1\.1" 200 1 "http://ref/" "tester/1"$"#,
+    )
+    .unwrap();
+    assert!(re.is_match(first), "{first}");
+    assert_eq!(
+        old.lines().count(),
+        2,
+        "both lines logged before the rotation: {old}"
+    );
+    let new = std::fs::read_to_string(&combined).unwrap();
+    assert!(new.contains("\"GET /after HTTP/1.1\" 200 1"), "{new}");
+    let short = std::fs::read_to_string(&custom).unwrap();
+    let line = short.lines().next().unwrap();
+    let re = regex::Regex::new(r"^127\.0\.0\.1 200 1 http://127\.0\.0\.1:\d+ \d+ GET /page\?x=1$")
+        .unwrap();
+    assert!(re.is_match(line), "{line}");
+    assert_eq!(short.lines().count(), 3);
+    std::fs::remove_dir_all(&dir).ok();
+}

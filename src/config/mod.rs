@@ -110,6 +110,8 @@ pub struct VirtualHost {
     pub proxy_timeout: Option<Duration>,
     /// `<Location>` sections with a handler or access rules, in config order.
     pub locations: Vec<LocationRule>,
+    /// Indexes into `Config::access_logs` of the logs this host writes.
+    pub logs: Vec<usize>,
     pub loc: Option<Loc>,
 }
 
@@ -199,6 +201,8 @@ pub struct Config {
     pub core: CoreSettings,
     /// `ProxyHCExpr` conditions by name.
     pub hc_exprs: HashMap<String, crate::health::expr::Expr>,
+    /// Every `CustomLog`, in config order.
+    pub access_logs: Vec<crate::accesslog::LogTarget>,
     pub warnings: Vec<String>,
 }
 
@@ -299,6 +303,8 @@ const KNOWN_DIRECTIVES: &[&str] = &[
     "ProxyHCExpr",
     "ProxyStatus",
     "ExtendedStatus",
+    "LogFormat",
+    "CustomLog",
     "ProxyHCTemplate",
     "ProxyHCTPsize",
     "Timeout",
@@ -396,6 +402,9 @@ struct Builder<'a> {
     hc_exprs: HashMap<String, crate::health::expr::Expr>,
     /// `ProxyHCTemplate` name -> its key=value parameters.
     hc_templates: HashMap<String, Vec<(String, String)>>,
+    /// `LogFormat` nicknames.
+    log_formats: HashMap<String, String>,
+    access_logs: Vec<crate::accesslog::LogTarget>,
 }
 
 fn build(
@@ -416,6 +425,14 @@ fn build(
         vhost_set_preserve: vec![false],
         hc_exprs: HashMap::new(),
         hc_templates: HashMap::new(),
+        log_formats: HashMap::from([
+            ("common".to_string(), crate::accesslog::COMMON.to_string()),
+            (
+                "combined".to_string(),
+                crate::accesslog::COMBINED.to_string(),
+            ),
+        ]),
+        access_logs: Vec::new(),
     };
     b.walk(nodes, Ctx::Server(0));
     b.finish()
@@ -751,6 +768,49 @@ impl Builder<'_> {
                 }
             }
             "proxyset" => self.proxy_set(d, ctx),
+            "logformat" => match args.as_slice() {
+                [fmt] | [fmt, _] => match crate::accesslog::parse_format(fmt) {
+                    Ok(_) => {
+                        let nick = args.get(1).cloned().unwrap_or_else(|| "default".into());
+                        self.log_formats.insert(nick, fmt.clone());
+                    }
+                    Err(m) => self.err(loc, format!("LogFormat: {m}")),
+                },
+                _ => self.err(loc, "LogFormat takes a format and an optional nickname"),
+            },
+            "customlog" => match args.as_slice() {
+                [path, fmt, rest @ ..] => {
+                    if path.starts_with('|') {
+                        return self.err(
+                            loc,
+                            "CustomLog to a pipe is not supported; give a file path",
+                        );
+                    }
+                    if !rest.is_empty() {
+                        return self.err(
+                            loc,
+                            format!("CustomLog condition '{}' is not supported", rest.join(" ")),
+                        );
+                    }
+                    let text = self
+                        .log_formats
+                        .get(fmt)
+                        .cloned()
+                        .unwrap_or_else(|| fmt.clone());
+                    match crate::accesslog::parse_format(&text) {
+                        Ok(format) => {
+                            self.access_logs.push(crate::accesslog::LogTarget {
+                                path: PathBuf::from(path),
+                                format,
+                            });
+                            let i = self.access_logs.len() - 1;
+                            self.vhosts[vh].logs.push(i);
+                        }
+                        Err(m) => self.err(loc, format!("CustomLog: {m}")),
+                    }
+                }
+                _ => self.err(loc, "CustomLog takes a file and a format or nickname"),
+            },
             "proxystatus" => match args.as_slice() {
                 [v] if v.eq_ignore_ascii_case("on") || v.eq_ignore_ascii_case("full") => {
                     self.core.proxy_status = true
@@ -1435,6 +1495,10 @@ impl Builder<'_> {
             v.reverse.extend(main.reverse.iter().cloned());
             v.cookie_domains.extend(main.cookie_domains.iter().cloned());
             v.cookie_paths.extend(main.cookie_paths.iter().cloned());
+            // A host without its own CustomLog writes the main server's (Apache).
+            if v.logs.is_empty() {
+                v.logs = main.logs.clone();
+            }
             // Main-server locations apply first; the vhost's own come later and win.
             let own = std::mem::take(&mut v.locations);
             v.locations = main.locations.iter().cloned().chain(own).collect();
@@ -1461,6 +1525,7 @@ impl Builder<'_> {
                 balancers: self.balancers,
                 core: self.core,
                 hc_exprs: self.hc_exprs,
+                access_logs: self.access_logs,
                 warnings: self.warnings,
             })
         } else {

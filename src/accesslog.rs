@@ -1,0 +1,430 @@
+//! Access logs: `LogFormat` / `CustomLog` with mod_log_config's tokens.
+//!
+//! Each worker formats lines into its own buffer and appends them to its own descriptor of
+//! the file (O_APPEND, one write per batch): no lock on the request path. Buffers are
+//! written when they fill, about once a second, and when the worker stops. SIGUSR1 reopens
+//! the files (for logrotate).
+
+use std::cell::RefCell;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Apache's predefined nicknames.
+pub const COMMON: &str = r#"%h %l %u %t "%r" %>s %b"#;
+pub const COMBINED: &str = r#"%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i""#;
+
+/// Bumped by SIGUSR1: workers reopen their log files when they see a new value.
+pub static REOPEN_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Token {
+    Literal(String),
+    ClientIp,
+    Dash,
+    Time,
+    RequestLine,
+    Status,
+    /// `%b`: bytes or `-`; `%B`: bytes.
+    Bytes {
+        dash_for_zero: bool,
+    },
+    DurationUs,
+    DurationSecs,
+    RequestHeader(String),
+    BalancerName,
+    MemberName,
+    MemberRoute,
+    ServerName,
+    LocalPort,
+    Method,
+    Path,
+    Query,
+    Protocol,
+}
+
+/// Parses a LogFormat string. Unsupported tokens are errors naming them.
+pub fn parse_format(f: &str) -> Result<Vec<Token>, String> {
+    let mut out = Vec::new();
+    let mut lit = String::new();
+    let mut chars = f.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            lit.push(c);
+            continue;
+        }
+        // Optional `>`/`<` (final/original request) and a `{arg}`.
+        let mut arg = None;
+        while chars.peek() == Some(&'>') || chars.peek() == Some(&'<') {
+            chars.next();
+        }
+        if chars.peek() == Some(&'{') {
+            chars.next();
+            let mut a = String::new();
+            for ch in chars.by_ref() {
+                if ch == '}' {
+                    break;
+                }
+                a.push(ch);
+            }
+            arg = Some(a);
+        }
+        let Some(t) = chars.next() else {
+            return Err("format ends with '%'".into());
+        };
+        let token = match (t, arg.as_deref()) {
+            ('%', _) => {
+                lit.push('%');
+                continue;
+            }
+            ('h' | 'a', _) => Token::ClientIp,
+            ('l' | 'u', _) => Token::Dash,
+            ('t', None) => Token::Time,
+            ('r', _) => Token::RequestLine,
+            ('s', _) => Token::Status,
+            ('b', _) => Token::Bytes {
+                dash_for_zero: true,
+            },
+            ('B', _) => Token::Bytes {
+                dash_for_zero: false,
+            },
+            ('D', _) => Token::DurationUs,
+            ('T', None) => Token::DurationSecs,
+            ('i', Some(h)) => Token::RequestHeader(h.to_string()),
+            ('e', Some("BALANCER_NAME")) => Token::BalancerName,
+            ('e', Some("BALANCER_WORKER_NAME")) => Token::MemberName,
+            ('e', Some("BALANCER_WORKER_ROUTE")) => Token::MemberRoute,
+            ('v', _) | ('V', _) => Token::ServerName,
+            ('p', _) => Token::LocalPort,
+            ('m', _) => Token::Method,
+            ('U', _) => Token::Path,
+            ('q', _) => Token::Query,
+            ('H', _) => Token::Protocol,
+            (t, a) => {
+                return Err(format!(
+                    "log format token %{}{t} is not supported",
+                    a.map(|a| format!("{{{a}}}")).unwrap_or_default()
+                ))
+            }
+        };
+        if !lit.is_empty() {
+            out.push(Token::Literal(std::mem::take(&mut lit)));
+        }
+        out.push(token);
+    }
+    if !lit.is_empty() {
+        out.push(Token::Literal(lit));
+    }
+    Ok(out)
+}
+
+/// What one finished request contributes to a log line. Request parts are copied when the
+/// head is parsed (the read buffer is reused while a body streams).
+#[derive(Debug, Default, Clone)]
+pub struct Record {
+    pub client_ip: String,
+    pub request_line: String,
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub protocol: &'static str,
+    /// (lower-case name, value) of the headers the formats ask for.
+    pub headers: Vec<(String, String)>,
+    pub status: u16,
+    pub bytes: u64,
+    pub took: Duration,
+    pub balancer: Option<String>,
+    pub member: Option<String>,
+    pub route: Option<String>,
+    pub server_name: String,
+    pub port: u16,
+}
+
+/// `[22/Nov/2026:01:23:45 +0000]`, as Apache writes `%t` (in UTC).
+pub fn clf_time(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let days = secs / 86400;
+    let (h, m, s) = (secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(mo <= 2);
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "[{d:02}/{}/{y}:{h:02}:{m:02}:{s:02} +0000]",
+        MONTHS[(mo - 1) as usize]
+    )
+}
+
+/// Writes one line for `r` in `format` (no trailing newline).
+pub fn render(format: &[Token], r: &Record, now: SystemTime, out: &mut String) {
+    let dash = |out: &mut String, v: &str| {
+        if v.is_empty() {
+            out.push('-')
+        } else {
+            out.push_str(v)
+        }
+    };
+    for t in format {
+        match t {
+            Token::Literal(s) => out.push_str(s),
+            Token::ClientIp => out.push_str(&r.client_ip),
+            Token::Dash => out.push('-'),
+            Token::Time => out.push_str(&clf_time(now)),
+            Token::RequestLine => out.push_str(&r.request_line),
+            Token::Status => {
+                let _ = write!(out, "{}", r.status);
+            }
+            Token::Bytes { dash_for_zero } => {
+                if r.bytes == 0 && *dash_for_zero {
+                    out.push('-');
+                } else {
+                    let _ = write!(out, "{}", r.bytes);
+                }
+            }
+            Token::DurationUs => {
+                let _ = write!(out, "{}", r.took.as_micros());
+            }
+            Token::DurationSecs => {
+                let _ = write!(out, "{}", r.took.as_secs());
+            }
+            Token::RequestHeader(h) => {
+                let v = r
+                    .headers
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(h))
+                    .map(|(_, v)| v.as_str())
+                    .unwrap_or("");
+                dash(out, v);
+            }
+            Token::BalancerName => dash(out, r.balancer.as_deref().unwrap_or("")),
+            Token::MemberName => dash(out, r.member.as_deref().unwrap_or("")),
+            Token::MemberRoute => dash(out, r.route.as_deref().unwrap_or("")),
+            Token::ServerName => out.push_str(&r.server_name),
+            Token::LocalPort => {
+                let _ = write!(out, "{}", r.port);
+            }
+            Token::Method => out.push_str(&r.method),
+            Token::Path => out.push_str(&r.path),
+            Token::Query => {
+                if !r.query.is_empty() {
+                    out.push('?');
+                    out.push_str(&r.query);
+                }
+            }
+            Token::Protocol => out.push_str(r.protocol),
+        }
+    }
+}
+
+/// One `CustomLog`.
+#[derive(Clone, Debug)]
+pub struct LogTarget {
+    pub path: PathBuf,
+    pub format: Vec<Token>,
+}
+
+impl LogTarget {
+    /// Request headers this log's format needs copied.
+    pub fn wanted_headers(&self) -> impl Iterator<Item = &str> {
+        self.format.iter().filter_map(|t| match t {
+            Token::RequestHeader(h) => Some(h.as_str()),
+            _ => None,
+        })
+    }
+}
+
+/// Buffers written when they pass this size.
+const FLUSH_AT: usize = 64 * 1024;
+/// And at least this often.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+struct Open {
+    file: Option<std::fs::File>,
+    buf: Vec<u8>,
+}
+
+/// One worker's open logs.
+pub struct WorkerLogs {
+    targets: Vec<LogTarget>,
+    open: RefCell<Vec<Open>>,
+    generation: std::cell::Cell<u64>,
+    last_flush: std::cell::Cell<Instant>,
+}
+
+fn open(path: &PathBuf) -> Option<std::fs::File> {
+    match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        Ok(f) => Some(f),
+        Err(e) => {
+            tracing::error!("cannot open CustomLog {}: {e}", path.display());
+            None
+        }
+    }
+}
+
+impl WorkerLogs {
+    pub fn new(targets: Vec<LogTarget>) -> WorkerLogs {
+        let open_files = targets
+            .iter()
+            .map(|t| Open {
+                file: open(&t.path),
+                buf: Vec::new(),
+            })
+            .collect();
+        WorkerLogs {
+            targets,
+            open: RefCell::new(open_files),
+            generation: std::cell::Cell::new(REOPEN_GENERATION.load(Ordering::Relaxed)),
+            last_flush: std::cell::Cell::new(Instant::now()),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.targets.is_empty()
+    }
+
+    pub fn targets(&self) -> &[LogTarget] {
+        &self.targets
+    }
+
+    /// Logs `r` to the targets with the given indexes (the virtual host's logs).
+    pub fn log(&self, which: &[usize], r: &Record) {
+        let now = SystemTime::now();
+        let mut line = String::with_capacity(160);
+        let mut open = self.open.borrow_mut();
+        for (i, (t, o)) in self.targets.iter().zip(open.iter_mut()).enumerate() {
+            if !which.contains(&i) {
+                continue;
+            }
+            line.clear();
+            render(&t.format, r, now, &mut line);
+            line.push('\n');
+            o.buf.extend_from_slice(line.as_bytes());
+        }
+        let full = open.iter().any(|o| o.buf.len() >= FLUSH_AT);
+        drop(open);
+        if full {
+            self.flush();
+        }
+    }
+
+    /// Writes buffered lines; reopens the files first when SIGUSR1 asked for it.
+    pub fn flush(&self) {
+        let g = REOPEN_GENERATION.load(Ordering::Relaxed);
+        let reopen = g != self.generation.get();
+        self.generation.set(g);
+        let mut open = self.open.borrow_mut();
+        for (t, o) in self.targets.iter().zip(open.iter_mut()) {
+            // Lines logged before the reopen belong to the old (rotated) file, so they are
+            // written before the file is reopened.
+            if !o.buf.is_empty() {
+                if let Some(f) = o.file.as_mut() {
+                    if let Err(e) = f.write_all(&o.buf) {
+                        tracing::error!("writing CustomLog {}: {e}", t.path.display());
+                    }
+                }
+                o.buf.clear();
+            }
+            if reopen {
+                o.file = open_file_again(&t.path);
+            }
+        }
+        self.last_flush.set(Instant::now());
+    }
+
+    /// Called by the worker's ticker: writes about once a second.
+    pub fn tick(&self) {
+        let due = self.last_flush.get().elapsed() >= FLUSH_EVERY;
+        if due || REOPEN_GENERATION.load(Ordering::Relaxed) != self.generation.get() {
+            self.flush();
+        }
+    }
+}
+
+fn open_file_again(path: &PathBuf) -> Option<std::fs::File> {
+    open(path)
+}
+
+impl Drop for WorkerLogs {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> Record {
+        Record {
+            client_ip: "127.0.0.1".into(),
+            request_line: "GET /a?b=1 HTTP/1.1".into(),
+            method: "GET".into(),
+            path: "/a".into(),
+            query: "b=1".into(),
+            protocol: "HTTP/1.1",
+            headers: vec![("user-agent".into(), "curl/8".into())],
+            status: 200,
+            bytes: 1234,
+            took: Duration::from_micros(1500),
+            balancer: Some("balancer://c".into()),
+            member: Some("http://127.0.0.1:9001".into()),
+            route: None,
+            server_name: "lb.example".into(),
+            port: 8080,
+        }
+    }
+
+    #[test]
+    fn apache_formats() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_309_200); // 2026-11-22 01:00:00
+        let mut out = String::new();
+        render(&parse_format(COMBINED).unwrap(), &record(), t, &mut out);
+        assert_eq!(
+            out,
+            r#"127.0.0.1 - - [22/Nov/2026:01:00:00 +0000] "GET /a?b=1 HTTP/1.1" 200 1234 "-" "curl/8""#
+        );
+        out.clear();
+        let f = parse_format(
+            "%D %{BALANCER_WORKER_NAME}e %{BALANCER_WORKER_ROUTE}e %m %U%q %H %v:%p 100%%",
+        )
+        .unwrap();
+        render(&f, &record(), t, &mut out);
+        assert_eq!(
+            out,
+            "1500 http://127.0.0.1:9001 - GET /a?b=1 HTTP/1.1 lb.example:8080 100%"
+        );
+        let mut r = record();
+        r.bytes = 0;
+        out.clear();
+        render(&parse_format("%b %B").unwrap(), &r, t, &mut out);
+        assert_eq!(out, "- 0");
+        assert!(parse_format("%{X-Out}o").is_err());
+        assert!(parse_format("%{REMOTE_USER}e").is_err());
+    }
+
+    #[test]
+    fn clf_dates() {
+        let at = |s| clf_time(SystemTime::UNIX_EPOCH + Duration::from_secs(s));
+        assert_eq!(at(0), "[01/Jan/1970:00:00:00 +0000]");
+        assert_eq!(at(951_782_400), "[29/Feb/2000:00:00:00 +0000]");
+        assert_eq!(at(1_795_309_200), "[22/Nov/2026:01:00:00 +0000]");
+    }
+}
