@@ -32,6 +32,10 @@ struct Cli {
     /// Event driver: auto (io_uring, falling back to epoll) or epoll.
     #[arg(long, value_parser = ["auto", "epoll"])]
     driver: Option<String>,
+    /// Signal the running instance found through the config's PidFile (like apachectl):
+    /// stop or graceful-stop (both finish in-flight requests first).
+    #[arg(short = 'k', value_name = "SIGNAL", value_parser = ["stop", "graceful-stop", "graceful", "restart"])]
+    signal: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -78,6 +82,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(sig) = cli.signal.as_deref() {
+        return signal_running(&cfg, sig);
+    }
     if cli.test {
         for w in &cfg.warnings {
             eprintln!("warning: {w}");
@@ -143,5 +150,40 @@ fn main() -> ExitCode {
         let _ = std::fs::remove_file(p);
     }
     tracing::info!("stopped");
+    ExitCode::SUCCESS
+}
+
+/// `-k stop|graceful-stop`: SIGTERM to the PID in the config's PidFile.
+fn signal_running(cfg: &config::Config, sig: &str) -> ExitCode {
+    if sig == "graceful" || sig == "restart" {
+        eprintln!("ringproxy: -k {sig}: reloading a running instance is not available yet; stop and start it");
+        return ExitCode::FAILURE;
+    }
+    let Some(pid_file) = &cfg.core.pid_file else {
+        eprintln!("ringproxy: -k {sig} needs a PidFile in the configuration");
+        return ExitCode::FAILURE;
+    };
+    let pid: i32 = match std::fs::read_to_string(pid_file)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+    {
+        Some(p) if p > 0 => p,
+        _ => {
+            eprintln!(
+                "ringproxy: no running instance ({} is missing or empty)",
+                pid_file.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    // Both stop forms finish in-flight requests within GracefulShutdownTimeout.
+    // SAFETY: kill(2) with a PID read from our own PidFile; no memory is involved.
+    if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
+        eprintln!(
+            "ringproxy: cannot signal process {pid}: {}",
+            std::io::Error::last_os_error()
+        );
+        return ExitCode::FAILURE;
+    }
     ExitCode::SUCCESS
 }

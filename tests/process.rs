@@ -202,3 +202,57 @@ fn sigterm_stops_gracefully_with_exit_zero() {
         .take()
         .map(|mut s| s.read_to_string(&mut rest));
 }
+
+#[test]
+fn dash_k_stop_uses_the_pid_file() {
+    let dir = temp_dir("dashk");
+    let pid_file = dir.join("ringproxy.pid");
+    let mut p = run(
+        "dashk",
+        &format!(
+            "PidFile {}\nProxyPass / http://127.0.0.1:9/\n",
+            pid_file.display()
+        ),
+    );
+    let deadline = Instant::now() + IO_TIMEOUT;
+    while !pid_file.exists() {
+        assert!(Instant::now() < deadline, "PidFile not written");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let conf = dir.join("run.conf");
+    let out = Command::new(BIN)
+        .args(["-k", "graceful"])
+        .arg("-f")
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "reload is refused with a reason");
+    let out = Command::new(BIN)
+        .args(["-k", "stop"])
+        .arg("-f")
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = Instant::now() + IO_TIMEOUT;
+    let status = loop {
+        if let Some(s) = p.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "did not stop");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success());
+    assert!(!pid_file.exists(), "PidFile removed at exit");
+    let out = Command::new(BIN)
+        .args(["-k", "stop"])
+        .arg("-f")
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "nothing left to stop");
+}
