@@ -451,10 +451,8 @@ async fn exchange(
                 &mut bc.stream,
                 &mut framing,
                 false,
-                (core.timeout, x.timeout),
+                &Streaming::new(w, core.timeout, x.timeout),
                 &mut moved,
-                core.io_buffer_size,
-                Some((&w.pipes, core.splice_threshold)),
             )
             .await;
             mv.state.sent.fetch_add(moved, Ordering::Relaxed);
@@ -609,10 +607,8 @@ async fn exchange(
         &mut c.stream,
         &mut resp_framing,
         dechunk,
-        (x.timeout, core.timeout),
+        &Streaming::new(w, x.timeout, core.timeout),
         &mut moved,
-        core.io_buffer_size,
-        Some((&w.pipes, core.splice_threshold)),
     )
     .await;
     mv.state.received.fetch_add(moved, Ordering::Relaxed);
@@ -656,9 +652,31 @@ fn client_io(e: IoFail) -> ExchangeError {
     }
 }
 
+/// How one body is moved: timeouts, read size, and when to splice.
+struct Streaming<'a> {
+    read_t: Duration,
+    write_t: Duration,
+    /// Read size (ProxyIOBufferSize).
+    chunk: usize,
+    /// The worker's pipes and SpliceThreshold.
+    splice: (&'a PipePool, u64),
+}
+
+impl<'a> Streaming<'a> {
+    fn new(w: &'a Worker, read_t: Duration, write_t: Duration) -> Self {
+        let core = &w.shared.cfg.core;
+        Streaming {
+            read_t,
+            write_t,
+            chunk: core.io_buffer_size,
+            splice: (&w.pipes, core.splice_threshold),
+        }
+    }
+}
+
 /// Moves one body from `src` to `dst`. `buf[pos..]` holds bytes already read from `src`.
 /// Returns the position in the returned buffer where bytes after the body start (pipelined
-/// requests on the client side). `timeouts` are (read, write); `moved` counts bytes written.
+/// requests on the client side); `moved` counts the bytes written.
 #[allow(clippy::too_many_arguments)]
 async fn stream_body(
     src: &mut TcpStream,
@@ -667,11 +685,10 @@ async fn stream_body(
     dst: &mut TcpStream,
     framing: &mut Framing,
     dechunk: bool,
-    (read_t, write_t): (Duration, Duration),
+    how: &Streaming<'_>,
     moved: &mut u64,
-    chunk: usize,
-    splice: Option<(&PipePool, u64)>,
 ) -> (Result<usize, StreamError>, Vec<u8>) {
+    let (read_t, write_t, chunk) = (how.read_t, how.write_t, how.chunk);
     loop {
         if framing.is_done() {
             return (Ok(pos), buf);
@@ -718,9 +735,8 @@ async fn stream_body(
         buf.clear();
         pos = 0;
         // A large rest of a known length goes through a pipe, never through user space.
-        if let (Framing::Length(rest), Some((pipes, threshold)), false) =
-            (*framing, splice, dechunk)
-        {
+        let (pipes, threshold) = how.splice;
+        if let (Framing::Length(rest), false) = (*framing, dechunk) {
             if threshold > 0 && rest >= threshold {
                 let mut pipe = match pipes.get() {
                     Ok(p) => p,

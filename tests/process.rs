@@ -102,6 +102,18 @@ fn run(name: &str, body: &str) -> Running {
     Running { child, addr }
 }
 
+/// Waits (bounded) for the child to exit and returns its status.
+fn wait_exit(child: &mut Child, what: &str) -> std::process::ExitStatus {
+    let deadline = Instant::now() + IO_TIMEOUT;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 fn vm_hwm_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
@@ -186,14 +198,7 @@ fn sigterm_stops_gracefully_with_exit_zero() {
         libc::kill(p.child.id() as i32, libc::SIGTERM);
     }
     assert_eq!(t.join().unwrap().text(), "finished");
-    let deadline = Instant::now() + IO_TIMEOUT;
-    let status = loop {
-        if let Some(s) = p.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "did not exit after SIGTERM");
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let status = wait_exit(&mut p.child, "did not exit after SIGTERM");
     assert!(status.success(), "{status:?}");
     let mut rest = String::new();
     let _ = p
@@ -238,14 +243,7 @@ fn dash_k_stop_uses_the_pid_file() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let deadline = Instant::now() + IO_TIMEOUT;
-    let status = loop {
-        if let Some(s) = p.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "did not stop");
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let status = wait_exit(&mut p.child, "did not stop");
     assert!(status.success());
     assert!(!pid_file.exists(), "PidFile removed at exit");
     let out = Command::new(BIN)

@@ -109,7 +109,8 @@ pub struct RunResult {
 }
 
 impl RunResult {
-    fn empty() -> RunResult {
+    /// A result with nothing counted yet.
+    pub fn empty() -> RunResult {
         RunResult {
             requests: 0,
             duration: Duration::ZERO,

@@ -1,13 +1,12 @@
 //! Results out: the human table, JSON, HdrHistogram percentile distributions (`.hgrm`),
 //! interval logs (`.hlog`) and their merge, SVG charts, and the live progress line.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use hdrhistogram::serialization::interval_log::{
     IntervalLogIterator, IntervalLogWriterBuilder, LogEntry, Tag,
@@ -493,19 +492,9 @@ pub fn merged_result(m: Merged) -> RunResult {
     RunResult {
         requests: m.corrected.len(),
         duration: m.span,
-        bytes: 0,
         corrected: m.corrected,
         uncorrected: m.uncorrected,
-        errors: Default::default(),
-        status: [0; 6],
-        late: 0,
-        max_late_us: 0,
-        unsent: 0,
-        connections_opened: 0,
-        offered_rate: None,
-        intervals: BTreeMap::new(),
-        measure_start: SystemTime::now(),
-        epoll: false,
+        ..RunResult::empty()
     }
 }
 
