@@ -233,6 +233,7 @@ async fn answer_locally(
             admin::server_status(shared, auto, name)
         }
         Handler::Metrics => admin::metrics(shared),
+        Handler::BalancerManager => return balancer_manager(w, c, query.to_vec()).await,
     };
     // These pages take no request body; one that came with a body closes the connection
     // rather than reading it.
@@ -257,6 +258,148 @@ async fn answer_locally(
     c.bytes_out = out.len() as u64;
     c.response_started = true;
     c.consumed = c.head.len;
+    let (r, out) = write_all(&mut c.stream, out, core.timeout).await;
+    c.out = out;
+    r.map_err(|e| match e {
+        IoFail::Timeout => ProxyError::new(ErrorKind::ClientTimeout),
+        IoFail::Io(e) => ProxyError::new(ErrorKind::ClientIo(e)),
+    })?;
+    Ok(keep)
+}
+
+/// The value of request header `name`, if present and text.
+fn header_str<'a>(c: &'a ClientConn, name: &[u8]) -> Option<&'a str> {
+    c.head
+        .headers
+        .iter()
+        .find(|h| c.buf[h.name.clone()].eq_ignore_ascii_case(name))
+        .and_then(|h| std::str::from_utf8(&c.buf[h.value.clone()]).ok())
+}
+
+/// Largest form a balancer-manager POST may send.
+const MAX_FORM: u64 = 64 * 1024;
+
+/// balancer-manager: GET shows the page (or JSON with `?json` / `Accept: application/json`),
+/// POST applies changes (nonce and same-host Referer/Origin required).
+async fn balancer_manager(
+    w: &Worker,
+    c: &mut ClientConn,
+    query: Vec<u8>,
+) -> Result<bool, ProxyError> {
+    let shared = &w.shared;
+    let core = &shared.cfg.core;
+    let wants_json = query.split(|&b| b == b'&').any(|q| q == b"json")
+        || header_str(c, b"accept").is_some_and(|a| a.contains("application/json"));
+    let path = String::from_utf8_lossy(&c.buf[c.head.path.clone()])
+        .split('?')
+        .next()
+        .unwrap_or("/")
+        .to_string();
+    let method = c.head.method(&c.buf).to_vec();
+    let (status, ctype, body, location) = if method == b"POST" {
+        // The form: small, read whole.
+        let len = match c.head.body() {
+            RequestBody::Length(n) if n <= MAX_FORM => n as usize,
+            RequestBody::None => 0,
+            _ => {
+                return Err(ErrorKind::BadHead(crate::http::head::HeadError::Malformed(
+                    "balancer-manager takes a form of at most 64 KiB",
+                ))
+                .into())
+            }
+        };
+        let end = c.head.len + len;
+        while c.buf.len() < end {
+            let buf = std::mem::take(&mut c.buf);
+            let (r, buf) = crate::io::read_more(&mut c.stream, buf, len, core.timeout).await;
+            c.buf = buf;
+            match r {
+                Ok(0) => return Err(ErrorKind::ClientClosed.into()),
+                Ok(_) => {}
+                Err(IoFail::Timeout) => return Err(ErrorKind::ClientTimeout.into()),
+                Err(IoFail::Io(e)) => return Err(ErrorKind::ClientIo(e).into()),
+            }
+        }
+        c.consumed = end;
+        let host = header_str(c, b"host");
+        if !admin::manager::same_host(host, header_str(c, b"referer"), header_str(c, b"origin")) {
+            warn!(
+                "balancer-manager: change from {} refused: Referer/Origin is not this host",
+                c.peer_ip
+            );
+            (
+                403,
+                "text/plain",
+                "403 Forbidden: Referer or Origin must name this host\n".to_string(),
+                None,
+            )
+        } else {
+            let form = admin::manager::parse_form(&c.buf[c.head.len..end]);
+            match admin::manager::apply(shared, &c.peer_ip, &form) {
+                Ok(_) if wants_json => (
+                    200,
+                    "application/json",
+                    admin::manager::state_json(shared),
+                    None,
+                ),
+                Ok(_) => (
+                    303,
+                    "text/plain",
+                    "changed\n".to_string(),
+                    Some(path.clone()),
+                ),
+                Err((status, msg)) => {
+                    warn!("balancer-manager: change from {} refused: {msg}", c.peer_ip);
+                    let text = format!("{status} {}\n", admin::escape(&msg));
+                    (status, "text/plain", text, None)
+                }
+            }
+        }
+    } else if wants_json {
+        (
+            200,
+            "application/json",
+            admin::manager::state_json(shared),
+            None,
+        )
+    } else {
+        c.consumed = c.head.len;
+        (
+            200,
+            "text/html; charset=utf-8",
+            admin::manager::page(shared, &path),
+            None,
+        )
+    };
+    if method != b"POST" {
+        c.consumed = c.head.len;
+    }
+    let max_reqs = core.max_keepalive_requests;
+    let keep = core.keepalive
+        && !c.head.close
+        && !w.drain.is_draining()
+        && (max_reqs == 0 || c.requests < max_reqs);
+    let mut out = std::mem::take(&mut c.out);
+    out.clear();
+    let _ = write!(
+        out,
+        "HTTP/1.1 {status} {}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nX-Frame-Options: DENY\r\n",
+        crate::http::write::default_reason(status),
+        body.len()
+    );
+    if let Some(l) = location {
+        let _ = write!(out, "Location: {l}\r\n");
+    }
+    out.extend_from_slice(if keep {
+        b"\r\n"
+    } else {
+        b"Connection: close\r\n\r\n"
+    });
+    c.head_out = out.len() as u64;
+    out.extend_from_slice(body.as_bytes());
+    c.status = status;
+    c.bytes_out = out.len() as u64;
+    c.response_started = true;
     let (r, out) = write_all(&mut c.stream, out, core.timeout).await;
     c.out = out;
     r.map_err(|e| match e {

@@ -51,6 +51,8 @@ pub struct Shared {
     pub epoll_workers: AtomicUsize,
     /// One counter block per worker (server-status, metrics).
     pub stats: Vec<WorkerStats>,
+    /// balancer-manager nonces, one per balancer (anti-CSRF).
+    pub nonces: Vec<String>,
     pub started: std::time::Instant,
 }
 
@@ -160,6 +162,11 @@ pub fn start(cfg: Arc<Config>, opts: RunOptions) -> io::Result<Server> {
         shutdown: ShutdownSignal::default(),
         epoll_workers: AtomicUsize::new(0),
         stats: (0..n).map(|_| WorkerStats::default()).collect(),
+        nonces: cfg
+            .balancers
+            .iter()
+            .map(|b| crate::admin::manager::make_nonce(b.params.nonce.as_deref()))
+            .collect(),
         started: std::time::Instant::now(),
     });
     let mut threads = Vec::with_capacity(n);

@@ -232,3 +232,145 @@ fn access_log_lines_match_apache_formats_and_reopen() {
     assert_eq!(short.lines().count(), 3);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+fn manager_cfg(a: &Backend, b: &Backend, rules: &str) -> String {
+    cfg(
+        a,
+        b,
+        &format!("<Location /balancer-manager>\nSetHandler balancer-manager\n{rules}\n</Location>\nProxyPass /balancer-manager !"),
+    )
+}
+
+fn post(p: &ringproxy::worker::Server, form: &str, extra_headers: &str) -> Response {
+    let mut c = Client::connect(p.addrs[0]);
+    c.send(
+        format!(
+            "POST /balancer-manager?json HTTP/1.1\r\nHost: lb.test\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n{extra_headers}\r\n{form}",
+            form.len()
+        )
+        .as_bytes(),
+    );
+    c.read_response(false).unwrap()
+}
+
+fn state(p: &ringproxy::worker::Server) -> serde_json::Value {
+    let r = Client::connect(p.addrs[0]).get("/balancer-manager?json");
+    assert_eq!(r.status, 200);
+    serde_json::from_str(&r.text()).unwrap()
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[test]
+fn balancer_manager_json_and_form_changes_reach_traffic() {
+    let (a, b, n) = (named("a"), named("b"), named("new"));
+    let p = proxy_with(&manager_cfg(&a, &b, "Require local"), 2, DriverChoice::Auto);
+    let s = state(&p);
+    let bal = &s["balancers"][0];
+    assert_eq!(bal["name"], "balancer://c");
+    let nonce = bal["nonce"].as_str().unwrap().to_string();
+    let a_url = bal["members"][0]["name"].as_str().unwrap().to_string();
+    let referer = "Referer: http://lb.test/balancer-manager\r\n";
+    // Disable a and give it a new route and loadfactor.
+    let form = format!(
+        "b=c&w={}&nonce={nonce}&w_status_D=1&w_lf=3&w_wr=node9",
+        enc(&a_url)
+    );
+    let r = post(&p, &form, referer);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let s: serde_json::Value = serde_json::from_str(&r.text()).unwrap();
+    let m = &s["balancers"][0]["members"][0];
+    assert_eq!(
+        (
+            m["status"].as_str(),
+            m["loadfactor"].as_f64(),
+            m["route"].as_str()
+        ),
+        (Some("D"), Some(3.0), Some("node9"))
+    );
+    // Every worker honours it from the next request: nothing reaches a.
+    let before = a.request_count();
+    for _ in 0..20 {
+        assert_eq!(Client::connect(p.addrs[0]).get("/x").text(), "b");
+    }
+    assert_eq!(a.request_count(), before);
+    // Add a member (it starts disabled), then enable it.
+    let new_url = format!("http://127.0.0.1:{}", n.port());
+    let r = post(
+        &p,
+        &format!("b=c&nonce={nonce}&b_nwrkr={}&b_wyes=1", enc(&new_url)),
+        referer,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let s = state(&p);
+    assert_eq!(s["balancers"][0]["members"][2]["status"], "D");
+    let r = post(
+        &p,
+        &format!("b=c&w={}&nonce={nonce}&w_status_D=0", enc(&new_url)),
+        referer,
+    );
+    assert_eq!(r.status, 200);
+    let v: Vec<String> = (0..20)
+        .map(|_| Client::connect(p.addrs[0]).get("/x").text())
+        .collect();
+    assert!(v.iter().filter(|s| *s == "new").count() >= 5, "{v:?}");
+    // The HTML page shows the members and forms with the nonce.
+    let html = Client::connect(p.addrs[0]).get("/balancer-manager").text();
+    assert!(html.contains(&new_url) && html.contains(&nonce) && html.contains("<form"));
+}
+
+#[test]
+fn balancer_manager_refuses_csrf_foreign_hosts_bad_values_and_denied_clients() {
+    let (a, b) = (named("a"), named("b"));
+    let p = proxy(&manager_cfg(&a, &b, "Require local"));
+    let nonce = state(&p)["balancers"][0]["nonce"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let w = enc(&format!("http://127.0.0.1:{}", a.port()));
+    let ok_ref = "Referer: http://lb.test/balancer-manager\r\n";
+    let cases: Vec<(String, &str, u16)> = vec![
+        (format!("b=c&w={w}&w_status_D=1"), ok_ref, 403),
+        (format!("b=c&w={w}&nonce=wrong&w_status_D=1"), ok_ref, 403),
+        (format!("b=c&w={w}&nonce={nonce}&w_status_D=1"), "", 403),
+        (
+            format!("b=c&w={w}&nonce={nonce}&w_status_D=1"),
+            "Referer: http://evil.example/\r\n",
+            403,
+        ),
+        (
+            format!("b=c&w={w}&nonce={nonce}&w_status_D=1"),
+            "Origin: http://evil.example\r\n",
+            403,
+        ),
+        (
+            format!("b=c&w={w}&nonce={nonce}&w_wr=%3Cscript%3Ealert(1)%3C%2Fscript%3E"),
+            ok_ref,
+            400,
+        ),
+        (format!("b=c&w={w}&nonce={nonce}&w_lf=500"), ok_ref, 400),
+        (format!("b=nope&nonce={nonce}"), ok_ref, 400),
+    ];
+    for (form, headers, status) in cases {
+        let r = post(&p, &form, headers);
+        assert_eq!(r.status, status, "{form} {headers:?}: {}", r.text());
+        assert!(!r.text().contains("<script>"), "echoed unescaped");
+    }
+    // Nothing changed.
+    let m = &state(&p)["balancers"][0]["members"][0];
+    assert_eq!(m["status"], "Ok");
+    assert!(m["route"].as_str() != Some("<script>alert(1)</script>"));
+    // Access rules guard the manager like any location.
+    let p = proxy(&manager_cfg(&a, &b, "Require ip 10.0.0.0/8"));
+    assert_eq!(
+        Client::connect(p.addrs[0]).get("/balancer-manager").status,
+        403
+    );
+}

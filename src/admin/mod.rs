@@ -1,6 +1,7 @@
 //! What ringproxy answers itself: `<Location>` access rules and the `SetHandler` pages
 //! (server-status, metrics). Balancer-manager is not available yet.
 
+pub mod manager;
 pub mod stats;
 
 use std::fmt::Write as _;
@@ -44,7 +45,7 @@ pub fn check(vh: &VirtualHost, target: &[u8], client: IpAddr) -> Option<Local> {
         .map(Local::Handler)
 }
 
-fn escape(s: &str) -> String {
+pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

@@ -120,6 +120,7 @@ pub struct VirtualHost {
 pub enum Handler {
     ServerStatus,
     Metrics,
+    BalancerManager,
 }
 
 #[derive(Clone, Debug)]
@@ -669,6 +670,9 @@ impl Builder<'_> {
                     }
                     Some("metrics") => {
                         self.location_rule(vh, path).handler = Some(Handler::Metrics)
+                    }
+                    Some("balancer-manager") => {
+                        self.location_rule(vh, path).handler = Some(Handler::BalancerManager)
                     }
                     Some(h) => {
                         self.warn(
@@ -1552,6 +1556,11 @@ fn balancer_name(url: &str) -> Option<String> {
     } else {
         Some(name)
     }
+}
+
+/// A member from its URL (`http://host:port[/path]`), as BalancerMember reads it.
+pub fn member_from_url(url: &str, loc: &Loc) -> Result<Member, ConfigError> {
+    parse_member_url(url, loc)
 }
 
 fn parse_member_url(url: &str, loc: &Loc) -> Result<Member, ConfigError> {
