@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""Browser test of balancer-manager: headless Chromium loads the page, an operator's click
+disables a member, and traffic stops reaching it.
+
+Run by .ci/run after the Rust tests (it uses target/debug/ringproxy). Needs Debian's
+chromium and chromium-driver and the selenium package; .ci/run installs them.
+"""
+
+import http.server
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+RINGPROXY = os.path.join(ROOT, "target", "debug", "ringproxy")
+
+
+def backend(name, counts):
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):
+            counts[name] += 1
+            body = name.encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=10):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    sys.exit(f"port {port} did not open")
+
+
+def get(url):
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return r.read().decode()
+
+
+def main():
+    counts = {"a": 0, "b": 0}
+    a, b = backend("a", counts), backend("b", counts)
+    port = free_port()
+    a_url = f"http://127.0.0.1:{a.server_address[1]}"
+    conf = tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False)
+    conf.write(f"""Listen 127.0.0.1:{port}
+<Location /balancer-manager>
+  SetHandler balancer-manager
+  Require local
+</Location>
+<Proxy balancer://c>
+  BalancerMember {a_url}
+  BalancerMember http://127.0.0.1:{b.server_address[1]}
+</Proxy>
+ProxyPass /balancer-manager !
+ProxyPass / balancer://c/
+""")
+    conf.close()
+    proxy = subprocess.Popen([RINGPROXY, "-f", conf.name, "--workers", "2"])
+    driver = None
+    try:
+        wait_port(port)
+        base = f"http://127.0.0.1:{port}"
+        before = [get(base + "/x") for _ in range(10)]
+        assert before.count("a") > 0, before
+
+        opts = webdriver.ChromeOptions()
+        for flag in ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                     "--no-first-run", "--disable-background-networking",
+                     "--disable-component-update", "--disable-sync",
+                     f"--user-data-dir={tempfile.mkdtemp()}"]:
+            opts.add_argument(flag)
+        opts.binary_location = "/usr/bin/chromium"
+        driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+        driver.set_page_load_timeout(15)
+        driver.get(base + "/balancer-manager")
+        form_id = "w-c-" + a_url.removeprefix("http://")
+        form = driver.find_element(By.ID, form_id)
+        box = form.find_element(By.CSS_SELECTOR, "input[type=checkbox][name=w_status_D]")
+        assert not box.is_selected()
+        box.click()
+        form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        # The POST answers 303 back to the page: wait for the reloaded page to show D.
+        deadline = time.time() + 10
+        while True:
+            row = driver.find_element(By.ID, form_id).find_element(By.XPATH, "./ancestor::tr")
+            status = row.find_element(By.CSS_SELECTOR, "td.status").text
+            if status == "D":
+                break
+            assert time.time() < deadline, f"status is {status!r}"
+            time.sleep(0.05)
+
+        counts["a"] = counts["b"] = 0
+        after = [get(base + "/x") for _ in range(20)]
+        assert counts["a"] == 0 and after.count("b") == 20, (counts, after)
+        print("browser: clicked D on member a; 20 of 20 requests went to b")
+    finally:
+        if driver:
+            driver.quit()
+        proxy.terminate()
+        proxy.wait(timeout=10)
+        os.unlink(conf.name)
+        a.shutdown()
+        b.shutdown()
+
+
+if __name__ == "__main__":
+    main()
