@@ -26,6 +26,9 @@ struct Cli {
     /// Define a parameter for <IfDefine> (like `httpd -D NAME`).
     #[arg(short = 'D', value_name = "NAME")]
     defines: Vec<String>,
+    /// With -t: also print the effective configuration (same as -D DUMP_CONFIG).
+    #[arg(long)]
+    dump: bool,
     /// Worker threads (overrides WorkerThreads; default: one per core).
     #[arg(long)]
     workers: Option<usize>,
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
         eprintln!("ringproxy: no configuration given; use -f FILE (or `ringproxy demo`)");
         return ExitCode::from(2);
     };
+    let dump = cli.dump || cli.defines.iter().any(|d| d == "DUMP_CONFIG");
     let opts = LoadOptions {
         defines: cli.defines,
     };
@@ -88,6 +92,9 @@ fn main() -> ExitCode {
     if cli.test {
         for w in &cfg.warnings {
             eprintln!("warning: {w}");
+        }
+        if dump {
+            print!("{}", cfg.dump());
         }
         eprintln!("{}", cfg.summary());
         println!("Syntax OK");

@@ -254,3 +254,32 @@ fn dash_k_stop_uses_the_pid_file() {
         .unwrap();
     assert!(!out.status.success(), "nothing left to stop");
 }
+
+#[test]
+fn dash_t_dump_config_prints_what_was_understood() {
+    let dir = temp_dir("dump");
+    let path = dir.join("example.conf");
+    std::fs::write(&path, include_str!("configs/issue-example.conf")).unwrap();
+    for flags in [&["-t", "-D", "DUMP_CONFIG"][..], &["-t", "--dump"][..]] {
+        let out = Command::new(BIN)
+            .args(flags)
+            .arg("-f")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout);
+        for want in [
+            "VirtualHost *:8080 (lb.example)",
+            "ProxyPass /static -> ! (not proxied)",
+            "ProxyPassMatch ^(/.*)$ -> balancer://mycluster$1",
+            "ProxyPassReverse / <- http://127.0.0.1:9001/",
+            "balancer://mycluster: lbmethod ByRequests",
+            "stickysession BALANCEID",
+            "member http://127.0.0.1:9001 = 127.0.0.1:9001 loadfactor 5.00 lbset 0 route node1",
+            "Syntax OK",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in:\n{text}");
+        }
+    }
+}
