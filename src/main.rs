@@ -7,7 +7,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use ringproxy::config::{self, LoadOptions};
 use ringproxy::worker::{self, DriverChoice, RunOptions};
-use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -113,7 +113,8 @@ fn main() -> ExitCode {
         None => worker::driver_from_env(),
     };
     // Signals are registered before the workers start so none is missed.
-    let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGUSR1]) {
+    let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGUSR1, SIGHUP])
+    {
         Ok(s) => s,
         Err(e) => {
             eprintln!("ringproxy: cannot install signal handlers: {e}");
@@ -141,6 +142,13 @@ fn main() -> ExitCode {
         }
     }
     for sig in signals.forever() {
+        if sig == SIGHUP {
+            // Apache admins send HUP to reload; until reload exists it must not be fatal.
+            tracing::warn!(
+                "SIGHUP: reloading the configuration is not available yet; still running the configuration loaded at start (restart to apply changes)"
+            );
+            continue;
+        }
         if sig == SIGUSR1 {
             // logrotate: every worker reopens its access logs at its next flush.
             ringproxy::accesslog::REOPEN_GENERATION

@@ -283,3 +283,26 @@ fn dash_t_dump_config_prints_what_was_understood() {
         }
     }
 }
+
+#[test]
+fn sighup_is_not_fatal() {
+    let b = backend(|_| ok("still here"));
+    let mut p = run(
+        "sighup",
+        &format!(
+            "<Proxy balancer://c>\nBalancerMember http://127.0.0.1:{}\n</Proxy>\nProxyPass / balancer://c/\n",
+            b.port()
+        ),
+    );
+    unsafe {
+        libc::kill(p.child.id() as i32, libc::SIGHUP);
+    }
+    // The signal is handled (and ignored with a warning) on the main thread; serving goes on.
+    for _ in 0..5 {
+        assert_eq!(Client::connect(p.addr).get("/").text(), "still here");
+    }
+    assert!(
+        p.child.try_wait().unwrap().is_none(),
+        "still running after SIGHUP"
+    );
+}
