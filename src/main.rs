@@ -122,6 +122,14 @@ fn main() -> ExitCode {
         }
     };
     let pid_file = cfg.core.pid_file.clone();
+    // User/Group: resolved before binding (a typo stops the start), applied after it.
+    let drop_to = match privileges(&cfg) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("ringproxy: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let server = match worker::start(
         Arc::new(cfg),
         RunOptions {
@@ -140,6 +148,22 @@ fn main() -> ExitCode {
         if let Err(e) = std::fs::write(p, format!("{}\n", std::process::id())) {
             tracing::warn!("cannot write PidFile {}: {e}", p.display());
         }
+    }
+    if let Some((uid, gid)) = drop_to {
+        // SAFETY: plain credential system calls; glibc applies them to every thread.
+        let ok = unsafe {
+            libc::setgroups(1, &gid) == 0 && libc::setgid(gid) == 0 && libc::setuid(uid) == 0
+        };
+        if !ok {
+            tracing::error!(
+                "cannot drop privileges to uid {uid} gid {gid}: {}",
+                std::io::Error::last_os_error()
+            );
+            server.shutdown();
+            server.join();
+            return ExitCode::FAILURE;
+        }
+        tracing::info!("running as uid {uid} gid {gid}");
     }
     for sig in signals.forever() {
         if sig == SIGHUP {
@@ -201,4 +225,38 @@ fn signal_running(cfg: &config::Config, sig: &str) -> ExitCode {
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
+}
+
+/// The (uid, gid) to switch to after binding, when started as root with `User`.
+fn privileges(cfg: &config::Config) -> Result<Option<(libc::uid_t, libc::gid_t)>, String> {
+    let Some(user) = &cfg.core.user else {
+        return Ok(None);
+    };
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        tracing::warn!("User {user} ignored: not started as root");
+        return Ok(None);
+    }
+    let cuser =
+        std::ffi::CString::new(user.as_str()).map_err(|_| format!("User {user}: bad name"))?;
+    // SAFETY: getpwnam returns a pointer to static storage, read at once on this thread
+    // before any other lookup.
+    let pw = unsafe { libc::getpwnam(cuser.as_ptr()) };
+    if pw.is_null() {
+        return Err(format!("User {user}: no such user"));
+    }
+    // SAFETY: checked non-null above.
+    let (uid, mut gid) = unsafe { ((*pw).pw_uid, (*pw).pw_gid) };
+    if let Some(group) = &cfg.core.group {
+        let cgroup = std::ffi::CString::new(group.as_str())
+            .map_err(|_| format!("Group {group}: bad name"))?;
+        // SAFETY: as for getpwnam.
+        let gr = unsafe { libc::getgrnam(cgroup.as_ptr()) };
+        if gr.is_null() {
+            return Err(format!("Group {group}: no such group"));
+        }
+        // SAFETY: checked non-null above.
+        gid = unsafe { (*gr).gr_gid };
+    }
+    Ok(Some((uid, gid)))
 }

@@ -306,3 +306,41 @@ fn sighup_is_not_fatal() {
         "still running after SIGHUP"
     );
 }
+
+#[test]
+fn user_and_group_drop_privileges_after_binding() {
+    let b = backend(|_| ok("served"));
+    let p = run(
+        "user",
+        &format!("User nobody\nProxyPass / http://127.0.0.1:{}/\n", b.port()),
+    );
+    assert_eq!(Client::connect(p.addr).get("/").text(), "served");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", p.child.id())).unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if root {
+        // Real, effective, saved and filesystem uid are all nobody's (65534 on Debian).
+        let uids: Vec<&str> = uid_line.split_whitespace().skip(1).collect();
+        assert!(
+            uids.iter().all(|u| *u == uids[0] && *u != "0"),
+            "{uid_line}"
+        );
+    } else {
+        // Not root: User is ignored with a warning and the proxy runs as it was started.
+        assert!(!uid_line.contains("\t0\t"), "{uid_line}");
+    }
+    // A user that does not exist stops the start with a message.
+    let dir = temp_dir("user-bad");
+    let path = dir.join("bad.conf");
+    std::fs::write(
+        &path,
+        "Listen 127.0.0.1:0\nUser no-such-user-here\nProxyPass / http://127.0.0.1:9/\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN).arg("-f").arg(&path).output().unwrap();
+    if root {
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("no such user"));
+    }
+}

@@ -50,6 +50,9 @@ pub struct CoreSettings {
     pub error_log: Option<PathBuf>,
     pub log_level: LogLevel,
     pub pid_file: Option<PathBuf>,
+    /// `User` / `Group`: when started as root, run as these after binding the listeners.
+    pub user: Option<String>,
+    pub group: Option<String>,
     /// How long SIGTERM waits for in-flight requests.
     pub graceful_shutdown_timeout: Duration,
     /// `ProxyIOBufferSize`: read size while streaming bodies.
@@ -84,6 +87,8 @@ impl Default for CoreSettings {
             error_log: None,
             log_level: LogLevel::Warn,
             pid_file: None,
+            user: None,
+            group: None,
             graceful_shutdown_timeout: Duration::from_secs(10),
             // Apache's default is 8 KiB; larger reads cost one buffer per streaming
             // connection and save system calls on large bodies.
@@ -110,6 +115,8 @@ pub struct VirtualHost {
     pub proxy_timeout: Option<Duration>,
     /// `<Location>` sections with a handler or access rules, in config order.
     pub locations: Vec<LocationRule>,
+    /// `ProxyPassInherit` (default On): also use the main server's ProxyPass rules.
+    pub inherit_rules: bool,
     /// Indexes into `Config::access_logs` of the logs this host writes.
     pub logs: Vec<usize>,
     pub loc: Option<Loc>,
@@ -306,6 +313,12 @@ const KNOWN_DIRECTIVES: &[&str] = &[
     "ExtendedStatus",
     "LogFormat",
     "CustomLog",
+    "User",
+    "Group",
+    "ProxyPassInherit",
+    "BalancerInherit",
+    "BalancerGrowth",
+    "BalancerPersist",
     "ProxyHCTemplate",
     "ProxyHCTPsize",
     "Timeout",
@@ -537,6 +550,7 @@ impl Builder<'_> {
                 self.vhosts.push(VirtualHost {
                     addrs,
                     loc: Some(s.loc.clone()),
+                    inherit_rules: true,
                     ..Default::default()
                 });
                 self.vhost_set_preserve.push(false);
@@ -964,6 +978,49 @@ impl Builder<'_> {
                 _ => self.err(loc, "ErrorLog takes one path"),
             },
             "loglevel" => self.log_level(d),
+            "user" | "group" => match args.as_slice() {
+                [_] if in_vhost => self.err(
+                    loc,
+                    format!("{} is not allowed inside <VirtualHost>", d.name),
+                ),
+                [v] => {
+                    if name == "user" {
+                        self.core.user = Some(v.clone());
+                    } else {
+                        self.core.group = Some(v.clone());
+                    }
+                }
+                _ => self.err(loc, format!("{} takes one name", d.name)),
+            },
+            "proxypassinherit" => {
+                if let Some(v) = self.one_flag(d) {
+                    self.vhosts[vh].inherit_rules = v;
+                }
+            }
+            "balancerinherit" => {
+                if self.one_flag(d) == Some(false) {
+                    self.warn(
+                        loc,
+                        "BalancerInherit Off: balancers are defined once for the whole server in ringproxy; every host can use every balancer",
+                    );
+                }
+            }
+            "balancergrowth" => {
+                if self.one_num(d, 0, 1000).is_some() {
+                    self.warn(
+                        loc,
+                        "BalancerGrowth ignored: balancer-manager can add members without a preallocated limit",
+                    );
+                }
+            }
+            "balancerpersist" => {
+                if self.one_flag(d) == Some(true) {
+                    self.warn(
+                        loc,
+                        "BalancerPersist On: balancer-manager changes last until the process stops; ringproxy does not keep them across restarts",
+                    );
+                }
+            }
             "pidfile" => match args.as_slice() {
                 [p] => self.core.pid_file = Some(PathBuf::from(p)),
                 _ => self.err(loc, "PidFile takes one path"),
@@ -1495,7 +1552,9 @@ impl Builder<'_> {
         // after their own; ProxyPreserveHost/ProxyTimeout are inherited when not set.
         let main = self.vhosts[0].clone();
         for (i, v) in self.vhosts.iter_mut().enumerate().skip(1) {
-            v.rules.extend(main.rules.iter().cloned());
+            if v.inherit_rules {
+                v.rules.extend(main.rules.iter().cloned());
+            }
             v.reverse.extend(main.reverse.iter().cloned());
             v.cookie_domains.extend(main.cookie_domains.iter().cloned());
             v.cookie_paths.extend(main.cookie_paths.iter().cloned());
@@ -2018,6 +2077,20 @@ mod tests {
             e.iter().any(|x| x.contains("t.conf:4: hcexpr=nope")),
             "{e:?}"
         );
+    }
+
+    #[test]
+    fn proxypass_inherit_and_balancer_directives() {
+        let c = load("Listen 80\nProxyPass /m http://127.0.0.1:9/\n<VirtualHost *:80>\nProxyPassInherit Off\nProxyPass /v http://127.0.0.1:9/\n</VirtualHost>\n<VirtualHost *:80>\nServerName b\nProxyPass /w http://127.0.0.1:9/\n</VirtualHost>\nBalancerGrowth 5\nBalancerPersist On\nBalancerInherit Off\nUser nobody\nGroup nogroup\n").unwrap();
+        assert_eq!(c.vhosts[1].rules.len(), 1, "Off: only its own rule");
+        assert_eq!(
+            c.vhosts[2].rules.len(),
+            2,
+            "default On: its own and the main server's"
+        );
+        assert_eq!(c.warnings.len(), 3, "{:?}", c.warnings);
+        assert_eq!(c.core.user.as_deref(), Some("nobody"));
+        assert_eq!(c.core.group.as_deref(), Some("nogroup"));
     }
 
     #[test]
