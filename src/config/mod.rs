@@ -315,6 +315,10 @@ const KNOWN_DIRECTIVES: &[&str] = &[
     "CustomLog",
     "User",
     "Group",
+    "SSLEngine",
+    "SSLProxyEngine",
+    "SSLCertificateFile",
+    "SSLCertificateKeyFile",
     "ProxyPassInherit",
     "BalancerInherit",
     "BalancerGrowth",
@@ -992,6 +996,25 @@ impl Builder<'_> {
                 }
                 _ => self.err(loc, format!("{} takes one name", d.name)),
             },
+            "sslengine" | "sslproxyengine" => {
+                if self.one_flag(d) == Some(true) {
+                    let what = if name == "sslengine" {
+                        "SSLEngine On: TLS termination is not available yet; ringproxy refuses this host rather than serve it as plain HTTP (terminate TLS in front of ringproxy, or remove the host)"
+                    } else {
+                        "SSLProxyEngine On: TLS to backends is not available yet; use http:// members"
+                    };
+                    self.err(loc, what);
+                }
+            }
+            n if n.starts_with("ssl") => {
+                self.warn(
+                    loc,
+                    format!(
+                        "{} ignored: TLS is not available yet (no SSLEngine On here)",
+                        d.name
+                    ),
+                );
+            }
             "proxypassinherit" => {
                 if let Some(v) = self.one_flag(d) {
                     self.vhosts[vh].inherit_rules = v;
@@ -2091,6 +2114,20 @@ mod tests {
         assert_eq!(c.warnings.len(), 3, "{:?}", c.warnings);
         assert_eq!(c.core.user.as_deref(), Some("nobody"));
         assert_eq!(c.core.group.as_deref(), Some("nogroup"));
+    }
+
+    #[test]
+    fn tls_hosts_fail_clearly_instead_of_serving_plain_http() {
+        let e = errs("Listen 443\n<VirtualHost *:443>\nSSLEngine On\nSSLCertificateFile /etc/ssl/x.pem\n</VirtualHost>\n");
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with("t.conf:3: SSLEngine On: TLS termination is not available yet"),
+            "{e:?}"
+        );
+        let e = errs("Listen 80\nSSLProxyEngine On\n");
+        assert!(e[0].contains("SSLProxyEngine On"), "{e:?}");
+        let c = load("Listen 80\nSSLEngine Off\nSSLProtocol all -SSLv3\n").unwrap();
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
     }
 
     #[test]
