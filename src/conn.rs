@@ -47,6 +47,8 @@ pub struct ClientConn {
     pub head_out: u64,
     /// The virtual host that answered the current request.
     pub vhost: usize,
+    /// When the current request's head was complete.
+    pub started: std::time::Instant,
     /// Access-log record of the current request, when access logs are configured.
     pub log: Option<Box<Record>>,
 }
@@ -78,6 +80,7 @@ pub async fn serve(w: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         bytes_out: 0,
         head_out: 0,
         vhost: 0,
+        started: std::time::Instant::now(),
         log: None,
     };
     let stats = w.stats();
@@ -160,6 +163,7 @@ async fn one_request(w: &Worker, c: &mut ClientConn) -> bool {
     let stats = w.stats();
     stats.busy.fetch_add(1, Ordering::Relaxed);
     let started = std::time::Instant::now();
+    c.started = started;
     if !w.logs.is_empty() {
         c.log = Some(Box::new(log_record(w, c)));
     }

@@ -19,6 +19,7 @@ use crate::error::Side;
 use crate::error::{ErrorKind, ProxyError};
 use crate::http::body::{BodyError, Framing};
 use crate::http::head::{parse_response, RequestBody, ResponseBody, ResponseHead};
+use crate::http::headers::Env as HeaderEnv;
 use crate::http::write::{
     write_request_head, write_response_head, RequestRewrite, ResponseRewrite,
 };
@@ -129,7 +130,22 @@ pub async fn forward(w: &Worker, c: &mut ClientConn) -> Result<bool, ProxyError>
             rec.route = mv.route.clone();
         }
         let timeout = cfg.member_timeout(vh_idx, balancer, member);
+        // mod_proxy_balancer's variables, for Header/RequestHeader (only when used).
+        let env = if vh.request_headers.is_empty() && vh.response_headers.is_empty() {
+            HeaderEnv::default()
+        } else {
+            HeaderEnv {
+                balancer: (!cfg.balancers[balancer].implicit).then(|| view.name.clone()),
+                worker_name: Some(member.name.clone()),
+                worker_route: mv.route.clone(),
+                route_changed: mv.route.is_some() && keys.route != mv.route.as_deref(),
+                sticky: view.sticky.as_ref().map(|s| s.cookie.clone()),
+                session_route: keys.route.map(str::to_string),
+                elapsed: c.started.elapsed(),
+            }
+        };
         let ctx = Exchange {
+            env: &env,
             vh_idx,
             balancer,
             member: m,
@@ -492,6 +508,8 @@ struct Exchange<'a> {
     view: &'a BalancerView,
     /// `stickysessioninsert`: the route to set in the sticky cookie on the response.
     set_route: Option<&'a str>,
+    /// Variables for Header/RequestHeader rules.
+    env: &'a HeaderEnv,
     routed: &'a [u8],
     timeout: Duration,
     /// Where the request ends in the client buffer when its body came whole with the head.
@@ -541,6 +559,8 @@ async fn exchange(
             server_name: server_name.as_bytes(),
             proto: b"http",
             close: !reuse,
+            rules: &vh.request_headers,
+            env: x.env,
         },
     );
     // The address the client used, for ProxyPassReverse. Taken now: streaming the body
@@ -709,6 +729,11 @@ async fn exchange(
             keep_alive_10: keep_client && c.head.minor == 0,
             dechunk,
             extra: &extra,
+            rules: &vh.response_headers,
+            env: &HeaderEnv {
+                elapsed: c.started.elapsed(),
+                ..x.env.clone()
+            },
         },
     );
     c.scratch = public_base;

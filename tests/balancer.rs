@@ -493,3 +493,73 @@ fn failontimeout_puts_a_silent_member_in_error() {
         assert_eq!(get_with(&mut c, "/", "").text(), "well");
     }
 }
+
+#[test]
+fn apache_docs_sticky_recipe_and_request_headers() {
+    let (a, b) = (
+        backend(|req| {
+            ok(&format!(
+                "a {}",
+                req.header("x-forwarded-proto").unwrap_or_default()
+            ))
+        }),
+        backend(|req| {
+            ok(&format!(
+                "b {}",
+                req.header("x-forwarded-proto").unwrap_or_default()
+            ))
+        }),
+    );
+    let cfg = format!(
+        r#"Listen 127.0.0.1:0
+Header add Set-Cookie "ROUTEID=.%{{BALANCER_WORKER_ROUTE}}e; path=/" env=BALANCER_ROUTE_CHANGED
+RequestHeader set X-Forwarded-Proto "https"
+<Proxy balancer://c>
+  BalancerMember http://127.0.0.1:{} route=1
+  BalancerMember http://127.0.0.1:{} route=2
+  ProxySet stickysession=ROUTEID
+</Proxy>
+ProxyPass / balancer://c/
+"#,
+        a.port(),
+        b.port()
+    );
+    let p = proxy_with(&cfg, 1, DriverChoice::Auto);
+    let mut c = Client::connect(p.addrs[0]);
+    let first = get_with(&mut c, "/", "");
+    let cookie = first
+        .header("set-cookie")
+        .expect("cookie set on the first response");
+    assert!(
+        cookie == "ROUTEID=.1; path=/" || cookie == "ROUTEID=.2; path=/",
+        "{cookie}"
+    );
+    let served = first.text();
+    assert!(
+        served.ends_with(" https"),
+        "RequestHeader set reached the backend: {served}"
+    );
+    let value = cookie.split(';').next().unwrap().to_string();
+    for _ in 0..5 {
+        let r = get_with(&mut c, "/", &format!("Cookie: {value}\r\n"));
+        assert_eq!(r.text(), served, "the route holds");
+        assert!(
+            r.header("set-cookie").is_none(),
+            "no cookie while the route is unchanged"
+        );
+    }
+    // An unknown route changes the route: a new cookie comes back.
+    let r = get_with(&mut c, "/", "Cookie: ROUTEID=.9\r\n");
+    assert!(r.header("set-cookie").is_some());
+    let e = ringproxy::config::load_str(
+        "Listen 80\nHeader set X %{REMOTE_USER}e\n",
+        "t.conf",
+        &ringproxy::config::LoadOptions::default(),
+    )
+    .unwrap_err();
+    assert!(
+        e[0].to_string()
+            .starts_with("t.conf:2: Header: %{REMOTE_USER}e"),
+        "{e:?}"
+    );
+}

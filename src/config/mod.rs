@@ -117,6 +117,9 @@ pub struct VirtualHost {
     pub locations: Vec<LocationRule>,
     /// `ProxyPassInherit` (default On): also use the main server's ProxyPass rules.
     pub inherit_rules: bool,
+    /// `RequestHeader` and `Header` rules, in config order.
+    pub request_headers: Vec<crate::http::headers::Rule>,
+    pub response_headers: Vec<crate::http::headers::Rule>,
     /// Indexes into `Config::access_logs` of the logs this host writes.
     pub logs: Vec<usize>,
     pub loc: Option<Loc>,
@@ -228,6 +231,7 @@ const PROVIDED_MODULES: &[&str] = &[
     "mpm_event",
     "proxy_hcheck",
     "watchdog",
+    "headers",
     "log_config",
     "authz_core",
     "authz_host",
@@ -315,6 +319,8 @@ const KNOWN_DIRECTIVES: &[&str] = &[
     "CustomLog",
     "User",
     "Group",
+    "Header",
+    "RequestHeader",
     "SSLEngine",
     "SSLProxyEngine",
     "SSLCertificateFile",
@@ -1015,6 +1021,18 @@ impl Builder<'_> {
                     ),
                 );
             }
+            "header" | "requestheader" => {
+                match crate::http::headers::parse(args, name == "header") {
+                    Ok(rule) => {
+                        if name == "header" {
+                            self.vhosts[vh].response_headers.push(rule);
+                        } else {
+                            self.vhosts[vh].request_headers.push(rule);
+                        }
+                    }
+                    Err(m) => self.err(loc, format!("{}: {m}", d.name)),
+                }
+            }
             "proxypassinherit" => {
                 if let Some(v) = self.one_flag(d) {
                     self.vhosts[vh].inherit_rules = v;
@@ -1581,6 +1599,11 @@ impl Builder<'_> {
             v.reverse.extend(main.reverse.iter().cloned());
             v.cookie_domains.extend(main.cookie_domains.iter().cloned());
             v.cookie_paths.extend(main.cookie_paths.iter().cloned());
+            // Header rules of the main server apply first, then the host's own.
+            let own = std::mem::take(&mut v.request_headers);
+            v.request_headers = main.request_headers.iter().cloned().chain(own).collect();
+            let own = std::mem::take(&mut v.response_headers);
+            v.response_headers = main.response_headers.iter().cloned().chain(own).collect();
             // A host without its own CustomLog writes the main server's (Apache).
             if v.logs.is_empty() {
                 v.logs = main.logs.clone();

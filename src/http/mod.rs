@@ -3,4 +3,5 @@
 
 pub mod body;
 pub mod head;
+pub mod headers;
 pub mod write;

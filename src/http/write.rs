@@ -9,6 +9,7 @@
 use std::io::Write as _;
 
 use super::head::{HeaderRange, RequestHead, ResponseHead};
+use super::headers::{apply as apply_rules, Env, Rule};
 use crate::config::ReverseRule;
 
 const HOP_BY_HOP: &[&[u8]] = &[
@@ -46,6 +47,9 @@ pub struct RequestRewrite<'a> {
     pub proto: &'a [u8],
     /// Ask the backend to close after this response (disablereuse).
     pub close: bool,
+    /// `RequestHeader` rules and their variables.
+    pub rules: &'a [Rule],
+    pub env: &'a Env,
 }
 
 /// Merges an `X-Forwarded-*` header: existing values first, ours appended (Apache's
@@ -70,6 +74,15 @@ fn merged_forwarded(
 }
 
 pub fn write_request_head(out: &mut Vec<u8>, buf: &[u8], head: &RequestHead, rw: &RequestRewrite) {
+    if !rw.rules.is_empty() {
+        // With RequestHeader rules: build the head, apply the rules (after ringproxy's own
+        // X-Forwarded-*, so `RequestHeader set X-Forwarded-Proto https` wins), write it.
+        let mut plain = Vec::new();
+        let no_rules = RequestRewrite { rules: &[], ..*rw };
+        write_request_head(&mut plain, buf, head, &no_rules);
+        rewrite_with_rules(out, &plain, rw.rules, rw.env, b"");
+        return;
+    }
     out.extend_from_slice(head.method(buf));
     out.push(b' ');
     out.extend_from_slice(rw.path);
@@ -134,6 +147,9 @@ pub struct ResponseRewrite<'a> {
     pub dechunk: bool,
     /// Complete header lines (CRLF-terminated) added by the proxy.
     pub extra: &'a [u8],
+    /// `Header` rules and their variables.
+    pub rules: &'a [Rule],
+    pub env: &'a Env,
 }
 
 pub fn write_response_head(
@@ -142,6 +158,25 @@ pub fn write_response_head(
     head: &ResponseHead,
     rw: &ResponseRewrite,
 ) {
+    if !rw.rules.is_empty() {
+        let mut plain = Vec::new();
+        let no_rules = ResponseRewrite {
+            rules: &[],
+            close: false,
+            keep_alive_10: false,
+            ..*rw
+        };
+        write_response_head(&mut plain, buf, head, &no_rules);
+        let conn: &[u8] = if rw.close {
+            b"Connection: close\r\n"
+        } else if rw.keep_alive_10 {
+            b"Connection: keep-alive\r\n"
+        } else {
+            b""
+        };
+        rewrite_with_rules(out, &plain, rw.rules, rw.env, conn);
+        return;
+    }
     let _ = write!(out, "HTTP/1.1 {} ", head.status);
     if head.reason.is_empty() {
         out.extend_from_slice(default_reason(head.status).as_bytes());
@@ -185,6 +220,29 @@ pub fn write_response_head(
     } else if rw.keep_alive_10 {
         out.extend_from_slice(b"Connection: keep-alive\r\n");
     }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Re-reads a head written by this module (first line, `Name: value` lines, blank line),
+/// applies header rules, and writes it to `out`, then `tail` lines and the blank line.
+fn rewrite_with_rules(out: &mut Vec<u8>, plain: &[u8], rules: &[Rule], env: &Env, tail: &[u8]) {
+    let text = String::from_utf8_lossy(plain);
+    let mut lines = text.split("\r\n");
+    let first = lines.next().unwrap_or_default();
+    let mut headers: Vec<(String, String)> = lines
+        .filter(|l| !l.is_empty())
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    apply_rules(rules, &mut headers, env);
+    out.extend_from_slice(first.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (k, v) in &headers {
+        // A rule's value cannot smuggle a header or end the head early.
+        let v: String = v.chars().filter(|c| *c != '\r' && *c != '\n').collect();
+        push_header(out, k.as_bytes(), v.as_bytes());
+    }
+    out.extend_from_slice(tail);
     out.extend_from_slice(b"\r\n");
 }
 
@@ -300,6 +358,8 @@ mod tests {
                 server_name: b"lb.example",
                 proto: b"http",
                 close: false,
+                rules: &[],
+                env: &Env::default(),
             },
         );
         String::from_utf8(out).unwrap()
@@ -347,6 +407,8 @@ mod tests {
                 keep_alive_10: false,
                 dechunk: false,
                 extra: b"",
+                rules: &[],
+                env: &Env::default(),
             },
         );
         assert_eq!(

@@ -1,0 +1,340 @@
+//! mod_headers' `Header` and `RequestHeader`, for the forms proxies use: `set`, `append`,
+//! `add`, `unset`, `merge`, `edit`/`edit*`, values with `%{BALANCER_…}e`, `%D` and `%t`, and
+//! `env=VAR` / `env=!VAR` conditions. The Apache docs' sticky recipe
+//! `Header add Set-Cookie "ROUTEID=.%{BALANCER_WORKER_ROUTE}e; path=/" env=BALANCER_ROUTE_CHANGED`
+//! works as written.
+
+use std::time::{Duration, SystemTime};
+
+/// Variables a value or condition may use (what mod_proxy_balancer sets).
+pub const VARIABLES: &[&str] = &[
+    "BALANCER_NAME",
+    "BALANCER_WORKER_NAME",
+    "BALANCER_WORKER_ROUTE",
+    "BALANCER_ROUTE_CHANGED",
+    "BALANCER_SESSION_STICKY",
+    "BALANCER_SESSION_ROUTE",
+];
+
+#[derive(Clone, Debug)]
+pub enum Part {
+    Lit(String),
+    Var(String),
+    /// `%D`: microseconds since the request was received (`D=` prefix, as Apache).
+    Duration,
+    /// `%t`: `t=` and microseconds since the epoch, as Apache.
+    Time,
+}
+
+#[derive(Clone, Debug)]
+pub enum Action {
+    Set(Vec<Part>),
+    Append(Vec<Part>),
+    Add(Vec<Part>),
+    Merge(Vec<Part>),
+    Unset,
+    Edit {
+        re: regex::Regex,
+        with: String,
+        all: bool,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct Rule {
+    pub name: String,
+    pub action: Action,
+    /// (variable, must be set): `env=VAR` or `env=!VAR`.
+    pub cond: Option<(String, bool)>,
+}
+
+fn parse_value(v: &str) -> Result<Vec<Part>, String> {
+    let mut out = Vec::new();
+    let mut lit = String::new();
+    let mut chars = v.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            lit.push(c);
+            continue;
+        }
+        let part = match chars.next() {
+            Some('%') => {
+                lit.push('%');
+                continue;
+            }
+            Some('D') => Part::Duration,
+            Some('t') => Part::Time,
+            Some('{') => {
+                let mut name = String::new();
+                for ch in chars.by_ref() {
+                    if ch == '}' {
+                        break;
+                    }
+                    name.push(ch);
+                }
+                match chars.next() {
+                    Some('e') if VARIABLES.contains(&name.as_str()) => Part::Var(name),
+                    Some('e') => {
+                        return Err(format!(
+                            "%{{{name}}}e: not a variable ringproxy sets (it sets {})",
+                            VARIABLES.join(", ")
+                        ))
+                    }
+                    Some(k) => {
+                        return Err(format!("%{{{name}}}{k} is not supported (only %{{VAR}}e)"))
+                    }
+                    None => return Err("value ends inside %{…}".into()),
+                }
+            }
+            Some(k) => {
+                return Err(format!(
+                    "%{k} is not supported in header values (%D, %t, %{{VAR}}e are)"
+                ))
+            }
+            None => return Err("value ends with '%'".into()),
+        };
+        if !lit.is_empty() {
+            out.push(Part::Lit(std::mem::take(&mut lit)));
+        }
+        out.push(part);
+    }
+    if !lit.is_empty() {
+        out.push(Part::Lit(lit));
+    }
+    Ok(out)
+}
+
+/// Parses the arguments of `Header` / `RequestHeader` (after the directive name).
+pub fn parse(args: &[String], response: bool) -> Result<Rule, String> {
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    if response
+        && matches!(
+            args.first().map(|a| a.to_ascii_lowercase()).as_deref(),
+            Some("always" | "onsuccess")
+        )
+    {
+        args.remove(0);
+    }
+    let mut cond = None;
+    if let Some(last) = args.last() {
+        if let Some(v) = last.strip_prefix("env=") {
+            let (var, set) = match v.strip_prefix('!') {
+                Some(x) => (x, false),
+                None => (v, true),
+            };
+            if !VARIABLES.contains(&var) {
+                return Err(format!(
+                    "env={v}: not a variable ringproxy sets (it sets {})",
+                    VARIABLES.join(", ")
+                ));
+            }
+            cond = Some((var.to_string(), set));
+            args.pop();
+        } else if last.starts_with("expr=") || *last == "early" {
+            return Err(format!(
+                "'{last}' is not supported (env=VAR and env=!VAR are)"
+            ));
+        }
+    }
+    let (verb, rest) = args.split_first().ok_or("missing action")?;
+    let verb = verb.to_ascii_lowercase();
+    let need = |n: usize| -> Result<(), String> {
+        if rest.len() == n {
+            Ok(())
+        } else {
+            Err(format!(
+                "{verb} takes {n} argument(s) here, got {}",
+                rest.len()
+            ))
+        }
+    };
+    let action =
+        match verb.as_str() {
+            "set" | "append" | "add" | "merge" => {
+                need(2)?;
+                let v = parse_value(rest[1])?;
+                match verb.as_str() {
+                    "set" => Action::Set(v),
+                    "append" => Action::Append(v),
+                    "add" => Action::Add(v),
+                    _ => Action::Merge(v),
+                }
+            }
+            "unset" => {
+                need(1)?;
+                Action::Unset
+            }
+            "edit" | "edit*" => {
+                need(3)?;
+                Action::Edit {
+                    re: regex::Regex::new(rest[1]).map_err(|e| format!("edit: bad regex: {e}"))?,
+                    with: rest[2].to_string(),
+                    all: verb == "edit*",
+                }
+            }
+            other => return Err(format!(
+                "action '{other}' is not supported (set, append, add, merge, unset, edit, edit*)"
+            )),
+        };
+    Ok(Rule {
+        name: rest[0].to_string(),
+        action,
+        cond,
+    })
+}
+
+/// The variables of one request.
+#[derive(Debug, Default, Clone)]
+pub struct Env {
+    pub balancer: Option<String>,
+    pub worker_name: Option<String>,
+    pub worker_route: Option<String>,
+    pub route_changed: bool,
+    pub sticky: Option<String>,
+    pub session_route: Option<String>,
+    pub elapsed: Duration,
+}
+
+impl Env {
+    fn get(&self, var: &str) -> Option<String> {
+        match var {
+            "BALANCER_NAME" => self.balancer.clone(),
+            "BALANCER_WORKER_NAME" => self.worker_name.clone(),
+            "BALANCER_WORKER_ROUTE" => self.worker_route.clone(),
+            "BALANCER_ROUTE_CHANGED" => self.route_changed.then(|| "1".to_string()),
+            "BALANCER_SESSION_STICKY" => self.sticky.clone(),
+            "BALANCER_SESSION_ROUTE" => self.session_route.clone(),
+            _ => None,
+        }
+    }
+}
+
+fn render(parts: &[Part], env: &Env) -> String {
+    let mut s = String::new();
+    for p in parts {
+        match p {
+            Part::Lit(l) => s.push_str(l),
+            Part::Var(v) => s.push_str(&env.get(v).unwrap_or_default()),
+            Part::Duration => s.push_str(&format!("D={}", env.elapsed.as_micros())),
+            Part::Time => {
+                let us = SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map(|d| d.as_micros())
+                    .unwrap_or(0);
+                s.push_str(&format!("t={us}"));
+            }
+        }
+    }
+    s
+}
+
+/// Applies `rules` to a header list (name, value), in order.
+pub fn apply(rules: &[Rule], headers: &mut Vec<(String, String)>, env: &Env) {
+    for r in rules {
+        if let Some((var, want_set)) = &r.cond {
+            if env.get(var).is_some() != *want_set {
+                continue;
+            }
+        }
+        let is = |h: &(String, String)| h.0.eq_ignore_ascii_case(&r.name);
+        match &r.action {
+            Action::Set(v) => {
+                headers.retain(|h| !is(h));
+                headers.push((r.name.clone(), render(v, env)));
+            }
+            Action::Add(v) => headers.push((r.name.clone(), render(v, env))),
+            Action::Append(v) | Action::Merge(v) => {
+                let value = render(v, env);
+                match headers.iter_mut().find(|h| is(h)) {
+                    Some(h) => {
+                        let merge = matches!(r.action, Action::Merge(_));
+                        let present = h.1.split(',').any(|t| t.trim() == value);
+                        if !(merge && present) {
+                            h.1 = format!("{}, {value}", h.1);
+                        }
+                    }
+                    None => headers.push((r.name.clone(), value)),
+                }
+            }
+            Action::Unset => headers.retain(|h| !is(h)),
+            Action::Edit { re, with, all } => {
+                for h in headers.iter_mut().filter(|h| is(h)) {
+                    h.1 = if *all {
+                        re.replace_all(&h.1, with.as_str()).into_owned()
+                    } else {
+                        re.replace(&h.1, with.as_str()).into_owned()
+                    };
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(s: &str, response: bool) -> Result<Rule, String> {
+        let args = crate::config::lexer::split_args(s).unwrap();
+        parse(&args, response)
+    }
+
+    #[test]
+    fn sticky_recipe_and_actions() {
+        let recipe = rule(r#"add Set-Cookie "ROUTEID=.%{BALANCER_WORKER_ROUTE}e; path=/" env=BALANCER_ROUTE_CHANGED"#, true).unwrap();
+        let mut env = Env {
+            worker_route: Some("node1".into()),
+            route_changed: true,
+            ..Default::default()
+        };
+        let mut h = vec![("Content-Type".to_string(), "text/plain".to_string())];
+        apply(std::slice::from_ref(&recipe), &mut h, &env);
+        assert_eq!(h[1], ("Set-Cookie".into(), "ROUTEID=.node1; path=/".into()));
+        env.route_changed = false;
+        let mut h2 = Vec::new();
+        apply(std::slice::from_ref(&recipe), &mut h2, &env);
+        assert!(h2.is_empty(), "condition not met");
+
+        let rules: Vec<Rule> = [
+            "set X-A one",
+            "append X-A two",
+            "merge X-A two",
+            "add X-B b1",
+            "add X-B b2",
+            "unset X-C",
+            r#"edit X-D ^http: https:"#,
+        ]
+        .iter()
+        .map(|r| rule(r, false).unwrap())
+        .collect();
+        let mut h = vec![
+            ("X-C".into(), "gone".into()),
+            ("X-D".into(), "http://x".into()),
+        ];
+        apply(&rules, &mut h, &Env::default());
+        let get = |n: &str| {
+            h.iter()
+                .filter(|x| x.0 == n)
+                .map(|x| x.1.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(get("X-A"), vec!["one, two"]);
+        assert_eq!(get("X-B"), vec!["b1", "b2"]);
+        assert!(get("X-C").is_empty());
+        assert_eq!(get("X-D"), vec!["https://x"]);
+    }
+
+    #[test]
+    fn unsupported_forms_name_what_is_unsupported() {
+        for (bad, want) in [
+            ("set X %{REMOTE_USER}e", "not a variable ringproxy sets"),
+            ("set X %{SSL_PROTOCOL}s", "is not supported"),
+            ("set X y expr=%{X}", "is not supported"),
+            ("echo X", "not supported"),
+            ("set X y env=HOME", "not a variable"),
+        ] {
+            let e = rule(bad, true).unwrap_err();
+            assert!(e.contains(want), "{bad}: {e}");
+        }
+    }
+}
