@@ -148,34 +148,35 @@ pub fn parse(args: &[String], response: bool) -> Result<Rule, String> {
             ))
         }
     };
-    let action =
-        match verb.as_str() {
-            "set" | "append" | "add" | "merge" => {
-                need(2)?;
-                let v = parse_value(rest[1])?;
-                match verb.as_str() {
-                    "set" => Action::Set(v),
-                    "append" => Action::Append(v),
-                    "add" => Action::Add(v),
-                    _ => Action::Merge(v),
-                }
+    let action = match verb.as_str() {
+        "set" | "append" | "add" | "merge" => {
+            need(2)?;
+            let v = parse_value(rest[1])?;
+            match verb.as_str() {
+                "set" => Action::Set(v),
+                "append" => Action::Append(v),
+                "add" => Action::Add(v),
+                _ => Action::Merge(v),
             }
-            "unset" => {
-                need(1)?;
-                Action::Unset
+        }
+        "unset" => {
+            need(1)?;
+            Action::Unset
+        }
+        "edit" | "edit*" => {
+            need(3)?;
+            Action::Edit {
+                re: regex::Regex::new(rest[1]).map_err(|e| format!("edit: bad regex: {e}"))?,
+                with: rest[2].to_string(),
+                all: verb == "edit*",
             }
-            "edit" | "edit*" => {
-                need(3)?;
-                Action::Edit {
-                    re: regex::Regex::new(rest[1]).map_err(|e| format!("edit: bad regex: {e}"))?,
-                    with: rest[2].to_string(),
-                    all: verb == "edit*",
-                }
-            }
-            other => return Err(format!(
+        }
+        other => {
+            return Err(format!(
                 "action '{other}' is not supported (set, append, add, merge, unset, edit, edit*)"
-            )),
-        };
+            ))
+        }
+    };
     Ok(Rule {
         name: rest[0].to_string(),
         action,
