@@ -359,7 +359,7 @@ fn hash_keeps_users_on_members_and_remaps_little() {
         "ProxySet balancer://c lbmethod=hash hashkey=header:X-User",
     ));
     let map = |p: &Server| -> Vec<String> {
-        (0..60)
+        (0..200)
             .map(|u| {
                 get_with(
                     &mut Client::connect(p.addrs[0]),
@@ -377,20 +377,32 @@ fn hash_keeps_users_on_members_and_remaps_little() {
         "the same user always reaches the same member"
     );
     for n in names {
-        assert!(count(&before, n) >= 5, "{before:?}");
+        assert!(count(&before, n) >= 25, "{before:?}");
     }
-    // Member c leaves: only its users move.
+    // Member c leaves: all its users move; of the others, Maglev moves at most a few
+    // (its table is rebuilt, so a small share of slots changes hands; the unit test in
+    // src/balancer/hash.rs measures it over 50,000 keys).
     p.shared.table.balancers[0].view().members[2]
         .state
         .set_flag(flag::D, true);
     let after = map(&p);
-    for (u, (x, y)) in before.iter().zip(&after).enumerate() {
-        if x != "c" {
-            assert_eq!(x, y, "user{u} moved although its member stayed");
-        } else {
+    let mut moved_staying = 0;
+    let mut staying = 0;
+    for (x, y) in before.iter().zip(&after) {
+        if x == "c" {
             assert_ne!(y, "c");
+        } else {
+            staying += 1;
+            if x != y {
+                moved_staying += 1;
+            }
         }
     }
+    // Expected 1-3 %; 10 % leaves a wide margin over 150 users.
+    assert!(
+        moved_staying * 10 <= staying,
+        "{moved_staying} of {staying} users of staying members moved"
+    );
 }
 
 #[test]
