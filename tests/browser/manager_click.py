@@ -18,6 +18,7 @@ import urllib.request
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -109,11 +110,16 @@ ProxyPass / balancer://c/
         assert not box.is_selected()
         box.click()
         form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-        # The POST answers 303 back to the page: wait for the reloaded page to show D.
+        # The POST answers 303 back to the page: wait for the reloaded page to show D. While
+        # the browser navigates, the row may be missing or stale for a moment.
         deadline = time.time() + 10
+        status = None
         while True:
-            row = driver.find_element(By.ID, form_id).find_element(By.XPATH, "./ancestor::tr")
-            status = row.find_element(By.CSS_SELECTOR, "td.status").text
+            try:
+                row = driver.find_element(By.ID, form_id).find_element(By.XPATH, "./ancestor::tr")
+                status = row.find_element(By.CSS_SELECTOR, "td.status").text
+            except (NoSuchElementException, StaleElementReferenceException):
+                status = None
             if status == "D":
                 break
             assert time.time() < deadline, f"status is {status!r}"
