@@ -76,7 +76,9 @@ impl Maglev {
     }
 
     pub fn lookup(&self, key_hash: u64) -> usize {
-        self.table[(key_hash % TABLE_SIZE as u64) as usize] as usize
+        // Keys are often short and sequential (user17, user18…), whose FNV hashes share
+        // low-order structure: a finaliser spreads them before the modulo.
+        self.table[(mix(key_hash) % TABLE_SIZE as u64) as usize] as usize
     }
 }
 
@@ -111,6 +113,24 @@ mod tests {
             .filter(|k| t.lookup(fnv1a(&k.to_le_bytes())) == 0)
             .count();
         assert!((72_000..78_000).contains(&heavy), "{heavy}");
+    }
+
+    #[test]
+    fn short_sequential_string_keys_spread_evenly() {
+        let n = names(4);
+        let members: Vec<(usize, &str, u32)> = n
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (i, s.as_str(), 100))
+            .collect();
+        let t = Maglev::build(&members).unwrap();
+        let mut counts = [0usize; 4];
+        for u in 0..4000 {
+            counts[t.lookup(fnv1a(format!("user{u}").as_bytes()))] += 1;
+        }
+        for c in counts {
+            assert!((850..1150).contains(&c), "{counts:?}");
+        }
     }
 
     #[test]
