@@ -208,6 +208,16 @@ fn sigterm_stops_gracefully_with_exit_zero() {
         .map(|mut s| s.read_to_string(&mut rest));
 }
 
+/// `ringproxy -k SIGNAL -f CONF`.
+fn dash_k(signal: &str, conf: &std::path::Path) -> std::process::Output {
+    Command::new(BIN)
+        .args(["-k", signal])
+        .arg("-f")
+        .arg(conf)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn dash_k_stop_uses_the_pid_file() {
     let dir = temp_dir("dashk");
@@ -225,19 +235,9 @@ fn dash_k_stop_uses_the_pid_file() {
         std::thread::sleep(Duration::from_millis(10));
     }
     let conf = dir.join("run.conf");
-    let out = Command::new(BIN)
-        .args(["-k", "graceful"])
-        .arg("-f")
-        .arg(&conf)
-        .output()
-        .unwrap();
+    let out = dash_k("graceful", &conf);
     assert!(!out.status.success(), "reload is refused with a reason");
-    let out = Command::new(BIN)
-        .args(["-k", "stop"])
-        .arg("-f")
-        .arg(&conf)
-        .output()
-        .unwrap();
+    let out = dash_k("stop", &conf);
     assert!(
         out.status.success(),
         "{}",
@@ -246,12 +246,7 @@ fn dash_k_stop_uses_the_pid_file() {
     let status = wait_exit(&mut p.child, "did not stop");
     assert!(status.success());
     assert!(!pid_file.exists(), "PidFile removed at exit");
-    let out = Command::new(BIN)
-        .args(["-k", "stop"])
-        .arg("-f")
-        .arg(&conf)
-        .output()
-        .unwrap();
+    let out = dash_k("stop", &conf);
     assert!(!out.status.success(), "nothing left to stop");
 }
 

@@ -263,6 +263,44 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
     base64::engine::general_purpose::STANDARD.decode(s).ok()
 }
 
+type Root<'a> =
+    plotters::drawing::DrawingArea<plotters::backend::SVGBackend<'a>, plotters::coord::Shift>;
+type Chart<'a, 'b> = plotters::chart::ChartContext<
+    'a,
+    plotters::backend::SVGBackend<'b>,
+    plotters::coord::cartesian::Cartesian2d<
+        plotters::coord::types::RangedCoordf64,
+        plotters::coord::types::RangedCoordf64,
+    >,
+>;
+
+/// An SVG drawing area with a white background.
+fn svg_root(path: &Path, size: (u32, u32)) -> Result<Root<'_>, String> {
+    use plotters::prelude::*;
+    let root = SVGBackend::new(path, size).into_drawing_area();
+    root.fill(&WHITE)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(root)
+}
+
+/// The frame every chart here shares: caption, margins, label areas, f64 axes.
+fn chart_frame<'a, 'b>(
+    root: &'a Root<'b>,
+    path: &Path,
+    title: &str,
+    x: std::ops::Range<f64>,
+    y: std::ops::Range<f64>,
+    y_label_area: u32,
+) -> Result<Chart<'a, 'b>, String> {
+    plotters::chart::ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 20))
+        .margin(16)
+        .x_label_area_size(40)
+        .y_label_area_size(y_label_area)
+        .build_cartesian_2d(x, y)
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
 /// Percentile spectrum: latency against percentile on HdrHistogram's usual log axis,
 /// corrected and uncorrected.
 pub fn plot_spectrum(path: &Path, r: &RunResult, title: &str) -> Result<(), String> {
@@ -285,16 +323,9 @@ pub fn plot_spectrum(path: &Path, r: &RunResult, title: &str) -> Result<(), Stri
         .fold(1.0f64, f64::max)
         .min(6.0);
     let max_y = c.iter().chain(&u).map(|p| p.1).fold(0.001f64, f64::max) * 1.1;
-    let root = SVGBackend::new(path, (900, 540)).into_drawing_area();
+    let root = svg_root(path, (900, 540))?;
     let draw = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
-    root.fill(&WHITE).map_err(|e| draw(&e))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 20))
-        .margin(16)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0f64..max_x, 0f64..max_y)
-        .map_err(|e| draw(&e))?;
+    let mut chart = chart_frame(&root, path, title, 0f64..max_x, 0f64..max_y, 60)?;
     chart
         .configure_mesh()
         .x_desc("percentile")
@@ -335,16 +366,9 @@ pub fn plot_search(path: &Path, steps: &[(f64, RunResult)], title: &str) -> Resu
         .map(|s| s.1.corrected.value_at_percentile(99.9) as f64 / 1000.0)
         .fold(0.001f64, f64::max)
         * 1.1;
-    let root = SVGBackend::new(path, (900, 540)).into_drawing_area();
+    let root = svg_root(path, (900, 540))?;
     let draw = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
-    root.fill(&WHITE).map_err(|e| draw(&e))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 20))
-        .margin(16)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0f64..max_x, 0f64..max_y)
-        .map_err(|e| draw(&e))?;
+    let mut chart = chart_frame(&root, path, title, 0f64..max_x, 0f64..max_y, 60)?;
     chart
         .configure_mesh()
         .x_desc("offered rate (req/s)")
@@ -390,17 +414,10 @@ pub fn plot_bars(
         return Err("nothing to plot".into());
     }
     let max_y = bars.iter().map(|b| b.1).fold(1e-9f64, f64::max) * 1.15;
-    let root = SVGBackend::new(path, (960, 540)).into_drawing_area();
+    let root = svg_root(path, (960, 540))?;
     let draw = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
-    root.fill(&WHITE).map_err(|e| draw(&e))?;
     let n = bars.len();
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 20))
-        .margin(16)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0f64..n as f64, 0f64..max_y)
-        .map_err(|e| draw(&e))?;
+    let mut chart = chart_frame(&root, path, title, 0f64..n as f64, 0f64..max_y, 70)?;
     let labels: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
     chart
         .configure_mesh()

@@ -90,14 +90,18 @@ mod tests {
         (0..n).map(|i| format!("http://10.0.0.{i}:8080")).collect()
     }
 
+    /// Equal-weight members from names.
+    fn equal(n: &[String]) -> Vec<(usize, &str, u32)> {
+        n.iter()
+            .enumerate()
+            .map(|(i, s)| (i, s.as_str(), 100))
+            .collect()
+    }
+
     #[test]
     fn shares_are_even_and_weights_count() {
         let n = names(4);
-        let members: Vec<(usize, &str, u32)> = n
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (i, s.as_str(), 100))
-            .collect();
+        let members = equal(&n);
         let t = Maglev::build(&members).unwrap();
         let mut counts = [0usize; 4];
         for k in 0..100_000u64 {
@@ -118,11 +122,7 @@ mod tests {
     #[test]
     fn short_sequential_string_keys_spread_evenly() {
         let n = names(4);
-        let members: Vec<(usize, &str, u32)> = n
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (i, s.as_str(), 100))
-            .collect();
+        let members = equal(&n);
         let t = Maglev::build(&members).unwrap();
         let mut counts = [0usize; 4];
         for u in 0..4000 {
@@ -136,11 +136,7 @@ mod tests {
     #[test]
     fn a_member_leaving_moves_only_about_its_share() {
         let n = names(5);
-        let all: Vec<(usize, &str, u32)> = n
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (i, s.as_str(), 100))
-            .collect();
+        let all = equal(&n);
         let before = Maglev::build(&all).unwrap();
         let without: Vec<(usize, &str, u32)> = all.iter().copied().filter(|m| m.0 != 2).collect();
         let after = Maglev::build(&without).unwrap();
