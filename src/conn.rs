@@ -83,18 +83,29 @@ pub async fn serve(w: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         started: std::time::Instant::now(),
         log: None,
     };
-    let stats = w.stats();
+    let mut w = w;
+    let all_stats = w.shared.stats.clone();
+    let stats = &all_stats[w.id];
     stats.conns_total.fetch_add(1, Ordering::Relaxed);
     stats.conns_open.fetch_add(1, Ordering::Relaxed);
     let _open = OpenConn(&stats.conns_open);
-    let release = w.shared.cfg.core.release_idle_buffers;
     loop {
+        // After a reload the next request runs on the new configuration; the one in flight
+        // finished on the old one.
+        if let Some(newer) = w.newer() {
+            w = newer;
+        }
+        let release = w.shared.cfg.core.release_idle_buffers;
         if release && c.buf.capacity() == 0 {
             // Idle with no buffer: only this small wait lives in the connection's task.
             match wait_readable(&w, &mut c).await {
                 Ok(true) => {}
                 Ok(false) => return,
                 Err(e) => return Box::pin(finish_with_error(&mut c, e)).await,
+            }
+            // A reload during the wait: the request about to be read uses it.
+            if let Some(newer) = w.newer() {
+                w = newer;
             }
         }
         // Everything a request needs (head reading, forwarding, error answers) is boxed for
@@ -109,7 +120,7 @@ pub async fn serve(w: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
 /// then lends the connection a read buffer.
 async fn wait_readable(w: &Worker, c: &mut ClientConn) -> Result<bool, ProxyError> {
     let core = &w.shared.cfg.core;
-    if w.drain.is_draining() {
+    if w.thread.drain.is_draining() {
         return Ok(false);
     }
     let t = if c.requests > 0 {
@@ -120,13 +131,13 @@ async fn wait_readable(w: &Worker, c: &mut ClientConn) -> Result<bool, ProxyErro
     let deadline = std::time::Instant::now() + t;
     let ready = monoio::select! {
         r = c.stream.readable(false) => r,
-        _ = w.idle_timers.deadline(deadline) => return Ok(false),
-        _ = w.drain.draining() => return Ok(false),
+        _ = w.thread.idle_timers.deadline(deadline) => return Ok(false),
+        _ = w.thread.drain.draining() => return Ok(false),
     };
     match ready {
         Err(e) => Err(ErrorKind::ClientIo(e).into()),
         Ok(()) => {
-            c.buf = w.read_bufs.get();
+            c.buf = w.thread.read_bufs.get();
             Ok(true)
         }
     }
@@ -157,8 +168,8 @@ async fn one_request(w: &Worker, c: &mut ClientConn) -> bool {
     c.bytes_out = 0;
     c.head_out = 0;
     if c.out.capacity() == 0 {
-        c.out = w.small_bufs.get();
-        c.scratch = w.small_bufs.get();
+        c.out = w.thread.small_bufs.get();
+        c.scratch = w.thread.small_bufs.get();
     }
     let stats = w.stats();
     stats.busy.fetch_add(1, Ordering::Relaxed);
@@ -237,9 +248,9 @@ async fn forward_and_answer(w: &Worker, c: &mut ClientConn) -> bool {
             c.buf.drain(..end);
             if c.buf.is_empty() && core.release_idle_buffers {
                 // Idle until the next request: the buffers go back to the worker.
-                w.read_bufs.put(std::mem::take(&mut c.buf));
-                w.small_bufs.put(std::mem::take(&mut c.out));
-                w.small_bufs.put(std::mem::take(&mut c.scratch));
+                w.thread.read_bufs.put(std::mem::take(&mut c.buf));
+                w.thread.small_bufs.put(std::mem::take(&mut c.out));
+                w.thread.small_bufs.put(std::mem::take(&mut c.scratch));
             }
             true
         }
@@ -285,7 +296,7 @@ async fn read_head(
             }
         }
         let idle = c.buf.is_empty();
-        if idle && w.drain.is_draining() {
+        if idle && w.thread.drain.is_draining() {
             return Ok(false);
         }
         // Between requests the keep-alive timeout applies; within a head, Timeout.
@@ -295,14 +306,14 @@ async fn read_head(
             core.timeout
         };
         if c.buf.capacity() == 0 {
-            c.buf = w.read_bufs.get();
+            c.buf = w.thread.read_bufs.get();
         }
         let buf = std::mem::take(&mut c.buf);
         let (r, buf) = if idle {
             // An idle connection also ends when the worker starts draining.
             monoio::select! {
                 r = read_more(&mut c.stream, buf, 4096, t) => r,
-                _ = w.drain.draining() => return Ok(false),
+                _ = w.thread.drain.draining() => return Ok(false),
             }
         } else {
             read_more(&mut c.stream, buf, 4096, t).await

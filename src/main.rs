@@ -36,7 +36,8 @@ struct Cli {
     #[arg(long, value_parser = ["auto", "epoll"])]
     driver: Option<String>,
     /// Signal the running instance found through the config's PidFile (like apachectl):
-    /// stop or graceful-stop (both finish in-flight requests first).
+    /// stop or graceful-stop (both finish in-flight requests first), graceful or restart
+    /// (reload the configuration without dropping a connection).
     #[arg(short = 'k', value_name = "SIGNAL", value_parser = ["stop", "graceful-stop", "graceful", "restart"])]
     signal: Option<String>,
     #[command(subcommand)]
@@ -76,6 +77,7 @@ fn main() -> ExitCode {
     let opts = LoadOptions {
         defines: cli.defines,
     };
+    let config_path = path.clone();
     let cfg = match config::load(&path, &opts) {
         Ok(c) => c,
         Err(errors) => {
@@ -167,10 +169,7 @@ fn main() -> ExitCode {
     }
     for sig in signals.forever() {
         if sig == SIGHUP {
-            // Apache admins send HUP to reload; until reload exists it must not be fatal.
-            tracing::warn!(
-                "SIGHUP: reloading the configuration is not available yet; still running the configuration loaded at start (restart to apply changes)"
-            );
+            reload(&server, &config_path, &opts);
             continue;
         }
         if sig == SIGUSR1 {
@@ -192,12 +191,40 @@ fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// `-k stop|graceful-stop`: SIGTERM to the PID in the config's PidFile.
-fn signal_running(cfg: &config::Config, sig: &str) -> ExitCode {
-    if sig == "graceful" || sig == "restart" {
-        eprintln!("ringproxy: -k {sig}: reloading a running instance is not available yet; stop and start it");
-        return ExitCode::FAILURE;
+/// SIGHUP / `-k graceful`: re-read the file; an invalid one changes nothing.
+fn reload(server: &worker::Server, path: &std::path::Path, opts: &LoadOptions) {
+    tracing::info!("SIGHUP: reloading {}", path.display());
+    let cfg = match config::load(path, opts) {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in &errors {
+                tracing::error!("reload: {e}");
+            }
+            tracing::error!(
+                "reload refused: {} error(s) in {}; still running the previous configuration",
+                errors.len(),
+                path.display()
+            );
+            return;
+        }
+    };
+    for w in &cfg.warnings {
+        tracing::warn!("{w}");
     }
+    if let Err(e) = server.reload(cfg) {
+        tracing::error!("reload refused: {e}; still running the previous configuration");
+    }
+}
+
+/// `-k stop|graceful-stop|graceful|restart`: a signal to the PID in the config's PidFile
+/// (TERM to stop, HUP to reload), as apachectl does.
+fn signal_running(cfg: &config::Config, sig: &str) -> ExitCode {
+    // Both reload forms are graceful: requests in flight always finish.
+    let signo = if sig == "graceful" || sig == "restart" {
+        libc::SIGHUP
+    } else {
+        libc::SIGTERM
+    };
     let Some(pid_file) = &cfg.core.pid_file else {
         eprintln!("ringproxy: -k {sig} needs a PidFile in the configuration");
         return ExitCode::FAILURE;
@@ -217,7 +244,7 @@ fn signal_running(cfg: &config::Config, sig: &str) -> ExitCode {
     };
     // Both stop forms finish in-flight requests within GracefulShutdownTimeout.
     // SAFETY: kill(2) with a PID read from our own PidFile; no memory is involved.
-    if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
+    if unsafe { libc::kill(pid, signo) } != 0 {
         eprintln!(
             "ringproxy: cannot signal process {pid}: {}",
             std::io::Error::last_os_error()

@@ -258,7 +258,7 @@ async fn answer_locally(
     let keep = core.keepalive
         && !c.head.close
         && c.head.body() == RequestBody::None
-        && !w.drain.is_draining()
+        && !w.thread.drain.is_draining()
         && (max_reqs == 0 || c.requests < max_reqs);
     let mut out = std::mem::take(&mut c.out);
     out.clear();
@@ -393,7 +393,7 @@ async fn balancer_manager(
     let max_reqs = core.max_keepalive_requests;
     let keep = core.keepalive
         && !c.head.close
-        && !w.drain.is_draining()
+        && !w.thread.drain.is_draining()
         && (max_reqs == 0 || c.requests < max_reqs);
     let mut out = std::mem::take(&mut c.out);
     out.clear();
@@ -697,7 +697,7 @@ async fn exchange(
     let max_reqs = core.max_keepalive_requests;
     let keep_client = core.keepalive
         && !c.head.close
-        && !w.drain.is_draining()
+        && !w.thread.drain.is_draining()
         && (max_reqs == 0 || c.requests < max_reqs)
         && resp_body != ResponseBody::UntilClose
         && !dechunk;
@@ -837,7 +837,7 @@ impl<'a> Streaming<'a> {
             read_t,
             write_t,
             chunk: core.io_buffer_size,
-            splice: (&w.pipes, core.splice_threshold),
+            splice: (&w.thread.pipes, core.splice_threshold),
         }
     }
 }

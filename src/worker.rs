@@ -4,14 +4,17 @@
 //! Listeners are bound on the starting thread, before any worker runs, so that `:0` in a
 //! config (tests) resolves to one port that every worker's socket then shares.
 
+use std::cell::RefCell;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::rc::Weak;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+use arc_swap::ArcSwap;
 use monoio::net::TcpListener;
 use socket2::{Domain, Protocol, Socket, Type};
 use tracing::{debug, info, warn};
@@ -39,29 +42,67 @@ pub enum DriverChoice {
     Epoll,
 }
 
-/// State every worker shares. Only what must be common is here.
+/// State every worker shares, for one configuration generation. A reload builds a new
+/// one (carrying member state over) and workers switch to it; the process-wide parts
+/// (`Arc` fields) are the same object in every generation.
 pub struct Shared {
     pub cfg: Arc<Config>,
     /// Member state and balancer views, shared lock-free by every worker.
     pub table: SharedTable,
-    /// Open client connections, whole process (MaxRequestWorkers).
-    pub connections: AtomicUsize,
-    pub shutdown: ShutdownSignal,
-    /// Workers running on the epoll driver (for logs, status and tests).
-    pub epoll_workers: AtomicUsize,
-    /// One counter block per worker (server-status, metrics).
-    pub stats: Vec<WorkerStats>,
     /// balancer-manager nonces, one per balancer (anti-CSRF).
     pub nonces: Vec<String>,
+    /// 1 for the configuration loaded at start, one more per reload.
+    pub generation: u64,
+    /// Fired when a reload replaces this generation (its health checker stops).
+    pub retired: ShutdownSignal,
+    /// Open client connections, whole process (MaxRequestWorkers).
+    pub connections: Arc<AtomicUsize>,
+    pub shutdown: Arc<ShutdownSignal>,
+    /// Workers running on the epoll driver (for logs, status and tests).
+    pub epoll_workers: Arc<AtomicUsize>,
+    /// One counter block per worker (server-status, metrics); kept across reloads.
+    pub stats: Arc<Vec<WorkerStats>>,
     pub started: std::time::Instant,
 }
 
-/// One worker's own state; lives in an `Rc` on its thread.
-pub struct Worker {
+/// The current generation, published to every worker thread.
+pub struct Generations {
+    latest: AtomicU64,
+    current: ArcSwap<Shared>,
+}
+
+impl Generations {
+    fn new(first: Arc<Shared>) -> Generations {
+        Generations {
+            latest: AtomicU64::new(first.generation),
+            current: ArcSwap::new(first),
+        }
+    }
+
+    /// One atomic load: what workers compare with their generation on each accept and
+    /// each request.
+    pub fn latest(&self) -> u64 {
+        self.latest.load(Ordering::Acquire)
+    }
+
+    pub fn current(&self) -> Arc<Shared> {
+        self.current.load_full()
+    }
+
+    fn publish(&self, shared: Arc<Shared>) {
+        let g = shared.generation;
+        // The new state first, then the number, so a worker that sees the number finds the
+        // state (or a newer one).
+        self.current.store(shared);
+        self.latest.store(g, Ordering::Release);
+    }
+}
+
+/// What a worker thread keeps across configuration generations: its buffers, pipes and
+/// timers, its connection drain, and its `Worker` for each generation still in use.
+pub struct Thread {
     pub id: usize,
-    pub shared: Arc<Shared>,
-    pub balancers: Vec<LocalBalancer>,
-    pub pool: Pool,
+    gens: Arc<Generations>,
     /// Client read buffers, lent while a connection reads or works on a request.
     pub read_bufs: BufPool,
     /// Small buffers for outgoing heads and per-request strings.
@@ -70,9 +111,122 @@ pub struct Worker {
     pub idle_timers: IdleTimers,
     /// Pipes lent to connections splicing a large body.
     pub pipes: PipePool,
+    pub drain: Drain,
+    /// The worker state for the latest generation this thread has seen. (A cycle with
+    /// `Worker::thread`, broken when the thread stops.)
+    current: RefCell<Option<Rc<Worker>>>,
+    /// Every generation's worker state still held by a connection (their logs are flushed
+    /// on the ticker until the last connection lets go).
+    live: RefCell<Vec<Weak<Worker>>>,
+}
+
+impl Thread {
+    fn new(id: usize, gens: Arc<Generations>) -> Thread {
+        Thread {
+            id,
+            gens,
+            read_bufs: BufPool::new(crate::conn::CLIENT_BUF, 256),
+            small_bufs: BufPool::new(crate::conn::SMALL_BUF, 512),
+            idle_timers: IdleTimers::default(),
+            pipes: PipePool::default(),
+            drain: Drain::default(),
+            current: RefCell::new(None),
+            live: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// This thread's worker state for the latest generation, built on first use.
+    pub fn current(self: &Rc<Self>) -> Rc<Worker> {
+        let latest = self.gens.latest();
+        if let Some(w) = self.current.borrow().as_ref() {
+            if w.shared.generation >= latest {
+                return w.clone();
+            }
+        }
+        let shared = self.gens.current();
+        if shared.generation > 1 {
+            debug!(
+                "worker {}: now serving configuration generation {}",
+                self.id, shared.generation
+            );
+        }
+        let w = Rc::new(Worker::new(self.clone(), shared));
+        let mut live = self.live.borrow_mut();
+        live.retain(|l| l.strong_count() > 0);
+        live.push(Rc::downgrade(&w));
+        *self.current.borrow_mut() = Some(w.clone());
+        w
+    }
+
+    /// Flushes due access-log buffers of every generation still in use.
+    fn tick_logs(&self) {
+        for l in self.live.borrow().iter() {
+            if let Some(w) = l.upgrade() {
+                w.logs.tick();
+            }
+        }
+    }
+
+    fn flush_logs(&self) {
+        for l in self.live.borrow().iter() {
+            if let Some(w) = l.upgrade() {
+                w.logs.flush();
+            }
+        }
+    }
+}
+
+/// One worker's state for one configuration generation; lives in an `Rc` on its thread,
+/// held by the connections that use it.
+pub struct Worker {
+    pub id: usize,
+    pub shared: Arc<Shared>,
+    pub thread: Rc<Thread>,
+    pub balancers: Vec<LocalBalancer>,
+    pub pool: Pool,
     /// This worker's access-log buffers and descriptors.
     pub logs: WorkerLogs,
-    pub drain: Drain,
+}
+
+impl Worker {
+    fn new(thread: Rc<Thread>, shared: Arc<Shared>) -> Worker {
+        Worker {
+            id: thread.id,
+            balancers: shared
+                .table
+                .balancers
+                .iter()
+                .map(LocalBalancer::new)
+                .collect(),
+            pool: Pool::default(),
+            logs: WorkerLogs::new(shared.cfg.access_logs.clone()),
+            shared,
+            thread,
+        }
+    }
+
+    /// This worker's own counters.
+    pub fn stats(&self) -> &WorkerStats {
+        &self.shared.stats[self.id]
+    }
+
+    /// The worker state of a newer configuration, when a reload happened since this one was
+    /// made. Connections call it between requests.
+    pub fn newer(&self) -> Option<Rc<Worker>> {
+        if self.thread.gens.latest() == self.shared.generation {
+            return None;
+        }
+        Some(self.thread.current())
+    }
+}
+
+/// Why a reload was refused (the previous configuration keeps running).
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("{0} changed; this needs a restart (stop and start ringproxy)")]
+    NeedsRestart(String),
+    #[error("cannot start the health checker: {0}")]
+    HealthChecker(io::Error),
 }
 
 #[derive(Clone, Debug)]
@@ -103,28 +257,35 @@ pub fn driver_from_env() -> DriverChoice {
 pub struct Server {
     /// Bound addresses, in `Listen` order (ports resolved when the config said 0).
     pub addrs: Vec<SocketAddr>,
-    pub shared: Arc<Shared>,
-    /// Worker threads, then the health checker's if any.
-    threads: Vec<JoinHandle<()>>,
+    gens: Arc<Generations>,
+    /// Worker threads, then health checkers (one per generation that needs one).
+    threads: Mutex<Vec<JoinHandle<()>>>,
     workers: usize,
-}
-
-impl Worker {
-    /// This worker's own counters.
-    pub fn stats(&self) -> &WorkerStats {
-        &self.shared.stats[self.id]
-    }
+    /// The worker count came from the command line, not `WorkerThreads`.
+    workers_fixed: bool,
+    driver: DriverChoice,
+    /// One reload at a time.
+    reloading: Mutex<()>,
 }
 
 impl Server {
-    /// Stops accepting; in-flight requests finish within GracefulShutdownTimeout.
-    pub fn shutdown(&self) {
-        self.shared.shutdown.fire();
+    /// The state of the configuration generation now in use.
+    pub fn shared(&self) -> Arc<Shared> {
+        self.gens.current()
     }
 
-    /// Waits for every worker to finish.
+    /// Stops accepting; in-flight requests finish within GracefulShutdownTimeout.
+    pub fn shutdown(&self) {
+        self.gens.current().shutdown.fire();
+    }
+
+    /// Waits for every worker (and health checker) to finish.
     pub fn join(self) {
-        for t in self.threads {
+        let threads = match self.threads.into_inner() {
+            Ok(t) => t,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        for t in threads {
             let _ = t.join();
         }
     }
@@ -132,6 +293,134 @@ impl Server {
     pub fn workers(&self) -> usize {
         self.workers
     }
+
+    /// Graceful reload: from now on new connections, and existing ones from their next
+    /// request, use `cfg`; requests in flight finish on the configuration they started
+    /// with. Member state carries over (see [`SharedTable::carried_over`]). Listeners and
+    /// worker threads stay, so nothing stops accepting; what would need them changed is
+    /// refused. Returns the new generation number.
+    pub fn reload(&self, cfg: Config) -> Result<u64, ReloadError> {
+        let _one = self.reloading.lock();
+        let old = self.gens.current();
+        check_reloadable(&old.cfg, &cfg, self.workers, self.workers_fixed)?;
+        for (what, same) in [
+            ("LogLevel", old.cfg.core.log_level == cfg.core.log_level),
+            ("ErrorLog", old.cfg.core.error_log == cfg.core.error_log),
+            ("PidFile", old.cfg.core.pid_file == cfg.core.pid_file),
+            (
+                "CpuAffinity",
+                old.cfg.core.cpu_affinity == cfg.core.cpu_affinity,
+            ),
+        ] {
+            if !same {
+                warn!("reload: {what} changed; it takes effect at the next restart");
+            }
+        }
+        let nonces = cfg
+            .balancers
+            .iter()
+            .map(|b| {
+                // An open balancer-manager page keeps working when its balancer stays.
+                old.cfg
+                    .balancers
+                    .iter()
+                    .position(|ob| ob.name == b.name && ob.params.nonce == b.params.nonce)
+                    .map(|i| old.nonces[i].clone())
+                    .unwrap_or_else(|| crate::admin::manager::make_nonce(b.params.nonce.as_deref()))
+            })
+            .collect();
+        let cfg = Arc::new(cfg);
+        let shared = Arc::new(Shared {
+            table: SharedTable::carried_over(&cfg, &old.table, &old.cfg),
+            cfg,
+            nonces,
+            generation: old.generation + 1,
+            retired: ShutdownSignal::default(),
+            connections: old.connections.clone(),
+            shutdown: old.shutdown.clone(),
+            epoll_workers: old.epoll_workers.clone(),
+            stats: old.stats.clone(),
+            started: old.started,
+        });
+        let checker =
+            spawn_health_checker(&shared, self.driver).map_err(ReloadError::HealthChecker)?;
+        self.gens.publish(shared.clone());
+        old.retired.fire();
+        if let Some(t) = checker {
+            match self.threads.lock() {
+                Ok(mut th) => th.push(t),
+                Err(poisoned) => poisoned.into_inner().push(t),
+            }
+        }
+        info!(
+            "configuration reloaded (generation {}): {} balancer(s), {} virtual host(s)",
+            shared.generation,
+            shared.cfg.balancers.len(),
+            shared.cfg.vhosts.len()
+        );
+        Ok(shared.generation)
+    }
+}
+
+/// What a reload cannot change without new listeners, threads or credentials.
+fn check_reloadable(
+    old: &Config,
+    new: &Config,
+    workers: usize,
+    workers_fixed: bool,
+) -> Result<(), ReloadError> {
+    if old.listens != new.listens {
+        return Err(ReloadError::NeedsRestart(format!(
+            "Listen ({} -> {})",
+            list(&old.listens),
+            list(&new.listens)
+        )));
+    }
+    if !workers_fixed && new.core.worker_threads.is_some_and(|n| n != workers) {
+        return Err(ReloadError::NeedsRestart(format!(
+            "WorkerThreads ({workers} running)"
+        )));
+    }
+    if old.core.user != new.core.user || old.core.group != new.core.group {
+        return Err(ReloadError::NeedsRestart("User/Group".into()));
+    }
+    if old.core.listen_backlog != new.core.listen_backlog {
+        return Err(ReloadError::NeedsRestart("ListenBacklog".into()));
+    }
+    Ok(())
+}
+
+fn list(addrs: &[SocketAddr]) -> String {
+    addrs
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// One health checker per generation that has members to check, on its own thread; it
+/// stops when its generation is retired or the process stops.
+fn spawn_health_checker(
+    shared: &Arc<Shared>,
+    driver: DriverChoice,
+) -> io::Result<Option<JoinHandle<()>>> {
+    let needed = shared
+        .cfg
+        .balancers
+        .iter()
+        .any(|b| b.members.iter().any(|m| m.params.hc.method.is_some()));
+    if !needed {
+        return Ok(None);
+    }
+    let shared = shared.clone();
+    std::thread::Builder::new()
+        .name("ringproxy-hc".into())
+        .spawn(move || {
+            if let Err(e) = run_local(driver, move |_| crate::health::run(shared)) {
+                tracing::error!("health checker cannot start: {e}");
+            }
+        })
+        .map(Some)
 }
 
 /// Binds the listeners and starts the workers.
@@ -158,20 +447,23 @@ pub fn start(cfg: Arc<Config>, opts: RunOptions) -> io::Result<Server> {
     let shared = Arc::new(Shared {
         table: SharedTable::new(&cfg),
         cfg: cfg.clone(),
-        connections: AtomicUsize::new(0),
-        shutdown: ShutdownSignal::default(),
-        epoll_workers: AtomicUsize::new(0),
-        stats: (0..n).map(|_| WorkerStats::default()).collect(),
         nonces: cfg
             .balancers
             .iter()
             .map(|b| crate::admin::manager::make_nonce(b.params.nonce.as_deref()))
             .collect(),
+        generation: 1,
+        retired: ShutdownSignal::default(),
+        connections: Arc::new(AtomicUsize::new(0)),
+        shutdown: Arc::new(ShutdownSignal::default()),
+        epoll_workers: Arc::new(AtomicUsize::new(0)),
+        stats: Arc::new((0..n).map(|_| WorkerStats::default()).collect()),
         started: std::time::Instant::now(),
     });
+    let gens = Arc::new(Generations::new(shared.clone()));
     let mut threads = Vec::with_capacity(n);
     for (id, listeners) in per_worker.into_iter().enumerate() {
-        let shared = shared.clone();
+        let gens = gens.clone();
         let core = if cfg.core.cpu_affinity && !cores.is_empty() {
             Some(cores[id % cores.len()])
         } else {
@@ -180,24 +472,11 @@ pub fn start(cfg: Arc<Config>, opts: RunOptions) -> io::Result<Server> {
         let driver = opts.driver;
         let t = std::thread::Builder::new()
             .name(format!("ringproxy-w{id}"))
-            .spawn(move || run_worker(id, core, listeners, shared, driver))?;
+            .spawn(move || run_worker(id, core, listeners, gens, driver))?;
         threads.push(t);
     }
     // One health checker for the whole process, not one per core.
-    if cfg
-        .balancers
-        .iter()
-        .any(|b| b.members.iter().any(|m| m.params.hc.method.is_some()))
-    {
-        let shared = shared.clone();
-        let driver = opts.driver;
-        let t = std::thread::Builder::new()
-            .name("ringproxy-hc".into())
-            .spawn(move || {
-                if let Err(e) = run_local(driver, move |_| crate::health::run(shared)) {
-                    tracing::error!("health checker cannot start: {e}");
-                }
-            })?;
+    if let Some(t) = spawn_health_checker(&shared, opts.driver)? {
         threads.push(t);
     }
     info!(
@@ -211,9 +490,12 @@ pub fn start(cfg: Arc<Config>, opts: RunOptions) -> io::Result<Server> {
     );
     Ok(Server {
         addrs,
-        shared,
-        threads,
+        gens,
+        threads: Mutex::new(threads),
         workers: n,
+        workers_fixed: opts.workers.is_some(),
+        driver: opts.driver,
+        reloading: Mutex::new(()),
     })
 }
 
@@ -319,7 +601,7 @@ fn run_worker(
     id: usize,
     core: Option<core_affinity::CoreId>,
     listeners: Vec<std::net::TcpListener>,
-    shared: Arc<Shared>,
+    gens: Arc<Generations>,
     driver: DriverChoice,
 ) {
     if let Some(c) = core {
@@ -329,6 +611,7 @@ fn run_worker(
     }
     let result = run_local(driver, move |epoll| {
         if epoll {
+            let shared = gens.current();
             shared.epoll_workers.fetch_add(1, Ordering::Relaxed);
             shared.stats[id].epoll.store(true, Ordering::Relaxed);
         }
@@ -336,38 +619,26 @@ fn run_worker(
             "worker {id}: {} driver",
             if epoll { "epoll" } else { "io_uring" }
         );
-        worker_main(id, listeners, shared)
+        worker_main(id, listeners, gens)
     });
     if let Err(e) = result {
         tracing::error!("worker {id}: cannot start any runtime: {e}");
     }
 }
 
-async fn worker_main(id: usize, listeners: Vec<std::net::TcpListener>, shared: Arc<Shared>) {
-    let cfg = shared.cfg.clone();
-    let w = Rc::new(Worker {
-        id,
-        balancers: shared
-            .table
-            .balancers
-            .iter()
-            .map(LocalBalancer::new)
-            .collect(),
-        pool: Pool::default(),
-        read_bufs: BufPool::new(crate::conn::CLIENT_BUF, 256),
-        small_bufs: BufPool::new(crate::conn::SMALL_BUF, 512),
-        idle_timers: IdleTimers::default(),
-        pipes: PipePool::default(),
-        logs: WorkerLogs::new(cfg.access_logs.clone()),
-        drain: Drain::default(),
-        shared: shared.clone(),
-    });
+async fn worker_main(id: usize, listeners: Vec<std::net::TcpListener>, gens: Arc<Generations>) {
+    let thread = Rc::new(Thread::new(id, gens));
+    let shutdown = thread.current().shared.shutdown.clone();
     // The ticker that ends idle keep-alive connections on time; it stops with the worker.
-    monoio::spawn(idle_ticker(w.clone()));
+    monoio::spawn(idle_ticker(thread.clone()));
     let mut accept_tasks = Vec::new();
     for l in listeners {
         match TcpListener::from_std(l) {
-            Ok(l) => accept_tasks.push(monoio::spawn(accept_loop(w.clone(), l))),
+            Ok(l) => accept_tasks.push(monoio::spawn(accept_loop(
+                thread.clone(),
+                shutdown.clone(),
+                l,
+            ))),
             Err(e) => tracing::error!("worker {id}: listener setup failed: {e}"),
         }
     }
@@ -376,39 +647,43 @@ async fn worker_main(id: usize, listeners: Vec<std::net::TcpListener>, shared: A
     }
     // Stop: no new connections; idle keep-alive connections close now, busy ones after
     // their current response, within the grace period.
-    w.drain.start();
-    let grace = cfg.core.graceful_shutdown_timeout;
-    if monoio::time::timeout(grace, w.drain.idle()).await.is_err() {
+    thread.drain.start();
+    let grace = thread.current().shared.cfg.core.graceful_shutdown_timeout;
+    if monoio::time::timeout(grace, thread.drain.idle())
+        .await
+        .is_err()
+    {
         warn!(
             "worker {id}: {} connection(s) still busy after {}s; closing them",
-            w.drain.active(),
+            thread.drain.active(),
             grace.as_secs()
         );
     }
-    w.logs.flush();
+    thread.flush_logs();
+    // Break the Thread <-> Worker cycle so this generation's state (pooled backend
+    // connections, logs) is dropped while the runtime still runs.
+    thread.current.borrow_mut().take();
     // On io_uring a dropped socket is closed by a queued close operation, which the ring
     // submits when the runtime next parks: park once so the closes of the last sockets are
     // submitted before this runtime and its ring go away.
     monoio::time::sleep(std::time::Duration::from_millis(1)).await;
 }
 
-/// Wakes idle connections whose keep-alive time is up. Runs as long as the worker's
-/// runtime does (which drops it on exit).
-async fn idle_ticker(w: Rc<Worker>) {
+/// Wakes idle connections whose keep-alive time is up and flushes access logs. Runs as long
+/// as the worker's runtime does (which drops it on exit).
+async fn idle_ticker(t: Rc<Thread>) {
     loop {
         monoio::time::sleep(crate::timer::TICK).await;
-        w.idle_timers.fire_expired(std::time::Instant::now());
-        w.logs.tick();
+        t.idle_timers.fire_expired(std::time::Instant::now());
+        t.tick_logs();
     }
 }
 
-async fn accept_loop(w: Rc<Worker>, listener: TcpListener) {
-    let shared = &w.shared;
-    let cap = shared.cfg.core.max_request_workers;
+async fn accept_loop(thread: Rc<Thread>, shutdown: Arc<ShutdownSignal>, listener: TcpListener) {
     loop {
         let accepted = monoio::select! {
             r = listener.accept() => r,
-            _ = shared.shutdown.wait() => {
+            _ = shutdown.wait() => {
                 // Stop listening now, synchronously. Dropping the listener is not enough
                 // on io_uring: its close is queued behind the cancelled accept and may only
                 // run after several ring round trips (or never, if the runtime ends first).
@@ -430,20 +705,25 @@ async fn accept_loop(w: Rc<Worker>, listener: TcpListener) {
                 continue;
             }
         };
+        // A new connection always starts on the latest configuration.
+        let w = thread.current();
+        let shared = &w.shared;
+        let cap = shared.cfg.core.max_request_workers;
         if shared.connections.fetch_add(1, Ordering::Relaxed) >= cap {
             shared.connections.fetch_sub(1, Ordering::Relaxed);
             monoio::spawn(refuse_overloaded(stream));
             continue;
         }
-        let w2 = w.clone();
-        w.drain.enter();
+        let connections = shared.connections.clone();
+        let t2 = thread.clone();
+        thread.drain.enter();
         monoio::spawn(async move {
-            let served = CatchUnwind(Box::pin(conn::serve(w2.clone(), stream, peer))).await;
+            let served = CatchUnwind(Box::pin(conn::serve(w, stream, peer))).await;
             if served.is_err() {
                 tracing::error!("client {peer}: connection handler panicked; connection closed");
             }
-            w2.shared.connections.fetch_sub(1, Ordering::Relaxed);
-            w2.drain.leave();
+            connections.fetch_sub(1, Ordering::Relaxed);
+            t2.drain.leave();
         });
     }
 }

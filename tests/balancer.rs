@@ -21,7 +21,9 @@ fn wait_for(what: &str, cond: impl Fn() -> bool) {
 }
 
 fn member_flags(p: &Server, m: usize) -> u32 {
-    p.shared.table.balancers[0].view().members[m].state.status()
+    p.shared().table.balancers[0].view().members[m]
+        .state
+        .status()
 }
 
 fn get_with(c: &mut Client, path: &str, headers: &str) -> Response {
@@ -382,7 +384,7 @@ fn hash_keeps_users_on_members_and_remaps_little() {
     // Member c leaves: all its users move; of the others, Maglev moves at most a few
     // (its table is rebuilt, so a small share of slots changes hands; the unit test in
     // src/balancer/hash.rs measures it over 50,000 keys).
-    p.shared.table.balancers[0].view().members[2]
+    p.shared().table.balancers[0].view().members[2]
         .state
         .set_flag(flag::D, true);
     let after = map(&p);
@@ -469,8 +471,8 @@ fn state_changes_reach_every_worker_on_the_next_request() {
     assert_eq!(count(&v, "b"), 40);
     assert_eq!(a.request_count(), before);
     // An operator change (as balancer-manager will make): clear a's error, disable b.
-    let view = p.shared.table.balancers[0].view();
-    p.shared.table.clear_error(&view.members[0].state);
+    let view = p.shared().table.balancers[0].view();
+    p.shared().table.clear_error(&view.members[0].state);
     view.members[1].state.set_flag(flag::D, true);
     let v = spread(&p, 40, "");
     assert_eq!(
@@ -480,7 +482,7 @@ fn state_changes_reach_every_worker_on_the_next_request() {
     );
     // A structural change through a new view: b back with a heavy weight.
     view.members[1].state.set_flag(flag::D, false);
-    p.shared.table.balancers[0].update(|v| v.members[1].lbfactor = 900);
+    p.shared().table.balancers[0].update(|v| v.members[1].lbfactor = 900);
     let v = spread(&p, 100, "");
     assert!(count(&v, "b") >= 80, "{}", count(&v, "b"));
 }

@@ -432,7 +432,7 @@ fn runs_on_the_epoll_fallback_with_several_workers() {
         h.join().unwrap();
     }
     assert_eq!(
-        p.shared
+        p.shared()
             .epoll_workers
             .load(std::sync::atomic::Ordering::Relaxed),
         2

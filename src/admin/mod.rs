@@ -122,6 +122,11 @@ pub fn server_status(shared: &Shared, auto: bool, server_name: &str) -> (&'stati
             "ServerMPM".into(),
             "ringproxy (one pinned thread per core)".into(),
         ),
+        // Apache's name for the count of (graceful) restarts plus one.
+        (
+            "ParentServerConfigGeneration".into(),
+            shared.generation.to_string(),
+        ),
         ("ServerUptimeSeconds".into(), uptime.to_string()),
         ("ServerUptime".into(), uptime_words(uptime)),
         ("Total Accesses".into(), t.requests.to_string()),

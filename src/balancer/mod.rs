@@ -252,6 +252,40 @@ impl SharedTable {
         }
     }
 
+    /// The table for a reloaded configuration: member state carries over from `old` for
+    /// every member that still exists (same balancer name, same member URL), so a reload
+    /// forgets neither errors, health results and traffic counters nor what the
+    /// balancer-manager changed. Where the new file changed a setting, the file wins; where
+    /// it did not, the running value (possibly set through the manager) stays. Members added
+    /// through the manager stay too. `busy` starts at zero: requests still running on the
+    /// old table count down there.
+    pub fn carried_over(cfg: &Config, old: &SharedTable, old_cfg: &Config) -> SharedTable {
+        let balancers = cfg
+            .balancers
+            .iter()
+            .map(|b| {
+                let mut view = BalancerView::from_config(b);
+                let found = old_cfg
+                    .balancers
+                    .iter()
+                    .zip(&old.balancers)
+                    .find(|(ob, _)| ob.name == b.name);
+                if let Some((ob, osb)) = found {
+                    carry_balancer(&mut view, b, &osb.view(), ob);
+                }
+                SharedBalancer {
+                    view: ArcSwap::from_pointee(view),
+                    epoch: AtomicU64::new(1),
+                }
+            })
+            .collect();
+        SharedTable {
+            // Error deadlines are kept relative to this instant.
+            start: old.start,
+            balancers,
+        }
+    }
+
     fn now_ms(&self) -> u64 {
         self.start.elapsed().as_millis() as u64
     }
@@ -287,6 +321,77 @@ impl SharedTable {
     pub fn clear_error(&self, m: &SharedMember) {
         m.set_flag(flag::E, false);
         m.error_until_ms.store(0, Ordering::Release);
+    }
+}
+
+/// Flags only the running proxy sets (errors, failed health checks): always carried over.
+const RUNTIME_FLAGS: u32 = flag::E | flag::C;
+
+/// Carries a balancer's running state into `view`, built from the new config `b`.
+fn carry_balancer(view: &mut BalancerView, b: &Balancer, old: &BalancerView, ob: &Balancer) {
+    if b.params == ob.params {
+        // The file did not touch this balancer's settings: keep what runs (the manager may
+        // have changed lbmethod, stickysession, maxattempts...).
+        view.lbmethod = old.lbmethod;
+        // Unless set, maxattempts follows the member count, which the file may have changed.
+        if ob.params.maxattempts.is_some() || old.maxattempts != ob.members.len().saturating_sub(1)
+        {
+            view.maxattempts = old.maxattempts;
+        }
+        view.nofailover = old.nofailover;
+        view.sticky = old.sticky.clone();
+        view.sticky_insert = old.sticky_insert;
+        view.forcerecovery = old.forcerecovery;
+        view.failonstatus = old.failonstatus.clone();
+        view.failontimeout = old.failontimeout;
+        view.hashkey = old.hashkey.clone();
+    }
+    for (mv, m) in view.members.iter_mut().zip(&b.members) {
+        let Some(omv) = old.members.iter().find(|o| o.state.member.name == m.name) else {
+            continue;
+        };
+        let was = ob.members.iter().find(|o| o.name == m.name);
+        let (os, ns) = (&omv.state, &mv.state);
+        let unchanged_status = was.is_some_and(|o| o.params.status == m.params.status);
+        let bits = if unchanged_status {
+            os.status()
+        } else {
+            (ns.status() & !RUNTIME_FLAGS) | (os.status() & RUNTIME_FLAGS)
+        };
+        ns.status.store(bits, Ordering::Release);
+        ns.error_until_ms
+            .store(os.error_until_ms.load(Ordering::Acquire), Ordering::Release);
+        for (to, from) in [
+            (&ns.elected, &os.elected),
+            (&ns.sent, &os.sent),
+            (&ns.received, &os.received),
+            (&ns.failures, &os.failures),
+        ] {
+            to.store(from.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+        if let Some(o) = was {
+            if o.params.lbfactor == m.params.lbfactor {
+                mv.lbfactor = omv.lbfactor;
+            }
+            if o.params.lbset == m.params.lbset {
+                mv.lbset = omv.lbset;
+            }
+            if o.params.route == m.params.route {
+                mv.route = omv.route.clone();
+            }
+            if o.params.redirect == m.params.redirect {
+                mv.redirect = omv.redirect.clone();
+            }
+        }
+    }
+    // Members the manager added (in the old view, in neither file) stay, with their state.
+    for omv in &old.members {
+        let name = &omv.state.member.name;
+        let in_old_file = ob.members.iter().any(|o| &o.name == name);
+        let in_view = view.members.iter().any(|v| &v.state.member.name == name);
+        if !in_old_file && !in_view {
+            view.members.push(omv.clone());
+        }
     }
 }
 

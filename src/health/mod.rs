@@ -37,7 +37,7 @@ struct Tally {
     fails: u32,
 }
 
-/// Checks until `shared.shutdown` fires.
+/// Checks until the process stops or a reload retires this configuration generation.
 pub async fn run(shared: Arc<Shared>) {
     let mut tallies: HashMap<usize, Rc<RefCell<Tally>>> = HashMap::new();
     loop {
@@ -76,6 +76,7 @@ pub async fn run(shared: Arc<Shared>) {
         monoio::select! {
             _ = monoio::time::sleep(wait.max(Duration::from_millis(10))) => {}
             _ = shared.shutdown.wait() => return,
+            _ = shared.retired.wait() => return,
         }
     }
 }
