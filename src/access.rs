@@ -2,6 +2,9 @@
 //! Apache 2.4's `Require` (mod_authz_core/mod_authz_host) and the 2.2-style `Order`,
 //! `Allow from`, `Deny from` of mod_access_compat.
 //!
+//! `<RequireAll>`, `<RequireAny>` and `<RequireNone>` nest, with mod_authz_core's three
+//! outcomes (granted, denied, neutral).
+//!
 //! Names need DNS (`Require host`, `Allow from example.com`); ringproxy never looks names up
 //! on the request path, so those are refused at config load with a pointer to `Require ip`.
 
@@ -94,6 +97,115 @@ pub enum Require {
     /// `Require local`: loopback addresses (and the server's own, which here is loopback).
     Local,
     Not(Box<Require>),
+    /// `<RequireAll>`: none may deny, and one must grant.
+    All(Vec<Require>),
+    /// `<RequireAny>`: one must grant.
+    Any(Vec<Require>),
+    /// `<RequireNone>`: none may grant; it never grants by itself.
+    None(Vec<Require>),
+}
+
+/// mod_authz_core's three outcomes: a negated or `None` rule can only deny or stay
+/// neutral, never grant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Verdict {
+    Granted,
+    Denied,
+    Neutral,
+}
+
+impl Require {
+    /// One `Require` line's arguments.
+    pub fn parse(args: &[String]) -> Result<Require, String> {
+        let (negate, rest) = match args.first() {
+            Some(a) if a.eq_ignore_ascii_case("not") => (true, &args[1..]),
+            _ => (false, args),
+        };
+        let kind = rest.first().map(|s| s.to_ascii_lowercase());
+        let r = match (kind.as_deref(), &rest[1.min(rest.len())..]) {
+            (Some("all"), [g]) if g.eq_ignore_ascii_case("granted") => Require::Granted,
+            (Some("all"), [d]) if d.eq_ignore_ascii_case("denied") => Require::Denied,
+            (Some("ip"), ips) if !ips.is_empty() => Require::Ip(nets(ips)?),
+            (Some("local"), []) => Require::Local,
+            (Some("host") | Some("forward-dns"), _) => {
+                return Err(
+                    "Require host needs DNS lookups, which ringproxy never does on the request path; use Require ip".into(),
+                )
+            }
+            (Some("user" | "valid-user" | "group" | "ldap-user" | "ldap-group"), _) => {
+                return Err(format!(
+                    "Require {}: authentication is not supported; ringproxy refuses to start rather than serve without it",
+                    args.join(" ")
+                ))
+            }
+            _ => {
+                return Err(format!(
+                    "Require {}: supported forms are all granted|denied, ip ADDR..., local, not ..., and <RequireAll>/<RequireAny>/<RequireNone> blocks",
+                    args.join(" ")
+                ))
+            }
+        };
+        Ok(if negate {
+            if matches!(r, Require::Granted | Require::Denied) {
+                return Err(
+                    "Require not all ...: negating 'all' is not allowed (as in Apache)".into(),
+                );
+            }
+            Require::Not(Box::new(r))
+        } else {
+            r
+        })
+    }
+
+    fn eval(&self, ip: IpAddr) -> Verdict {
+        let grant = |yes: bool| {
+            if yes {
+                Verdict::Granted
+            } else {
+                Verdict::Denied
+            }
+        };
+        match self {
+            Require::Granted => Verdict::Granted,
+            Require::Denied => Verdict::Denied,
+            Require::Ip(n) => grant(n.iter().any(|n| n.contains(ip))),
+            Require::Local => grant(
+                ip.is_loopback()
+                    || matches!(ip, IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())),
+            ),
+            Require::Not(inner) => match inner.eval(ip) {
+                Verdict::Granted => Verdict::Denied,
+                _ => Verdict::Neutral,
+            },
+            Require::Any(list) => {
+                let v: Vec<Verdict> = list.iter().map(|r| r.eval(ip)).collect();
+                if v.contains(&Verdict::Granted) {
+                    Verdict::Granted
+                } else if v.iter().all(|v| *v == Verdict::Neutral) {
+                    Verdict::Neutral
+                } else {
+                    Verdict::Denied
+                }
+            }
+            Require::All(list) => {
+                let v: Vec<Verdict> = list.iter().map(|r| r.eval(ip)).collect();
+                if v.contains(&Verdict::Denied) {
+                    Verdict::Denied
+                } else if v.contains(&Verdict::Granted) {
+                    Verdict::Granted
+                } else {
+                    Verdict::Neutral
+                }
+            }
+            Require::None(list) => {
+                if list.iter().any(|r| r.eval(ip) == Verdict::Granted) {
+                    Verdict::Denied
+                } else {
+                    Verdict::Neutral
+                }
+            }
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,30 +235,7 @@ impl Access {
     pub fn apply(&mut self, name: &str, args: &[String]) -> Result<(), String> {
         let lower: Vec<String> = args.iter().map(|a| a.to_ascii_lowercase()).collect();
         match name.to_ascii_lowercase().as_str() {
-            "require" => {
-                let (negate, rest) = match lower.first().map(String::as_str) {
-                    Some("not") => (true, &args[1..]),
-                    _ => (false, args),
-                };
-                let kind = rest.first().map(|s| s.to_ascii_lowercase());
-                let r = match (kind.as_deref(), &rest[1.min(rest.len())..]) {
-                    (Some("all"), [g]) if g.eq_ignore_ascii_case("granted") => Require::Granted,
-                    (Some("all"), [d]) if d.eq_ignore_ascii_case("denied") => Require::Denied,
-                    (Some("ip"), ips) if !ips.is_empty() => Require::Ip(nets(ips)?),
-                    (Some("local"), []) => Require::Local,
-                    (Some("host") | Some("forward-dns"), _) => {
-                        return Err("Require host needs DNS lookups, which ringproxy never does on the request path; use Require ip".into())
-                    }
-                    _ => {
-                        return Err(format!(
-                            "Require {}: supported forms are all granted|denied, ip ADDR..., local, not ...",
-                            args.join(" ")
-                        ))
-                    }
-                };
-                self.require
-                    .push(if negate { Require::Not(Box::new(r)) } else { r });
-            }
+            "require" => self.require.push(Require::parse(args)?),
             "order" => {
                 let joined = lower.join("").replace(' ', "");
                 self.order = Some(match joined.as_str() {
@@ -189,19 +278,12 @@ impl Access {
         Ok(())
     }
 
+    /// The `Require` lines of a section form an implicit `<RequireAny>`. A `Require not`
+    /// line there has no effect in Apache (it refuses the config); here such lines must all
+    /// hold, which only ever denies more.
     fn require_ok(&self, ip: IpAddr) -> bool {
-        let holds = |r: &Require| match r {
-            Require::Granted => true,
-            Require::Denied => false,
-            Require::Ip(n) => n.iter().any(|n| n.contains(ip)),
-            Require::Local => {
-                ip.is_loopback()
-                    || matches!(ip, IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()))
-            }
-            Require::Not(_) => true,
-        };
         let negatives_hold = self.require.iter().all(|r| match r {
-            Require::Not(inner) => !holds(inner) || matches!(**inner, Require::Denied),
+            Require::Not(_) => r.eval(ip) != Verdict::Denied,
             _ => true,
         });
         let positives: Vec<&Require> = self
@@ -209,7 +291,8 @@ impl Access {
             .iter()
             .filter(|r| !matches!(r, Require::Not(_)))
             .collect();
-        negatives_hold && (positives.is_empty() || positives.iter().any(|r| holds(r)))
+        negatives_hold
+            && (positives.is_empty() || positives.iter().any(|r| r.eval(ip) == Verdict::Granted))
     }
 
     fn compat_ok(&self, ip: IpAddr) -> bool {

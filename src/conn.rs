@@ -10,7 +10,7 @@ use monoio::net::TcpStream;
 use tracing::{debug, info, warn};
 
 use crate::accesslog::Record;
-use crate::error::{canned_response, ErrorKind, ProxyError, Side};
+use crate::error::{canned_response, canned_response_with, ErrorKind, ProxyError, Side};
 use crate::http::head::{parse_request, Limits, RequestHead};
 use crate::io::{read_more, write_all, IoFail};
 use crate::proxy;
@@ -334,7 +334,12 @@ async fn read_head(
 async fn finish_with_error(c: &mut ClientConn, e: ProxyError) {
     match e.side {
         Side::Client => debug!("client {}: {e}", c.peer_ip),
-        Side::Proxy if matches!(e.kind, ErrorKind::NotProxied) => {
+        Side::Proxy
+            if matches!(
+                e.kind,
+                ErrorKind::NotProxied | ErrorKind::Redirect(..) | ErrorKind::RewriteStatus(_)
+            ) =>
+        {
             info!("client {}: {e}", c.peer_ip)
         }
         _ => warn!("client {}: {e}", c.peer_ip),
@@ -345,7 +350,15 @@ async fn finish_with_error(c: &mut ClientConn, e: ProxyError) {
     let Some(status) = e.status() else { return };
     let mut out = std::mem::take(&mut c.out);
     out.clear();
-    canned_response(&mut out, status);
+    match &e.kind {
+        ErrorKind::Redirect(_, location) => {
+            // Control characters cannot reach here (they fail head parsing), but a CR or
+            // LF must never split the header whatever the substitution produced.
+            let clean: String = location.chars().filter(|c| !c.is_control()).collect();
+            canned_response_with(&mut out, status, &format!("Location: {clean}\r\n"));
+        }
+        _ => canned_response(&mut out, status),
+    }
     c.status = status;
     c.bytes_out = out.len() as u64;
     c.head_out = out

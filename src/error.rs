@@ -24,8 +24,14 @@ pub enum ErrorKind {
     BadBody(#[from] BodyError),
     #[error("no ProxyPass rule for this path")]
     NotProxied,
-    #[error("access denied by the <Location> rules")]
+    #[error("access denied by the <Location> or <Proxy> rules")]
     Forbidden,
+    /// `RewriteRule … [F]` or `[G]`.
+    #[error("answered {0} by a RewriteRule")]
+    RewriteStatus(u16),
+    /// `RewriteRule … [R=code]`.
+    #[error("redirected ({0}) to {1} by a RewriteRule")]
+    Redirect(u16, String),
     #[error("{0}: All workers are in error state")]
     NoMember(String),
     #[error("connect to {0} failed: {1}")]
@@ -71,6 +77,8 @@ impl ProxyError {
             | ErrorKind::ClientClosed => (Side::Client, false),
             ErrorKind::NotProxied
             | ErrorKind::Forbidden
+            | ErrorKind::RewriteStatus(_)
+            | ErrorKind::Redirect(..)
             | ErrorKind::NoMember(_)
             | ErrorKind::Overloaded => (Side::Proxy, false),
             ErrorKind::Connect(..) | ErrorKind::ConnectTimeout(_) => (Side::Backend, true),
@@ -95,6 +103,7 @@ impl ProxyError {
             ErrorKind::BadBody(_) => 400,
             ErrorKind::NotProxied => 404,
             ErrorKind::Forbidden => 403,
+            ErrorKind::RewriteStatus(s) | ErrorKind::Redirect(s, _) => *s,
             // Apache answers 503 when it cannot connect (the worker goes into error state).
             ErrorKind::NoMember(_)
             | ErrorKind::Connect(..)
@@ -119,11 +128,16 @@ impl From<ErrorKind> for ProxyError {
 
 /// A complete, closing response for `status` with a one-line text body.
 pub fn canned_response(out: &mut Vec<u8>, status: u16) {
+    canned_response_with(out, status, "");
+}
+
+/// The same with extra header lines (each ending in CRLF), e.g. a redirect's Location.
+pub fn canned_response_with(out: &mut Vec<u8>, status: u16, extra: &str) {
     let reason = default_reason(status);
     let body_len = 3 + 1 + reason.len() + 1;
     let _ = write!(
         out,
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {body_len}\r\nConnection: close\r\n\r\n{status} {reason}\n"
+        "HTTP/1.1 {status} {reason}\r\n{extra}Content-Type: text/plain\r\nContent-Length: {body_len}\r\nConnection: close\r\n\r\n{status} {reason}\n"
     );
 }
 

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use crate::balancer::{hash, sticky, BalancerView, MemberView, NoChoice, RequestKeys};
 use std::io::Write as _;
+use std::os::fd::AsRawFd;
 
 use crate::admin;
 use crate::config::{Handler, HashKey, LbMethod, Member};
@@ -73,9 +74,42 @@ pub async fn forward(w: &Worker, c: &mut ClientConn) -> Result<bool, ProxyError>
             None => {}
         }
     }
-    let Route::Backend { balancer, path } = route::route(vh, &c.buf[c.head.path.clone()]) else {
-        return Err(ErrorKind::NotProxied.into());
+    let rewritten = if vh.rewrite_engine {
+        let buf = &c.buf;
+        let head = &c.head;
+        let header = |name: &str| -> Option<&[u8]> {
+            head.headers
+                .iter()
+                .find(|h| buf[h.name.clone()].eq_ignore_ascii_case(name.as_bytes()))
+                .map(|h| &buf[h.value.clone()])
+        };
+        route::rewrite(
+            vh,
+            &route::RewriteInput {
+                target: &buf[head.path.clone()],
+                method: &buf[head.method.clone()],
+                header: &header,
+            },
+        )
+    } else {
+        None
     };
+    let (balancer, path) = match rewritten {
+        Some(route::Rewritten::Proxy { balancer, path }) => (balancer, path),
+        Some(route::Rewritten::Status(s)) => return Err(ErrorKind::RewriteStatus(s).into()),
+        Some(route::Rewritten::Redirect { status, location }) => {
+            return Err(ErrorKind::Redirect(status, location).into())
+        }
+        None => match route::route(vh, &c.buf[c.head.path.clone()]) {
+            Route::Backend { balancer, path } => (balancer, path),
+            Route::NotProxied => return Err(ErrorKind::NotProxied.into()),
+        },
+    };
+    if !vh.proxy_access.is_empty()
+        && !proxy_access_allows(vh, &cfg.balancers[balancer], &path, &c.peer_ip)
+    {
+        return Err(ErrorKind::Forbidden.into());
+    }
 
     // How much of the request body is already here, validated (chunked framing errors are
     // caught before anything is sent to a backend).
@@ -225,6 +259,26 @@ pub async fn forward(w: &Worker, c: &mut ClientConn) -> Result<bool, ProxyError>
 }
 
 /// Answers a `SetHandler` location (server-status, metrics) from this process.
+/// `<Proxy URL>` access rules: the last section matching the URL the request is proxied to
+/// decides (`balancer://name/path`, or the member URL and path for a plain ProxyPass).
+fn proxy_access_allows(
+    vh: &crate::config::VirtualHost,
+    b: &crate::config::Balancer,
+    path: &[u8],
+    peer_ip: &str,
+) -> bool {
+    let path = String::from_utf8_lossy(path);
+    let url = match (b.implicit, b.members.first()) {
+        (true, Some(m)) => format!("{}{}{}", m.name, m.path, path),
+        _ => format!("{}{}", b.name, path),
+    };
+    let Some(rule) = vh.proxy_access.iter().rfind(|p| p.matches(&url)) else {
+        return true;
+    };
+    // An address that does not parse cannot match an allow rule: deny.
+    peer_ip.parse().is_ok_and(|ip| rule.access.allows(ip))
+}
+
 async fn answer_locally(
     w: &Worker,
     c: &mut ClientConn,
@@ -516,6 +570,161 @@ struct Exchange<'a> {
     inline_end: Option<usize>,
 }
 
+/// The request's `Upgrade` value, when it asks for an upgrade (`Connection: upgrade` too)
+/// that the member accepts (`upgrade=websocket` or a ws:// member; `upgrade=ANY` or `*` for
+/// any protocol, as Apache's mod_proxy_http) and it has no body still to stream.
+fn upgrade_request(
+    c: &ClientConn,
+    member: &Member,
+    inline_end: Option<usize>,
+) -> Option<std::ops::Range<usize>> {
+    let allowed = member.params.upgrade.as_deref()?;
+    // A body still to stream after the head cannot share the connection with a tunnel.
+    inline_end?;
+    let asks = c
+        .head
+        .connection_tokens
+        .iter()
+        .any(|t| c.buf[t.clone()].eq_ignore_ascii_case(b"upgrade"));
+    if !asks {
+        return None;
+    }
+    let h = c
+        .head
+        .headers
+        .iter()
+        .find(|h| c.buf[h.name.clone()].eq_ignore_ascii_case(b"upgrade"))?;
+    let value = &c.buf[h.value.clone()];
+    let first = value
+        .split(|&b| b == b',')
+        .next()
+        .map(|t| t.trim_ascii())
+        .unwrap_or_default();
+    let ok = allowed == "*"
+        || allowed.eq_ignore_ascii_case("any")
+        || allowed
+            .split(',')
+            .any(|a| a.trim().as_bytes().eq_ignore_ascii_case(first));
+    ok.then(|| h.value.clone())
+}
+
+/// After `101 Switching Protocols`: the backend's head goes to the client as sent, then bytes
+/// flow both ways until both sides have closed, or nothing moved either way for `idle`
+/// (Apache's ProxyWebsocketIdleTimeout defaults to the worker timeout too). Each direction
+/// owns its own descriptors (the second one a dup) so both run at once without splitting
+/// the connection objects. Neither connection is reused afterwards.
+async fn tunnel(
+    c: &mut ClientConn,
+    bc: &mut BackendConn,
+    mv: &MemberView,
+    head_len: usize,
+    idle: Duration,
+) -> Result<(bool, bool), ExchangeError> {
+    let early = std::mem::take(&mut bc.buf);
+    c.status = 101;
+    c.head_out = head_len as u64;
+    c.bytes_out = early.len() as u64;
+    c.response_started = true;
+    let (r, _) = write_all(&mut c.stream, early, idle).await;
+    r.map_err(client_io)?;
+    // Bytes the client sent after its request head belong to the new protocol.
+    let pending = c
+        .buf
+        .get(c.consumed..)
+        .map(<[u8]>::to_vec)
+        .unwrap_or_default();
+    c.consumed = c.buf.len();
+    if !pending.is_empty() {
+        let (r, _) = write_all(&mut bc.stream, pending, idle).await;
+        r.map_err(|e| match e {
+            IoFail::Io(e) => ErrorKind::BackendIo(mv.state.member.name.clone(), e).into_ex(),
+            IoFail::Timeout => {
+                ErrorKind::BackendSendTimeout(mv.state.member.name.clone()).into_ex()
+            }
+        })?;
+    }
+    let (Ok(mut to_client), Ok(mut to_backend)) = (dup_stream(&c.stream), dup_stream(&bc.stream))
+    else {
+        return Ok((false, false));
+    };
+    let last = std::cell::Cell::new(std::time::Instant::now());
+    let fds = [c.stream.as_raw_fd(), bc.stream.as_raw_fd()];
+    let (up, down) = monoio::join!(
+        pump(&mut c.stream, &mut to_backend, &last, idle, fds),
+        pump(&mut bc.stream, &mut to_client, &last, idle, fds)
+    );
+    mv.state.sent.fetch_add(up, Ordering::Relaxed);
+    mv.state.received.fetch_add(down, Ordering::Relaxed);
+    c.bytes_out += down;
+    Ok((false, false))
+}
+
+/// A second monoio stream on a dup of `s`'s socket.
+fn dup_stream(s: &TcpStream) -> std::io::Result<TcpStream> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: dup(2) of a descriptor we own; the new descriptor is owned by the new stream.
+    let fd = unsafe { libc::dup(s.as_raw_fd()) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor nothing else owns.
+    let std_stream = unsafe { std::net::TcpStream::from_raw_fd(fd) };
+    TcpStream::from_std(std_stream)
+}
+
+/// One direction of a tunnel: copies until `src` ends (then half-closes `dst`), an error
+/// (then shuts both sockets so the other direction ends too), or `idle` without traffic
+/// either way. Returns the bytes moved.
+async fn pump(
+    src: &mut TcpStream,
+    dst: &mut TcpStream,
+    last: &std::cell::Cell<std::time::Instant>,
+    idle: Duration,
+    fds: [i32; 2],
+) -> u64 {
+    const TUNNEL_BUF: usize = 16 * 1024;
+    let mut moved = 0u64;
+    let mut buf = Vec::with_capacity(TUNNEL_BUF);
+    let end_both = || {
+        for fd in fds {
+            // SAFETY: shutdown(2) on descriptors owned by the connections, alive here.
+            unsafe {
+                libc::shutdown(fd, libc::SHUT_RDWR);
+            }
+        }
+    };
+    loop {
+        buf.clear();
+        let (r, b) = read_more(src, buf, TUNNEL_BUF, idle).await;
+        buf = b;
+        match r {
+            Ok(0) => {
+                // SAFETY: as above; only this direction's writing side closes.
+                unsafe {
+                    libc::shutdown(dst.as_raw_fd(), libc::SHUT_WR);
+                }
+                return moved;
+            }
+            Ok(n) => {
+                last.set(std::time::Instant::now());
+                moved += n as u64;
+                let (w, b) = write_all(dst, buf, idle).await;
+                buf = b;
+                if w.is_err() {
+                    end_both();
+                    return moved;
+                }
+            }
+            // The other direction may be busy: only a tunnel idle both ways times out.
+            Err(IoFail::Timeout) if last.get().elapsed() < idle => {}
+            Err(_) => {
+                end_both();
+                return moved;
+            }
+        }
+    }
+}
+
 /// One request/response over one backend connection. Returns (client keep-alive, backend
 /// connection reusable).
 async fn exchange(
@@ -533,6 +742,9 @@ async fn exchange(
     let reuse = Pool::reuse_enabled(member);
     let name = || member.name.clone();
     let _ = x.balancer;
+
+    // A WebSocket (or other) upgrade the member accepts: forwarded, and tunnelled on 101.
+    let upgrade = upgrade_request(c, member, x.inline_end);
 
     // 1. Head (and a small complete body) in one write.
     let mut target = std::mem::take(&mut c.scratch);
@@ -558,11 +770,21 @@ async fn exchange(
             client_ip: c.peer_ip.as_bytes(),
             server_name: server_name.as_bytes(),
             proto: b"http",
-            close: !reuse,
+            close: !reuse && upgrade.is_none(),
             rules: &vh.request_headers,
             env: x.env,
         },
     );
+    if let Some(u) = &upgrade {
+        // The hop-by-hop Upgrade and Connection headers were dropped above; they are
+        // exactly what this hop needs.
+        if out.ends_with(b"\r\n\r\n") {
+            out.truncate(out.len() - 2);
+        }
+        out.extend_from_slice(b"Connection: Upgrade\r\nUpgrade: ");
+        out.extend_from_slice(&c.buf[u.clone()]);
+        out.extend_from_slice(b"\r\n\r\n");
+    }
     // The address the client used, for ProxyPassReverse. Taken now: streaming the body
     // below reuses the client buffer that the head's ranges point into.
     target.clear();
@@ -641,6 +863,9 @@ async fn exchange(
             match parse_response(&bc.buf, c.head.is_head, &mut rh) {
                 Ok(Some(())) => {
                     if (100..200).contains(&rh.status) {
+                        if rh.status == 101 && upgrade.is_some() {
+                            return tunnel(c, bc, mv, rh.len, x.timeout).await;
+                        }
                         if rh.status == 101 {
                             return Err(ErrorKind::BackendProtocol(
                                 name(),

@@ -3,7 +3,9 @@
 
 use std::net::SocketAddr;
 
-use crate::config::{Config, Matcher, Target, VirtualHost};
+use crate::config::{
+    CondPattern, Config, Matcher, RewriteAction, RewriteRule, RewriteVar, Target, VirtualHost,
+};
 
 /// Where a request goes.
 #[derive(Debug, PartialEq, Eq)]
@@ -128,6 +130,179 @@ pub fn route(vh: &VirtualHost, target: &[u8]) -> Route {
     Route::NotProxied
 }
 
+/// What a RewriteRule decided.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Rewritten {
+    /// `[P]`: like a ProxyPass match.
+    Proxy {
+        balancer: usize,
+        path: Vec<u8>,
+    },
+    Redirect {
+        status: u16,
+        location: String,
+    },
+    Status(u16),
+}
+
+/// The request as RewriteCond sees it.
+pub struct RewriteInput<'a> {
+    pub target: &'a [u8],
+    pub method: &'a [u8],
+    /// A request header's value by lower-case name.
+    pub header: &'a dyn Fn(&str) -> Option<&'a [u8]>,
+}
+
+/// mod_rewrite's server-context processing for the supported subset: rules in order, each
+/// matched against the URL path, then its conditions; the first rule that applies decides.
+/// `None`: no rule applied (ProxyPass rules come next).
+pub fn rewrite(vh: &VirtualHost, input: &RewriteInput<'_>) -> Option<Rewritten> {
+    if !vh.rewrite_engine || vh.rewrites.is_empty() {
+        return None;
+    }
+    let (path, query) = match input.target.iter().position(|&b| b == b'?') {
+        Some(i) => (&input.target[..i], Some(&input.target[i + 1..])),
+        None => (input.target, None),
+    };
+    let path = std::str::from_utf8(path).ok()?;
+    let query = query.map(|q| String::from_utf8_lossy(q).into_owned());
+    for rule in &vh.rewrites {
+        let rule_caps: Vec<Option<String>> = match rule.pattern.captures(path) {
+            Some(_) if rule.negate => continue,
+            Some(c) => c
+                .iter()
+                .map(|m| m.map(|m| m.as_str().to_string()))
+                .collect(),
+            None if rule.negate => Vec::new(),
+            None => continue,
+        };
+        let Some(cond_caps) = conditions_hold(rule, input, path, query.as_deref()) else {
+            continue;
+        };
+        let expand = |t: &str| expand_refs(t, &rule_caps, &cond_caps);
+        let with_query = |mut s: String| {
+            let has_q = s.contains('?');
+            match (&query, rule.qsd) {
+                (_, true) => {
+                    if let Some(i) = s.find('?') {
+                        if !rule.qsa {
+                            s.truncate(i);
+                        }
+                    }
+                }
+                (Some(q), false) if !has_q => {
+                    s.push('?');
+                    s.push_str(q);
+                }
+                (Some(q), false) if rule.qsa => {
+                    s.push('&');
+                    s.push_str(q);
+                }
+                _ => {}
+            }
+            s
+        };
+        return Some(match &rule.action {
+            RewriteAction::Forbidden => Rewritten::Status(403),
+            RewriteAction::Gone => Rewritten::Status(410),
+            RewriteAction::Redirect { status, template } => Rewritten::Redirect {
+                status: *status,
+                location: with_query(expand(template)),
+            },
+            RewriteAction::Proxy { balancer, template } => {
+                let mut p = with_query(expand(template));
+                if !p.starts_with('/') {
+                    p.insert(0, '/');
+                }
+                Rewritten::Proxy {
+                    balancer: *balancer,
+                    path: p.into_bytes(),
+                }
+            }
+        });
+    }
+    None
+}
+
+/// Conditions are ANDed; `[OR]` joins a condition with the next one. Returns the captures
+/// of the last matched regex condition (for `%N`) when they hold.
+fn conditions_hold(
+    rule: &RewriteRule,
+    input: &RewriteInput<'_>,
+    path: &str,
+    query: Option<&str>,
+) -> Option<Vec<Option<String>>> {
+    let mut caps = Vec::new();
+    let mut or_chain_ok = false;
+    for (i, c) in rule.conds.iter().enumerate() {
+        let value: std::borrow::Cow<'_, str> = match &c.test {
+            RewriteVar::Header(h) => (input.header)(h)
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default(),
+            RewriteVar::RequestUri => path.into(),
+            RewriteVar::QueryString => query.unwrap_or_default().into(),
+            RewriteVar::RequestMethod => String::from_utf8_lossy(input.method),
+        };
+        let matched = match &c.pattern {
+            CondPattern::Equals(text, nc) => {
+                if *nc {
+                    value.eq_ignore_ascii_case(text)
+                } else {
+                    *value == **text
+                }
+            }
+            CondPattern::Regex(re) => match re.captures(&value) {
+                Some(m) => {
+                    if !c.negate {
+                        caps = m
+                            .iter()
+                            .map(|m| m.map(|m| m.as_str().to_string()))
+                            .collect();
+                    }
+                    true
+                }
+                None => false,
+            },
+        };
+        let ok = matched != c.negate || or_chain_ok;
+        if c.or_next {
+            // Carried to the next condition; a chain holds if any member does.
+            or_chain_ok = ok;
+            if i + 1 < rule.conds.len() {
+                continue;
+            }
+        }
+        or_chain_ok = false;
+        if !ok {
+            return None;
+        }
+    }
+    Some(caps)
+}
+
+/// `$N` (rule captures) and `%N` (last condition's captures) in a substitution.
+fn expand_refs(t: &str, rule: &[Option<String>], cond: &[Option<String>]) -> String {
+    let mut out = String::with_capacity(t.len() + 16);
+    let mut chars = t.chars().peekable();
+    while let Some(c) = chars.next() {
+        let refs = match c {
+            '$' => Some(rule),
+            '%' => Some(cond),
+            _ => None,
+        };
+        match (refs, chars.peek().and_then(|d| d.to_digit(10))) {
+            (Some(list), Some(n)) => {
+                chars.next();
+                if let Some(Some(v)) = list.get(n as usize) {
+                    out.push_str(v);
+                }
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 /// The regex crate reads `$1a` as a group named `1a`; Apache means group 1 then `a`.
 /// Bracing every `$N` gives Apache's meaning.
 fn dollar_digits(template: &str) -> String {
@@ -231,5 +406,76 @@ mod tests {
             backend_target(member, routed.as_bytes(), &mut out);
             assert_eq!(out, want.as_bytes(), "{member} + {routed}");
         }
+    }
+
+    #[test]
+    fn rewrite_table() {
+        let c = cfg("Listen 80\nRewriteEngine On\n\
+            RewriteCond %{HTTP:Upgrade} =websocket [NC]\n\
+            RewriteRule ^/?(.*) ws://127.0.0.1:9001/$1 [P,L]\n\
+            RewriteCond %{HTTP_HOST} ^old\\.(example\\.com)$ [NC,OR]\n\
+            RewriteCond %{HTTP_HOST} ^legacy\\.(example\\.com)$ [NC]\n\
+            RewriteRule ^/(.*)$ https://www.%1/$1 [R=permanent]\n\
+            RewriteCond %{REQUEST_METHOD} !^(GET|HEAD)$\n\
+            RewriteRule ^/readonly/ - [F]\n\
+            RewriteRule ^/gone - [G]\n\
+            RewriteRule ^/api/(.*)$ http://127.0.0.1:9002/v2/$1?via=rw [P,QSA]\n\
+            ProxyPass / http://127.0.0.1:9003/\n");
+        let run = |target: &str, method: &str, headers: &[(&str, &str)]| {
+            let headers: Vec<(String, Vec<u8>)> = headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+                .collect();
+            let header = |name: &str| -> Option<&[u8]> {
+                headers
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.as_slice())
+            };
+            rewrite(
+                &c.vhosts[0],
+                &RewriteInput {
+                    target: target.as_bytes(),
+                    method: method.as_bytes(),
+                    header: &header,
+                },
+            )
+        };
+        let proxied = |r: Option<Rewritten>| match r {
+            Some(Rewritten::Proxy { balancer, path }) => Some((
+                c.balancers[balancer].name.clone(),
+                String::from_utf8(path).unwrap(),
+            )),
+            other => panic!("not proxied: {other:?}"),
+        };
+        assert_eq!(
+            proxied(run("/chat?r=1", "GET", &[("upgrade", "WebSocket")])),
+            Some(("ws://127.0.0.1:9001".into(), "/chat?r=1".into()))
+        );
+        assert_eq!(
+            run("/chat", "GET", &[]),
+            None,
+            "no Upgrade: ProxyPass decides"
+        );
+        assert_eq!(
+            run("/x/y?q", "GET", &[("host", "legacy.example.com")]),
+            Some(Rewritten::Redirect {
+                status: 301,
+                location: "https://www.example.com/x/y?q".into()
+            })
+        );
+        assert_eq!(
+            run("/readonly/a", "POST", &[]),
+            Some(Rewritten::Status(403))
+        );
+        assert_eq!(run("/readonly/a", "GET", &[]), None);
+        assert_eq!(run("/gone/now", "GET", &[]), Some(Rewritten::Status(410)));
+        assert_eq!(
+            proxied(run("/api/users?page=2", "GET", &[])),
+            Some((
+                "http://127.0.0.1:9002".into(),
+                "/v2/users?via=rw&page=2".into()
+            ))
+        );
     }
 }

@@ -115,6 +115,12 @@ pub struct VirtualHost {
     pub proxy_timeout: Option<Duration>,
     /// `<Location>` sections with a handler or access rules, in config order.
     pub locations: Vec<LocationRule>,
+    /// Access rules of `<Proxy URL>` sections, in config order.
+    pub proxy_access: Vec<ProxyAccess>,
+    /// `RewriteEngine On` in this host (mod_rewrite does not inherit the main server's).
+    pub rewrite_engine: bool,
+    /// `RewriteRule`s (with their conditions), applied before ProxyPass rules.
+    pub rewrites: Vec<RewriteRule>,
     /// `ProxyPassInherit` (default On): also use the main server's ProxyPass rules.
     pub inherit_rules: bool,
     /// `RequestHeader` and `Header` rules, in config order.
@@ -139,6 +145,91 @@ pub struct LocationRule {
     pub handler: Option<Handler>,
     /// `None`: the section sets no access rules (an earlier matching one may).
     pub access: Option<crate::access::Access>,
+}
+
+/// A `RewriteRule` of the supported subset: `[P]` (proxy, the WebSocket recipe), `[R]`,
+/// `[F]`, `[G]`, with `RewriteCond` conditions on request headers and variables.
+#[derive(Clone, Debug)]
+pub struct RewriteRule {
+    pub conds: Vec<RewriteCond>,
+    /// Matched against the URL path; `negate` for a `!pattern` (no back-references then).
+    pub pattern: regex::Regex,
+    pub negate: bool,
+    pub action: RewriteAction,
+    /// `[QSA]`: append the request's query to one in the substitution.
+    pub qsa: bool,
+    /// `[QSD]`: drop the request's query.
+    pub qsd: bool,
+    pub loc: Loc,
+}
+
+#[derive(Clone, Debug)]
+pub enum RewriteAction {
+    /// `[P]`: proxy to a balancer (or implicit one for a URL); `template` is the rest of the
+    /// substitution after `scheme://authority`, with `$N` / `%N`.
+    Proxy {
+        balancer: usize,
+        template: String,
+    },
+    /// `[R=code]`: redirect to the expanded substitution.
+    Redirect {
+        status: u16,
+        template: String,
+    },
+    Forbidden,
+    Gone,
+}
+
+#[derive(Clone, Debug)]
+pub struct RewriteCond {
+    pub test: RewriteVar,
+    pub pattern: CondPattern,
+    pub negate: bool,
+    /// `[OR]`: this condition or the next one.
+    pub or_next: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RewriteVar {
+    /// `%{HTTP:Name}` or `%{HTTP_NAME}` (lower-cased name, `_` as `-`).
+    Header(String),
+    RequestUri,
+    QueryString,
+    RequestMethod,
+}
+
+#[derive(Clone, Debug)]
+pub enum CondPattern {
+    /// `=text` (lexical equality; `[NC]` folds case).
+    Equals(String, bool),
+    Regex(regex::Regex),
+}
+
+/// Access rules of one `<Proxy URL>` section (`<Proxy *>`, `<Proxy balancer://c>`,
+/// `<Proxy http://host/path*>`): they apply to requests proxied to a matching URL.
+#[derive(Clone, Debug)]
+pub struct ProxyAccess {
+    /// As written in the section, lower-cased; `*` matches any run of characters.
+    pub pattern: String,
+    pub access: crate::access::Access,
+}
+
+impl ProxyAccess {
+    /// Apache matches `<Proxy>` by prefix, with wildcards when the URL has any.
+    pub fn matches(&self, url: &str) -> bool {
+        glob_prefix(self.pattern.as_bytes(), url.as_bytes())
+    }
+}
+
+/// Whether `pat` (with `*` wildcards) matches a prefix of `text`, ASCII case-insensitive.
+fn glob_prefix(pat: &[u8], text: &[u8]) -> bool {
+    match pat.split_first() {
+        None => true,
+        Some((b'*', rest)) => (0..=text.len()).any(|i| glob_prefix(rest, &text[i..])),
+        Some((c, rest)) => text
+            .split_first()
+            .is_some_and(|(t, more)| t.eq_ignore_ascii_case(c) && glob_prefix(rest, more)),
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -238,6 +329,8 @@ const PROVIDED_MODULES: &[&str] = &[
     "unixd",
     "status",
     "access_compat",
+    "rewrite",
+    "proxy_wstunnel",
 ];
 
 /// Directives accepted for compatibility that have nothing to act on in ringproxy; each
@@ -404,6 +497,13 @@ struct PendingRule {
     loc: Loc,
 }
 
+struct PendingRewrite {
+    vhost: usize,
+    rule: RewriteRule,
+    /// For `[P]`: (balancer or worker name, template), resolved at the end.
+    proxy: Option<(String, String)>,
+}
+
 struct PendingReverse {
     vhost: usize,
     path: String,
@@ -421,6 +521,9 @@ struct Builder<'a> {
     core: CoreSettings,
     rules: Vec<PendingRule>,
     reverses: Vec<PendingReverse>,
+    rewrites: Vec<PendingRewrite>,
+    /// `RewriteCond`s waiting for the `RewriteRule` they guard.
+    pending_conds: Vec<RewriteCond>,
     /// Whether `ProxyPreserveHost`/`ProxyTimeout` were set in a vhost (else inherited).
     vhost_set_preserve: Vec<bool>,
     hc_exprs: HashMap<String, crate::health::expr::Expr>,
@@ -445,6 +548,8 @@ fn build(
         balancers: Vec::new(),
         core: CoreSettings::default(),
         rules: Vec::new(),
+        rewrites: Vec::new(),
+        pending_conds: Vec::new(),
         reverses: Vec::new(),
         vhost_set_preserve: vec![false],
         hc_exprs: HashMap::new(),
@@ -468,8 +573,9 @@ enum Ctx {
     Server(usize),
     /// Inside `<Proxy balancer://…>`: balancer index.
     Balancer(usize, usize),
-    /// Inside `<Proxy *>` or `<Proxy http://…>`: only access directives.
-    ProxyOther(usize),
+    /// Inside `<Proxy *>` or `<Proxy http://…>`: only access directives; the index of its
+    /// entry in the host's `proxy_access`.
+    ProxyOther(usize, usize),
     /// Inside `<Location PATH>`; the path travels as an argument of `directive`.
     Location(usize),
 }
@@ -477,9 +583,15 @@ enum Ctx {
 impl Ctx {
     fn vhost(self) -> usize {
         match self {
-            Ctx::Server(v) | Ctx::Balancer(v, _) | Ctx::ProxyOther(v) | Ctx::Location(v) => v,
+            Ctx::Server(v) | Ctx::Balancer(v, _) | Ctx::ProxyOther(v, _) | Ctx::Location(v) => v,
         }
     }
+}
+
+fn is_require_block(name: &str) -> bool {
+    ["requireall", "requireany", "requirenone"]
+        .iter()
+        .any(|n| name.eq_ignore_ascii_case(n))
 }
 
 fn did_you_mean(word: &str, candidates: &[&str]) -> String {
@@ -579,7 +691,8 @@ impl Builder<'_> {
                     let idx = self.balancer_index(&name, &s.loc);
                     self.walk(&s.children, Ctx::Balancer(vh, idx));
                 } else {
-                    self.walk(&s.children, Ctx::ProxyOther(vh));
+                    let pi = self.proxy_access_index(vh, url);
+                    self.walk(&s.children, Ctx::ProxyOther(vh, pi));
                 }
             }
             "location" | "locationmatch" => {
@@ -596,6 +709,15 @@ impl Builder<'_> {
                 for child in &s.children {
                     match child {
                         Node::Directive(d) => self.directive(d, Ctx::Location(vh), Some(path)),
+                        Node::Section(sec) if is_require_block(&sec.name) => {
+                            if let Some(r) = self.require_block(sec) {
+                                let rule = self.location_rule(vh, path);
+                                rule.access
+                                    .get_or_insert_with(Default::default)
+                                    .require
+                                    .push(r);
+                            }
+                        }
                         Node::Section(sec) => self.err(
                             &sec.loc,
                             format!("<{}> inside <Location> is not supported", sec.name),
@@ -603,8 +725,30 @@ impl Builder<'_> {
                     }
                 }
             }
+            _ if is_require_block(&s.name) => match ctx {
+                Ctx::Balancer(..) | Ctx::ProxyOther(..) => {
+                    if let Some(r) = self.require_block(s) {
+                        if let Some(access) = self.proxy_access_of(ctx) {
+                            access.require.push(r);
+                        }
+                    }
+                }
+                _ => self.err(
+                    &s.loc,
+                    format!("<{}> is only allowed in <Location> and <Proxy>", s.name),
+                ),
+            },
             other => {
-                let known = ["VirtualHost", "Proxy", "IfModule", "IfDefine", "Location"];
+                let known = [
+                    "VirtualHost",
+                    "Proxy",
+                    "IfModule",
+                    "IfDefine",
+                    "Location",
+                    "RequireAll",
+                    "RequireAny",
+                    "RequireNone",
+                ];
                 let hint = did_you_mean(other, &known);
                 self.err(&s.loc, format!("unknown section <{}>{hint}", s.name));
             }
@@ -626,6 +770,113 @@ impl Builder<'_> {
             }
         };
         &mut list[i]
+    }
+
+    /// The host's `proxy_access` entry for a `<Proxy URL>` pattern, created on first use.
+    fn proxy_access_index(&mut self, vh: usize, url: &str) -> usize {
+        let pattern = url.to_ascii_lowercase();
+        let list = &mut self.vhosts[vh].proxy_access;
+        match list.iter().position(|p| p.pattern == pattern) {
+            Some(i) => i,
+            None => {
+                list.push(ProxyAccess {
+                    pattern,
+                    access: Default::default(),
+                });
+                list.len() - 1
+            }
+        }
+    }
+
+    /// The access rules a directive in a `<Proxy>` context adds to.
+    fn proxy_access_of(&mut self, ctx: Ctx) -> Option<&mut crate::access::Access> {
+        let (vh, pi) = match ctx {
+            Ctx::ProxyOther(vh, pi) => (vh, pi),
+            Ctx::Balancer(vh, b) => {
+                let name = self.balancers[b].name.clone();
+                (vh, self.proxy_access_index(vh, &name))
+            }
+            _ => return None,
+        };
+        Some(&mut self.vhosts[vh].proxy_access[pi].access)
+    }
+
+    /// `<RequireAll>`, `<RequireAny>` or `<RequireNone>`, with nested blocks.
+    fn require_block(&mut self, s: &Section) -> Option<crate::access::Require> {
+        use crate::access::Require;
+        let mut list = Vec::new();
+        let mut ok = true;
+        for child in &s.children {
+            match child {
+                Node::Directive(d) if d.name.eq_ignore_ascii_case("require") => {
+                    match Require::parse(&d.args) {
+                        Ok(r) => list.push(r),
+                        Err(m) => {
+                            ok = false;
+                            self.err(&d.loc, m);
+                        }
+                    }
+                }
+                Node::Section(sec) if is_require_block(&sec.name) => {
+                    match self.require_block(sec) {
+                        Some(r) => list.push(r),
+                        None => ok = false,
+                    }
+                }
+                Node::Directive(d) => {
+                    ok = false;
+                    self.err(
+                        &d.loc,
+                        format!(
+                            "{} is not allowed in <{}>; only Require lines and blocks",
+                            d.name, s.name
+                        ),
+                    );
+                }
+                Node::Section(sec) => {
+                    ok = false;
+                    self.err(
+                        &sec.loc,
+                        format!("<{}> is not allowed in <{}>", sec.name, s.name),
+                    );
+                }
+            }
+        }
+        if list.is_empty() && ok {
+            self.err(
+                &s.loc,
+                format!("<{}> needs at least one Require line", s.name),
+            );
+            return None;
+        }
+        let all_negative = list.iter().all(|r| matches!(r, Require::Not(_)));
+        let lower = s.name.to_ascii_lowercase();
+        if all_negative && lower != "requirenone" && ok {
+            // Apache refuses this too: a block of negations can never grant.
+            self.err(
+                &s.loc,
+                format!(
+                    "<{}> holds only negated Require lines, so it can never grant access",
+                    s.name
+                ),
+            );
+            return None;
+        }
+        if lower == "requireany" && list.iter().any(|r| matches!(r, Require::Not(_))) {
+            self.err(
+                &s.loc,
+                "a negated Require has no effect in <RequireAny> (Apache refuses it too); use <RequireAll>",
+            );
+            return None;
+        }
+        if !ok {
+            return None;
+        }
+        Some(match lower.as_str() {
+            "requireall" => Require::All(list),
+            "requirenone" => Require::None(list),
+            _ => Require::Any(list),
+        })
     }
 
     fn balancer_index(&mut self, name: &str, loc: &Loc) -> usize {
@@ -663,10 +914,22 @@ impl Builder<'_> {
                 }
                 return;
             }
+            "require" | "order" | "allow" | "deny"
+                if matches!(ctx, Ctx::Balancer(..) | Ctx::ProxyOther(..)) =>
+            {
+                let r = match self.proxy_access_of(ctx) {
+                    Some(access) => access.apply(&d.name, &d.args),
+                    None => Ok(()),
+                };
+                if let Err(m) = r {
+                    self.err(loc, m);
+                }
+                return;
+            }
             "require" | "order" | "allow" | "deny" => return self.access(d),
             _ => {}
         }
-        if let Ctx::ProxyOther(_) = ctx {
+        if let Ctx::ProxyOther(..) = ctx {
             return self.err(
                 loc,
                 format!(
@@ -756,6 +1019,20 @@ impl Builder<'_> {
                 }
             }
             "proxypass" | "proxypassmatch" => self.proxy_pass(d, vh, name == "proxypassmatch"),
+            "rewriteengine" => {
+                if let Some(on) = self.one_flag(d) {
+                    self.vhosts[vh].rewrite_engine = on;
+                }
+            }
+            "rewritecond" => self.rewrite_cond(d),
+            "rewriterule" => self.rewrite_rule(d, vh),
+            "rewriteoptions" | "rewritebase" | "rewritemap" => self.err(
+                loc,
+                format!(
+                    "{}: not supported (ringproxy's mod_rewrite subset is RewriteEngine, RewriteCond and RewriteRule with [P], [R], [F], [G])",
+                    d.name
+                ),
+            ),
             "proxypassreverse" => {
                 let clean: Vec<&String> = args.iter().filter(|a| *a != "interpolate").collect();
                 if clean.len() != args.len() {
@@ -1116,9 +1393,9 @@ impl Builder<'_> {
         }
     }
 
-    /// Access control arrives with its own module; until then only the forms that allow
-    /// everything are accepted. Refusing the restrictive ones keeps us from silently opening
-    /// what the admin closed.
+    /// Access directives outside `<Location>` and `<Proxy>`: Apache does not allow them
+    /// there. The forms that allow everything are accepted (they change nothing); the
+    /// restrictive ones are refused, so nothing the admin meant to close is left open.
     fn access(&mut self, d: &Directive) {
         let args: Vec<String> = d.args.iter().map(|a| a.to_ascii_lowercase()).collect();
         let allows_all = match d.name.to_ascii_lowercase().as_str() {
@@ -1131,7 +1408,7 @@ impl Builder<'_> {
             self.err(
                 &d.loc,
                 format!(
-                    "'{} {}': access restrictions are not supported yet; ringproxy refuses to start rather than ignore them",
+                    "'{} {}' outside <Location> and <Proxy> restricts nothing in Apache; put it in a <Location> or <Proxy> section (ringproxy refuses to start rather than ignore it)",
                     d.name,
                     d.args.join(" ")
                 ),
@@ -1224,6 +1501,247 @@ impl Builder<'_> {
         }
     }
 
+    /// `RewriteCond TestString CondPattern [flags]`, kept for the next RewriteRule.
+    fn rewrite_cond(&mut self, d: &Directive) {
+        let loc = &d.loc;
+        let (test, pattern, flags) = match d.args.as_slice() {
+            [t, p] => (t, p, None),
+            [t, p, f] => (t, p, Some(f)),
+            _ => return self.err(loc, "RewriteCond takes TestString CondPattern [flags]"),
+        };
+        let var = match test.strip_prefix("%{").and_then(|t| t.strip_suffix('}')) {
+            Some(v) if v.len() > 5 && v[..5].eq_ignore_ascii_case("HTTP:") => {
+                RewriteVar::Header(v[5..].to_ascii_lowercase())
+            }
+            Some(v) if v.eq_ignore_ascii_case("REQUEST_URI") => RewriteVar::RequestUri,
+            Some(v) if v.eq_ignore_ascii_case("QUERY_STRING") => RewriteVar::QueryString,
+            Some(v) if v.eq_ignore_ascii_case("REQUEST_METHOD") => RewriteVar::RequestMethod,
+            Some(v) if v.len() > 5 && v[..5].eq_ignore_ascii_case("HTTP_") => {
+                RewriteVar::Header(v[5..].to_ascii_lowercase().replace('_', "-"))
+            }
+            _ => {
+                return self.err(
+                    loc,
+                    format!("RewriteCond {test}: supported test strings are %{{HTTP:Header}}, %{{HTTP_HOST}} (and other HTTP_*), %{{REQUEST_URI}}, %{{QUERY_STRING}}, %{{REQUEST_METHOD}}"),
+                )
+            }
+        };
+        let (mut nc, mut or_next) = (false, false);
+        if let Some(f) = flags {
+            let Some(inner) = f.strip_prefix('[').and_then(|f| f.strip_suffix(']')) else {
+                return self.err(
+                    loc,
+                    format!("RewriteCond flags '{f}' must be in [brackets]"),
+                );
+            };
+            for flag in inner.split(',') {
+                match flag.trim().to_ascii_lowercase().as_str() {
+                    "nc" | "nocase" => nc = true,
+                    "or" | "ornext" => or_next = true,
+                    other => {
+                        return self.err(
+                            loc,
+                            format!("RewriteCond flag '{other}' is not supported (NC and OR are)"),
+                        )
+                    }
+                }
+            }
+        }
+        let (negate, pat) = match pattern.strip_prefix('!') {
+            Some(p) => (true, p),
+            None => (false, pattern.as_str()),
+        };
+        let pattern = if let Some(text) = pat.strip_prefix('=') {
+            CondPattern::Equals(text.trim_matches('"').to_string(), nc)
+        } else if pat.starts_with('-') || pat.starts_with('<') || pat.starts_with('>') {
+            return self.err(
+                loc,
+                format!("RewriteCond {pat}: file tests and comparisons are not supported (regex and =text are)"),
+            );
+        } else {
+            let src = if nc {
+                format!("(?i){pat}")
+            } else {
+                pat.to_string()
+            };
+            match regex::Regex::new(&src) {
+                Ok(r) => CondPattern::Regex(r),
+                Err(e) => return self.err(loc, format!("RewriteCond: bad regex: {e}")),
+            }
+        };
+        self.pending_conds.push(RewriteCond {
+            test: var,
+            pattern,
+            negate,
+            or_next,
+        });
+    }
+
+    /// `RewriteRule Pattern Substitution [flags]` (server or virtual host context).
+    fn rewrite_rule(&mut self, d: &Directive, vh: usize) {
+        let loc = &d.loc;
+        let conds = std::mem::take(&mut self.pending_conds);
+        let (pattern, subst, flags) = match d.args.as_slice() {
+            [p, s] => (p, s, None),
+            [p, s, f] => (p, s, Some(f)),
+            _ => return self.err(loc, "RewriteRule takes Pattern Substitution [flags]"),
+        };
+        let (mut nc, mut proxy, mut redirect, mut forbidden, mut gone) =
+            (false, false, None, false, false);
+        let (mut qsa, mut qsd) = (false, false);
+        if let Some(f) = flags {
+            let Some(inner) = f.strip_prefix('[').and_then(|f| f.strip_suffix(']')) else {
+                return self.err(
+                    loc,
+                    format!("RewriteRule flags '{f}' must be in [brackets]"),
+                );
+            };
+            for flag in inner.split(',') {
+                let flag = flag.trim();
+                let lower = flag.to_ascii_lowercase();
+                match lower.as_str() {
+                    "nc" | "nocase" => nc = true,
+                    "p" | "proxy" => proxy = true,
+                    "f" | "forbidden" => forbidden = true,
+                    "g" | "gone" => gone = true,
+                    "qsa" | "qsappend" => qsa = true,
+                    "qsd" | "qsdiscard" => qsd = true,
+                    // Every supported action ends rule processing; ringproxy forwards paths
+                    // as received, so there is no escaping to turn off.
+                    "l" | "last" | "end" | "ne" | "noescape" => {}
+                    "r" | "redirect" => redirect = Some(302),
+                    _ if lower.starts_with("r=") || lower.starts_with("redirect=") => {
+                        let v = lower.split_once('=').map(|x| x.1).unwrap_or("");
+                        let code = match v {
+                            "permanent" => Some(301),
+                            "temp" => Some(302),
+                            "seeother" => Some(303),
+                            n => n.parse::<u16>().ok().filter(|c| (300..400).contains(c)),
+                        };
+                        match code {
+                            Some(c) => redirect = Some(c),
+                            None => return self.err(loc, format!("RewriteRule [{flag}]: bad redirect status")),
+                        }
+                    }
+                    _ => {
+                        return self.err(
+                            loc,
+                            format!("RewriteRule flag '{flag}' is not supported (P, R, F, G, L, NC, NE, QSA, QSD, END are)"),
+                        )
+                    }
+                }
+            }
+        }
+        let (negate, pat) = match pattern.strip_prefix('!') {
+            Some(p) => (true, p),
+            None => (false, pattern.as_str()),
+        };
+        let src = if nc {
+            format!("(?i){pat}")
+        } else {
+            pat.to_string()
+        };
+        let regex = match regex::Regex::new(&src) {
+            Ok(r) => r,
+            Err(e) => return self.err(loc, format!("RewriteRule: bad regex: {e}")),
+        };
+        if subst.contains("%{") {
+            return self.err(
+                loc,
+                "RewriteRule: %{VAR} in the substitution is not supported ($N and %N are)",
+            );
+        }
+        let mut pending_proxy = None;
+        let action = if forbidden {
+            RewriteAction::Forbidden
+        } else if gone {
+            RewriteAction::Gone
+        } else if proxy {
+            let lower = subst.to_ascii_lowercase();
+            let target = if lower.starts_with("balancer://") {
+                match balancer_name(subst) {
+                    Some(name) if !name.contains('$') && !name.contains('%') => {
+                        let template = subst["balancer://".len() + name.len()..].to_string();
+                        (format!("balancer://{name}"), template)
+                    }
+                    _ => return self.err(loc, format!("RewriteRule [P]: bad balancer URL '{subst}' (the name cannot come from $N)")),
+                }
+            } else if let Some(p) = ["http://", "ws://"].iter().find(|p| lower.starts_with(**p)) {
+                let rest = &subst[p.len()..];
+                let (authority, template) = match rest.find('/') {
+                    Some(i) => (&rest[..i], rest[i..].to_string()),
+                    None => (rest, String::new()),
+                };
+                if authority.contains('$') || authority.contains('%') {
+                    return self.err(
+                        loc,
+                        "RewriteRule [P]: a backend host built from $N or %N is not supported; name the host (or a balancer://) in the substitution",
+                    );
+                }
+                (format!("{}{authority}", &lower[..p.len()]), template)
+            } else {
+                let hint = if lower.starts_with("wss://") || lower.starts_with("https://") {
+                    "TLS to backends is not available yet; use http:// or ws://"
+                } else {
+                    "the substitution must be an http://, ws:// or balancer:// URL"
+                };
+                return self.err(loc, format!("RewriteRule [P] {subst}: {hint}"));
+            };
+            pending_proxy = Some(target);
+            RewriteAction::Proxy {
+                balancer: usize::MAX,
+                template: String::new(),
+            }
+        } else if let Some(status) = redirect {
+            RewriteAction::Redirect {
+                status,
+                template: subst.clone(),
+            }
+        } else {
+            return self.err(
+                loc,
+                format!(
+                    "RewriteRule {pattern} {subst}: only [P], [R], [F] and [G] rules are supported; for a WebSocket backend write `ProxyPass /path ws://host/path` or add upgrade=websocket to the ProxyPass line"
+                ),
+            );
+        };
+        self.rewrites.push(PendingRewrite {
+            vhost: vh,
+            rule: RewriteRule {
+                conds,
+                pattern: regex,
+                negate,
+                action,
+                qsa,
+                qsd,
+                loc: loc.clone(),
+            },
+            proxy: pending_proxy,
+        });
+    }
+
+    /// A ProxyPass or RewriteRule [P] target name: a defined balancer, or an implicit one
+    /// for a worker URL.
+    fn resolve_target(&mut self, name: &str, loc: &Loc) -> Option<usize> {
+        if name.starts_with("balancer://") {
+            let found = self
+                .balancers
+                .iter()
+                .position(|b| !b.implicit && b.name.eq_ignore_ascii_case(name));
+            if found.is_none() {
+                self.err(
+                    loc,
+                    format!(
+                        "{name} is not defined (no <Proxy {name}> block or BalancerMember for it)"
+                    ),
+                );
+            }
+            found
+        } else {
+            self.implicit_balancer(name, loc)
+        }
+    }
+
     fn proxy_pass(&mut self, d: &Directive, vh: usize, is_match: bool) {
         let loc = &d.loc;
         let [path, url, rest @ ..] = d.args.as_slice() else {
@@ -1279,22 +1797,28 @@ impl Builder<'_> {
             }
             let template = url["balancer://".len() + name.len()..].to_string();
             (format!("balancer://{name}"), template)
-        } else if lower.starts_with("http://") {
-            let after = &url["http://".len()..];
-            let (authority, template) = match after.find('/') {
-                Some(i) => (&after[..i], after[i..].to_string()),
-                None => (after, String::new()),
+        } else if let Some((scheme, rest)) = ["http://", "ws://"]
+            .iter()
+            .find(|p| lower.starts_with(**p))
+            .map(|p| (&url[..p.len()], &url[p.len()..]))
+        {
+            let (authority, template) = match rest.find('/') {
+                Some(i) => (&rest[..i], rest[i..].to_string()),
+                None => (rest, String::new()),
             };
             if authority.contains('$') {
                 return self.err(loc, "a backend host built from $N is not supported");
             }
-            (format!("http://{authority}"), template)
+            (
+                format!("{}{authority}", scheme.to_ascii_lowercase()),
+                template,
+            )
         } else {
             let scheme = url.split("://").next().unwrap_or(url);
             return self.err(
                 loc,
                 format!(
-                    "{}: backend scheme '{scheme}' is not supported (http:// and balancer:// are)",
+                    "{}: backend scheme '{scheme}' is not supported (http://, ws:// and balancer:// are)",
                     d.name
                 ),
             );
@@ -1439,31 +1963,18 @@ impl Builder<'_> {
     }
 
     fn finish(mut self) -> Result<Config, Vec<ConfigError>> {
+        // `<Proxy *>` sections without access rules cost nothing per request.
+        for v in &mut self.vhosts {
+            v.proxy_access
+                .retain(|p| p.access != crate::access::Access::default());
+        }
         let rules = std::mem::take(&mut self.rules);
         for r in rules {
             let target = match r.target {
                 None => Target::Exclude,
                 Some((name, template)) => {
-                    let idx = if name.starts_with("balancer://") {
-                        match self
-                            .balancers
-                            .iter()
-                            .position(|b| !b.implicit && b.name.eq_ignore_ascii_case(&name))
-                        {
-                            Some(i) => i,
-                            None => {
-                                self.err(
-                                    &r.loc,
-                                    format!("{name} is not defined (no <Proxy {name}> block or BalancerMember for it)"),
-                                );
-                                continue;
-                            }
-                        }
-                    } else {
-                        match self.implicit_balancer(&name, &r.loc) {
-                            Some(i) => i,
-                            None => continue,
-                        }
+                    let Some(idx) = self.resolve_target(&name, &r.loc) else {
+                        continue;
                     };
                     for (k, v) in &r.params {
                         let b = &mut self.balancers[idx];
@@ -1503,6 +2014,20 @@ impl Builder<'_> {
                 target,
                 loc: r.loc,
             });
+        }
+        for r in std::mem::take(&mut self.rewrites) {
+            let mut rule = r.rule;
+            if let Some((name, template)) = r.proxy {
+                let Some(balancer) = self.resolve_target(&name, &rule.loc) else {
+                    continue;
+                };
+                rule.action = RewriteAction::Proxy { balancer, template };
+            }
+            self.vhosts[r.vhost].rewrites.push(rule);
+        }
+        if !self.pending_conds.is_empty() {
+            self.warnings
+                .push("RewriteCond without a following RewriteRule has no effect".into());
         }
         let reverses = std::mem::take(&mut self.reverses);
         for rv in reverses {
@@ -1611,6 +2136,8 @@ impl Builder<'_> {
             // Main-server locations apply first; the vhost's own come later and win.
             let own = std::mem::take(&mut v.locations);
             v.locations = main.locations.iter().cloned().chain(own).collect();
+            let own = std::mem::take(&mut v.proxy_access);
+            v.proxy_access = main.proxy_access.iter().cloned().chain(own).collect();
             if !self.vhost_set_preserve[i] {
                 v.preserve_host = main.preserve_host;
             }
@@ -1670,11 +2197,22 @@ pub fn member_from_url(url: &str, loc: &Loc) -> Result<Member, ConfigError> {
 
 fn parse_member_url(url: &str, loc: &Loc) -> Result<Member, ConfigError> {
     let lower = url.to_ascii_lowercase();
-    let Some(after) = lower.strip_prefix("http://").map(|_| &url[7..]) else {
+    // ws:// is mod_proxy_wstunnel's scheme: an http:// member that tunnels WebSocket
+    // upgrades (as `upgrade=websocket` does for http:// members).
+    let (after, websocket) = if lower.starts_with("http://") {
+        (&url[7..], false)
+    } else if lower.starts_with("ws://") {
+        (&url[5..], true)
+    } else {
         let scheme = url.split("://").next().unwrap_or(url);
+        let what = if scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("wss") {
+            "TLS to backends is not available yet; use http:// or ws:// members".to_string()
+        } else {
+            "http:// and ws:// are".to_string()
+        };
         return Err(ConfigError::new(
             loc,
-            format!("member '{url}': scheme '{scheme}' is not supported (http:// is)"),
+            format!("member '{url}': scheme '{scheme}' is not supported ({what})"),
         ));
     };
     let (authority, path) = match after.find('/') {
@@ -1698,11 +2236,14 @@ fn parse_member_url(url: &str, loc: &Loc) -> Result<Member, ConfigError> {
         format!("{host}:{port}")
     };
     Ok(Member {
-        name: format!("http://{authority}"),
+        name: format!("{}://{authority}", if websocket { "ws" } else { "http" }),
         addr,
         host_header,
         path,
-        params: MemberParams::default(),
+        params: MemberParams {
+            upgrade: websocket.then(|| "websocket".to_string()),
+            ..MemberParams::default()
+        },
         loc: loc.clone(),
     })
 }
@@ -1751,11 +2292,10 @@ fn parse_vhost_addr(arg: &str) -> Result<VhostAddr, String> {
             port: None,
         });
     }
-    let (host, port) = split_host_port(arg)?;
-    let port = match port {
-        Some(p) => Some(p),
-        None if arg.ends_with(":*") => None,
-        None => None,
+    // `host:*` is any port (split_host_port only knows numbers).
+    let (host, port) = match arg.strip_suffix(":*") {
+        Some(h) => (h, None),
+        None => split_host_port(arg)?,
     };
     let ip = match host {
         "*" | "_default_" => None,
@@ -2154,12 +2694,92 @@ mod tests {
     }
 
     #[test]
-    fn restrictive_access_is_refused_not_ignored() {
-        let e = errs("Listen 80\n<Proxy *>\nRequire ip 10.0.0.0/8\n</Proxy>\n");
+    fn access_outside_sections_is_refused_not_ignored() {
+        let e = errs("Listen 80\nRequire ip 10.0.0.0/8\n");
+        assert!(e[0].contains("put it in a <Location> or <Proxy>"), "{e:?}");
+        assert!(load("Listen 80\nRequire all granted\n").is_ok());
+    }
+
+    #[test]
+    fn proxy_sections_carry_access_rules() {
+        let c = load("Listen 80\n<Proxy *>\nRequire ip 10.0.0.0/8\n</Proxy>\n<Proxy balancer://c>\nBalancerMember http://127.0.0.1:9001\nOrder deny,allow\nDeny from all\nAllow from 127.0.0.1\n</Proxy>\n<Proxy http://a.example/*>\nRequire all granted\n</Proxy>\nProxyPass / balancer://c/\n").unwrap();
+        let pa = &c.vhosts[0].proxy_access;
+        let patterns: Vec<&str> = pa.iter().map(|p| p.pattern.as_str()).collect();
+        assert_eq!(patterns, ["*", "balancer://c", "http://a.example/*"]);
+        let ip = |s: &str| s.parse().unwrap();
+        assert!(pa[0].access.allows(ip("10.1.1.1")) && !pa[0].access.allows(ip("192.0.2.1")));
+        assert!(pa[1].access.allows(ip("127.0.0.1")) && !pa[1].access.allows(ip("10.1.1.1")));
+        for (pattern, url, want) in [
+            ("*", "balancer://c/x", true),
+            ("balancer://c", "balancer://c/x", true),
+            ("balancer://c", "balancer://other/x", false),
+            ("http://a.example/*", "http://A.example/app", true),
+            ("http://a.example/app*", "http://a.example/other", false),
+            ("http://*.example/", "http://b.example/x", true),
+        ] {
+            let p = ProxyAccess {
+                pattern: pattern.into(),
+                access: Default::default(),
+            };
+            assert_eq!(p.matches(url), want, "{pattern} {url}");
+        }
+    }
+
+    #[test]
+    fn require_blocks_table() {
+        use crate::access::Access;
+        let cases: &[(&str, &str, bool)] = &[
+            ("<RequireAll>\nRequire ip 10.0.0.0/8\nRequire not ip 10.0.0.5\n</RequireAll>", "10.0.0.6", true),
+            ("<RequireAll>\nRequire ip 10.0.0.0/8\nRequire not ip 10.0.0.5\n</RequireAll>", "10.0.0.5", false),
+            ("<RequireAll>\nRequire ip 10.0.0.0/8\nRequire not ip 10.0.0.5\n</RequireAll>", "192.0.2.1", false),
+            ("<RequireAny>\nRequire ip 10.0.0.0/8\nRequire local\n</RequireAny>", "127.0.0.1", true),
+            ("<RequireAny>\nRequire ip 10.0.0.0/8\nRequire local\n</RequireAny>", "192.0.2.1", false),
+            ("<RequireAll>\nRequire all granted\n<RequireNone>\nRequire ip 192.0.2.0/24\n</RequireNone>\n</RequireAll>", "192.0.2.9", false),
+            ("<RequireAll>\nRequire all granted\n<RequireNone>\nRequire ip 192.0.2.0/24\n</RequireNone>\n</RequireAll>", "198.51.100.1", true),
+            ("<RequireAny>\n<RequireAll>\nRequire ip 10.0.0.0/8\nRequire not ip 10.9.0.0/16\n</RequireAll>\nRequire local\n</RequireAny>", "10.9.1.1", false),
+            ("<RequireAny>\n<RequireAll>\nRequire ip 10.0.0.0/8\nRequire not ip 10.9.0.0/16\n</RequireAll>\nRequire local\n</RequireAny>", "::1", true),
+            // A lone RequireNone never grants.
+            ("<RequireNone>\nRequire ip 192.0.2.0/24\n</RequireNone>", "198.51.100.1", false),
+        ];
+        for (block, addr, want) in cases {
+            let text = format!("Listen 80\n<Location /x>\n{block}\n</Location>\n");
+            let c = load(&text).unwrap_or_else(|e| panic!("{block}: {e:?}"));
+            let access: &Access = c.vhosts[0].locations[0].access.as_ref().unwrap();
+            assert_eq!(
+                access.allows(addr.parse().unwrap()),
+                *want,
+                "{block} from {addr}"
+            );
+        }
+        for (block, msg) in [
+            (
+                "<RequireAny>\nRequire ip 10.0.0.0/8\nRequire not ip 10.0.0.5\n</RequireAny>",
+                "t.conf:3: a negated Require has no effect in <RequireAny>",
+            ),
+            (
+                "<RequireAll>\nRequire not ip 10.0.0.5\n</RequireAll>",
+                "t.conf:3: <RequireAll> holds only negated Require lines",
+            ),
+            (
+                "<RequireAll>\nProxyPass / http://a/\n</RequireAll>",
+                "t.conf:4: ProxyPass is not allowed in <RequireAll>",
+            ),
+            (
+                "<RequireAll>\n</RequireAll>",
+                "t.conf:3: <RequireAll> needs at least one Require line",
+            ),
+            (
+                "<RequireAll>\nRequire valid-user\n</RequireAll>",
+                "t.conf:4: Require valid-user: authentication is not supported",
+            ),
+        ] {
+            let e = errs(&format!("Listen 80\n<Location /x>\n{block}\n</Location>\n"));
+            assert!(e.iter().any(|e| e.starts_with(msg)), "{block}: {e:?}");
+        }
+        let e = errs("Listen 80\n<RequireAll>\nRequire all granted\n</RequireAll>\n");
         assert!(
-            e[0].contains("access restrictions are not supported yet"),
+            e[0].contains("only allowed in <Location> and <Proxy>"),
             "{e:?}"
         );
-        assert!(load("Listen 80\n<Proxy *>\nRequire all granted\n</Proxy>\n").is_ok());
     }
 }
