@@ -5,8 +5,9 @@
 //! `<RequireAll>`, `<RequireAny>` and `<RequireNone>` nest, with mod_authz_core's three
 //! outcomes (granted, denied, neutral).
 //!
-//! Names need DNS (`Require host`, `Allow from example.com`); ringproxy never looks names up
-//! on the request path, so those are refused at config load with a pointer to `Require ip`.
+//! `Require host` gets the client's verified name from [`crate::dns`] (looked up only when a
+//! host's rules name hosts); host names in `Allow from`/`Deny from` are refused at load with
+//! a pointer to `Require host` / `Require ip`.
 
 use std::net::IpAddr;
 
@@ -96,6 +97,9 @@ pub enum Require {
     Ip(Vec<Net>),
     /// `Require local`: loopback addresses (and the server's own, which here is loopback).
     Local,
+    /// `Require host NAME…`: the client's double-reverse-checked name is NAME or ends in
+    /// `.NAME` (lower case).
+    Host(Vec<String>),
     Not(Box<Require>),
     /// `<RequireAll>`: none may deny, and one must grant.
     All(Vec<Require>),
@@ -127,10 +131,14 @@ impl Require {
             (Some("all"), [d]) if d.eq_ignore_ascii_case("denied") => Require::Denied,
             (Some("ip"), ips) if !ips.is_empty() => Require::Ip(nets(ips)?),
             (Some("local"), []) => Require::Local,
-            (Some("host") | Some("forward-dns"), _) => {
-                return Err(
-                    "Require host needs DNS lookups, which ringproxy never does on the request path; use Require ip".into(),
-                )
+            (Some("host"), names) if !names.is_empty() => Require::Host(
+                names
+                    .iter()
+                    .map(|n| n.trim_start_matches('.').to_ascii_lowercase())
+                    .collect(),
+            ),
+            (Some("forward-dns"), _) => {
+                return Err("Require forward-dns is not supported; use Require host or Require ip".into())
             }
             (Some("user" | "valid-user" | "group" | "ldap-user" | "ldap-group"), _) => {
                 return Err(format!(
@@ -157,7 +165,19 @@ impl Require {
         })
     }
 
-    fn eval(&self, ip: IpAddr) -> Verdict {
+    /// Whether evaluating this needs the client's host name.
+    fn needs_name(&self) -> bool {
+        match self {
+            Require::Host(_) => true,
+            Require::Not(r) => r.needs_name(),
+            Require::All(l) | Require::Any(l) | Require::None(l) => {
+                l.iter().any(Require::needs_name)
+            }
+            _ => false,
+        }
+    }
+
+    fn eval(&self, ip: IpAddr, name: Option<&str>) -> Verdict {
         let grant = |yes: bool| {
             if yes {
                 Verdict::Granted
@@ -173,12 +193,21 @@ impl Require {
                 ip.is_loopback()
                     || matches!(ip, IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())),
             ),
-            Require::Not(inner) => match inner.eval(ip) {
+            Require::Host(domains) => grant(name.is_some_and(|n| {
+                let n = n.trim_end_matches('.').to_ascii_lowercase();
+                domains.iter().any(|d| {
+                    n == *d
+                        || (n.len() > d.len()
+                            && n.ends_with(d.as_str())
+                            && n.as_bytes()[n.len() - d.len() - 1] == b'.')
+                })
+            })),
+            Require::Not(inner) => match inner.eval(ip, name) {
                 Verdict::Granted => Verdict::Denied,
                 _ => Verdict::Neutral,
             },
             Require::Any(list) => {
-                let v: Vec<Verdict> = list.iter().map(|r| r.eval(ip)).collect();
+                let v: Vec<Verdict> = list.iter().map(|r| r.eval(ip, name)).collect();
                 if v.contains(&Verdict::Granted) {
                     Verdict::Granted
                 } else if v.iter().all(|v| *v == Verdict::Neutral) {
@@ -188,7 +217,7 @@ impl Require {
                 }
             }
             Require::All(list) => {
-                let v: Vec<Verdict> = list.iter().map(|r| r.eval(ip)).collect();
+                let v: Vec<Verdict> = list.iter().map(|r| r.eval(ip, name)).collect();
                 if v.contains(&Verdict::Denied) {
                     Verdict::Denied
                 } else if v.contains(&Verdict::Granted) {
@@ -198,7 +227,7 @@ impl Require {
                 }
             }
             Require::None(list) => {
-                if list.iter().any(|r| r.eval(ip) == Verdict::Granted) {
+                if list.iter().any(|r| r.eval(ip, name) == Verdict::Granted) {
                     Verdict::Denied
                 } else {
                     Verdict::Neutral
@@ -263,7 +292,7 @@ impl Access {
                         ));
                     } else {
                         list.push(Some(Net::parse(w).map_err(|e| {
-                            format!("{e} (host names need DNS lookups, which ringproxy never does; use addresses)")
+                            format!("{e} (for host names use Require host; Allow/Deny take addresses here)")
                         })?));
                     }
                 }
@@ -281,9 +310,9 @@ impl Access {
     /// The `Require` lines of a section form an implicit `<RequireAny>`. A `Require not`
     /// line there has no effect in Apache (it refuses the config); here such lines must all
     /// hold, which only ever denies more.
-    fn require_ok(&self, ip: IpAddr) -> bool {
+    fn require_ok(&self, ip: IpAddr, name: Option<&str>) -> bool {
         let negatives_hold = self.require.iter().all(|r| match r {
-            Require::Not(_) => r.eval(ip) != Verdict::Denied,
+            Require::Not(_) => r.eval(ip, name) != Verdict::Denied,
             _ => true,
         });
         let positives: Vec<&Require> = self
@@ -292,7 +321,10 @@ impl Access {
             .filter(|r| !matches!(r, Require::Not(_)))
             .collect();
         negatives_hold
-            && (positives.is_empty() || positives.iter().any(|r| r.eval(ip) == Verdict::Granted))
+            && (positives.is_empty()
+                || positives
+                    .iter()
+                    .any(|r| r.eval(ip, name) == Verdict::Granted))
     }
 
     fn compat_ok(&self, ip: IpAddr) -> bool {
@@ -310,9 +342,20 @@ impl Access {
     /// Apache 2.4 with mod_access_compat: when both styles are present, both must allow
     /// (`Satisfy All`, the default).
     pub fn allows(&self, ip: IpAddr) -> bool {
+        self.allows_named(ip, None)
+    }
+
+    /// As [`Self::allows`], with the client's verified host name for `Require host`
+    /// (`None`: unknown, so no `Require host` grants).
+    pub fn allows_named(&self, ip: IpAddr, name: Option<&str>) -> bool {
         let compat_used = self.order.is_some() || !self.allow.is_empty() || !self.deny.is_empty();
         let require_used = !self.require.is_empty();
-        (!compat_used || self.compat_ok(ip)) && (!require_used || self.require_ok(ip))
+        (!compat_used || self.compat_ok(ip)) && (!require_used || self.require_ok(ip, name))
+    }
+
+    /// Whether these rules look at the client's host name (so it must be resolved first).
+    pub fn needs_name(&self) -> bool {
+        self.require.iter().any(Require::needs_name)
     }
 }
 
@@ -424,9 +467,15 @@ mod tests {
             );
         }
         let mut a = Access::default();
-        assert!(a
-            .apply("Require", &["host".into(), "example.com".into()])
-            .is_err());
+        a.apply("Require", &["host".into(), ".Example.com".into()])
+            .unwrap();
+        assert!(a.needs_name());
+        let lo = ip("10.0.0.1");
+        assert!(a.allows_named(lo, Some("www.example.com")));
+        assert!(a.allows_named(lo, Some("example.com.")));
+        assert!(!a.allows_named(lo, Some("badexample.com")));
+        assert!(!a.allows_named(lo, None), "no verified name: no grant");
+        let mut a = Access::default();
         assert!(a
             .apply("Allow", &["from".into(), "example.com".into()])
             .is_err());

@@ -15,6 +15,7 @@ pub mod buffer;
 pub mod config;
 pub mod conn;
 pub mod demo;
+pub mod dns;
 pub mod error;
 pub mod health;
 pub mod http;

@@ -67,8 +67,13 @@ pub async fn forward(w: &Worker, c: &mut ClientConn) -> Result<bool, ProxyError>
     let vh = &cfg.vhosts[vh_idx];
     c.vhost = vh_idx;
     // `<Location>` access rules and the pages ringproxy serves itself come first.
+    // `Require host` rules need the client's name: looked up (and cached) only then.
+    let client_name = match (vh.names_needed, c.peer_ip.parse()) {
+        (true, Ok(ip)) => crate::dns::client_name(ip).await,
+        _ => None,
+    };
     if let Ok(ip) = c.peer_ip.parse() {
-        match admin::check(vh, &c.buf[c.head.path.clone()], ip) {
+        match admin::check(vh, &c.buf[c.head.path.clone()], ip, client_name.as_deref()) {
             Some(admin::Local::Forbidden) => return Err(ErrorKind::Forbidden.into()),
             Some(admin::Local::Handler(h)) => return answer_locally(w, c, vh, h).await,
             None => {}
@@ -106,7 +111,13 @@ pub async fn forward(w: &Worker, c: &mut ClientConn) -> Result<bool, ProxyError>
         },
     };
     if !vh.proxy_access.is_empty()
-        && !proxy_access_allows(vh, &cfg.balancers[balancer], &path, &c.peer_ip)
+        && !proxy_access_allows(
+            vh,
+            &cfg.balancers[balancer],
+            &path,
+            &c.peer_ip,
+            client_name.as_deref(),
+        )
     {
         return Err(ErrorKind::Forbidden.into());
     }
@@ -266,6 +277,7 @@ fn proxy_access_allows(
     b: &crate::config::Balancer,
     path: &[u8],
     peer_ip: &str,
+    client_name: Option<&str>,
 ) -> bool {
     let path = String::from_utf8_lossy(path);
     let url = match (b.implicit, b.members.first()) {
@@ -276,7 +288,9 @@ fn proxy_access_allows(
         return true;
     };
     // An address that does not parse cannot match an allow rule: deny.
-    peer_ip.parse().is_ok_and(|ip| rule.access.allows(ip))
+    peer_ip
+        .parse()
+        .is_ok_and(|ip| rule.access.allows_named(ip, client_name))
 }
 
 async fn answer_locally(

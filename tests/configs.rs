@@ -133,6 +133,9 @@ fn old_style_and_nested_access_rules_act_as_in_apache() {
     let status = get("/server-status?auto");
     assert_eq!(status.status, 200);
     assert!(status.text().contains("Total Accesses:"));
+    // Require host: 127.0.0.1 is localhost (PTR and back, as Apache checks it).
+    assert_eq!(get("/metrics").status, 200);
+    assert_eq!(get("/metrics-ops").status, 403);
     // <Proxy balancer://internal> with <RequireAll>: 127.0.0.1 is not in 10/8.
     assert_eq!(get("/internal/x").status, 403);
     assert_eq!(internal.request_count(), 0);

@@ -21,7 +21,12 @@ pub enum Local {
 
 /// The last matching `<Location>` with access rules decides access (Apache merges sections
 /// in config order); then the last matching one with a handler serves the request.
-pub fn check(vh: &VirtualHost, target: &[u8], client: IpAddr) -> Option<Local> {
+pub fn check(
+    vh: &VirtualHost,
+    target: &[u8],
+    client: IpAddr,
+    client_name: Option<&str>,
+) -> Option<Local> {
     if vh.locations.is_empty() {
         return None;
     }
@@ -35,7 +40,7 @@ pub fn check(vh: &VirtualHost, target: &[u8], client: IpAddr) -> Option<Local> {
             .filter(move |l| path.starts_with(l.path.as_bytes()))
     };
     if let Some(access) = matching().filter_map(|l| l.access.as_ref()).next_back() {
-        if !access.allows(client) {
+        if !access.allows_named(client, client_name) {
             return Some(Local::Forbidden);
         }
     }

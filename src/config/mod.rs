@@ -117,6 +117,8 @@ pub struct VirtualHost {
     pub locations: Vec<LocationRule>,
     /// Access rules of `<Proxy URL>` sections, in config order.
     pub proxy_access: Vec<ProxyAccess>,
+    /// Some access rule of this host has `Require host`: the client's name is looked up.
+    pub names_needed: bool,
     /// `RewriteEngine On` in this host (mod_rewrite does not inherit the main server's).
     pub rewrite_engine: bool,
     /// `RewriteRule`s (with their conditions), applied before ProxyPass rules.
@@ -586,6 +588,14 @@ impl Ctx {
             Ctx::Server(v) | Ctx::Balancer(v, _) | Ctx::ProxyOther(v, _) | Ctx::Location(v) => v,
         }
     }
+}
+
+fn needs_names(v: &VirtualHost) -> bool {
+    v.locations
+        .iter()
+        .filter_map(|l| l.access.as_ref())
+        .chain(v.proxy_access.iter().map(|p| &p.access))
+        .any(crate::access::Access::needs_name)
 }
 
 fn is_require_block(name: &str) -> bool {
@@ -2029,6 +2039,10 @@ impl Builder<'_> {
             self.warnings
                 .push("RewriteCond without a following RewriteRule has no effect".into());
         }
+        for v in &mut self.vhosts {
+            // Set again after the main server's sections are merged in (below) too.
+            v.names_needed = needs_names(v);
+        }
         let reverses = std::mem::take(&mut self.reverses);
         for rv in reverses {
             let lower = rv.url.to_ascii_lowercase();
@@ -2138,6 +2152,7 @@ impl Builder<'_> {
             v.locations = main.locations.iter().cloned().chain(own).collect();
             let own = std::mem::take(&mut v.proxy_access);
             v.proxy_access = main.proxy_access.iter().cloned().chain(own).collect();
+            v.names_needed = needs_names(v);
             if !self.vhost_set_preserve[i] {
                 v.preserve_host = main.preserve_host;
             }
