@@ -1,9 +1,8 @@
 //! ringload against in-test servers on 127.0.0.1 with known behaviour.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::process::Command;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,57 +11,11 @@ use loadgen::search::{self, SearchSpec};
 use loadgen::target::{RequestSpec, Target};
 use ringproxy::worker::DriverChoice;
 
-const BIN: &str = env!("CARGO_BIN_EXE_ringload");
+mod common;
 
-/// A keep-alive server; `delay(n)` is how long request number n (from 0, whole server)
-/// takes before its answer.
-fn server(delay: impl Fn(u64) -> Duration + Send + Sync + 'static) -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    let delay = Arc::new(delay);
-    let count = Arc::new(AtomicU64::new(0));
-    std::thread::spawn(move || {
-        for s in l.incoming().flatten() {
-            let (delay, count) = (delay.clone(), count.clone());
-            std::thread::spawn(move || {
-                let _ = s.set_nodelay(true);
-                let mut w = s.try_clone().unwrap();
-                let mut r = BufReader::new(s);
-                loop {
-                    let mut line = String::new();
-                    let mut len = 0usize;
-                    loop {
-                        line.clear();
-                        if r.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        if line == "\r\n" {
-                            break;
-                        }
-                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                            len = v.trim().parse().unwrap_or(0);
-                        }
-                    }
-                    let mut body = vec![0; len];
-                    if r.read_exact(&mut body).is_err() {
-                        return;
-                    }
-                    let n = count.fetch_add(1, Ordering::SeqCst);
-                    let d = delay(n);
-                    if !d.is_zero() {
-                        std::thread::sleep(d);
-                    }
-                    if w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
+use common::server;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ringload");
 
 fn spec(addr: SocketAddr, connections: usize, secs: f64, rate: Option<f64>) -> LoadSpec {
     LoadSpec {
