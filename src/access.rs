@@ -5,9 +5,8 @@
 //! `<RequireAll>`, `<RequireAny>` and `<RequireNone>` nest, with mod_authz_core's three
 //! outcomes (granted, denied, neutral).
 //!
-//! `Require host` gets the client's verified name from [`crate::dns`] (looked up only when a
-//! host's rules name hosts); host names in `Allow from`/`Deny from` are refused at load with
-//! a pointer to `Require host` / `Require ip`.
+//! `Require host` and host names in `Allow from`/`Deny from` get the client's verified name
+//! from [`crate::dns`] (looked up only when a host's rules name hosts).
 
 use std::net::IpAddr;
 
@@ -243,6 +242,51 @@ pub enum Order {
     AllowDeny,
     /// `Order Deny,Allow`: allowed unless denied, and an Allow match wins.
     DenyAllow,
+    /// `Order Mutual-failure`: allowed only when allowed and not denied (in 2.4 this
+    /// decides as Allow,Deny does).
+    MutualFailure,
+}
+
+/// `Satisfy`: how the 2.2-style rules and `Require` combine when both are present.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Satisfy {
+    /// Both must allow (the default).
+    #[default]
+    All,
+    /// Either allowing is enough.
+    Any,
+}
+
+/// One word after `Allow from` / `Deny from`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Who {
+    All,
+    Net(Net),
+    /// A host or domain name: matches when the client's double-reverse-checked name is
+    /// this name or ends in it at a dot (`example.com` matches `www.example.com`, not
+    /// `badexample.com`); `.example.com` matches any name ending so. Lower case.
+    Host(String),
+}
+
+impl Who {
+    fn matches(&self, ip: IpAddr, name: Option<&str>) -> bool {
+        match self {
+            Who::All => true,
+            Who::Net(n) => n.contains(ip),
+            Who::Host(domain) => name.is_some_and(|n| in_domain(domain, n)),
+        }
+    }
+}
+
+/// mod_access_compat's domain test: `what` ends in `domain`, at a label boundary.
+fn in_domain(domain: &str, what: &str) -> bool {
+    let what = what.trim_end_matches('.');
+    if what.len() < domain.len() {
+        return false;
+    }
+    let (head, tail) = what.split_at(what.len() - domain.len());
+    tail.eq_ignore_ascii_case(domain)
+        && (head.is_empty() || domain.starts_with('.') || head.ends_with('.'))
 }
 
 /// The access rules of one location. Several `Require` lines mean "any of them" (Apache's
@@ -251,8 +295,9 @@ pub enum Order {
 pub struct Access {
     pub require: Vec<Require>,
     pub order: Option<Order>,
-    pub allow: Vec<Option<Net>>,
-    pub deny: Vec<Option<Net>>,
+    pub allow: Vec<Who>,
+    pub deny: Vec<Who>,
+    pub satisfy: Satisfy,
 }
 
 fn nets(words: &[String]) -> Result<Vec<Net>, String> {
@@ -270,9 +315,10 @@ impl Access {
                 self.order = Some(match joined.as_str() {
                     "allow,deny" => Order::AllowDeny,
                     "deny,allow" => Order::DenyAllow,
+                    "mutual-failure" => Order::MutualFailure,
                     _ => {
                         return Err(format!(
-                            "Order {}: use Allow,Deny or Deny,Allow",
+                            "Order {}: use Allow,Deny, Deny,Allow or Mutual-failure",
                             args.join(" ")
                         ))
                     }
@@ -282,19 +328,12 @@ impl Access {
                 let Some(("from", who)) = lower.split_first().map(|(f, w)| (f.as_str(), w)) else {
                     return Err(format!("{name} takes 'from' and addresses"));
                 };
+                if who.is_empty() {
+                    return Err(format!("{name} from: no address or host given"));
+                }
                 let mut list = Vec::new();
                 for w in who {
-                    if w == "all" {
-                        list.push(None);
-                    } else if w.starts_with("env=") {
-                        return Err(format!(
-                            "{name} from env=…: environment conditions are not supported"
-                        ));
-                    } else {
-                        list.push(Some(Net::parse(w).map_err(|e| {
-                            format!("{e} (for host names use Require host; Allow/Deny take addresses here)")
-                        })?));
-                    }
+                    list.push(Self::who(w)?);
                 }
                 if name.eq_ignore_ascii_case("allow") {
                     self.allow.extend(list);
@@ -302,9 +341,44 @@ impl Access {
                     self.deny.extend(list);
                 }
             }
+            "satisfy" => {
+                self.satisfy = match lower.as_slice() {
+                    [a] if a == "all" => Satisfy::All,
+                    [a] if a == "any" => Satisfy::Any,
+                    _ => return Err("Satisfy takes either 'any' or 'all'".into()),
+                }
+            }
             other => return Err(format!("{other} is not an access directive")),
         }
         Ok(())
+    }
+
+    /// One word of `Allow from`/`Deny from`, classified as mod_access_compat does: `all`,
+    /// an address or network, else a host name.
+    fn who(w: &str) -> Result<Who, String> {
+        if w == "all" {
+            return Ok(Who::All);
+        }
+        if w.starts_with("env=") {
+            return Err(format!(
+                "from {w}: environment conditions are not supported"
+            ));
+        }
+        if w.contains('/') {
+            // Apache too insists on an address before a slash.
+            return Net::parse(w).map(Who::Net);
+        }
+        if let Ok(n) = Net::parse(w) {
+            return Ok(Who::Net(n));
+        }
+        if w.contains('#') {
+            return Err(format!("'{w}': no comments are allowed here"));
+        }
+        let valid = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_';
+        if !w.chars().all(valid) || w.trim_matches('.').is_empty() {
+            return Err(format!("'{w}' is neither an address, a network nor a host name"));
+        }
+        Ok(Who::Host(w.to_string()))
     }
 
     /// The `Require` lines of a section form an implicit `<RequireAny>`. A `Require not`
@@ -327,20 +401,17 @@ impl Access {
                     .any(|r| r.eval(ip, name) == Verdict::Granted))
     }
 
-    fn compat_ok(&self, ip: IpAddr) -> bool {
-        let matches = |list: &[Option<Net>]| {
-            list.iter()
-                .any(|n| n.as_ref().is_none_or(|n| n.contains(ip)))
-        };
+    fn compat_ok(&self, ip: IpAddr, name: Option<&str>) -> bool {
+        let matches = |list: &[Who]| list.iter().any(|w| w.matches(ip, name));
         let (allowed, denied) = (matches(&self.allow), matches(&self.deny));
         match self.order.unwrap_or(Order::DenyAllow) {
-            Order::AllowDeny => allowed && !denied,
+            Order::AllowDeny | Order::MutualFailure => allowed && !denied,
             Order::DenyAllow => allowed || !denied,
         }
     }
 
     /// Apache 2.4 with mod_access_compat: when both styles are present, both must allow
-    /// (`Satisfy All`, the default).
+    /// under `Satisfy All` (the default), either under `Satisfy Any`.
     pub fn allows(&self, ip: IpAddr) -> bool {
         self.allows_named(ip, None)
     }
@@ -350,12 +421,25 @@ impl Access {
     pub fn allows_named(&self, ip: IpAddr, name: Option<&str>) -> bool {
         let compat_used = self.order.is_some() || !self.allow.is_empty() || !self.deny.is_empty();
         let require_used = !self.require.is_empty();
-        (!compat_used || self.compat_ok(ip)) && (!require_used || self.require_ok(ip, name))
+        match (compat_used, require_used) {
+            (false, false) => true,
+            (true, false) => self.compat_ok(ip, name),
+            (false, true) => self.require_ok(ip, name),
+            (true, true) => match self.satisfy {
+                Satisfy::All => self.compat_ok(ip, name) && self.require_ok(ip, name),
+                Satisfy::Any => self.compat_ok(ip, name) || self.require_ok(ip, name),
+            },
+        }
     }
 
     /// Whether these rules look at the client's host name (so it must be resolved first).
     pub fn needs_name(&self) -> bool {
         self.require.iter().any(Require::needs_name)
+            || self
+                .allow
+                .iter()
+                .chain(&self.deny)
+                .any(|w| matches!(w, Who::Host(_)))
     }
 }
 
@@ -458,6 +542,37 @@ mod tests {
                 "10.0.0.1",
                 false,
             ),
+            (
+                &[
+                    "Order deny,allow",
+                    "Deny from all",
+                    "Allow from 127.0.0.1",
+                    "Require all granted",
+                    "Satisfy Any",
+                ],
+                "10.0.0.1",
+                true,
+            ),
+            (
+                &[
+                    "Order allow,deny",
+                    "Allow from 10.0.0.0/8",
+                    "Require ip 192.0.2.0/24",
+                    "Satisfy any",
+                ],
+                "192.0.2.7",
+                true,
+            ),
+            (
+                &["Order mutual-failure", "Allow from all", "Deny from 10.0.0.5"],
+                "10.0.0.5",
+                false,
+            ),
+            (
+                &["Order mutual-failure", "Allow from all", "Deny from 10.0.0.5"],
+                "10.0.0.6",
+                true,
+            ),
         ];
         for (lines, addr, want) in cases {
             assert_eq!(
@@ -476,9 +591,43 @@ mod tests {
         assert!(!a.allows_named(lo, Some("badexample.com")));
         assert!(!a.allows_named(lo, None), "no verified name: no grant");
         let mut a = Access::default();
-        assert!(a
-            .apply("Allow", &["from".into(), "example.com".into()])
-            .is_err());
         assert!(a.apply("Order", &["sideways".into()]).is_err());
+        assert!(a.apply("Satisfy", &["some".into()]).is_err());
+        assert!(a.apply("Allow", &["from".into()]).is_err());
+        assert!(a
+            .apply("Allow", &["from".into(), "host/24".into()])
+            .is_err());
+        assert!(a
+            .apply("Deny", &["from".into(), "bad#host".into()])
+            .is_err());
+    }
+
+    #[test]
+    fn host_names_in_allow_and_deny() {
+        // mod_access_compat's in_domain(): whole labels only; a leading dot is a suffix.
+        let cases = [
+            ("example.com", Some("example.com"), true),
+            ("example.com", Some("www.example.com"), true),
+            ("example.com", Some("WWW.Example.COM."), true),
+            ("example.com", Some("badexample.com"), false),
+            ("example.com", Some("example.org"), false),
+            (".example.com", Some("a.b.example.com"), true),
+            ("example.com", None, false),
+        ];
+        for (domain, name, want) in cases {
+            let a = access(&["Order deny,allow", "Deny from all", &format!("Allow from {domain}")]);
+            assert!(a.needs_name());
+            assert_eq!(a.allows_named(ip("192.0.2.1"), name), want, "{domain} {name:?}");
+        }
+        // Addresses keep matching without a name; a Deny by name wins under Allow,Deny.
+        let a = access(&[
+            "Order allow,deny",
+            "Allow from 10.0.0.0/8",
+            "Deny from bad.example.com",
+        ]);
+        assert!(a.allows_named(ip("10.1.1.1"), None));
+        assert!(a.allows_named(ip("10.1.1.1"), Some("good.example.com")));
+        assert!(!a.allows_named(ip("10.1.1.1"), Some("bad.example.com")));
+        assert!(!access(&["Allow from 10.0.0.0/8"]).needs_name());
     }
 }

@@ -136,6 +136,10 @@ fn old_style_and_nested_access_rules_act_as_in_apache() {
     // Require host: 127.0.0.1 is localhost (PTR and back, as Apache checks it).
     assert_eq!(get("/metrics").status, 200);
     assert_eq!(get("/metrics-ops").status, 403);
+    // Allow from / Deny from with a host name (mod_access_compat), and Satisfy Any.
+    assert_eq!(get("/status-by-name?auto").status, 200);
+    assert_eq!(get("/status-not-by-name?auto").status, 403);
+    assert_eq!(get("/status-either?auto").status, 200);
     // <Proxy balancer://internal> with <RequireAll>: 127.0.0.1 is not in 10/8.
     assert_eq!(get("/internal/x").status, 403);
     assert_eq!(internal.request_count(), 0);

@@ -450,6 +450,7 @@ const KNOWN_DIRECTIVES: &[&str] = &[
     "Order",
     "Allow",
     "Deny",
+    "Satisfy",
     "SetHandler",
     "StartServers",
     "ServerLimit",
@@ -915,7 +916,7 @@ impl Builder<'_> {
         let vh = ctx.vhost();
         // Access control and handlers are valid in <Proxy> and <Location>.
         match name.as_str() {
-            "require" | "order" | "allow" | "deny" if matches!(ctx, Ctx::Location(_)) => {
+            "require" | "order" | "allow" | "deny" | "satisfy" if matches!(ctx, Ctx::Location(_)) => {
                 let path = location.unwrap_or("/").to_string();
                 let rule = self.location_rule(vh, &path);
                 let access = rule.access.get_or_insert_with(Default::default);
@@ -924,7 +925,7 @@ impl Builder<'_> {
                 }
                 return;
             }
-            "require" | "order" | "allow" | "deny"
+            "require" | "order" | "allow" | "deny" | "satisfy"
                 if matches!(ctx, Ctx::Balancer(..) | Ctx::ProxyOther(..)) =>
             {
                 let r = match self.proxy_access_of(ctx) {
@@ -936,7 +937,7 @@ impl Builder<'_> {
                 }
                 return;
             }
-            "require" | "order" | "allow" | "deny" => return self.access(d),
+            "require" | "order" | "allow" | "deny" | "satisfy" => return self.access(d),
             _ => {}
         }
         if let Ctx::ProxyOther(..) = ctx {
@@ -1411,7 +1412,7 @@ impl Builder<'_> {
         let allows_all = match d.name.to_ascii_lowercase().as_str() {
             "require" => args == ["all", "granted"],
             "allow" => args == ["from", "all"],
-            "order" => true,
+            "order" | "satisfy" => true,
             _ => false,
         };
         if !allows_all {
