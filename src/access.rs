@@ -376,7 +376,9 @@ impl Access {
         }
         let valid = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_';
         if !w.chars().all(valid) || w.trim_matches('.').is_empty() {
-            return Err(format!("'{w}' is neither an address, a network nor a host name"));
+            return Err(format!(
+                "'{w}' is neither an address, a network nor a host name"
+            ));
         }
         Ok(Who::Host(w.to_string()))
     }
@@ -564,12 +566,20 @@ mod tests {
                 true,
             ),
             (
-                &["Order mutual-failure", "Allow from all", "Deny from 10.0.0.5"],
+                &[
+                    "Order mutual-failure",
+                    "Allow from all",
+                    "Deny from 10.0.0.5",
+                ],
                 "10.0.0.5",
                 false,
             ),
             (
-                &["Order mutual-failure", "Allow from all", "Deny from 10.0.0.5"],
+                &[
+                    "Order mutual-failure",
+                    "Allow from all",
+                    "Deny from 10.0.0.5",
+                ],
                 "10.0.0.6",
                 true,
             ),
@@ -615,9 +625,17 @@ mod tests {
             ("example.com", None, false),
         ];
         for (domain, name, want) in cases {
-            let a = access(&["Order deny,allow", "Deny from all", &format!("Allow from {domain}")]);
+            let a = access(&[
+                "Order deny,allow",
+                "Deny from all",
+                &format!("Allow from {domain}"),
+            ]);
             assert!(a.needs_name());
-            assert_eq!(a.allows_named(ip("192.0.2.1"), name), want, "{domain} {name:?}");
+            assert_eq!(
+                a.allows_named(ip("192.0.2.1"), name),
+                want,
+                "{domain} {name:?}"
+            );
         }
         // Addresses keep matching without a name; a Deny by name wins under Allow,Deny.
         let a = access(&[

@@ -187,11 +187,7 @@ async fn one_request(w: &Worker, c: &mut ClientConn) -> bool {
         rec.status = c.status;
         rec.bytes = c.bytes_out.saturating_sub(c.head_out);
         rec.took = took;
-        rec.server_name = vh
-            .server_name
-            .clone()
-            .or_else(|| w.shared.cfg.vhosts[0].server_name.clone())
-            .unwrap_or_else(|| "localhost".into());
+        rec.server_name = w.shared.cfg.server_name_of(vh).to_string();
         w.logs.log(&vh.logs, &rec);
     }
     keep

@@ -98,6 +98,35 @@ impl Future for Wait {
     }
 }
 
+/// The server's name where no `ServerName` gives one, found as Apache's
+/// `ap_get_local_host` finds it: the host name, resolved and looked up back; if that yields
+/// no fully qualified name, the resolved address; `127.0.0.1` when nothing resolves.
+/// Blocking: called once per configuration load, never on a worker's event loop.
+pub fn local_host_name() -> String {
+    let mut buf = [0 as libc::c_char; 256];
+    // SAFETY: the buffer is writable for the length passed, less one byte so that the
+    // result is NUL-terminated even when truncated.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr(), buf.len() - 1) };
+    if rc != 0 {
+        return "127.0.0.1".into();
+    }
+    // SAFETY: gethostname wrote a NUL-terminated string (the last byte is still 0).
+    let host = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }
+        .to_string_lossy()
+        .into_owned();
+    let Some(addr) = (host.as_str(), 0)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+    else {
+        return "127.0.0.1".into();
+    };
+    match reverse(addr) {
+        Some(name) if name.contains('.') => name,
+        _ => addr.ip().to_string(),
+    }
+}
+
 /// PTR lookup, then a forward lookup that must contain `ip` (blocking).
 fn verified_name(ip: IpAddr) -> Option<String> {
     let sa = SocketAddr::new(ip, 0);
@@ -138,6 +167,12 @@ fn reverse(sa: SocketAddr) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn local_host_name_is_a_name_with_a_dot_or_an_address() {
+        let n = local_host_name();
+        assert!(n.contains('.') || n.parse::<IpAddr>().is_ok(), "{n}");
+    }
 
     #[test]
     fn loopback_has_a_verified_name() {

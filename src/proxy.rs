@@ -66,16 +66,17 @@ pub async fn forward(w: &Worker, c: &mut ClientConn) -> Result<bool, ProxyError>
     let vh_idx = route::select_vhost(cfg, c.local, host);
     let vh = &cfg.vhosts[vh_idx];
     c.vhost = vh_idx;
-    // `<Location>` access rules and the pages ringproxy serves itself come first.
+    // `<Location>` access rules come first.
     // `Require host` rules need the client's name: looked up (and cached) only then.
     let client_name = match (vh.names_needed, c.peer_ip.parse()) {
         (true, Ok(ip)) => crate::dns::client_name(ip).await,
         _ => None,
     };
+    let mut handler = None;
     if let Ok(ip) = c.peer_ip.parse() {
         match admin::check(vh, &c.buf[c.head.path.clone()], ip, client_name.as_deref()) {
             Some(admin::Local::Forbidden) => return Err(ErrorKind::Forbidden.into()),
-            Some(admin::Local::Handler(h)) => return answer_locally(w, c, vh, h).await,
+            Some(admin::Local::Handler(h)) => handler = Some(h),
             None => {}
         }
     }
@@ -103,11 +104,19 @@ pub async fn forward(w: &Worker, c: &mut ClientConn) -> Result<bool, ProxyError>
         Some(route::Rewritten::Proxy { balancer, path }) => (balancer, path),
         Some(route::Rewritten::Status(s)) => return Err(ErrorKind::RewriteStatus(s).into()),
         Some(route::Rewritten::Redirect { status, location }) => {
-            return Err(ErrorKind::Redirect(status, location).into())
+            let host = c.head.host.clone().map(|r| &c.buf[r]);
+            let location = route::fully_qualify(location, host, cfg.server_name_of(vh));
+            return Err(ErrorKind::Redirect(status, location).into());
         }
         None => match route::route(vh, &c.buf[c.head.path.clone()]) {
             Route::Backend { balancer, path } => (balancer, path),
-            Route::NotProxied => return Err(ErrorKind::NotProxied.into()),
+            // A `SetHandler` page is served only where no ProxyPass or RewriteRule [P]
+            // takes the path: mod_proxy's handler runs first in Apache, which is why its
+            // docs pair `<Location /balancer-manager>` with `ProxyPass /balancer-manager !`.
+            Route::NotProxied => match handler {
+                Some(h) => return answer_locally(w, c, vh, h).await,
+                None => return Err(ErrorKind::NotProxied.into()),
+            },
         },
     };
     if !vh.proxy_access.is_empty()
@@ -306,11 +315,7 @@ async fn answer_locally(
         .position(|&b| b == b'?')
         .map(|i| &target[i + 1..])
         .unwrap_or(b"");
-    let name = vh
-        .server_name
-        .as_deref()
-        .or(shared.cfg.vhosts[0].server_name.as_deref())
-        .unwrap_or("localhost");
+    let name = shared.cfg.server_name_of(vh);
     let (ctype, body) = match handler {
         Handler::ServerStatus => {
             let auto = query.split(|&b| b == b'&').any(|q| q == b"auto");
@@ -763,11 +768,7 @@ async fn exchange(
     // 1. Head (and a small complete body) in one write.
     let mut target = std::mem::take(&mut c.scratch);
     route::backend_target(&member.path, x.routed, &mut target);
-    let server_name = vh
-        .server_name
-        .as_deref()
-        .or(cfg.vhosts[0].server_name.as_deref())
-        .unwrap_or("localhost");
+    let server_name = cfg.server_name_of(vh);
     let mut out = std::mem::take(&mut c.out);
     out.clear();
     write_request_head(

@@ -68,6 +68,66 @@ fn name_matches(vh: &VirtualHost, host: &[u8]) -> bool {
 /// First matching rule in config order wins (Apache's order for ProxyPass and
 /// ProxyPassMatch). `target` is the request-target as received (path and query), matched
 /// without decoding.
+/// mod_rewrite's `fully_qualify_uri`: an `[R]` target that is a local path becomes
+/// `http://NAME[:PORT]/path`. With UseCanonicalName Off (Apache's default) NAME and PORT
+/// come from the request's Host header, else from the server's name; port 80 is left out.
+pub fn fully_qualify(location: String, host: Option<&[u8]>, server_name: &str) -> String {
+    if is_absolute_uri(&location) {
+        return location;
+    }
+    let authority = host
+        .and_then(|h| std::str::from_utf8(h).ok())
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .unwrap_or(server_name);
+    let (name, port) = split_authority(authority);
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    let mut out = format!("http://{name}");
+    if let Some(p) = port.filter(|p| *p != 80) {
+        out.push(':');
+        out.push_str(&p.to_string());
+    }
+    if !location.starts_with('/') {
+        out.push('/');
+    }
+    out.push_str(&location);
+    out
+}
+
+/// `name[:port]` or `[v6]:port`; a port that is not a number is treated as absent.
+fn split_authority(a: &str) -> (&str, Option<u16>) {
+    if a.starts_with('[') {
+        return match a.find(']') {
+            Some(i) => (
+                &a[..=i],
+                a[i + 1..].strip_prefix(':').and_then(|p| p.parse().ok()),
+            ),
+            None => (a, None),
+        };
+    }
+    match a.rsplit_once(':') {
+        Some((n, p)) => (n, p.parse().ok()),
+        None => (a, None),
+    }
+}
+
+/// A URL with a scheme (`http://…`, `ws://…`, `mailto:…`), which `[R]` sends as it is.
+fn is_absolute_uri(s: &str) -> bool {
+    let lower = s.get(..7).unwrap_or(s).to_ascii_lowercase();
+    if lower.starts_with("mailto:") || lower.starts_with("news:") {
+        return true;
+    }
+    match s.find("://") {
+        Some(i) => {
+            i > 0
+                && s[..i]
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        }
+        None => false,
+    }
+}
+
 pub fn route(vh: &VirtualHost, target: &[u8]) -> Route {
     let (path, query) = match target.iter().position(|&b| b == b'?') {
         Some(i) => (&target[..i], Some(&target[i + 1..])),
@@ -335,6 +395,63 @@ pub fn backend_target(member_path: &str, routed: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(routed);
     if out.is_empty() || out[0] == b'?' {
         out.insert(0, b'/');
+    }
+}
+
+#[cfg(test)]
+mod fully_qualify_tests {
+    use super::fully_qualify;
+
+    #[test]
+    fn redirect_targets_are_made_absolute_as_mod_rewrite_does() {
+        let cases: &[(&str, Option<&str>, &str, &str)] = &[
+            (
+                "/new?x=1",
+                Some("127.0.0.1:8080"),
+                "s",
+                "http://127.0.0.1:8080/new?x=1",
+            ),
+            (
+                "/new",
+                Some("WWW.Example.com"),
+                "s",
+                "http://www.example.com/new",
+            ),
+            (
+                "/new",
+                Some("www.example.com:80"),
+                "s",
+                "http://www.example.com/new",
+            ),
+            ("/new", Some("[::1]:8443"), "s", "http://[::1]:8443/new"),
+            ("/new", None, "lb.example.com", "http://lb.example.com/new"),
+            (
+                "/new",
+                None,
+                "lb.example.com:8080",
+                "http://lb.example.com:8080/new",
+            ),
+            ("new", Some("h"), "s", "http://h/new"),
+            (
+                "https://other.example/x",
+                Some("h"),
+                "s",
+                "https://other.example/x",
+            ),
+            (
+                "mailto:ops@example.com",
+                Some("h"),
+                "s",
+                "mailto:ops@example.com",
+            ),
+        ];
+        for (loc, host, server, want) in cases {
+            assert_eq!(
+                fully_qualify(loc.to_string(), host.map(str::as_bytes), server),
+                *want,
+                "{loc} {host:?}"
+            );
+        }
     }
 }
 

@@ -141,10 +141,23 @@ pub enum Handler {
     BalancerManager,
 }
 
+impl Handler {
+    /// The `SetHandler` word for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Handler::ServerStatus => "server-status",
+            Handler::Metrics => "metrics",
+            Handler::BalancerManager => "balancer-manager",
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct LocationRule {
     pub path: String,
     pub handler: Option<Handler>,
+    /// Where `SetHandler` was given (for the warning when a ProxyPass takes the path).
+    pub handler_loc: Option<Loc>,
     /// `None`: the section sets no access rules (an earlier matching one may).
     pub access: Option<crate::access::Access>,
 }
@@ -308,6 +321,9 @@ pub struct Config {
     /// Every `CustomLog`, in config order.
     pub access_logs: Vec<crate::accesslog::LogTarget>,
     pub warnings: Vec<String>,
+    /// The name used where neither the host nor the main server has a `ServerName`
+    /// (X-Forwarded-Server, logs, status pages), found as Apache finds it.
+    pub default_server_name: String,
 }
 
 /// Modules whose function ringproxy provides; `LoadModule` for them is accepted quietly
@@ -355,10 +371,13 @@ const IGNORED_DIRECTIVES: &[(&str, &str)] = &[
         "ringproxy sends no Server header of its own",
     ),
     ("serversignature", "ringproxy serves no signature pages"),
-    ("hostnamelookups", "ringproxy never does reverse DNS"),
+    (
+        "hostnamelookups",
+        "ringproxy looks client names up only for Require host and host names in Allow/Deny, never for logs",
+    ),
     (
         "usecanonicalname",
-        "ringproxy uses the client's Host for reverse mapping",
+        "ringproxy always acts as UseCanonicalName Off: the client's Host for reverse mapping and redirects",
     ),
     (
         "adddefaultcharset",
@@ -775,6 +794,7 @@ impl Builder<'_> {
                 list.push(LocationRule {
                     path: path.to_string(),
                     handler: None,
+                    handler_loc: None,
                     access: None,
                 });
                 list.len() - 1
@@ -916,7 +936,9 @@ impl Builder<'_> {
         let vh = ctx.vhost();
         // Access control and handlers are valid in <Proxy> and <Location>.
         match name.as_str() {
-            "require" | "order" | "allow" | "deny" | "satisfy" if matches!(ctx, Ctx::Location(_)) => {
+            "require" | "order" | "allow" | "deny" | "satisfy"
+                if matches!(ctx, Ctx::Location(_)) =>
+            {
                 let path = location.unwrap_or("/").to_string();
                 let rule = self.location_rule(vh, &path);
                 let access = rule.access.get_or_insert_with(Default::default);
@@ -963,14 +985,14 @@ impl Builder<'_> {
                     self.directive(&d2, Ctx::Server(vh), None)
                 }
                 "sethandler" => match args.first().map(|a| a.to_ascii_lowercase()).as_deref() {
-                    Some("server-status") => {
-                        self.location_rule(vh, path).handler = Some(Handler::ServerStatus)
-                    }
-                    Some("metrics") => {
-                        self.location_rule(vh, path).handler = Some(Handler::Metrics)
-                    }
-                    Some("balancer-manager") => {
-                        self.location_rule(vh, path).handler = Some(Handler::BalancerManager)
+                    Some(h @ ("server-status" | "metrics" | "balancer-manager")) => {
+                        let rule = self.location_rule(vh, path);
+                        rule.handler = Some(match h {
+                            "server-status" => Handler::ServerStatus,
+                            "metrics" => Handler::Metrics,
+                            _ => Handler::BalancerManager,
+                        });
+                        rule.handler_loc = Some(loc.clone());
                     }
                     Some(h) => {
                         self.warn(
@@ -1401,6 +1423,40 @@ impl Builder<'_> {
                     d.name
                 ),
             );
+        }
+    }
+
+    /// A `SetHandler` page whose path a ProxyPass also takes is proxied, as in Apache
+    /// (mod_proxy's handler runs first there). That is rarely what the admin meant, so say
+    /// which rule takes it and how to keep the page.
+    fn warn_shadowed_handlers(&mut self) {
+        let mut found = Vec::new();
+        for v in &self.vhosts {
+            for l in &v.locations {
+                let (Some(h), Some(at)) = (l.handler, &l.handler_loc) else {
+                    continue;
+                };
+                let covering = v.rules.iter().find(|r| match &r.matcher {
+                    Matcher::Prefix(p) => l.path.starts_with(p.as_str()),
+                    Matcher::Regex(re) => re.is_match(&l.path),
+                });
+                if let Some(r) = covering.filter(|r| !matches!(r.target, Target::Exclude)) {
+                    found.push((
+                        at.clone(),
+                        format!(
+                            "<Location {p}> SetHandler {h}: ProxyPass at {rule} also takes {p}, so it is proxied (as in Apache); add 'ProxyPass {p} !' before that line to serve the page",
+                            p = l.path,
+                            h = h.name(),
+                            rule = r.loc,
+                        ),
+                    ));
+                }
+            }
+        }
+        for (at, msg) in found {
+            if !self.warnings.iter().any(|w| w.ends_with(&msg)) {
+                self.warn(&at, msg);
+            }
         }
     }
 
@@ -2161,6 +2217,7 @@ impl Builder<'_> {
                 v.proxy_timeout = main.proxy_timeout;
             }
         }
+        self.warn_shadowed_handlers();
         if self.listens.is_empty() {
             self.errors.push(ConfigError::new(
                 &Loc {
@@ -2170,6 +2227,8 @@ impl Builder<'_> {
                 "no Listen directive: nothing to serve",
             ));
         }
+        // Apache looks the machine's name up only when the main server has no ServerName.
+        let main_named = self.vhosts.first().is_some_and(|v| v.server_name.is_some());
         if self.errors.is_empty() {
             Ok(Config {
                 listens: self.listens,
@@ -2179,6 +2238,11 @@ impl Builder<'_> {
                 hc_exprs: self.hc_exprs,
                 access_logs: self.access_logs,
                 warnings: self.warnings,
+                default_server_name: if main_named {
+                    String::new()
+                } else {
+                    crate::dns::local_host_name()
+                },
             })
         } else {
             Err(self.errors)
@@ -2325,6 +2389,15 @@ fn parse_vhost_addr(arg: &str) -> Result<VhostAddr, String> {
 }
 
 impl Config {
+    /// The name this host answers as: its `ServerName`, else the main server's, else the
+    /// machine's (Apache's inheritance).
+    pub fn server_name_of<'a>(&'a self, vh: &'a VirtualHost) -> &'a str {
+        vh.server_name
+            .as_deref()
+            .or(self.vhosts.first().and_then(|v| v.server_name.as_deref()))
+            .unwrap_or(&self.default_server_name)
+    }
+
     /// The effective timeout for a member: member `timeout`, else balancer `timeout`, else
     /// the vhost's ProxyTimeout, else Timeout (spec: timeout = ProxyTimeout = Timeout).
     pub fn member_timeout(&self, vhost: usize, balancer: usize, member: &Member) -> Duration {

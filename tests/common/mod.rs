@@ -5,6 +5,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -82,6 +83,17 @@ impl Backend {
             .last()
             .cloned()
             .unwrap_or_default()
+    }
+    /// The last request whose request line starts with `prefix` (health checks and other
+    /// traffic may arrive in between).
+    pub fn last_matching(&self, prefix: &str) -> Option<SeenRequest> {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|r| r.request_line().starts_with(prefix))
+            .cloned()
     }
 
     /// Stops listening: from now on connecting to its port is refused.
@@ -442,4 +454,62 @@ pub fn balancer_config(members: &[(&Backend, &str)], extra: &str) -> String {
     text.push_str(extra);
     text.push_str("\nProxyPass / balancer://c/\n");
     text
+}
+
+/// A WebSocket-like backend: answers the upgrade with 101, then echoes until EOF. Sends
+/// each upgrade request head it saw.
+pub fn upgrade_backend() -> (SocketAddr, mpsc::Receiver<String>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+                let mut w = s.try_clone().unwrap();
+                let mut r = BufReader::new(s);
+                let mut head = String::new();
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push_str(&line);
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                let _ = tx.send(head);
+                let _ = w.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n");
+                let mut buf = [0u8; 4096];
+                loop {
+                    match r.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            if w.write_all(&buf[..n]).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, rx)
+}
+
+pub fn read_head(r: &mut BufReader<TcpStream>) -> String {
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            r.read_line(&mut line).unwrap() > 0,
+            "closed in head: {head}"
+        );
+        head.push_str(&line);
+        if line == "\r\n" {
+            return head;
+        }
+    }
 }

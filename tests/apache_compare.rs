@@ -1,0 +1,387 @@
+//! The `tests/configs/` vhosts run through Debian's Apache 2.4 and through ringproxy, side
+//! by side. Each request goes to both. They must agree on what the client gets back: status,
+//! the member that answered, and the headers Apache's modules add (Set-Cookie from the sticky
+//! recipe, Location, `Header set`, Upgrade). They must also agree on what the member receives:
+//! request line, Host, X-Forwarded-For/-Host/-Server.
+//!
+//! Only 2xx bodies are compared, since error pages are each server's own. Headers that
+//! ringproxy adds on purpose (X-Forwarded-Proto, README "Where ringproxy differs") are not
+//! compared, and neither are handlers that only ringproxy has (`SetHandler metrics`).
+//!
+//! Needs `/usr/sbin/apache2` (Debian's `apache2` package). Without it the test says so and
+//! passes, unless `RINGPROXY_APACHE_REQUIRED=1` is set. `.ci/run` installs the package and
+//! sets that variable, so in CI the comparison always runs.
+
+mod common;
+
+use std::io::{BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const APACHE: &str = "/usr/sbin/apache2";
+const MODULES: &str = "/usr/lib/apache2/modules";
+
+/// The modules ringproxy stands in for, loaded into Apache so `<IfModule>` takes the same
+/// branches in both.
+const LOAD: &[(&str, &str)] = &[
+    ("mpm_event_module", "mod_mpm_event.so"),
+    ("authz_core_module", "mod_authz_core.so"),
+    ("authz_host_module", "mod_authz_host.so"),
+    ("access_compat_module", "mod_access_compat.so"),
+    ("headers_module", "mod_headers.so"),
+    ("status_module", "mod_status.so"),
+    ("rewrite_module", "mod_rewrite.so"),
+    ("proxy_module", "mod_proxy.so"),
+    ("proxy_http_module", "mod_proxy_http.so"),
+    ("proxy_wstunnel_module", "mod_proxy_wstunnel.so"),
+    ("proxy_balancer_module", "mod_proxy_balancer.so"),
+    ("proxy_hcheck_module", "mod_proxy_hcheck.so"),
+    ("slotmem_shm_module", "mod_slotmem_shm.so"),
+    ("lbmethod_byrequests_module", "mod_lbmethod_byrequests.so"),
+    ("lbmethod_bybusyness_module", "mod_lbmethod_bybusyness.so"),
+    ("lbmethod_bytraffic_module", "mod_lbmethod_bytraffic.so"),
+];
+
+/// Whether the comparison can run here; panics where it must run and cannot.
+fn apache_available() -> bool {
+    if Path::new(APACHE).exists() {
+        return true;
+    }
+    if std::env::var_os("RINGPROXY_APACHE_REQUIRED").is_some_and(|v| v == "1") {
+        panic!("{APACHE} is missing and RINGPROXY_APACHE_REQUIRED=1: install Debian's apache2");
+    }
+    eprintln!(
+        "apache_compare: {APACHE} not installed; comparison not run (apt-get install apache2)"
+    );
+    false
+}
+
+/// One Apache 2.4 (event MPM, one child process) running a corpus config in the foreground
+/// on a port of its own; stopped with SIGTERM on drop.
+struct Apache {
+    child: Child,
+    addr: SocketAddr,
+    dir: PathBuf,
+}
+
+impl Apache {
+    fn start(name: &str, config: &str) -> Apache {
+        let dir = std::env::temp_dir().join(format!(
+            "ringproxy-apache-{}-{}",
+            std::process::id(),
+            name.trim_end_matches(".conf")
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        // Apache refuses port 0: take a free port from the kernel and hand it over.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let d = dir.display();
+        let mut text = String::new();
+        for (module, file) in LOAD {
+            text.push_str(&format!("LoadModule {module} {MODULES}/{file}\n"));
+        }
+        text.push_str(&format!(
+            "DefaultRuntimeDir {d}\nPidFile {d}/apache.pid\nErrorLog {d}/error.log\nLogLevel warn\n\
+             StartServers 1\nServerLimit 1\nThreadsPerChild 16\nMaxRequestWorkers 16\n\
+             MinSpareThreads 1\nMaxSpareThreads 16\nTimeout 10\n"
+        ));
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            text.push_str("User nobody\nGroup nogroup\n");
+        }
+        text.push_str(&config.replace("Listen 127.0.0.1:0", &format!("Listen {addr}")));
+        let conf = dir.join("httpd.conf");
+        std::fs::write(&conf, text).unwrap();
+        let mut child = Command::new(APACHE)
+            .arg("-f")
+            .arg(&conf)
+            .arg("-DFOREGROUND")
+            .env("APACHE_LOG_DIR", &dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Apache announces nothing on its own socket: ready is "accepts a connection",
+        // polled within a bound, failing at once if it exited.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = e.read_to_string(&mut err);
+                }
+                let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
+                panic!("apache2 exited ({status}) with {name}:\n{err}\n{log}");
+            }
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "apache2 did not listen on {addr}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Apache { child, addr, dir }
+    }
+}
+
+impl Drop for Apache {
+    fn drop(&mut self) {
+        // SIGTERM lets Apache stop its child process too (SIGKILL would orphan it).
+        // SAFETY: kill on our own child's PID.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A member that answers with its name and what it was sent, so one body says which member
+/// answered and how the proxy rewrote the request.
+fn echoing(name: &'static str) -> Backend {
+    backend(move |req| {
+        let h = |n: &str| req.header(n).unwrap_or_else(|| "-".into());
+        ok(&format!(
+            "{name}|{}|host={}|xff={}|xfh={}|xfs={}",
+            req.request_line(),
+            h("host"),
+            h("x-forwarded-for"),
+            h("x-forwarded-host"),
+            h("x-forwarded-server"),
+        ))
+    })
+}
+
+/// What a client and a member observe for one request.
+#[derive(Debug, PartialEq, Eq)]
+struct Observed {
+    status: u16,
+    headers: Vec<(String, Option<String>)>,
+    body: Option<String>,
+}
+
+const COMPARED_HEADERS: &[&str] = &["set-cookie", "location", "x-choice", "upgrade"];
+
+/// Sends each request in order on one keep-alive connection (a new one after the server
+/// closed it), so byrequests sees the same sequence on both servers.
+fn exchange(addr: SocketAddr, requests: &[Vec<u8>]) -> Vec<Observed> {
+    let mut conn: Option<Client> = None;
+    let mut out = Vec::new();
+    for req in requests {
+        let c = conn.get_or_insert_with(|| Client::connect(addr));
+        c.send(req);
+        let r = c
+            .read_response(req.starts_with(b"HEAD "))
+            .unwrap_or_else(|| panic!("no response from {addr} to {:?}", first_line(req)));
+        if r.header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"))
+        {
+            conn = None;
+        }
+        out.push(Observed {
+            status: r.status,
+            headers: COMPARED_HEADERS
+                .iter()
+                .map(|h| (h.to_string(), r.header(h).map(|v| normalize(&v, addr))))
+                .collect(),
+            body: (200..300)
+                .contains(&r.status)
+                .then(|| normalize(&r.text(), addr)),
+        });
+    }
+    out
+}
+
+/// The listening port is the one thing that differs on purpose between the two runs.
+fn normalize(text: &str, addr: SocketAddr) -> String {
+    text.replace(&addr.port().to_string(), "PORT")
+}
+
+fn first_line(req: &[u8]) -> String {
+    String::from_utf8_lossy(req)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn get(path: &str, host: &str, extra: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n").into_bytes()
+}
+
+fn corpus(name: &str) -> String {
+    let path = format!("{}/tests/configs/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// Runs `requests` through Apache and ringproxy with the same config and returns every
+/// request on which they disagree.
+fn differences(name: &str, config: &str, requests: &[Vec<u8>]) -> Vec<String> {
+    // Host headers name the listening port; each server gets its own.
+    let for_addr = |addr: SocketAddr| -> Vec<Vec<u8>> {
+        requests
+            .iter()
+            .map(|r| {
+                String::from_utf8_lossy(r)
+                    .replace("{PORT}", &addr.port().to_string())
+                    .into_bytes()
+            })
+            .collect()
+    };
+    let apache = Apache::start(name, config);
+    let from_apache = exchange(apache.addr, &for_addr(apache.addr));
+    drop(apache);
+    let p = proxy(config);
+    let from_ringproxy = exchange(p.addrs[0], &for_addr(p.addrs[0]));
+    p.shutdown();
+    p.join();
+    requests
+        .iter()
+        .zip(from_apache.iter().zip(&from_ringproxy))
+        .filter(|(_, (a, r))| a != r)
+        .map(|(req, (a, r))| {
+            format!(
+                "{name}: {}\n  apache:    {a:?}\n  ringproxy: {r:?}",
+                first_line(req)
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn corpus_vhosts_answer_as_apache_does() {
+    if !apache_available() {
+        return;
+    }
+    let h = "127.0.0.1:{PORT}";
+    let mut diffs = Vec::new();
+
+    let (one, two) = (echoing("one"), echoing("two"));
+    diffs.extend(differences(
+        "sticky-recipe.conf",
+        &fill(&corpus("sticky-recipe.conf"), &[&one, &two]),
+        &[
+            get("/", h, ""),
+            get("/a", h, ""),
+            get("/b", h, "Cookie: ROUTEID=.2\r\n"),
+            get("/c", h, "Cookie: ROUTEID=.1\r\n"),
+            get("/d", h, "Cookie: ROUTEID=.9\r\n"),
+            get("/e", "lb.example.com", "Cookie: other=x; ROUTEID=.2\r\n"),
+        ],
+    ));
+
+    let (tc1, tc2) = (echoing("tc1"), echoing("tc2"));
+    diffs.extend(differences(
+        "proxypass-line-params.conf",
+        &fill(&corpus("proxypass-line-params.conf"), &[&tc1, &tc2]),
+        &[
+            get("/app/page;jsessionid=ABC123.tc2", h, ""),
+            get("/app/page", h, "Cookie: JSESSIONID=XYZ.tc1\r\n"),
+            get("/app/page?jsessionid=Q.tc2", h, ""),
+            get("/app/x", h, ""),
+            get("/app/y", h, ""),
+            get("/other", h, ""),
+        ],
+    ));
+
+    let (internal, public) = (echoing("internal"), echoing("public"));
+    diffs.extend(differences(
+        "old-style-access.conf",
+        &fill(&corpus("old-style-access.conf"), &[&internal, &public]),
+        &[
+            get("/balancer-manager", h, ""),
+            get("/status-by-name?auto", h, ""),
+            get("/status-not-by-name?auto", h, ""),
+            get("/status-either?auto", h, ""),
+            get("/internal/x", h, ""),
+            get("/x?y=1", h, ""),
+        ],
+    ));
+
+    let (balanced, fallback) = (echoing("balanced"), echoing("fallback"));
+    diffs.extend(differences(
+        "ifmodule-choice.conf",
+        &fill(&corpus("ifmodule-choice.conf"), &[&balanced, &fallback]),
+        &[get("/", h, ""), get("/z", "example.com", "")],
+    ));
+
+    let (web, spare) = (echoing("web"), echoing("spare"));
+    diffs.extend(differences(
+        "full-vhost.conf",
+        &fill(&corpus("full-vhost.conf"), &[&web, &spare]),
+        &[
+            get("/page", "www.example.com", ""),
+            get(
+                "/page?q=1",
+                "shop.example.org",
+                "X-Forwarded-For: 192.0.2.1\r\n",
+            ),
+            get("/static/logo.png", "example.com", ""),
+        ],
+    ));
+
+    let (ws_addr, _heads) = upgrade_backend();
+    let app = echoing("app");
+    let ws_config = corpus("websocket-rewrite.conf")
+        .replace("{B0}", &ws_addr.port().to_string())
+        .replace("{B1}", &app.port().to_string());
+    diffs.extend(differences(
+        "websocket-rewrite.conf",
+        &ws_config,
+        &[
+            get("/chat/room1", h, ""),
+            get("/old/page?x=1", h, ""),
+            get("/old/page", "www.example.com", ""),
+            get("/private/data", h, ""),
+        ],
+    ));
+    // The upgrade itself: 101 from both, and bytes echoed through the tunnel.
+    let upgrade = b"GET /chat/room1 HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    let tunnel = |addr: SocketAddr| -> (String, Vec<u8>) {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        let mut w = s.try_clone().unwrap();
+        let mut r = BufReader::new(s);
+        w.write_all(upgrade).unwrap();
+        let status = read_head(&mut r)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        w.write_all(b"ping-through-the-tunnel").unwrap();
+        let mut back = vec![0u8; 23];
+        r.read_exact(&mut back).unwrap();
+        (status, back)
+    };
+    let apache = Apache::start("websocket-tunnel", &ws_config);
+    let through_apache = tunnel(apache.addr);
+    drop(apache);
+    let p = proxy(&ws_config);
+    let through_ringproxy = tunnel(p.addrs[0]);
+    p.shutdown();
+    p.join();
+    if through_apache != through_ringproxy {
+        diffs.push(format!(
+            "websocket tunnel\n  apache:    {through_apache:?}\n  ringproxy: {through_ringproxy:?}"
+        ));
+    }
+
+    assert!(
+        diffs.is_empty(),
+        "ringproxy and Apache disagree on {} request(s):\n{}",
+        diffs.len(),
+        diffs.join("\n")
+    );
+}
