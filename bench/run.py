@@ -8,7 +8,9 @@ each measured REPS times; medians and ratios to the best peer are reported.
 
 Called by bench/run.sh, which installs what is missing and builds the release binaries.
 BENCH_RINGPROXY_EXTRA (environment) appends directives to ringproxy's config, for A/B runs
-such as BENCH_RINGPROXY_EXTRA='SpliceThreshold 0'.
+such as BENCH_RINGPROXY_EXTRA='SpliceThreshold 0'. BENCH_RINGPROXY_B names a second ringproxy
+binary (say, a build of the previous commit), measured as the system `ringproxy_b` in the
+same interleaved run: `--systems ringproxy,ringproxy_b,nginx`.
 """
 
 import argparse
@@ -158,12 +160,17 @@ class Bench:
             return None, b1
         port = free_port()
         cpu = self.args.proxy_cpu
-        if system == "ringproxy":
-            conf = os.path.join(self.tmp, "ringproxy.conf")
+        if system in ("ringproxy", "ringproxy_b"):
+            binary = RINGPROXY
+            if system == "ringproxy_b":
+                binary = os.environ.get("BENCH_RINGPROXY_B")
+                if not binary:
+                    raise RuntimeError("ringproxy_b needs BENCH_RINGPROXY_B=/path/to/ringproxy")
+            conf = os.path.join(self.tmp, f"{system}.conf")
             with open(conf, "w") as f:
                 f.write(fill("ringproxy.conf", TMP=self.tmp, PORT=port, B1=b1, B2=b2))
                 f.write(os.environ.get("BENCH_RINGPROXY_EXTRA", "").replace(";", "\n") + "\n")
-            p = self.spawn(cpu, [RINGPROXY, "-f", conf])
+            p = self.spawn(cpu, [binary, "-f", conf])
         elif system == "nginx":
             conf = os.path.join(self.tmp, "nginx-proxy.conf")
             with open(conf, "w") as f:
@@ -258,6 +265,7 @@ def main():
     # 10,000 where the descriptor limit allows; HAProxy needs two per accepted connection,
     # so under a 20,000 hard limit 9,000 are measured (for every system alike).
     ap.add_argument("--idle", type=int)
+    ap.add_argument("--out", help="where the JSON goes (default bench/results/DATE.json)")
     args = ap.parse_args()
     reps = args.reps or (1 if args.quick else 3)
     dur = args.duration or (3.0 if args.quick else 8.0)
@@ -348,7 +356,7 @@ def main():
         "raw": results, "median": summary,
     }
     os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
-    path = os.path.join(ROOT, "bench", "results", f"{datetime.date.today()}.json")
+    path = args.out or os.path.join(ROOT, "bench", "results", f"{datetime.date.today()}.json")
     with open(path, "w") as f:
         json.dump(out, f, indent=2)
     print(table(summary, systems, rate))

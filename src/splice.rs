@@ -1,24 +1,49 @@
 //! Large bodies move socket -> pipe -> socket with splice(2): the bytes never enter user
 //! space (no copy in, no copy out), which is what makes a proxy cheap per megabyte.
 //!
+//! The splices are plain system calls made on the worker's own thread with non-blocking
+//! descriptors, waiting for readiness (an io_uring poll, or epoll) only when a socket has
+//! nothing to give or no room to take. io_uring's own splice operation is not used: the
+//! kernel always runs it on an io-wq helper thread, whose hand-offs cost about what the
+//! avoided copies save (see bench/RESULTS.md).
+//!
 //! A pipe carries one body at a time, so each worker keeps a small pool of pipes and lends
 //! one to a connection for the length of a body.
 
 use std::cell::RefCell;
 use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-use monoio::io::splice::{SpliceDestination, SpliceSource};
-use monoio::net::unix::new_pipe;
-use monoio::net::{Pipe, TcpStream};
+use monoio::net::TcpStream;
 
 /// Bytes asked of one splice: the default pipe capacity (16 pages).
-const PIPE_CHUNK: u32 = 64 * 1024;
+const PIPE_CHUNK: usize = 64 * 1024;
 /// Idle pipes kept per worker.
 const KEEP: usize = 64;
 
-/// (read end, write end)
-pub type PipePair = (Pipe, Pipe);
+/// A pipe's two ends, both non-blocking.
+pub struct PipePair {
+    read: OwnedFd,
+    write: OwnedFd,
+}
+
+impl PipePair {
+    fn new() -> io::Result<PipePair> {
+        let mut fds = [0 as libc::c_int; 2];
+        // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: pipe2 succeeded, so both descriptors are open and owned by nobody else.
+        unsafe {
+            Ok(PipePair {
+                read: OwnedFd::from_raw_fd(fds[0]),
+                write: OwnedFd::from_raw_fd(fds[1]),
+            })
+        }
+    }
+}
 
 #[derive(Default)]
 pub struct PipePool {
@@ -29,7 +54,7 @@ impl PipePool {
     pub fn get(&self) -> io::Result<PipePair> {
         match self.free.borrow_mut().pop() {
             Some(p) => Ok(p),
-            None => new_pipe(),
+            None => PipePair::new(),
         }
     }
 
@@ -51,6 +76,76 @@ pub enum SpliceError {
     DstIo(io::Error),
 }
 
+/// One splice(2) between two descriptors, never blocking on the pipe side.
+fn splice_once(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
+    loop {
+        // SAFETY: both descriptors are open for the duration of the call; null offsets
+        // are what splice takes for sockets and pipes.
+        let n = unsafe {
+            libc::splice(
+                from,
+                std::ptr::null_mut(),
+                to,
+                std::ptr::null_mut(),
+                len,
+                libc::SPLICE_F_NONBLOCK | libc::SPLICE_F_MOVE,
+            )
+        };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Makes a socket non-blocking for as long as this lives, and restores it after (sockets
+/// of the io_uring driver are blocking, and its operations expect them so). A socket that
+/// already was non-blocking (the epoll driver's) is left alone.
+struct NonBlocking {
+    fd: RawFd,
+    restore: bool,
+}
+
+impl NonBlocking {
+    fn set(fd: RawFd) -> io::Result<NonBlocking> {
+        // SAFETY: fcntl on an open descriptor with integer arguments.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        if flags < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if flags & libc::O_NONBLOCK != 0 {
+            return Ok(NonBlocking { fd, restore: false });
+        }
+        // SAFETY: as above.
+        if unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(NonBlocking { fd, restore: true })
+    }
+}
+
+impl Drop for NonBlocking {
+    fn drop(&mut self) {
+        if self.restore {
+            // SAFETY: fcntl on the descriptor this guard was made for, still open (the
+            // guard never outlives the body it was made for).
+            unsafe {
+                let flags = libc::fcntl(self.fd, libc::F_GETFL);
+                if flags >= 0 {
+                    libc::fcntl(self.fd, libc::F_SETFL, flags & !libc::O_NONBLOCK);
+                }
+            }
+        }
+    }
+}
+
+fn would_block(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::WouldBlock
+}
+
 /// Moves exactly `len` bytes from `src` to `dst` through `pipe`, counting them in `moved`.
 /// On error the pipe may hold bytes and must not be reused.
 pub async fn splice_exact(
@@ -61,28 +156,43 @@ pub async fn splice_exact(
     (read_t, write_t): (Duration, Duration),
     moved: &mut u64,
 ) -> Result<(), SpliceError> {
-    let (r, w) = pipe;
+    let (src_fd, dst_fd) = (src.as_raw_fd(), dst.as_raw_fd());
+    let _src_nb = NonBlocking::set(src_fd).map_err(SpliceError::SrcIo)?;
+    let _dst_nb = NonBlocking::set(dst_fd).map_err(SpliceError::DstIo)?;
+    let (pr, pw) = (pipe.read.as_raw_fd(), pipe.write.as_raw_fd());
     while len > 0 {
-        let want = len.min(u64::from(PIPE_CHUNK)) as u32;
-        let n = match monoio::time::timeout(read_t, src.splice_to_pipe(w, want)).await {
-            Ok(Ok(0)) => return Err(SpliceError::SrcEof),
-            Ok(Ok(n)) => n,
-            Ok(Err(e)) => return Err(SpliceError::SrcIo(e)),
-            Err(_) => return Err(SpliceError::SrcTimeout),
+        let want = len.min(PIPE_CHUNK as u64) as usize;
+        let n = loop {
+            match splice_once(src_fd, pw, want) {
+                Ok(0) => return Err(SpliceError::SrcEof),
+                Ok(n) => break n,
+                Err(e) if would_block(&e) => {
+                    match monoio::time::timeout(read_t, src.readable(false)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => return Err(SpliceError::SrcIo(e)),
+                        Err(_) => return Err(SpliceError::SrcTimeout),
+                    }
+                }
+                Err(e) => return Err(SpliceError::SrcIo(e)),
+            }
         };
         let mut pending = n;
         while pending > 0 {
-            match monoio::time::timeout(write_t, dst.splice_from_pipe(r, pending)).await {
-                Ok(Ok(0)) => {
-                    return Err(SpliceError::DstIo(io::ErrorKind::WriteZero.into()));
+            match splice_once(pr, dst_fd, pending) {
+                Ok(0) => return Err(SpliceError::DstIo(io::ErrorKind::WriteZero.into())),
+                Ok(m) => pending -= m,
+                Err(e) if would_block(&e) => {
+                    match monoio::time::timeout(write_t, dst.writable(false)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => return Err(SpliceError::DstIo(e)),
+                        Err(_) => return Err(SpliceError::DstTimeout),
+                    }
                 }
-                Ok(Ok(m)) => pending -= m,
-                Ok(Err(e)) => return Err(SpliceError::DstIo(e)),
-                Err(_) => return Err(SpliceError::DstTimeout),
+                Err(e) => return Err(SpliceError::DstIo(e)),
             }
         }
-        *moved += u64::from(n);
-        len -= u64::from(n);
+        *moved += n as u64;
+        len -= n as u64;
     }
     Ok(())
 }
