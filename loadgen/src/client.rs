@@ -48,8 +48,16 @@ pub async fn connection(st: Rc<ThreadState>, slot: usize) {
     let mut out: Vec<u8> = Vec::new();
     let mut buf: Vec<u8> = Vec::with_capacity(READ_BUF);
     let mut head = ResponseHead::default();
+    // Closed loop: the first request of a connection is claimed before connecting, so two
+    // connections racing for the last request never open one that then has nothing to send.
+    let mut claimed = false;
     'connect: loop {
-        if !st.work_left() {
+        if st.sched.is_none() {
+            if !claimed && !st.take_budget() {
+                return;
+            }
+            claimed = true;
+        } else if !st.work_left() {
             return;
         }
         let mut stream =
@@ -94,7 +102,7 @@ pub async fn connection(st: Rc<ThreadState>, slot: usize) {
                     (start, 1)
                 }
                 None => {
-                    if !st.take_budget() {
+                    if !std::mem::take(&mut claimed) && !st.take_budget() {
                         return;
                     }
                     let mut depth = 1;
