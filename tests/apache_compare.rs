@@ -260,6 +260,13 @@ fn differences(name: &str, config: &str, requests: &[Vec<u8>]) -> Vec<String> {
         .collect()
 }
 
+/// [`differences`] for a corpus file whose `{B0}`/`{B1}` members are two echoing backends
+/// with these names.
+fn corpus_differences(name: &str, members: [&'static str; 2], requests: &[Vec<u8>]) -> Vec<String> {
+    let (b0, b1) = (echoing(members[0]), echoing(members[1]));
+    differences(name, &fill(&corpus(name), &[&b0, &b1]), requests)
+}
+
 #[test]
 fn corpus_vhosts_answer_as_apache_does() {
     if !apache_available() {
@@ -268,10 +275,9 @@ fn corpus_vhosts_answer_as_apache_does() {
     let h = "127.0.0.1:{PORT}";
     let mut diffs = Vec::new();
 
-    let (one, two) = (echoing("one"), echoing("two"));
-    diffs.extend(differences(
+    diffs.extend(corpus_differences(
         "sticky-recipe.conf",
-        &fill(&corpus("sticky-recipe.conf"), &[&one, &two]),
+        ["one", "two"],
         &[
             get("/", h, ""),
             get("/a", h, ""),
@@ -282,10 +288,9 @@ fn corpus_vhosts_answer_as_apache_does() {
         ],
     ));
 
-    let (tc1, tc2) = (echoing("tc1"), echoing("tc2"));
-    diffs.extend(differences(
+    diffs.extend(corpus_differences(
         "proxypass-line-params.conf",
-        &fill(&corpus("proxypass-line-params.conf"), &[&tc1, &tc2]),
+        ["tc1", "tc2"],
         &[
             get("/app/page;jsessionid=ABC123.tc2", h, ""),
             get("/app/page", h, "Cookie: JSESSIONID=XYZ.tc1\r\n"),
@@ -296,10 +301,9 @@ fn corpus_vhosts_answer_as_apache_does() {
         ],
     ));
 
-    let (internal, public) = (echoing("internal"), echoing("public"));
-    diffs.extend(differences(
+    diffs.extend(corpus_differences(
         "old-style-access.conf",
-        &fill(&corpus("old-style-access.conf"), &[&internal, &public]),
+        ["internal", "public"],
         &[
             get("/balancer-manager", h, ""),
             get("/status-by-name?auto", h, ""),
@@ -310,17 +314,15 @@ fn corpus_vhosts_answer_as_apache_does() {
         ],
     ));
 
-    let (balanced, fallback) = (echoing("balanced"), echoing("fallback"));
-    diffs.extend(differences(
+    diffs.extend(corpus_differences(
         "ifmodule-choice.conf",
-        &fill(&corpus("ifmodule-choice.conf"), &[&balanced, &fallback]),
+        ["balanced", "fallback"],
         &[get("/", h, ""), get("/z", "example.com", "")],
     ));
 
-    let (web, spare) = (echoing("web"), echoing("spare"));
-    diffs.extend(differences(
+    diffs.extend(corpus_differences(
         "full-vhost.conf",
-        &fill(&corpus("full-vhost.conf"), &[&web, &spare]),
+        ["web", "spare"],
         &[
             get("/page", "www.example.com", ""),
             get(
