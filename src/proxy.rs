@@ -27,7 +27,7 @@ use crate::http::write::{
 use crate::io::{is_disconnect, read_more, write_all, write_range, IoFail};
 use crate::pool::{BackendConn, Pool, BACKEND_BUF};
 use crate::route::{self, Route};
-use crate::splice::{splice_exact, PipePool, SpliceError};
+use crate::splice::{splice_exact, splice_to_eof, NonBlocking, PipePool, SpliceError};
 use crate::worker::Worker;
 
 /// A request body up to this size that has fully arrived with the head is sent in the same
@@ -631,13 +631,15 @@ fn upgrade_request(
 /// flow both ways until both sides have closed, or nothing moved either way for `idle`
 /// (Apache's ProxyWebsocketIdleTimeout defaults to the worker timeout too). Each direction
 /// owns its own descriptors (the second one a dup) so both run at once without splitting
-/// the connection objects. Neither connection is reused afterwards.
+/// the connection objects. Bytes move with splice(2) through a pipe per direction unless
+/// `SpliceThreshold 0` turned splicing off. Neither connection is reused afterwards.
 async fn tunnel(
     c: &mut ClientConn,
     bc: &mut BackendConn,
     mv: &MemberView,
     head_len: usize,
     idle: Duration,
+    pipes: Option<&PipePool>,
 ) -> Result<(bool, bool), ExchangeError> {
     let early = std::mem::take(&mut bc.buf);
     c.status = 101;
@@ -666,12 +668,27 @@ async fn tunnel(
     else {
         return Ok((false, false));
     };
-    let last = std::cell::Cell::new(std::time::Instant::now());
     let fds = [c.stream.as_raw_fd(), bc.stream.as_raw_fd()];
+    // Splicing needs both sockets non-blocking for as long as either direction runs.
+    let spliced = pipes.and_then(|pipes| {
+        let nb = (
+            NonBlocking::set(fds[0]).ok()?,
+            NonBlocking::set(fds[1]).ok()?,
+        );
+        Some((pipes, nb))
+    });
+    let pipes = spliced.as_ref().map(|(p, _)| *p);
+    let ends = TunnelEnds {
+        last: std::cell::Cell::new(std::time::Instant::now()),
+        idle,
+        fds,
+        pipes,
+    };
     let (up, down) = monoio::join!(
-        pump(&mut c.stream, &mut to_backend, &last, idle, fds),
-        pump(&mut bc.stream, &mut to_client, &last, idle, fds)
+        pump(&mut c.stream, &mut to_backend, &ends),
+        pump(&mut bc.stream, &mut to_client, &ends)
     );
+    drop(spliced);
     mv.state.sent.fetch_add(up, Ordering::Relaxed);
     mv.state.received.fetch_add(down, Ordering::Relaxed);
     c.bytes_out += down;
@@ -691,53 +708,80 @@ fn dup_stream(s: &TcpStream) -> std::io::Result<TcpStream> {
     TcpStream::from_std(std_stream)
 }
 
-/// One direction of a tunnel: copies until `src` ends (then half-closes `dst`), an error
-/// (then shuts both sockets so the other direction ends too), or `idle` without traffic
-/// either way. Returns the bytes moved.
-async fn pump(
-    src: &mut TcpStream,
-    dst: &mut TcpStream,
-    last: &std::cell::Cell<std::time::Instant>,
+/// What both directions of a tunnel share.
+struct TunnelEnds<'a> {
+    /// When bytes last moved either way.
+    last: std::cell::Cell<std::time::Instant>,
     idle: Duration,
+    /// The client's and the member's sockets.
     fds: [i32; 2],
-) -> u64 {
-    const TUNNEL_BUF: usize = 16 * 1024;
-    let mut moved = 0u64;
-    let mut buf = Vec::with_capacity(TUNNEL_BUF);
-    let end_both = || {
-        for fd in fds {
+    /// The worker's pipes, when the sockets were made non-blocking for splicing.
+    pipes: Option<&'a PipePool>,
+}
+
+impl TunnelEnds<'_> {
+    /// Ends both directions after an error: shutting both sockets wakes the other one.
+    fn end_both(&self) {
+        for fd in self.fds {
             // SAFETY: shutdown(2) on descriptors owned by the connections, alive here.
             unsafe {
                 libc::shutdown(fd, libc::SHUT_RDWR);
             }
         }
-    };
+    }
+}
+
+/// Half-closes a tunnel direction's destination after its source ended cleanly.
+fn shutdown_write(dst: &TcpStream) {
+    // SAFETY: shutdown(2) on a descriptor the stream owns; only the writing side closes.
+    unsafe {
+        libc::shutdown(dst.as_raw_fd(), libc::SHUT_WR);
+    }
+}
+
+/// One direction of a tunnel: moves bytes until `src` ends (then half-closes `dst`), an
+/// error (then shuts both sockets so the other direction ends too), or `idle` without
+/// traffic either way. Returns the bytes moved.
+async fn pump(src: &mut TcpStream, dst: &mut TcpStream, ends: &TunnelEnds<'_>) -> u64 {
+    const TUNNEL_BUF: usize = 16 * 1024;
+    let mut moved = 0u64;
+    if let Some(pipes) = ends.pipes {
+        if let Ok(mut pipe) = pipes.get() {
+            match splice_to_eof(src, dst, &mut pipe, ends.idle, &ends.last, &mut moved).await {
+                Ok(()) => {
+                    shutdown_write(dst);
+                    pipes.put_empty(pipe);
+                }
+                // The pipe may hold bytes: it is dropped, not returned.
+                Err(_) => ends.end_both(),
+            }
+            return moved;
+        }
+    }
+    let mut buf = Vec::with_capacity(TUNNEL_BUF);
     loop {
         buf.clear();
-        let (r, b) = read_more(src, buf, TUNNEL_BUF, idle).await;
+        let (r, b) = read_more(src, buf, TUNNEL_BUF, ends.idle).await;
         buf = b;
         match r {
             Ok(0) => {
-                // SAFETY: as above; only this direction's writing side closes.
-                unsafe {
-                    libc::shutdown(dst.as_raw_fd(), libc::SHUT_WR);
-                }
+                shutdown_write(dst);
                 return moved;
             }
             Ok(n) => {
-                last.set(std::time::Instant::now());
+                ends.last.set(std::time::Instant::now());
                 moved += n as u64;
-                let (w, b) = write_all(dst, buf, idle).await;
+                let (w, b) = write_all(dst, buf, ends.idle).await;
                 buf = b;
                 if w.is_err() {
-                    end_both();
+                    ends.end_both();
                     return moved;
                 }
             }
             // The other direction may be busy: only a tunnel idle both ways times out.
-            Err(IoFail::Timeout) if last.get().elapsed() < idle => {}
+            Err(IoFail::Timeout) if ends.last.get().elapsed() < ends.idle => {}
             Err(_) => {
-                end_both();
+                ends.end_both();
                 return moved;
             }
         }
@@ -879,7 +923,8 @@ async fn exchange(
                 Ok(Some(())) => {
                     if (100..200).contains(&rh.status) {
                         if rh.status == 101 && upgrade.is_some() {
-                            return tunnel(c, bc, mv, rh.len, x.timeout).await;
+                            let pipes = (core.splice_threshold > 0).then_some(&w.thread.pipes);
+                            return tunnel(c, bc, mv, rh.len, x.timeout, pipes).await;
                         }
                         if rh.status == 101 {
                             return Err(ErrorKind::BackendProtocol(

@@ -10,10 +10,10 @@
 //! A pipe carries one body at a time, so each worker keeps a small pool of pipes and lends
 //! one to a connection for the length of a body.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use monoio::net::TcpStream;
 
@@ -104,13 +104,13 @@ fn splice_once(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
 /// Makes a socket non-blocking for as long as this lives, and restores it after (sockets
 /// of the io_uring driver are blocking, and its operations expect them so). A socket that
 /// already was non-blocking (the epoll driver's) is left alone.
-struct NonBlocking {
+pub struct NonBlocking {
     fd: RawFd,
     restore: bool,
 }
 
 impl NonBlocking {
-    fn set(fd: RawFd) -> io::Result<NonBlocking> {
+    pub fn set(fd: RawFd) -> io::Result<NonBlocking> {
         // SAFETY: fcntl on an open descriptor with integer arguments.
         let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
         if flags < 0 {
@@ -195,4 +195,63 @@ pub async fn splice_exact(
         len -= n as u64;
     }
     Ok(())
+}
+
+/// One direction of a tunnel: moves bytes from `src` to `dst` through `pipe` until `src`
+/// ends (`Ok`), counting them in `moved`. The caller has made both sockets non-blocking
+/// for the tunnel's life (a [`NonBlocking`] per socket, held across both directions, since
+/// the two directions share the sockets' file status flags through their dups).
+///
+/// Tunnel traffic is mostly small messages, so after a splice that did not fill the pipe
+/// the socket is taken as drained and the next step waits for readability instead of
+/// trying a splice that would only report `EAGAIN`. `last` is shared with the other
+/// direction: only a tunnel quiet both ways for `idle` times out.
+pub async fn splice_to_eof(
+    src: &mut TcpStream,
+    dst: &mut TcpStream,
+    pipe: &mut PipePair,
+    idle: Duration,
+    last: &Cell<Instant>,
+    moved: &mut u64,
+) -> Result<(), SpliceError> {
+    let (src_fd, dst_fd) = (src.as_raw_fd(), dst.as_raw_fd());
+    let (pr, pw) = (pipe.read.as_raw_fd(), pipe.write.as_raw_fd());
+    let mut wait_first = false;
+    loop {
+        if wait_first {
+            match monoio::time::timeout(idle, src.readable(false)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(SpliceError::SrcIo(e)),
+                Err(_) if last.get().elapsed() < idle => continue,
+                Err(_) => return Err(SpliceError::SrcTimeout),
+            }
+        }
+        let n = match splice_once(src_fd, pw, PIPE_CHUNK) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if would_block(&e) => {
+                wait_first = true;
+                continue;
+            }
+            Err(e) => return Err(SpliceError::SrcIo(e)),
+        };
+        last.set(Instant::now());
+        let mut pending = n;
+        while pending > 0 {
+            match splice_once(pr, dst_fd, pending) {
+                Ok(0) => return Err(SpliceError::DstIo(io::ErrorKind::WriteZero.into())),
+                Ok(m) => pending -= m,
+                Err(e) if would_block(&e) => {
+                    match monoio::time::timeout(idle, dst.writable(false)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => return Err(SpliceError::DstIo(e)),
+                        Err(_) => return Err(SpliceError::DstTimeout),
+                    }
+                }
+                Err(e) => return Err(SpliceError::DstIo(e)),
+            }
+        }
+        *moved += n as u64;
+        wait_first = n < PIPE_CHUNK;
+    }
 }

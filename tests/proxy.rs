@@ -545,3 +545,46 @@ fn large_bodies_with_and_without_splice() {
         assert!(c.read_response(false).unwrap().text().starts_with("len=2"));
     }
 }
+
+/// A tunnel carries megabytes both ways at once and passes the client's half-close on: the
+/// spliced path (the default), the copying one (`SpliceThreshold 0`), on both drivers.
+#[test]
+fn tunnels_move_large_streams_both_ways_and_pass_half_closes() {
+    use std::io::{BufReader, Read, Write};
+    let (addr, heads) = upgrade_backend();
+    for (extra, driver) in [
+        ("", DriverChoice::Auto),
+        ("SpliceThreshold 0\n", DriverChoice::Auto),
+        ("", DriverChoice::Epoll),
+    ] {
+        let cfg = format!(
+            "Listen 127.0.0.1:0\nTimeout 5\n{extra}ProxyPass /ws http://127.0.0.1:{}/ws upgrade=websocket\n",
+            addr.port()
+        );
+        let p = proxy_with(&cfg, 1, driver);
+        let s = std::net::TcpStream::connect(p.addrs[0]).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut w = s.try_clone().unwrap();
+        w.write_all(
+            b"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+        )
+        .unwrap();
+        let mut r = BufReader::new(s);
+        let head = read_head(&mut r);
+        assert!(head.starts_with("HTTP/1.1 101"), "{extra:?}: {head}");
+        heads.recv_timeout(Duration::from_secs(5)).unwrap();
+        // 3 MiB out while the echo comes back: neither direction may wait for the other.
+        let data: Vec<u8> = (0..3 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+        let sent = data.clone();
+        let writer = std::thread::spawn(move || {
+            w.write_all(&sent).unwrap();
+            // The member sees EOF, ends its echo, and closes: the tunnel ends both ways.
+            w.shutdown(std::net::Shutdown::Write).unwrap();
+        });
+        let mut back = Vec::new();
+        r.read_to_end(&mut back).unwrap();
+        writer.join().unwrap();
+        assert_eq!(back.len(), data.len(), "{extra:?} {driver:?}");
+        assert_eq!(checksum(&back), checksum(&data), "{extra:?} {driver:?}");
+    }
+}

@@ -61,8 +61,8 @@ pub struct CoreSettings {
     /// buffer (one poll more per request); `Keep`: it keeps its read buffer (less CPU, about
     /// 8 KiB more per idle connection).
     pub release_idle_buffers: bool,
-    /// `SpliceThreshold`: a body with at least this many bytes left moves with splice(2)
-    /// (0 = never).
+    /// `SpliceThreshold`: a body with at least this many bytes left moves with splice(2);
+    /// tunnels (WebSocket) always do (0 = never, tunnels included).
     pub splice_threshold: u64,
     /// `ProxyStatus On`: server-status shows balancers and members.
     pub proxy_status: bool,
