@@ -1,7 +1,7 @@
 //! Per-worker buffer pools: buffers go to connections only while they are working, so an
 //! idle keep-alive connection costs little more than its socket (issue: idle memory).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 /// A free list of equally sized buffers on one worker (no locks: `RefCell`).
 pub struct BufPool {
@@ -9,6 +9,8 @@ pub struct BufPool {
     size: usize,
     /// Buffers kept at most; beyond that they are freed.
     keep: usize,
+    /// The fewest free buffers since the last [`BufPool::decay`]: that many went unused.
+    low: Cell<usize>,
 }
 
 impl BufPool {
@@ -17,15 +19,33 @@ impl BufPool {
             free: RefCell::new(Vec::new()),
             size,
             keep,
+            low: Cell::new(0),
         }
     }
 
     /// An empty buffer with at least the pool's capacity.
     pub fn get(&self) -> Vec<u8> {
-        self.free
-            .borrow_mut()
-            .pop()
-            .unwrap_or_else(|| Vec::with_capacity(self.size))
+        let mut free = self.free.borrow_mut();
+        let buf = free.pop();
+        self.low.set(self.low.get().min(free.len()));
+        buf.unwrap_or_else(|| Vec::with_capacity(self.size))
+    }
+
+    /// Frees the buffers that stayed unused since the last call, and returns how many.
+    /// Called about once a second: after a burst the pool shrinks back to what traffic
+    /// uses, so the burst's buffers do not stay resident (nor pin the heap pages around
+    /// them) for as long as the worker lives.
+    pub fn decay(&self) -> usize {
+        let mut free = self.free.borrow_mut();
+        let unused = self.low.get().min(free.len());
+        let keep = free.len() - unused;
+        free.truncate(keep);
+        if free.is_empty() {
+            // Nothing kept: give the list's own memory back too.
+            *free = Vec::new();
+        }
+        self.low.set(free.len());
+        unused
     }
 
     /// Takes a buffer back. Buffers that grew far past the pool size (a huge head) are
@@ -68,5 +88,24 @@ mod tests {
         p.put(Vec::with_capacity(64 * 1024));
         p.put(Vec::new());
         assert_eq!(p.free_count(), 2, "odd sizes are freed, not kept");
+    }
+
+    #[test]
+    fn decay_frees_what_went_unused() {
+        let p = BufPool::new(1024, 8);
+        let taken: Vec<_> = (0..6).map(|_| p.get()).collect();
+        for b in taken {
+            p.put(b);
+        }
+        assert_eq!(p.decay(), 0, "all six were in use during the first period");
+        // Two in use at once during this period: four stayed idle the whole time.
+        let a = p.get();
+        let b = p.get();
+        p.put(a);
+        p.put(b);
+        assert_eq!(p.decay(), 4);
+        assert_eq!(p.free_count(), 2);
+        assert_eq!(p.decay(), 2, "a quiet period frees the rest");
+        assert_eq!(p.free_count(), 0);
     }
 }

@@ -3,6 +3,7 @@
 //! from the buffer only after the previous response went out.
 
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 
@@ -24,6 +25,7 @@ pub const SMALL_BUF: usize = 2 * 1024;
 
 pub struct ClientConn {
     pub stream: TcpStream,
+    pub peer: SocketAddr,
     pub peer_ip: String,
     pub local: SocketAddr,
     /// Bytes read from the client; the current request's head starts at 0.
@@ -53,18 +55,48 @@ pub struct ClientConn {
     pub log: Option<Box<Record>>,
 }
 
-/// Serves one client connection until it closes, times out or the worker drains.
-pub async fn serve(w: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
-    let _ = stream.set_nodelay(true);
-    let local = match stream.local_addr() {
-        Ok(a) => a,
-        Err(e) => {
-            debug!("client {peer}: local_addr failed: {e}");
-            return;
+/// How a connection task begins.
+pub enum Start {
+    /// Just accepted from this peer.
+    Accepted(SocketAddr),
+    /// Back from the worker's parking lot: its client sent something (or closed).
+    Resumed(Resume),
+}
+
+/// What a parked connection brings back.
+pub struct Resume {
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    pub requests: u32,
+}
+
+/// How a connection task ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Served {
+    /// The connection is closed.
+    Closed,
+    /// The connection waits in the worker's parking lot, which now counts it as open.
+    Parked,
+}
+
+/// Serves one client connection until it closes, times out, parks or the worker drains.
+pub async fn serve(w: Rc<Worker>, stream: TcpStream, start: Start) -> Served {
+    let (peer, local, requests, resumed) = match start {
+        Start::Accepted(peer) => {
+            let _ = stream.set_nodelay(true);
+            match stream.local_addr() {
+                Ok(local) => (peer, local, 0, false),
+                Err(e) => {
+                    debug!("client {peer}: local_addr failed: {e}");
+                    return Served::Closed;
+                }
+            }
         }
+        Start::Resumed(r) => (r.peer, r.local, r.requests, true),
     };
     let mut c = ClientConn {
         stream,
+        peer,
         peer_ip: peer.ip().to_string(),
         local,
         // Buffers come from the worker's pools when there is work (see `read_head`).
@@ -72,7 +104,7 @@ pub async fn serve(w: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         head: RequestHead::default(),
         out: Vec::new(),
         scratch: Vec::new(),
-        requests: 0,
+        requests,
         consumed: 0,
         response_started: false,
         continue_sent: false,
@@ -84,11 +116,8 @@ pub async fn serve(w: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         log: None,
     };
     let mut w = w;
-    let all_stats = w.shared.stats.clone();
-    let stats = &all_stats[w.id];
-    stats.conns_total.fetch_add(1, Ordering::Relaxed);
-    stats.conns_open.fetch_add(1, Ordering::Relaxed);
-    let _open = OpenConn(&stats.conns_open);
+    // A resumed connection is known to be readable: it goes straight to reading.
+    let mut skip_wait = resumed;
     loop {
         // After a reload the next request runs on the new configuration; the one in flight
         // finished on the old one.
@@ -96,12 +125,17 @@ pub async fn serve(w: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
             w = newer;
         }
         let release = w.shared.cfg.core.release_idle_buffers;
-        if release && c.buf.capacity() == 0 {
-            // Idle with no buffer: only this small wait lives in the connection's task.
-            match wait_readable(&w, &mut c).await {
-                Ok(true) => {}
-                Ok(false) => return,
-                Err(e) => return Box::pin(finish_with_error(&mut c, e)).await,
+        if release && c.buf.capacity() == 0 && !std::mem::take(&mut skip_wait) {
+            // Idle with no buffer: only this small wait lives in the connection's task,
+            // until it parks.
+            match wait_idle(&w, &mut c).await {
+                Ok(Idle::Ready) => {}
+                Ok(Idle::Closed) => return Served::Closed,
+                Ok(Idle::Parked) => return Served::Parked,
+                Err(e) => {
+                    Box::pin(finish_with_error(&mut c, e)).await;
+                    return Served::Closed;
+                }
             }
             // A reload during the wait: the request about to be read uses it.
             if let Some(newer) = w.newer() {
@@ -111,35 +145,65 @@ pub async fn serve(w: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         // Everything a request needs (head reading, forwarding, error answers) is boxed for
         // the request's duration, so an idle connection's task stays small.
         if !Box::pin(one_request(&w, &mut c)).await {
-            return;
+            return Served::Closed;
         }
     }
 }
 
+/// How an idle wait ended.
+enum Idle {
+    /// The client sent something; the connection has a read buffer.
+    Ready,
+    /// Timed out, drained, or the client went away: close.
+    Closed,
+    /// Handed to the worker's parking lot; this task ends (and closes its descriptor).
+    Parked,
+}
+
 /// Waits until the client sends something (or goes away, times out, or the worker drains),
-/// then lends the connection a read buffer.
-async fn wait_readable(w: &Worker, c: &mut ClientConn) -> Result<bool, ProxyError> {
+/// then lends the connection a read buffer. After `IdleParkAfter` the connection moves to
+/// the worker's parking lot instead, keeping its keep-alive deadline.
+async fn wait_idle(w: &Worker, c: &mut ClientConn) -> Result<Idle, ProxyError> {
     let core = &w.shared.cfg.core;
     if w.thread.drain.is_draining() {
-        return Ok(false);
+        return Ok(Idle::Closed);
     }
     let t = if c.requests > 0 {
         core.keepalive_timeout
     } else {
         core.timeout
     };
-    let deadline = std::time::Instant::now() + t;
-    let ready = monoio::select! {
-        r = c.stream.readable(false) => r,
-        _ = w.thread.idle_timers.deadline(deadline) => return Ok(false),
-        _ = w.thread.drain.draining() => return Ok(false),
-    };
-    match ready {
-        Err(e) => Err(ErrorKind::ClientIo(e).into()),
-        Ok(()) => {
-            c.buf = w.thread.read_bufs.get();
-            Ok(true)
-        }
+    let now = std::time::Instant::now();
+    let deadline = now + t;
+    let mut park_at = core
+        .idle_park_after
+        .filter(|after| *after < t)
+        .map(|after| now + after);
+    loop {
+        let wake_at = park_at.unwrap_or(deadline);
+        let ready = monoio::select! {
+            r = c.stream.readable(false) => r,
+            _ = w.thread.idle_timers.deadline(wake_at) => {
+                if park_at.take().is_some() && std::time::Instant::now() < deadline {
+                    let fd = c.stream.as_raw_fd();
+                    let thread = &w.thread;
+                    if thread.lot.park(thread, fd, c.peer, c.local, c.requests, deadline) {
+                        return Ok(Idle::Parked);
+                    }
+                    // Not parked (no descriptor to spare, say): wait here as before.
+                    continue;
+                }
+                return Ok(Idle::Closed);
+            }
+            _ = w.thread.drain.draining() => return Ok(Idle::Closed),
+        };
+        return match ready {
+            Err(e) => Err(ErrorKind::ClientIo(e).into()),
+            Ok(()) => {
+                c.buf = w.thread.read_bufs.get();
+                Ok(Idle::Ready)
+            }
+        };
     }
 }
 
@@ -255,15 +319,6 @@ async fn forward_and_answer(w: &Worker, c: &mut ClientConn) -> bool {
             finish_with_error(c, e).await;
             false
         }
-    }
-}
-
-/// Counts an open connection for as long as it lives.
-struct OpenConn<'a>(&'a std::sync::atomic::AtomicI64);
-
-impl Drop for OpenConn<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

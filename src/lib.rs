@@ -5,7 +5,7 @@
 //! [`conn`] reads the head ([`http::head`]) -> [`route`] picks a rule ->
 //! [`balancer`] picks a member -> [`pool`] lends a backend connection -> [`proxy`] forwards
 //! (rewriting heads with [`http::write`], framing bodies with [`http::body`]) -> back to
-//! [`conn`] for the next request on the connection.
+//! [`conn`] for the next request on the connection, or to [`park`] while it idles.
 
 pub mod access;
 pub mod accesslog;
@@ -21,6 +21,7 @@ pub mod health;
 pub mod http;
 pub mod io;
 pub mod logging;
+pub mod park;
 pub mod pool;
 pub mod proxy;
 pub mod route;

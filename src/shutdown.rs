@@ -2,26 +2,75 @@
 //! and a per-worker drain that waits for that worker's connections to finish.
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 
+/// The wakers of futures waiting for one event. Each future removes its own when dropped,
+/// so a waiter that gave up (a `select!` that took another branch) leaves nothing behind:
+/// connections wait on these between every two requests, and a list that only grew would
+/// keep every finished connection's task allocated until the event.
+#[derive(Default)]
+struct Waiters {
+    next: u64,
+    map: HashMap<u64, Waker>,
+}
+
+impl Waiters {
+    fn register(&mut self, key: &mut Option<u64>, waker: &Waker) {
+        match key {
+            Some(k) => match self.map.get_mut(k) {
+                Some(w) if w.will_wake(waker) => {}
+                Some(w) => *w = waker.clone(),
+                None => {
+                    self.map.insert(*k, waker.clone());
+                }
+            },
+            None => {
+                let k = self.next;
+                self.next += 1;
+                self.map.insert(k, waker.clone());
+                *key = Some(k);
+            }
+        }
+    }
+
+    fn remove(&mut self, key: Option<u64>) {
+        if let Some(k) = key {
+            self.map.remove(&k);
+            if self.map.is_empty() && self.map.capacity() > 64 {
+                // A burst of waiters is over: give the table back.
+                self.map = HashMap::new();
+            }
+        }
+    }
+
+    fn take_all(&mut self) -> Vec<Waker> {
+        std::mem::take(&mut self.map).into_values().collect()
+    }
+
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+}
+
 /// Cross-thread "stop accepting" signal. Wakers from every worker are kept; monoio's `sync`
 /// feature makes waking them from another thread safe.
 #[derive(Default)]
 pub struct ShutdownSignal {
     fired: AtomicBool,
-    wakers: Mutex<Vec<Waker>>,
+    wakers: Mutex<Waiters>,
 }
 
 impl ShutdownSignal {
     pub fn fire(&self) {
         self.fired.store(true, Ordering::SeqCst);
         let wakers = match self.wakers.lock() {
-            Ok(mut w) => std::mem::take(&mut *w),
-            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+            Ok(mut w) => w.take_all(),
+            Err(poisoned) => poisoned.into_inner().take_all(),
         };
         for w in wakers {
             w.wake();
@@ -33,22 +82,32 @@ impl ShutdownSignal {
     }
 
     pub fn wait(&self) -> WaitFired<'_> {
-        WaitFired { signal: self }
+        WaitFired {
+            signal: self,
+            key: None,
+        }
+    }
+
+    /// Futures waiting now (for tests).
+    pub fn waiting(&self) -> usize {
+        self.wakers.lock().map_or(0, |w| w.len())
     }
 }
 
 pub struct WaitFired<'a> {
     signal: &'a ShutdownSignal,
+    key: Option<u64>,
 }
 
 impl Future for WaitFired<'_> {
     type Output = ();
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         if self.signal.is_fired() {
             return Poll::Ready(());
         }
-        if let Ok(mut w) = self.signal.wakers.lock() {
-            w.push(cx.waker().clone());
+        let this = &mut *self;
+        if let Ok(mut w) = this.signal.wakers.lock() {
+            w.register(&mut this.key, cx.waker());
         }
         // Fired between the check and the registration: do not sleep through it.
         if self.signal.is_fired() {
@@ -59,12 +118,22 @@ impl Future for WaitFired<'_> {
     }
 }
 
+impl Drop for WaitFired<'_> {
+    fn drop(&mut self) {
+        if self.key.is_some() {
+            if let Ok(mut w) = self.signal.wakers.lock() {
+                w.remove(self.key);
+            }
+        }
+    }
+}
+
 /// One worker's connection count and draining state (single thread: Cell/RefCell).
 #[derive(Default)]
 pub struct Drain {
     draining: Cell<bool>,
     active: Cell<usize>,
-    waiters: RefCell<Vec<Waker>>,
+    waiters: RefCell<Waiters>,
 }
 
 impl Drain {
@@ -93,9 +162,15 @@ impl Drain {
     }
 
     fn wake_all(&self) {
-        for w in self.waiters.borrow_mut().drain(..) {
+        let wakers = self.waiters.borrow_mut().take_all();
+        for w in wakers {
             w.wake();
         }
+    }
+
+    /// Futures waiting now (for tests).
+    pub fn waiting(&self) -> usize {
+        self.waiters.borrow().len()
     }
 
     /// Resolves once draining has started (idle keep-alive connections close on it).
@@ -103,6 +178,7 @@ impl Drain {
         DrainWait {
             drain: self,
             until_idle: false,
+            key: None,
         }
     }
 
@@ -111,6 +187,7 @@ impl Drain {
         DrainWait {
             drain: self,
             until_idle: true,
+            key: None,
         }
     }
 }
@@ -118,11 +195,20 @@ impl Drain {
 pub struct DrainWait<'a> {
     drain: &'a Drain,
     until_idle: bool,
+    key: Option<u64>,
+}
+
+impl Drop for DrainWait<'_> {
+    fn drop(&mut self) {
+        if self.key.is_some() {
+            self.drain.waiters.borrow_mut().remove(self.key);
+        }
+    }
 }
 
 impl Future for DrainWait<'_> {
     type Output = ();
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let done = if self.until_idle {
             self.drain.active.get() == 0
         } else {
@@ -131,7 +217,61 @@ impl Future for DrainWait<'_> {
         if done {
             return Poll::Ready(());
         }
-        self.drain.waiters.borrow_mut().push(cx.waker().clone());
+        let this = &mut *self;
+        this.drain
+            .waiters
+            .borrow_mut()
+            .register(&mut this.key, cx.waker());
         Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
+    use std::task::Wake;
+
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Waits that are given up (dropped) leave no waker behind, however often they are made;
+    /// the ones still waiting are woken once.
+    #[test]
+    fn dropped_waits_unregister_and_live_ones_wake() {
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        let drain = Drain::default();
+        drain.enter();
+        for _ in 0..1000 {
+            let mut w = Box::pin(drain.draining());
+            assert!(w.as_mut().poll(&mut cx).is_pending());
+            assert!(w.as_mut().poll(&mut cx).is_pending(), "a re-poll replaces");
+        }
+        assert_eq!(drain.waiting(), 0);
+        let mut live = Box::pin(drain.idle());
+        assert!(live.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(drain.waiting(), 1);
+        drain.leave();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert!(live.as_mut().poll(&mut cx).is_ready());
+
+        let signal = ShutdownSignal::default();
+        for _ in 0..1000 {
+            let mut w = Box::pin(signal.wait());
+            assert!(w.as_mut().poll(&mut cx).is_pending());
+        }
+        assert_eq!(signal.waiting(), 0);
+        let mut live = Box::pin(signal.wait());
+        assert!(live.as_mut().poll(&mut cx).is_pending());
+        signal.fire();
+        assert_eq!(count.0.load(Ordering::SeqCst), 2);
+        assert!(live.as_mut().poll(&mut cx).is_ready());
     }
 }

@@ -25,10 +25,16 @@ use crate::balancer::{LocalBalancer, SharedTable};
 use crate::buffer::BufPool;
 use crate::config::Config;
 use crate::conn;
+use crate::park::{LotOwner, ParkingLot, Resumed};
 use crate::pool::Pool;
 use crate::shutdown::{Drain, ShutdownSignal};
 use crate::splice::PipePool;
 use crate::timer::IdleTimers;
+
+/// About what a connection's task held before it parked (its state and future).
+const PARKED_TASK_BYTES: usize = 1200;
+/// Freed bytes worth a `malloc_trim` (which walks the worker's heap).
+const TRIM_AFTER_BYTES: usize = 256 * 1024;
 
 /// Submission queue size per worker ring.
 const URING_ENTRIES: u32 = 4096;
@@ -111,6 +117,8 @@ pub struct Thread {
     pub idle_timers: IdleTimers,
     /// Pipes lent to connections splicing a large body.
     pub pipes: PipePool,
+    /// Connections idle long enough to give up their tasks (`IdleParkAfter`).
+    pub lot: ParkingLot,
     pub drain: Drain,
     /// The worker state for the latest generation this thread has seen. (A cycle with
     /// `Worker::thread`, broken when the thread stops.)
@@ -129,6 +137,7 @@ impl Thread {
             small_bufs: BufPool::new(crate::conn::SMALL_BUF, 512),
             idle_timers: IdleTimers::default(),
             pipes: PipePool::default(),
+            lot: ParkingLot::default(),
             drain: Drain::default(),
             current: RefCell::new(None),
             live: RefCell::new(Vec::new()),
@@ -167,12 +176,112 @@ impl Thread {
         }
     }
 
+    /// Runs one client connection in its own task. The task owns the connection's counts
+    /// (open connections, MaxRequestWorkers, drain) and gives them up when the connection
+    /// closes; a parked connection's counts go to the parking lot with it.
+    fn spawn_conn(
+        self: &Rc<Self>,
+        w: Rc<Worker>,
+        stream: monoio::net::TcpStream,
+        start: conn::Start,
+    ) {
+        let t = self.clone();
+        monoio::spawn(async move {
+            let served = CatchUnwind(Box::pin(conn::serve(w, stream, start))).await;
+            match served {
+                Ok(conn::Served::Parked) => {}
+                Ok(conn::Served::Closed) => t.conn_closed(),
+                Err(()) => {
+                    tracing::error!("client connection handler panicked; connection closed");
+                    t.conn_closed();
+                }
+            }
+        });
+    }
+
+    /// About once a second: frees pooled buffers that went unused, and when that or
+    /// parking freed a good deal of memory, returns it to the system. glibc keeps freed heap
+    /// memory otherwise, and after a burst of connections that is megabytes held for good.
+    fn release_memory(&self) {
+        let freed = self.read_bufs.decay() * crate::conn::CLIENT_BUF
+            + self.small_bufs.decay() * crate::conn::SMALL_BUF
+            + self.lot.take_parked_count() * PARKED_TASK_BYTES;
+        if freed >= TRIM_AFTER_BYTES {
+            #[cfg(all(target_os = "linux", target_env = "gnu"))]
+            // SAFETY: malloc_trim only releases free memory; it takes no pointers.
+            unsafe {
+                libc::malloc_trim(0);
+            }
+        }
+    }
+
     fn flush_logs(&self) {
         for l in self.live.borrow().iter() {
             if let Some(w) = l.upgrade() {
                 w.logs.flush();
             }
         }
+    }
+}
+
+impl Thread {
+    /// A client connection closed: it leaves the open-connection counts and the drain.
+    fn conn_closed(&self) {
+        let shared = self.gens.current();
+        shared.connections.fetch_sub(1, Ordering::Relaxed);
+        shared.stats[self.id]
+            .conns_open
+            .fetch_sub(1, Ordering::Relaxed);
+        self.drain.leave();
+    }
+
+    fn parked_delta(&self, d: i64) {
+        self.gens.current().stats[self.id]
+            .parked
+            .fetch_add(d, Ordering::Relaxed);
+    }
+}
+
+impl LotOwner for Thread {
+    fn lot(&self) -> &ParkingLot {
+        &self.lot
+    }
+
+    fn parked(&self) {
+        self.parked_delta(1);
+    }
+
+    fn closed(&self) {
+        self.parked_delta(-1);
+        self.conn_closed();
+    }
+
+    fn resume(self: &Rc<Self>, r: Resumed) {
+        self.parked_delta(-1);
+        // A parked connection comes back on the latest configuration.
+        let w = self.current();
+        match monoio::net::TcpStream::from_std(r.stream) {
+            Ok(stream) => {
+                let start = conn::Start::Resumed(conn::Resume {
+                    peer: r.peer,
+                    local: r.local,
+                    requests: r.requests,
+                });
+                self.spawn_conn(w, stream, start);
+            }
+            Err(e) => {
+                debug!("client {}: cannot resume a parked connection: {e}", r.peer);
+                self.conn_closed();
+            }
+        }
+    }
+
+    fn draining(&self) -> bool {
+        self.drain.is_draining()
+    }
+
+    fn drain_wait(&self) -> impl std::future::Future<Output = ()> + '_ {
+        self.drain.draining()
     }
 }
 
@@ -672,18 +781,26 @@ async fn worker_main(id: usize, listeners: Vec<std::net::TcpListener>, gens: Arc
 /// Wakes idle connections whose keep-alive time is up and flushes access logs. Runs as long
 /// as the worker's runtime does (which drops it on exit).
 async fn idle_ticker(t: Rc<Thread>) {
+    let mut ticks = 0u32;
     loop {
         monoio::time::sleep(crate::timer::TICK).await;
         t.idle_timers.fire_expired(std::time::Instant::now());
         t.tick_logs();
+        ticks = ticks.wrapping_add(1);
+        if ticks % 10 == 0 {
+            t.release_memory();
+        }
     }
 }
 
 async fn accept_loop(thread: Rc<Thread>, shutdown: Arc<ShutdownSignal>, listener: TcpListener) {
+    // One registration with the process-wide signal for the loop's life, not one per accept.
+    let stop = shutdown.wait();
+    let mut stop = std::pin::pin!(stop);
     loop {
         let accepted = monoio::select! {
             r = listener.accept() => r,
-            _ = shutdown.wait() => {
+            _ = &mut stop => {
                 // Stop listening now, synchronously. Dropping the listener is not enough
                 // on io_uring: its close is queued behind the cancelled accept and may only
                 // run after several ring round trips (or never, if the runtime ends first).
@@ -714,17 +831,14 @@ async fn accept_loop(thread: Rc<Thread>, shutdown: Arc<ShutdownSignal>, listener
             monoio::spawn(refuse_overloaded(stream));
             continue;
         }
-        let connections = shared.connections.clone();
-        let t2 = thread.clone();
+        shared.stats[thread.id]
+            .conns_total
+            .fetch_add(1, Ordering::Relaxed);
+        shared.stats[thread.id]
+            .conns_open
+            .fetch_add(1, Ordering::Relaxed);
         thread.drain.enter();
-        monoio::spawn(async move {
-            let served = CatchUnwind(Box::pin(conn::serve(w, stream, peer))).await;
-            if served.is_err() {
-                tracing::error!("client {peer}: connection handler panicked; connection closed");
-            }
-            connections.fetch_sub(1, Ordering::Relaxed);
-            t2.drain.leave();
-        });
+        thread.spawn_conn(w, stream, conn::Start::Accepted(peer));
     }
 }
 
@@ -739,15 +853,15 @@ async fn refuse_overloaded(mut stream: monoio::net::TcpStream) {
 /// takes its worker (and every other connection on it) down.
 struct CatchUnwind<F>(std::pin::Pin<Box<F>>);
 
-impl<F: std::future::Future<Output = ()>> std::future::Future for CatchUnwind<F> {
-    type Output = Result<(), ()>;
+impl<T, F: std::future::Future<Output = T>> std::future::Future for CatchUnwind<F> {
+    type Output = Result<T, ()>;
     fn poll(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Self::Output> {
         let inner = self.0.as_mut();
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
-            Ok(std::task::Poll::Ready(())) => std::task::Poll::Ready(Ok(())),
+            Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Ok(v)),
             Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
             Err(_) => std::task::Poll::Ready(Err(())),
         }

@@ -153,6 +153,8 @@ pub fn server_status(shared: &Shared, auto: bool, server_name: &str) -> (&'stati
         ("ConnsAsyncWriting".into(), "0".into()),
         ("ConnsAsyncKeepAlive".into(), keepalive_idle.to_string()),
         ("ConnsAsyncClosing".into(), "0".into()),
+        // ringproxy's own: the keep-alive connections that gave up their tasks.
+        ("ConnsParked".into(), t.parked.to_string()),
     ];
     for (i, s) in shared.stats.iter().enumerate() {
         let r = Ordering::Relaxed;
@@ -293,6 +295,13 @@ pub fn metrics(shared: &Shared) -> (&'static str, String) {
         "Client connections open.",
     );
     let _ = writeln!(o, "ringproxy_connections_open {}", t.conns_open);
+    family(
+        &mut o,
+        "ringproxy_connections_parked",
+        "gauge",
+        "Idle keep-alive connections parked (no task, socket in the worker's epoll set).",
+    );
+    let _ = writeln!(o, "ringproxy_connections_parked {}", t.parked);
     family(
         &mut o,
         "ringproxy_requests_in_progress",

@@ -20,6 +20,8 @@ pub struct WorkerStats {
     pub conns_open: AtomicI64,
     /// Requests in progress.
     pub busy: AtomicI64,
+    /// Idle connections in the worker's parking lot (`IdleParkAfter`).
+    pub parked: AtomicI64,
     /// Non-cumulative bucket counts; the last is +Inf.
     pub latency: [AtomicU64; LATENCY_BUCKETS.len() + 1],
     pub latency_sum_us: AtomicU64,
@@ -54,6 +56,7 @@ pub struct Totals {
     pub conns_total: u64,
     pub conns_open: i64,
     pub busy: i64,
+    pub parked: i64,
     pub latency: [u64; LATENCY_BUCKETS.len() + 1],
     pub latency_sum_us: u64,
     pub pool_hits: u64,
@@ -72,6 +75,7 @@ pub fn totals(all: &[WorkerStats]) -> Totals {
         t.conns_total += s.conns_total.load(r);
         t.conns_open += s.conns_open.load(r);
         t.busy += s.busy.load(r);
+        t.parked += s.parked.load(r);
         for (a, b) in t.latency.iter_mut().zip(&s.latency) {
             *a += b.load(r);
         }

@@ -61,6 +61,10 @@ pub struct CoreSettings {
     /// buffer (one poll more per request); `Keep`: it keeps its read buffer (less CPU, about
     /// 8 KiB more per idle connection).
     pub release_idle_buffers: bool,
+    /// `IdleParkAfter`: a connection idle this long between requests moves to its worker's
+    /// parking lot (its task freed, its socket watched by the worker's epoll set); `Off`:
+    /// never. Only with `IdleBuffers Release`.
+    pub idle_park_after: Option<Duration>,
     /// `SpliceThreshold`: a body with at least this many bytes left moves with splice(2);
     /// tunnels (WebSocket) always do (0 = never, tunnels included).
     pub splice_threshold: u64,
@@ -95,6 +99,7 @@ impl Default for CoreSettings {
             io_buffer_size: 64 * 1024,
             release_idle_buffers: true,
             splice_threshold: 64 * 1024,
+            idle_park_after: Some(Duration::from_millis(250)),
             proxy_status: false,
         }
     }
@@ -464,6 +469,7 @@ const KNOWN_DIRECTIVES: &[&str] = &[
     "GracefulShutdownTimeout",
     "ProxyIOBufferSize",
     "IdleBuffers",
+    "IdleParkAfter",
     "SpliceThreshold",
     "Require",
     "Order",
@@ -1273,6 +1279,14 @@ impl Builder<'_> {
                 [v] if v.eq_ignore_ascii_case("release") => self.core.release_idle_buffers = true,
                 [v] if v.eq_ignore_ascii_case("keep") => self.core.release_idle_buffers = false,
                 _ => self.err(loc, "IdleBuffers takes Release or Keep"),
+            },
+            "idleparkafter" => match d.args.as_slice() {
+                [v] if v.eq_ignore_ascii_case("off") => self.core.idle_park_after = None,
+                _ => {
+                    if let Some(t) = self.one_duration(d) {
+                        self.core.idle_park_after = Some(t);
+                    }
+                }
             },
             "splicethreshold" => {
                 if let Some(n) = self.one_num(d, 0, u64::MAX >> 1) {
@@ -2439,7 +2453,7 @@ impl Config {
         );
         let _ = writeln!(
             o,
-            "Core: Timeout {}s, KeepAlive {}, KeepAliveTimeout {}s, MaxKeepAliveRequests {}, MaxRequestWorkers {}, WorkerThreads {}, IdleBuffers {}, ProxyIOBufferSize {}, SpliceThreshold {}",
+            "Core: Timeout {}s, KeepAlive {}, KeepAliveTimeout {}s, MaxKeepAliveRequests {}, MaxRequestWorkers {}, WorkerThreads {}, IdleBuffers {}, IdleParkAfter {}, ProxyIOBufferSize {}, SpliceThreshold {}",
             c.timeout.as_secs(),
             if c.keepalive { "On" } else { "Off" },
             c.keepalive_timeout.as_secs(),
@@ -2447,6 +2461,8 @@ impl Config {
             c.max_request_workers,
             c.worker_threads.map_or("per core".to_string(), |n| n.to_string()),
             if c.release_idle_buffers { "Release" } else { "Keep" },
+            c.idle_park_after
+                .map_or("Off".to_string(), |t| format!("{}ms", t.as_millis())),
             c.io_buffer_size,
             c.splice_threshold
         );
