@@ -64,6 +64,9 @@ fn effective(cfg: &Config, directive: &str) -> String {
         "CpuAffinity" => on_off(c.cpu_affinity),
         "WorkerThreads" => c.worker_threads.map(|n| n.to_string()).unwrap_or_default(),
         "SpliceThreshold" => c.splice_threshold.to_string(),
+        "IdleParkAfter" => c
+            .idle_park_after
+            .map_or("Off".to_string(), |t| format!("{}ms", t.as_millis())),
         other => panic!("profile knob {other} is not covered by this test"),
     }
 }

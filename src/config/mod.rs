@@ -2652,6 +2652,23 @@ mod tests {
     }
 
     #[test]
+    fn idle_park_after_takes_a_time_or_off() {
+        let c = load("Listen 80\n").unwrap();
+        assert_eq!(c.core.idle_park_after, Some(Duration::from_millis(250)));
+        for (arg, want) in [
+            ("100ms", Some(Duration::from_millis(100))),
+            ("2", Some(Duration::from_secs(2))),
+            ("off", None),
+            ("Off", None),
+        ] {
+            let c = load(&format!("Listen 80\nIdleParkAfter {arg}\n")).unwrap();
+            assert_eq!(c.core.idle_park_after, want, "{arg}");
+        }
+        let e = errs("Listen 80\nIdleParkAfter soon\n");
+        assert!(e[0].starts_with("t.conf:2: IdleParkAfter"), "{e:?}");
+    }
+
+    #[test]
     fn undefined_balancer_and_bad_params() {
         let e = errs("Listen 80\nProxyPass / balancer://nope/\n");
         assert!(
