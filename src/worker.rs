@@ -4,7 +4,7 @@
 //! Listeners are bound on the starting thread, before any worker runs, so that `:0` in a
 //! config (tests) resolves to one port that every worker's socket then shares.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
@@ -34,7 +34,7 @@ use crate::timer::IdleTimers;
 /// About what a connection's task held before it parked (its state and future).
 const PARKED_TASK_BYTES: usize = 1200;
 /// Freed bytes worth a `malloc_trim` (which walks the worker's heap).
-const TRIM_AFTER_BYTES: usize = 256 * 1024;
+const TRIM_AFTER_BYTES: usize = 1024 * 1024;
 
 /// Submission queue size per worker ring.
 const URING_ENTRIES: u32 = 4096;
@@ -119,6 +119,9 @@ pub struct Thread {
     pub pipes: PipePool,
     /// Connections idle long enough to give up their tasks (`IdleParkAfter`).
     pub lot: ParkingLot,
+    /// Bytes freed (buffers decayed, tasks of parked connections) since the last
+    /// `malloc_trim`.
+    freed_since_trim: Cell<usize>,
     pub drain: Drain,
     /// The worker state for the latest generation this thread has seen. (A cycle with
     /// `Worker::thread`, broken when the thread stops.)
@@ -138,6 +141,7 @@ impl Thread {
             idle_timers: IdleTimers::default(),
             pipes: PipePool::default(),
             lot: ParkingLot::default(),
+            freed_since_trim: Cell::new(0),
             drain: Drain::default(),
             current: RefCell::new(None),
             live: RefCell::new(Vec::new()),
@@ -199,19 +203,25 @@ impl Thread {
         });
     }
 
-    /// About once a second: frees pooled buffers that went unused, and when that or
-    /// parking freed a good deal of memory, returns it to the system. glibc keeps freed heap
-    /// memory otherwise, and after a burst of connections that is megabytes held for good.
+    /// About once a second: frees pooled buffers that went unused, and once that and
+    /// parking have freed a good deal of memory, returns it to the system. glibc keeps freed
+    /// heap memory otherwise, and after a burst of connections that is megabytes held for
+    /// good. The threshold keeps `malloc_trim` (a walk of the heap, and page faults when the
+    /// memory is used again) rare under steady load.
     fn release_memory(&self) {
         let freed = self.read_bufs.decay() * crate::conn::CLIENT_BUF
             + self.small_bufs.decay() * crate::conn::SMALL_BUF
             + self.lot.take_parked_count() * PARKED_TASK_BYTES;
-        if freed >= TRIM_AFTER_BYTES {
-            #[cfg(all(target_os = "linux", target_env = "gnu"))]
-            // SAFETY: malloc_trim only releases free memory; it takes no pointers.
-            unsafe {
-                libc::malloc_trim(0);
-            }
+        let pending = self.freed_since_trim.get() + freed;
+        if pending < TRIM_AFTER_BYTES {
+            self.freed_since_trim.set(pending);
+            return;
+        }
+        self.freed_since_trim.set(0);
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: malloc_trim only releases free memory; it takes no pointers.
+        unsafe {
+            libc::malloc_trim(0);
         }
     }
 
