@@ -11,6 +11,8 @@ pub struct BufPool {
     keep: usize,
     /// The fewest free buffers since the last [`BufPool::decay`]: that many went unused.
     low: Cell<usize>,
+    /// Whether any buffer was taken since the last [`BufPool::decay`].
+    used: Cell<bool>,
 }
 
 impl BufPool {
@@ -20,6 +22,7 @@ impl BufPool {
             size,
             keep,
             low: Cell::new(0),
+            used: Cell::new(false),
         }
     }
 
@@ -28,11 +31,12 @@ impl BufPool {
         let mut free = self.free.borrow_mut();
         let buf = free.pop();
         self.low.set(self.low.get().min(free.len()));
+        self.used.set(true);
         buf.unwrap_or_else(|| Vec::with_capacity(self.size))
     }
 
     /// Frees half of the buffers that stayed unused since the last call (all of them once
-    /// few are left), and returns how many. Called about once a second: after a burst the
+    /// few are left, or when no buffer was taken at all), and returns how many. Called about once a second: after a burst the
     /// pool shrinks back to what traffic uses within seconds, so the burst's buffers do not
     /// stay resident (nor pin the heap pages around them) for as long as the worker lives.
     /// Halving, not freeing all, keeps load that swings from second to second from freeing
@@ -40,7 +44,8 @@ impl BufPool {
     pub fn decay(&self) -> usize {
         let mut free = self.free.borrow_mut();
         let unused = self.low.get().min(free.len());
-        let drop = if unused <= 4 {
+        let quiet = !self.used.replace(false);
+        let drop = if quiet || unused <= 4 {
             unused
         } else {
             unused.div_ceil(2)
@@ -111,7 +116,18 @@ mod tests {
         p.put(a);
         assert_eq!(p.decay(), 3);
         assert_eq!(p.free_count(), 3);
-        assert_eq!(p.decay(), 3, "a quiet period with few left frees the rest");
-        assert_eq!(p.free_count(), 0);
+        let a = p.get();
+        p.put(a);
+        assert_eq!(p.decay(), 2, "few left: all the unused ones go");
+        assert_eq!(p.free_count(), 1);
+        // A period in which nothing was taken frees everything.
+        let big = BufPool::new(1024, 64);
+        let taken: Vec<_> = (0..40).map(|_| big.get()).collect();
+        for b in taken {
+            big.put(b);
+        }
+        assert_eq!(big.decay(), 0);
+        assert_eq!(big.decay(), 40);
+        assert_eq!(big.free_count(), 0);
     }
 }

@@ -253,7 +253,7 @@ impl ParkingLot {
             heap.pop();
             let mut parked = self.parked.borrow_mut();
             if parked.get(&fd).is_some_and(|p| p.deadline == at) {
-                // Closing the last descriptor of the socket also drops it from the set.
+                self.unwatch(fd);
                 parked.remove(&fd);
                 n += 1;
             }
@@ -264,9 +264,22 @@ impl ParkingLot {
     /// Closes every parked connection (the worker is draining). Returns how many.
     fn close_all(&self) -> usize {
         let n = self.len();
+        for fd in self.parked.borrow().keys() {
+            self.unwatch(*fd);
+        }
         self.parked.borrow_mut().clear();
         self.release_if_empty();
         n
+    }
+
+    /// Takes a descriptor out of the epoll set before it is closed. Closing alone removes
+    /// it only once every descriptor of the socket is closed, and the connection's own one
+    /// may still be waiting for its queued close; the set would then report the socket
+    /// under a number that a later parked connection may have been given.
+    fn unwatch(&self, fd: RawFd) {
+        if let Some(set) = self.epoll.borrow().as_ref() {
+            let _ = set.ctl(libc::EPOLL_CTL_DEL, fd, 0);
+        }
     }
 
     /// An empty lot gives its tables' memory back (a burst may have grown them far).
@@ -302,7 +315,7 @@ async fn run<O: LotOwner + 'static>(owner: Rc<O>, set: Rc<EpollSet>) {
                 }
                 for &fd in &ready {
                     let Some(p) = lot.take(fd) else { continue };
-                    let _ = set.ctl(libc::EPOLL_CTL_DEL, fd, 0);
+                    lot.unwatch(fd);
                     owner.resume(Resumed {
                         stream: std::net::TcpStream::from(p.fd),
                         peer: p.peer,
