@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use monoio::net::TcpStream;
 
 use crate::config::Member;
+use crate::http::head::ResponseHead;
 
 /// Idle connections kept per member per worker when neither `smax` nor `max` is given.
 pub const DEFAULT_MAX_IDLE: usize = 256;
@@ -25,6 +26,8 @@ pub struct BackendConn {
     pub idle_since: Instant,
     /// Lent from the pool (so it may be stale), as opposed to freshly connected.
     pub reused: bool,
+    /// The last response's parsed head, kept for its allocations (see `proxy::exchange`).
+    pub head: ResponseHead,
 }
 
 #[derive(Default)]

@@ -19,7 +19,7 @@ use crate::conn::ClientConn;
 use crate::error::Side;
 use crate::error::{ErrorKind, ProxyError};
 use crate::http::body::{BodyError, Framing};
-use crate::http::head::{parse_response, RequestBody, ResponseBody, ResponseHead};
+use crate::http::head::{parse_response, RequestBody, ResponseBody};
 use crate::http::headers::Env as HeaderEnv;
 use crate::http::write::{
     write_request_head, write_response_head, RequestRewrite, ResponseRewrite,
@@ -571,6 +571,7 @@ async fn connect(member: &Member, t: Duration) -> Result<BackendConn, ProxyError
         buf: Vec::with_capacity(BACKEND_BUF),
         idle_since: Instant::now(),
         reused: false,
+        head: Default::default(),
     })
 }
 
@@ -915,8 +916,9 @@ async fn exchange(
         }
     }
 
-    // 3. Response head (skipping interim 1xx responses).
-    let mut rh = ResponseHead::default();
+    // 3. Response head (skipping interim 1xx responses). The backend connection's own head
+    // is reused, so its header list is not allocated again for every response.
+    let mut rh = std::mem::take(&mut bc.head);
     loop {
         if !bc.buf.is_empty() {
             match parse_response(&bc.buf, c.head.is_head, &mut rh) {
@@ -1085,6 +1087,7 @@ async fn exchange(
         && resp_framing.is_done()
         && end == bc.buf.len()
         && !matches!(resp_framing, Framing::UntilClose);
+    bc.head = rh;
     Ok((keep_client, backend_reusable))
 }
 

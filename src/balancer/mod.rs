@@ -427,6 +427,9 @@ pub struct LocalBalancer {
     lbstatus: RefCell<Vec<i64>>,
     /// (set of candidate members as a bit list, table) for lbmethod=hash.
     maglev: RefCell<Option<(Vec<usize>, Maglev)>>,
+    /// Scratch lists for [`LocalBalancer::best`] (regular, spare, standby members), kept so
+    /// that choosing a member allocates nothing per request.
+    scratch: RefCell<[Vec<usize>; 3]>,
 }
 
 impl LocalBalancer {
@@ -437,6 +440,7 @@ impl LocalBalancer {
             lbstatus: RefCell::new(vec![0; view.members.len()]),
             view: RefCell::new(view),
             maglev: RefCell::new(None),
+            scratch: RefCell::new(Default::default()),
         }
     }
 
@@ -541,13 +545,22 @@ impl LocalBalancer {
         key_hash: Option<u64>,
         usable: &dyn Fn(usize) -> bool,
     ) -> Option<usize> {
-        let mut sets: Vec<u8> = view.members.iter().map(|m| m.lbset).collect();
-        sets.sort_unstable();
-        sets.dedup();
-        for set in sets {
-            let mut regular = Vec::new();
-            let mut spares = Vec::new();
-            let mut standbys = Vec::new();
+        let mut scratch = self.scratch.borrow_mut();
+        let [regular, spares, standbys] = &mut *scratch;
+        // The lbsets in increasing order, found by scanning (members are few) rather than
+        // collected and sorted.
+        let mut after: Option<u8> = None;
+        while let Some(set) = view
+            .members
+            .iter()
+            .map(|m| m.lbset)
+            .filter(|&s| after.is_none_or(|a| s > a))
+            .min()
+        {
+            after = Some(set);
+            regular.clear();
+            spares.clear();
+            standbys.clear();
             let mut unusable = 0usize;
             for (i, mv) in view.members.iter().enumerate() {
                 if mv.lbset != set {
@@ -575,15 +588,16 @@ impl LocalBalancer {
                     unusable += 1;
                 }
             }
-            let mut candidates = regular;
-            candidates.extend(spares.into_iter().take(unusable));
-            if candidates.is_empty() {
-                candidates = standbys;
-            }
+            regular.extend(spares.iter().take(unusable));
+            let candidates: &[usize] = if regular.is_empty() {
+                standbys
+            } else {
+                regular
+            };
             if candidates.is_empty() {
                 continue;
             }
-            return Some(self.by_method(view, table, &candidates, key_hash));
+            return Some(self.by_method(view, table, candidates, key_hash));
         }
         None
     }
