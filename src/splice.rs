@@ -146,6 +146,33 @@ fn would_block(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::WouldBlock
 }
 
+/// Moves the `n` bytes in the pipe (read end `pr`) to `dst`, waiting at most `write_t` each
+/// time `dst` has no room.
+async fn drain_pipe(
+    pr: RawFd,
+    dst: &TcpStream,
+    n: usize,
+    write_t: Duration,
+) -> Result<(), SpliceError> {
+    let dst_fd = dst.as_raw_fd();
+    let mut pending = n;
+    while pending > 0 {
+        match splice_once(pr, dst_fd, pending) {
+            Ok(0) => return Err(SpliceError::DstIo(io::ErrorKind::WriteZero.into())),
+            Ok(m) => pending -= m,
+            Err(e) if would_block(&e) => {
+                match monoio::time::timeout(write_t, dst.writable(false)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return Err(SpliceError::DstIo(e)),
+                    Err(_) => return Err(SpliceError::DstTimeout),
+                }
+            }
+            Err(e) => return Err(SpliceError::DstIo(e)),
+        }
+    }
+    Ok(())
+}
+
 /// Moves exactly `len` bytes from `src` to `dst` through `pipe`, counting them in `moved`.
 /// On error the pipe may hold bytes and must not be reused.
 pub async fn splice_exact(
@@ -176,21 +203,7 @@ pub async fn splice_exact(
                 Err(e) => return Err(SpliceError::SrcIo(e)),
             }
         };
-        let mut pending = n;
-        while pending > 0 {
-            match splice_once(pr, dst_fd, pending) {
-                Ok(0) => return Err(SpliceError::DstIo(io::ErrorKind::WriteZero.into())),
-                Ok(m) => pending -= m,
-                Err(e) if would_block(&e) => {
-                    match monoio::time::timeout(write_t, dst.writable(false)).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(e)) => return Err(SpliceError::DstIo(e)),
-                        Err(_) => return Err(SpliceError::DstTimeout),
-                    }
-                }
-                Err(e) => return Err(SpliceError::DstIo(e)),
-            }
-        }
+        drain_pipe(pr, dst, n, write_t).await?;
         *moved += n as u64;
         len -= n as u64;
     }
@@ -214,7 +227,7 @@ pub async fn splice_to_eof(
     last: &Cell<Instant>,
     moved: &mut u64,
 ) -> Result<(), SpliceError> {
-    let (src_fd, dst_fd) = (src.as_raw_fd(), dst.as_raw_fd());
+    let src_fd = src.as_raw_fd();
     let (pr, pw) = (pipe.read.as_raw_fd(), pipe.write.as_raw_fd());
     let mut wait_first = false;
     loop {
@@ -236,21 +249,7 @@ pub async fn splice_to_eof(
             Err(e) => return Err(SpliceError::SrcIo(e)),
         };
         last.set(Instant::now());
-        let mut pending = n;
-        while pending > 0 {
-            match splice_once(pr, dst_fd, pending) {
-                Ok(0) => return Err(SpliceError::DstIo(io::ErrorKind::WriteZero.into())),
-                Ok(m) => pending -= m,
-                Err(e) if would_block(&e) => {
-                    match monoio::time::timeout(idle, dst.writable(false)).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(e)) => return Err(SpliceError::DstIo(e)),
-                        Err(_) => return Err(SpliceError::DstTimeout),
-                    }
-                }
-                Err(e) => return Err(SpliceError::DstIo(e)),
-            }
-        }
+        drain_pipe(pr, dst, n, idle).await?;
         *moved += n as u64;
         wait_first = n < PIPE_CHUNK;
     }
