@@ -327,12 +327,7 @@ async fn answer_locally(
     // These pages take no request body; one that came with a body closes the connection
     // rather than reading it.
     let core = &shared.cfg.core;
-    let max_reqs = core.max_keepalive_requests;
-    let keep = core.keepalive
-        && !c.head.close
-        && c.head.body() == RequestBody::None
-        && !w.thread.drain.is_draining()
-        && (max_reqs == 0 || c.requests < max_reqs);
+    let keep = client_may_keep(w, c) && c.head.body() == RequestBody::None;
     let mut out = std::mem::take(&mut c.out);
     out.clear();
     let _ = write!(
@@ -463,11 +458,7 @@ async fn balancer_manager(
     if method != b"POST" {
         c.consumed = c.head.len;
     }
-    let max_reqs = core.max_keepalive_requests;
-    let keep = core.keepalive
-        && !c.head.close
-        && !w.thread.drain.is_draining()
-        && (max_reqs == 0 || c.requests < max_reqs);
+    let keep = client_may_keep(w, c);
     let mut out = std::mem::take(&mut c.out);
     out.clear();
     let _ = write!(
@@ -588,6 +579,18 @@ struct Exchange<'a> {
     timeout: Duration,
     /// Where the request ends in the client buffer when its body came whole with the head.
     inline_end: Option<usize>,
+}
+
+/// Whether the client connection may stay open after this request, as far as the
+/// connection itself goes (KeepAlive, the client's `Connection: close`, draining,
+/// MaxKeepAliveRequests); each kind of answer adds its own framing conditions.
+fn client_may_keep(w: &Worker, c: &ClientConn) -> bool {
+    let core = &w.shared.cfg.core;
+    let max_reqs = core.max_keepalive_requests;
+    core.keepalive
+        && !c.head.close
+        && !w.thread.drain.is_draining()
+        && (max_reqs == 0 || c.requests < max_reqs)
 }
 
 /// The request's `Upgrade` value, when it asks for an upgrade (`Connection: upgrade` too)
@@ -981,13 +984,7 @@ async fn exchange(
     // 4. Decide the client connection's future before the head goes out.
     let resp_body = rh.body();
     let dechunk = resp_body == ResponseBody::Chunked && c.head.minor == 0;
-    let max_reqs = core.max_keepalive_requests;
-    let keep_client = core.keepalive
-        && !c.head.close
-        && !w.thread.drain.is_draining()
-        && (max_reqs == 0 || c.requests < max_reqs)
-        && resp_body != ResponseBody::UntilClose
-        && !dechunk;
+    let keep_client = client_may_keep(w, c) && resp_body != ResponseBody::UntilClose && !dechunk;
     let public_base = std::mem::take(&mut c.scratch);
     let mut out = std::mem::take(&mut c.out);
     out.clear();
