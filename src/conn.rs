@@ -7,6 +7,7 @@ use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 
+use monoio::io::{CancelableAsyncReadRent, Canceller};
 use monoio::net::TcpStream;
 use tracing::{debug, info, warn};
 
@@ -53,6 +54,9 @@ pub struct ClientConn {
     pub started: std::time::Instant,
     /// Access-log record of the current request, when access logs are configured.
     pub log: Option<Box<Record>>,
+    /// Withdraws the receive an idle connection waits in (see `wait_idle`); made on first
+    /// use and kept for the connection's life.
+    pub canceller: Option<Canceller>,
 }
 
 /// How a connection task begins.
@@ -114,6 +118,7 @@ pub async fn serve(w: Rc<Worker>, stream: TcpStream, start: Start) -> Served {
         vhost: 0,
         started: std::time::Instant::now(),
         log: None,
+        canceller: None,
     };
     let mut w = w;
     // A resumed connection is known to be readable: it goes straight to reading.
@@ -125,9 +130,8 @@ pub async fn serve(w: Rc<Worker>, stream: TcpStream, start: Start) -> Served {
             w = newer;
         }
         let release = w.shared.cfg.core.release_idle_buffers;
-        if release && c.buf.capacity() == 0 && !std::mem::take(&mut skip_wait) {
-            // Idle with no buffer: only this small wait lives in the connection's task,
-            // until it parks.
+        if release && c.buf.is_empty() && !std::mem::take(&mut skip_wait) {
+            // Idle: only this small wait lives in the connection's task, until it parks.
             match wait_idle(&w, &mut c).await {
                 Ok(Idle::Ready) => {}
                 Ok(Idle::Closed) => return Served::Closed,
@@ -163,6 +167,12 @@ enum Idle {
 /// Waits until the client sends something (or goes away, times out, or the worker drains),
 /// then lends the connection a read buffer. After `IdleParkAfter` the connection moves to
 /// the worker's parking lot instead, keeping its keep-alive deadline.
+///
+/// A connection that will park keeps its read buffer until then, in a receive that is
+/// already submitted: under load the next request is nearly always there long before the
+/// park, and one receive costs less than a readiness poll followed by a receive (see
+/// bench/RESULTS.md). Without parking the buffer goes back to the pool at once and the wait
+/// is for readiness only, so idle connections hold no buffer at all.
 async fn wait_idle(w: &Worker, c: &mut ClientConn) -> Result<Idle, ProxyError> {
     let core = &w.shared.cfg.core;
     if w.thread.drain.is_draining() {
@@ -179,6 +189,18 @@ async fn wait_idle(w: &Worker, c: &mut ClientConn) -> Result<Idle, ProxyError> {
         .idle_park_after
         .filter(|after| *after < t)
         .map(|after| now + after);
+    if c.buf.capacity() > 0 {
+        match park_at {
+            Some(at) => {
+                if let Some(idle) = wait_reading(w, c, at).await? {
+                    return Ok(idle);
+                }
+                // Withdrawn with nothing received: the buffer is back in the pool and
+                // the wait below parks at once.
+            }
+            None => w.thread.read_bufs.put(std::mem::take(&mut c.buf)),
+        }
+    }
     loop {
         let wake_at = park_at.unwrap_or(deadline);
         let ready = monoio::select! {
@@ -201,9 +223,64 @@ async fn wait_idle(w: &Worker, c: &mut ClientConn) -> Result<Idle, ProxyError> {
             Err(e) => Err(ErrorKind::ClientIo(e).into()),
             Ok(()) => {
                 c.buf = w.thread.read_bufs.get();
-                Ok(Idle::Ready)
+                // Readable now: take the bytes here with one recv(2) instead of another
+                // io_uring receive and task wake-up in `read_head`.
+                match crate::io::recv_now(c.stream.as_raw_fd(), &mut c.buf) {
+                    Ok(Some(0)) => {
+                        w.thread.read_bufs.put(std::mem::take(&mut c.buf));
+                        Ok(Idle::Closed)
+                    }
+                    Ok(_) => Ok(Idle::Ready),
+                    Err(e) => Err(ErrorKind::ClientIo(e).into()),
+                }
             }
         };
+    }
+}
+
+/// The first part of an idle wait for a connection that will park at `park_at`: a receive
+/// into its (empty) read buffer. `Ok(None)` when `park_at` came first and the receive was
+/// withdrawn with nothing in it; the buffer is then back in the worker's pool.
+async fn wait_reading(
+    w: &Worker,
+    c: &mut ClientConn,
+    park_at: std::time::Instant,
+) -> Result<Option<Idle>, ProxyError> {
+    let handle = c.canceller.get_or_insert_with(Canceller::new).handle();
+    let buf = std::mem::take(&mut c.buf);
+    let mut read = std::pin::pin!(c.stream.cancelable_read(buf, handle));
+    enum First {
+        Read(monoio::BufResult<usize, Vec<u8>>),
+        Park,
+        Drain,
+    }
+    let first = monoio::select! {
+        r = &mut read => First::Read(r),
+        _ = w.thread.idle_timers.deadline(park_at) => First::Park,
+        _ = w.thread.drain.draining() => First::Drain,
+    };
+    let (res, buf) = match first {
+        First::Read(r) => r,
+        // Closing: whatever the receive still gets does not matter.
+        First::Drain => return Ok(Some(Idle::Closed)),
+        First::Park => {
+            // Withdraw the receive and wait for its end: a request that arrived meanwhile
+            // is in the buffer, not lost with a dropped operation.
+            if let Some(cn) = c.canceller.take() {
+                c.canceller = Some(cn.cancel());
+            }
+            read.await
+        }
+    };
+    c.buf = buf;
+    match res {
+        Ok(0) => Ok(Some(Idle::Closed)),
+        Ok(_) => Ok(Some(Idle::Ready)),
+        Err(e) if e.raw_os_error() == Some(libc::ECANCELED) => {
+            w.thread.read_bufs.put(std::mem::take(&mut c.buf));
+            Ok(None)
+        }
+        Err(e) => Err(ErrorKind::ClientIo(e).into()),
     }
 }
 
@@ -307,8 +384,11 @@ async fn forward_and_answer(w: &Worker, c: &mut ClientConn) -> bool {
             let end = c.consumed.min(c.buf.len());
             c.buf.drain(..end);
             if c.buf.is_empty() && core.release_idle_buffers {
-                // Idle until the next request: the buffers go back to the worker.
-                w.thread.read_bufs.put(std::mem::take(&mut c.buf));
+                // Idle until the next request: the buffers go back to the worker. A
+                // connection that will park keeps its read buffer until then (`wait_idle`).
+                if core.idle_park_after.is_none() {
+                    w.thread.read_bufs.put(std::mem::take(&mut c.buf));
+                }
                 w.thread.small_bufs.put(std::mem::take(&mut c.out));
                 w.thread.small_bufs.put(std::mem::take(&mut c.scratch));
             }

@@ -66,6 +66,40 @@ pub async fn write_all(
     write_range(stream, buf, 0..n, t).await
 }
 
+/// One non-blocking `recv(2)` into the spare capacity of `buf`, on the worker's own thread.
+///
+/// For a socket already known to be readable this replaces an io_uring receive, which
+/// would cost a submission, a completion and another wake-up of the connection's task.
+/// `Ok(None)`: nothing to read after all (the readiness was spurious); `Ok(Some(0))`: the
+/// peer closed.
+pub fn recv_now(fd: std::os::fd::RawFd, buf: &mut Vec<u8>) -> io::Result<Option<usize>> {
+    let spare = buf.spare_capacity_mut();
+    if spare.is_empty() {
+        return Ok(None);
+    }
+    // SAFETY: the pointer and length describe `buf`'s spare capacity, which recv(2) may
+    // write; `fd` is borrowed from a live stream for the duration of the call.
+    let n = unsafe {
+        libc::recv(
+            fd,
+            spare.as_mut_ptr().cast(),
+            spare.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        return match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(None),
+            _ => Err(e),
+        };
+    }
+    let n = n as usize;
+    // SAFETY: recv(2) initialised the first `n` bytes of the spare capacity.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(Some(n))
+}
+
 /// True for errors that mean "the peer closed or reset", which on a pooled backend
 /// connection means it went stale while idle.
 pub fn is_disconnect(e: &io::Error) -> bool {

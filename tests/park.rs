@@ -147,3 +147,42 @@ fn idle_park_after_off_keeps_connections_in_their_tasks() {
     p.shutdown();
     p.join();
 }
+
+/// An idle connection that will park waits in a receive that already holds its read
+/// buffer; at the park that receive is withdrawn. A request arriving around that moment
+/// must be answered, never lost with the withdrawn receive. The second requests are spread
+/// over the whole window in which the parks happen (50 ms plus up to two ticks of the
+/// worker's 100 ms timer), so some land as the receives are being withdrawn.
+#[test]
+fn requests_arriving_while_connections_park_are_answered() {
+    let b = named("b");
+    for driver in [DriverChoice::Auto, DriverChoice::Epoll] {
+        let p = proxy_with(&config(&b, ""), 1, driver);
+        let mut clients: Vec<Client> = (0..150).map(|_| Client::connect(p.addrs[0])).collect();
+        for c in &mut clients {
+            assert_eq!(c.get("/").text(), "b");
+        }
+        // The send times are the stimulus, not a synchronization: every answer is awaited.
+        let start = Instant::now();
+        let mut parked_seen = 0;
+        for (i, c) in clients.iter_mut().enumerate() {
+            parked_seen = parked_seen.max(counts(&p).parked);
+            let at = start + Duration::from_micros(2_000 * i as u64);
+            if let Some(wait) = at.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            c.send(b"GET /second HTTP/1.1\r\nHost: test\r\n\r\n");
+        }
+        for (i, c) in clients.iter_mut().enumerate() {
+            let r = c.read_response(false);
+            assert_eq!(
+                r.map(|r| (r.status, r.text())),
+                Some((200, "b".to_string())),
+                "{driver:?}: client {i}"
+            );
+        }
+        assert!(parked_seen > 0, "{driver:?}: the later ones were parked");
+        p.shutdown();
+        p.join();
+    }
+}

@@ -57,9 +57,10 @@ pub struct CoreSettings {
     pub graceful_shutdown_timeout: Duration,
     /// `ProxyIOBufferSize`: read size while streaming bodies.
     pub io_buffer_size: usize,
-    /// `IdleBuffers Release` (default): a connection waiting for its next request holds no
-    /// buffer (one poll more per request); `Keep`: it keeps its read buffer (less CPU, about
-    /// 8 KiB more per idle connection).
+    /// `IdleBuffers Release` (default): a connection waiting for its next request gives its
+    /// read buffer back when it parks (`IdleParkAfter`), or at once when parking is off
+    /// (then one readiness poll more per request); `Keep`: it keeps its read buffer and
+    /// never parks (about 8 KiB more per idle connection).
     pub release_idle_buffers: bool,
     /// `IdleParkAfter`: a connection idle this long between requests moves to its worker's
     /// parking lot (its task freed, its socket watched by the worker's epoll set); `Off`:
