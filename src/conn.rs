@@ -183,7 +183,7 @@ async fn wait_idle(w: &Worker, c: &mut ClientConn) -> Result<Idle, ProxyError> {
     } else {
         core.timeout
     };
-    let now = std::time::Instant::now();
+    let now = crate::timer::coarse_now();
     let deadline = now + t;
     let mut park_at = core
         .idle_park_after
@@ -205,8 +205,8 @@ async fn wait_idle(w: &Worker, c: &mut ClientConn) -> Result<Idle, ProxyError> {
         let wake_at = park_at.unwrap_or(deadline);
         let ready = monoio::select! {
             r = c.stream.readable(false) => r,
-            _ = w.thread.idle_timers.deadline(wake_at) => {
-                if park_at.take().is_some() && std::time::Instant::now() < deadline {
+            _ = crate::timer::deadline(wake_at) => {
+                if park_at.take().is_some() && crate::timer::coarse_now() < deadline {
                     let fd = c.stream.as_raw_fd();
                     let thread = &w.thread;
                     if thread.lot.park(thread, fd, c.peer, c.local, c.requests, deadline) {
@@ -256,7 +256,7 @@ async fn wait_reading(
     }
     let first = monoio::select! {
         r = &mut read => First::Read(r),
-        _ = w.thread.idle_timers.deadline(park_at) => First::Park,
+        _ = crate::timer::deadline(park_at) => First::Park,
         _ = w.thread.drain.draining() => First::Drain,
     };
     let (res, buf) = match first {

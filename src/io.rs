@@ -34,7 +34,7 @@ pub async fn read_more(
         buf.reserve(spare);
     }
     let len = buf.len();
-    match monoio::time::timeout(t, stream.read(buf.slice_mut(len..))).await {
+    match crate::timer::timeout(t, stream.read(buf.slice_mut(len..))).await {
         Ok((res, slice)) => (res.map_err(IoFail::Io), slice.into_inner()),
         Err(_) => (Err(IoFail::Timeout), Vec::new()),
     }
@@ -50,7 +50,7 @@ pub async fn write_range(
     if range.is_empty() {
         return (Ok(()), buf);
     }
-    match monoio::time::timeout(t, stream.write_all(buf.slice(range))).await {
+    match crate::timer::timeout(t, stream.write_all(buf.slice(range))).await {
         Ok((res, slice)) => (res.map(|_| ()).map_err(IoFail::Io), slice.into_inner()),
         Err(_) => (Err(IoFail::Timeout), Vec::new()),
     }

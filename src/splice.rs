@@ -161,7 +161,7 @@ async fn drain_pipe(
             Ok(0) => return Err(SpliceError::DstIo(io::ErrorKind::WriteZero.into())),
             Ok(m) => pending -= m,
             Err(e) if would_block(&e) => {
-                match monoio::time::timeout(write_t, dst.writable(false)).await {
+                match crate::timer::timeout(write_t, dst.writable(false)).await {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => return Err(SpliceError::DstIo(e)),
                     Err(_) => return Err(SpliceError::DstTimeout),
@@ -194,7 +194,7 @@ pub async fn splice_exact(
                 Ok(0) => return Err(SpliceError::SrcEof),
                 Ok(n) => break n,
                 Err(e) if would_block(&e) => {
-                    match monoio::time::timeout(read_t, src.readable(false)).await {
+                    match crate::timer::timeout(read_t, src.readable(false)).await {
                         Ok(Ok(())) => {}
                         Ok(Err(e)) => return Err(SpliceError::SrcIo(e)),
                         Err(_) => return Err(SpliceError::SrcTimeout),
@@ -232,7 +232,7 @@ pub async fn splice_to_eof(
     let mut wait_first = false;
     loop {
         if wait_first {
-            match monoio::time::timeout(idle, src.readable(false)).await {
+            match crate::timer::timeout(idle, src.readable(false)).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => return Err(SpliceError::SrcIo(e)),
                 Err(_) if last.get().elapsed() < idle => continue,

@@ -29,7 +29,6 @@ use crate::park::{LotOwner, ParkingLot, Resumed};
 use crate::pool::Pool;
 use crate::shutdown::{Drain, ShutdownSignal};
 use crate::splice::PipePool;
-use crate::timer::IdleTimers;
 
 /// About what a connection's task held before it parked (its state and future).
 const PARKED_TASK_BYTES: usize = 1200;
@@ -114,7 +113,6 @@ pub struct Thread {
     /// Small buffers for outgoing heads and per-request strings.
     pub small_bufs: BufPool,
     /// Keep-alive deadlines of idle connections (one ticker instead of a timer each).
-    pub idle_timers: IdleTimers,
     /// Pipes lent to connections splicing a large body.
     pub pipes: PipePool,
     /// Connections idle long enough to give up their tasks (`IdleParkAfter`).
@@ -138,7 +136,6 @@ impl Thread {
             gens,
             read_bufs: BufPool::new(crate::conn::CLIENT_BUF, 256),
             small_bufs: BufPool::new(crate::conn::SMALL_BUF, 512),
-            idle_timers: IdleTimers::default(),
             pipes: PipePool::default(),
             lot: ParkingLot::default(),
             freed_since_trim: Cell::new(0),
@@ -788,13 +785,12 @@ async fn worker_main(id: usize, listeners: Vec<std::net::TcpListener>, gens: Arc
     monoio::time::sleep(std::time::Duration::from_millis(1)).await;
 }
 
-/// Wakes idle connections whose keep-alive time is up and flushes access logs. Runs as long
+/// Flushes access logs and releases unused memory. Runs as long
 /// as the worker's runtime does (which drops it on exit).
 async fn idle_ticker(t: Rc<Thread>) {
     let mut ticks = 0u32;
     loop {
         monoio::time::sleep(crate::timer::TICK).await;
-        t.idle_timers.fire_expired(std::time::Instant::now());
         t.tick_logs();
         ticks = ticks.wrapping_add(1);
         if ticks % 10 == 0 {
