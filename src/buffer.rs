@@ -2,46 +2,54 @@
 //! idle keep-alive connection costs little more than its socket (issue: idle memory).
 
 use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
 
-/// A free list of equally sized buffers on one worker (no locks: `RefCell`).
-pub struct BufPool {
-    free: RefCell<Vec<Vec<u8>>>,
-    size: usize,
-    /// Buffers kept at most; beyond that they are freed.
+use recycle_box::RecycleBox;
+
+/// A free list on one worker (no locks: `RefCell`) that shrinks to what traffic uses.
+struct FreeList<T> {
+    free: RefCell<Vec<T>>,
+    /// Items kept at most; beyond that they are freed.
     keep: usize,
-    /// The fewest free buffers since the last [`BufPool::decay`]: that many went unused.
+    /// The fewest free items since the last [`FreeList::decay`]: that many went unused.
     low: Cell<usize>,
-    /// Whether any buffer was taken since the last [`BufPool::decay`].
+    /// Whether any item was taken since the last [`FreeList::decay`].
     used: Cell<bool>,
 }
 
-impl BufPool {
-    pub fn new(size: usize, keep: usize) -> BufPool {
-        BufPool {
+impl<T> FreeList<T> {
+    fn new(keep: usize) -> FreeList<T> {
+        FreeList {
             free: RefCell::new(Vec::new()),
-            size,
             keep,
             low: Cell::new(0),
             used: Cell::new(false),
         }
     }
 
-    /// An empty buffer with at least the pool's capacity.
-    pub fn get(&self) -> Vec<u8> {
+    fn take(&self) -> Option<T> {
         let mut free = self.free.borrow_mut();
-        let buf = free.pop();
+        let item = free.pop();
         self.low.set(self.low.get().min(free.len()));
         self.used.set(true);
-        buf.unwrap_or_else(|| Vec::with_capacity(self.size))
+        item
     }
 
-    /// Frees half of the buffers that stayed unused since the last call (all of them once
-    /// few are left, or when no buffer was taken at all), and returns how many. Called about once a second: after a burst the
-    /// pool shrinks back to what traffic uses within seconds, so the burst's buffers do not
-    /// stay resident (nor pin the heap pages around them) for as long as the worker lives.
-    /// Halving, not freeing all, keeps load that swings from second to second from freeing
-    /// buffers only to allocate them again.
-    pub fn decay(&self) -> usize {
+    fn give(&self, item: T) {
+        let mut free = self.free.borrow_mut();
+        if free.len() < self.keep {
+            free.push(item);
+        }
+    }
+
+    /// Frees half of the items that stayed unused since the last call (all of them once
+    /// few are left, or when none was taken at all), and returns how many. Called about
+    /// once a second: after a burst the list shrinks back to what traffic uses within
+    /// seconds, so the burst's memory does not stay resident (nor pin the heap pages around
+    /// it) for as long as the worker lives. Halving, not freeing all, keeps load that swings
+    /// from second to second from freeing memory only to allocate it again.
+    fn decay(&self) -> usize {
         let mut free = self.free.borrow_mut();
         let unused = self.low.get().min(free.len());
         let quiet = !self.used.replace(false);
@@ -60,6 +68,37 @@ impl BufPool {
         drop
     }
 
+    fn len(&self) -> usize {
+        self.free.borrow().len()
+    }
+}
+
+/// A pool of equally sized buffers on one worker.
+pub struct BufPool {
+    list: FreeList<Vec<u8>>,
+    size: usize,
+}
+
+impl BufPool {
+    pub fn new(size: usize, keep: usize) -> BufPool {
+        BufPool {
+            list: FreeList::new(keep),
+            size,
+        }
+    }
+
+    /// An empty buffer with at least the pool's capacity.
+    pub fn get(&self) -> Vec<u8> {
+        self.list
+            .take()
+            .unwrap_or_else(|| Vec::with_capacity(self.size))
+    }
+
+    /// See `FreeList::decay`; returns how many buffers were freed.
+    pub fn decay(&self) -> usize {
+        self.list.decay()
+    }
+
     /// Takes a buffer back. Buffers that grew far past the pool size (a huge head) are
     /// freed rather than kept.
     pub fn put(&self, mut buf: Vec<u8>) {
@@ -67,15 +106,50 @@ impl BufPool {
         if cap < self.size || cap > 4 * self.size {
             return;
         }
-        let mut free = self.free.borrow_mut();
-        if free.len() < self.keep {
-            buf.clear();
-            free.push(buf);
-        }
+        buf.clear();
+        self.list.give(buf);
     }
 
     pub fn free_count(&self) -> usize {
-        self.free.borrow().len()
+        self.list.len()
+    }
+}
+
+/// Heap blocks for request futures, reused from request to request on one worker.
+///
+/// A connection's request future is boxed so that an idle connection's task stays small;
+/// it is a few KiB, past glibc's per-thread cache, so a fresh box per request costs a
+/// trip through the main allocator (and its free-chunk consolidation) each time.
+pub struct FutureBoxes {
+    list: FreeList<RecycleBox<()>>,
+}
+
+impl FutureBoxes {
+    pub fn new(keep: usize) -> FutureBoxes {
+        FutureBoxes {
+            list: FreeList::new(keep),
+        }
+    }
+
+    /// `f`, pinned in a block an earlier future left (a new one when none is free, or when
+    /// the free one is too small).
+    pub fn pin<F: Future>(&self, f: F) -> Pin<RecycleBox<F>> {
+        let block = self.list.take().unwrap_or_else(|| RecycleBox::new(()));
+        RecycleBox::into_pin(RecycleBox::recycle(block, f))
+    }
+
+    /// Drops the future and keeps its block for the next one.
+    pub fn put<F>(&self, f: Pin<RecycleBox<F>>) {
+        self.list.give(RecycleBox::vacate_pinned(f));
+    }
+
+    /// See `FreeList::decay`; returns how many blocks were freed.
+    pub fn decay(&self) -> usize {
+        self.list.decay()
+    }
+
+    pub fn free_count(&self) -> usize {
+        self.list.len()
     }
 }
 
@@ -129,5 +203,43 @@ mod tests {
         assert_eq!(big.decay(), 0);
         assert_eq!(big.decay(), 40);
         assert_eq!(big.free_count(), 0);
+    }
+
+    #[test]
+    fn future_blocks_are_reused_and_their_futures_dropped() {
+        use std::rc::Rc;
+        use std::task::{Context, Poll, Waker};
+        let boxes = FutureBoxes::new(4);
+        let alive = Rc::new(());
+        let held = alive.clone();
+        let mut f = boxes.pin(async move {
+            let _held = held;
+            7
+        });
+        let first = &*f as *const _ as *const u8;
+        let mut cx = Context::from_waker(Waker::noop());
+        assert_eq!(f.as_mut().poll(&mut cx), Poll::Ready(7));
+        boxes.put(f);
+        assert_eq!(
+            Rc::strong_count(&alive),
+            1,
+            "the finished future was dropped"
+        );
+        assert_eq!(boxes.free_count(), 1);
+        // The next future of that size lands in the same block.
+        let g = boxes.pin(async { 8 });
+        assert_eq!(&*g as *const _ as *const u8, first);
+        assert_eq!(boxes.free_count(), 0);
+        // A future dropped unfinished (its task cancelled) still drops what it holds.
+        let held = alive.clone();
+        let h = boxes.pin(async move {
+            let _held = held;
+            std::future::pending::<()>().await
+        });
+        drop(h);
+        assert_eq!(Rc::strong_count(&alive), 1);
+        boxes.put(g);
+        assert_eq!(boxes.decay(), 0, "taken during this period");
+        assert_eq!(boxes.decay(), 1, "a quiet period frees it");
     }
 }

@@ -36,6 +36,8 @@ pub struct ClientConn {
     pub out: Vec<u8>,
     /// Reusable buffer for small per-request strings (backend target, public base URL).
     pub scratch: Vec<u8>,
+    /// The current request's path as routed to its balancer (kept for its capacity).
+    pub routed: Vec<u8>,
     /// Requests served on this connection, including the current one.
     pub requests: u32,
     /// Where the current request (head and body) ends in `buf`.
@@ -108,6 +110,7 @@ pub async fn serve(w: Rc<Worker>, stream: TcpStream, start: Start) -> Served {
         head: RequestHead::default(),
         out: Vec::new(),
         scratch: Vec::new(),
+        routed: Vec::new(),
         requests,
         consumed: 0,
         response_started: false,
@@ -147,8 +150,12 @@ pub async fn serve(w: Rc<Worker>, stream: TcpStream, start: Start) -> Served {
             }
         }
         // Everything a request needs (head reading, forwarding, error answers) is boxed for
-        // the request's duration, so an idle connection's task stays small.
-        if !Box::pin(one_request(&w, &mut c)).await {
+        // the request's duration, so an idle connection's task stays small. The box's
+        // memory is the worker's, reused from request to request.
+        let mut request = w.thread.request_futures.pin(one_request(&w, &mut c));
+        let keep = request.as_mut().await;
+        w.thread.request_futures.put(request);
+        if !keep {
             return Served::Closed;
         }
     }

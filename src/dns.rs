@@ -51,7 +51,7 @@ pub async fn client_name(ip: IpAddr) -> Option<String> {
             }
         });
     let name = match spawned {
-        Ok(_) => monoio::time::timeout(LOOKUP_TIMEOUT, Wait { slot })
+        Ok(_) => crate::timer::timeout(LOOKUP_TIMEOUT, Wait { slot })
             .await
             .unwrap_or(None),
         Err(e) => {

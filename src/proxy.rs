@@ -26,7 +26,7 @@ use crate::http::write::{
 };
 use crate::io::{is_disconnect, read_more, write_all, write_range, IoFail};
 use crate::pool::{BackendConn, Pool, BACKEND_BUF};
-use crate::route::{self, Route};
+use crate::route;
 use crate::splice::{splice_exact, splice_to_eof, NonBlocking, PipePool, SpliceError};
 use crate::worker::Worker;
 
@@ -61,6 +61,18 @@ enum StreamError {
 /// Forwards the request whose head is in `c.head`. Returns whether the client connection
 /// stays open. On error, `c.response_started` tells the caller whether it may still answer.
 pub async fn forward(w: &Worker, c: &mut ClientConn) -> Result<bool, ProxyError> {
+    // The routed path is built in a buffer the connection keeps, not a new one per request.
+    let mut path = std::mem::take(&mut c.routed);
+    let r = forward_routed(w, c, &mut path).await;
+    c.routed = path;
+    r
+}
+
+async fn forward_routed(
+    w: &Worker,
+    c: &mut ClientConn,
+    path: &mut Vec<u8>,
+) -> Result<bool, ProxyError> {
     let cfg = &w.shared.cfg;
     let host = c.head.host.clone().map(|r| &c.buf[r]);
     let vh_idx = route::select_vhost(cfg, c.local, host);
@@ -100,20 +112,27 @@ pub async fn forward(w: &Worker, c: &mut ClientConn) -> Result<bool, ProxyError>
     } else {
         None
     };
-    let (balancer, path) = match rewritten {
-        Some(route::Rewritten::Proxy { balancer, path }) => (balancer, path),
+    let balancer = match rewritten {
+        Some(route::Rewritten::Proxy {
+            balancer,
+            path: rewritten,
+        }) => {
+            path.clear();
+            path.extend_from_slice(&rewritten);
+            balancer
+        }
         Some(route::Rewritten::Status(s)) => return Err(ErrorKind::RewriteStatus(s).into()),
         Some(route::Rewritten::Redirect { status, location }) => {
             let host = c.head.host.clone().map(|r| &c.buf[r]);
             let location = route::fully_qualify(location, host, cfg.server_name_of(vh));
             return Err(ErrorKind::Redirect(status, location).into());
         }
-        None => match route::route(vh, &c.buf[c.head.path.clone()]) {
-            Route::Backend { balancer, path } => (balancer, path),
+        None => match route::route_into(vh, &c.buf[c.head.path.clone()], path) {
+            Some(balancer) => balancer,
             // A `SetHandler` page is served only where no ProxyPass or RewriteRule [P]
             // takes the path: mod_proxy's handler runs first in Apache, which is why its
             // docs pair `<Location /balancer-manager>` with `ProxyPass /balancer-manager !`.
-            Route::NotProxied => match handler {
+            None => match handler {
                 Some(h) => return answer_locally(w, c, vh, h).await,
                 None => return Err(ErrorKind::NotProxied.into()),
             },
@@ -123,7 +142,7 @@ pub async fn forward(w: &Worker, c: &mut ClientConn) -> Result<bool, ProxyError>
         && !proxy_access_allows(
             vh,
             &cfg.balancers[balancer],
-            &path,
+            path,
             &c.peer_ip,
             client_name.as_deref(),
         )
@@ -204,7 +223,7 @@ pub async fn forward(w: &Worker, c: &mut ClientConn) -> Result<bool, ProxyError>
             balancer,
             member: m,
             view: &view,
-            routed: &path,
+            routed: path,
             timeout,
             inline_end: if inline { Some(inline_end) } else { None },
             set_route: (view.sticky_insert && (keys.route.is_none() || choice.route_changed))
@@ -547,7 +566,7 @@ fn fail_member(w: &Worker, mv: &MemberView, e: &dyn std::fmt::Display, what: &st
 }
 
 async fn connect(member: &Member, t: Duration) -> Result<BackendConn, ProxyError> {
-    let stream = match monoio::time::timeout(t, TcpStream::connect_addr(member.addr)).await {
+    let stream = match crate::timer::timeout(t, TcpStream::connect_addr(member.addr)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return Err(ErrorKind::Connect(member.name.clone(), e).into()),
         Err(_) => return Err(ErrorKind::ConnectTimeout(member.name.clone()).into()),

@@ -129,22 +129,32 @@ fn is_absolute_uri(s: &str) -> bool {
 }
 
 pub fn route(vh: &VirtualHost, target: &[u8]) -> Route {
+    let mut path = Vec::new();
+    match route_into(vh, target, &mut path) {
+        Some(balancer) => Route::Backend { balancer, path },
+        None => Route::NotProxied,
+    }
+}
+
+/// [`route`] without an allocation per request: the backend path is written into `out`
+/// (cleared first), a buffer the connection keeps. `None`: not proxied.
+pub fn route_into(vh: &VirtualHost, target: &[u8], out: &mut Vec<u8>) -> Option<usize> {
+    out.clear();
     let (path, query) = match target.iter().position(|&b| b == b'?') {
         Some(i) => (&target[..i], Some(&target[i + 1..])),
         None => (target, None),
     };
     for rule in &vh.rules {
-        let mut out = match &rule.matcher {
+        match &rule.matcher {
             Matcher::Prefix(prefix) => {
                 if !path.starts_with(prefix.as_bytes()) {
                     continue;
                 }
                 match &rule.target {
-                    Target::Exclude => return Route::NotProxied,
+                    Target::Exclude => return None,
                     Target::Backend { template, .. } => {
-                        let mut out = template.as_bytes().to_vec();
+                        out.extend_from_slice(template.as_bytes());
                         out.extend_from_slice(&path[prefix.len()..]);
-                        out
                     }
                 }
             }
@@ -155,39 +165,35 @@ pub fn route(vh: &VirtualHost, target: &[u8]) -> Route {
                 };
                 let Some(caps) = re.captures(p) else { continue };
                 match &rule.target {
-                    Target::Exclude => return Route::NotProxied,
+                    Target::Exclude => return None,
                     Target::Backend { template, .. } => {
                         if template.contains('$') {
                             let mut s = String::new();
                             caps.expand(&dollar_digits(template), &mut s);
-                            s.into_bytes()
+                            out.extend_from_slice(s.as_bytes());
                         } else {
                             // Apache: without a substitution the whole path is appended
                             // (mod_proxy.c, proxy_trans).
-                            let mut out = template.as_bytes().to_vec();
+                            out.extend_from_slice(template.as_bytes());
                             out.extend_from_slice(path);
-                            out
                         }
                     }
                 }
             }
-        };
+        }
         let Target::Backend {
             balancer, noquery, ..
         } = &rule.target
         else {
-            return Route::NotProxied;
+            return None;
         };
         if let (Some(q), false) = (query, *noquery) {
             out.push(b'?');
             out.extend_from_slice(q);
         }
-        return Route::Backend {
-            balancer: *balancer,
-            path: out,
-        };
+        return Some(*balancer);
     }
-    Route::NotProxied
+    None
 }
 
 /// What a RewriteRule decided.
@@ -484,6 +490,14 @@ mod tests {
         ];
         for (target, want) in cases {
             assert_eq!(routed(&c, target).as_deref(), want, "{target}");
+        }
+        // The same through one reused buffer, as the proxy calls it: nothing of an earlier
+        // path survives into a later one.
+        let mut buf = Vec::new();
+        for (target, want) in cases.iter().chain(cases.iter().rev()) {
+            let got = route_into(&c.vhosts[0], target.as_bytes(), &mut buf)
+                .map(|_| String::from_utf8(buf.clone()).unwrap());
+            assert_eq!(got.as_deref(), *want, "{target}");
         }
     }
 

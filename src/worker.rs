@@ -22,7 +22,7 @@ use tracing::{debug, info, warn};
 use crate::accesslog::WorkerLogs;
 use crate::admin::stats::WorkerStats;
 use crate::balancer::{LocalBalancer, SharedTable};
-use crate::buffer::BufPool;
+use crate::buffer::{BufPool, FutureBoxes};
 use crate::config::Config;
 use crate::conn;
 use crate::park::{LotOwner, ParkingLot, Resumed};
@@ -32,6 +32,8 @@ use crate::splice::PipePool;
 
 /// About what a connection's task held before it parked (its state and future).
 const PARKED_TASK_BYTES: usize = 1200;
+/// About the size of a connection's boxed request future (for the trim threshold only).
+const REQUEST_FUTURE_BYTES: usize = 3500;
 /// Freed bytes worth a `malloc_trim` (which walks the worker's heap).
 const TRIM_AFTER_BYTES: usize = 1024 * 1024;
 
@@ -112,7 +114,8 @@ pub struct Thread {
     pub read_bufs: BufPool,
     /// Small buffers for outgoing heads and per-request strings.
     pub small_bufs: BufPool,
-    /// Keep-alive deadlines of idle connections (one ticker instead of a timer each).
+    /// Memory for connections' request futures (see `FutureBoxes`).
+    pub request_futures: FutureBoxes,
     /// Pipes lent to connections splicing a large body.
     pub pipes: PipePool,
     /// Connections idle long enough to give up their tasks (`IdleParkAfter`).
@@ -136,6 +139,7 @@ impl Thread {
             gens,
             read_bufs: BufPool::new(crate::conn::CLIENT_BUF, 256),
             small_bufs: BufPool::new(crate::conn::SMALL_BUF, 512),
+            request_futures: FutureBoxes::new(256),
             pipes: PipePool::default(),
             lot: ParkingLot::default(),
             freed_since_trim: Cell::new(0),
@@ -208,6 +212,7 @@ impl Thread {
     fn release_memory(&self) {
         let freed = self.read_bufs.decay() * crate::conn::CLIENT_BUF
             + self.small_bufs.decay() * crate::conn::SMALL_BUF
+            + self.request_futures.decay() * REQUEST_FUTURE_BYTES
             + self.lot.take_parked_count() * PARKED_TASK_BYTES;
         let pending = self.freed_since_trim.get() + freed;
         if pending < TRIM_AFTER_BYTES {
