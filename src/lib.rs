@@ -29,3 +29,6 @@ pub mod shutdown;
 pub mod splice;
 pub mod timer;
 pub mod worker;
+
+#[cfg(test)]
+mod testutil;

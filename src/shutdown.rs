@@ -229,23 +229,13 @@ impl Future for DrainWait<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicUsize;
-    use std::sync::Arc;
-    use std::task::Wake;
-
-    struct Count(AtomicUsize);
-    impl Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
+    use crate::testutil::counting_waker;
 
     /// Waits that are given up (dropped) leave no waker behind, however often they are made;
     /// the ones still waiting are woken once.
     #[test]
     fn dropped_waits_unregister_and_live_ones_wake() {
-        let count = Arc::new(Count(AtomicUsize::new(0)));
-        let waker = Waker::from(count.clone());
+        let (waker, count) = counting_waker();
         let mut cx = Context::from_waker(&waker);
         let drain = Drain::default();
         drain.enter();
@@ -259,7 +249,7 @@ mod tests {
         assert!(live.as_mut().poll(&mut cx).is_pending());
         assert_eq!(drain.waiting(), 1);
         drain.leave();
-        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(count(), 1);
         assert!(live.as_mut().poll(&mut cx).is_ready());
 
         let signal = ShutdownSignal::default();
@@ -271,7 +261,7 @@ mod tests {
         let mut live = Box::pin(signal.wait());
         assert!(live.as_mut().poll(&mut cx).is_pending());
         signal.fire();
-        assert_eq!(count.0.load(Ordering::SeqCst), 2);
+        assert_eq!(count(), 2);
         assert!(live.as_mut().poll(&mut cx).is_ready());
     }
 }

@@ -204,23 +204,13 @@ impl<F: Future> Future for Timeout<F> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
-    use std::task::Wake;
-
-    struct Count(AtomicUsize);
-    impl Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
+    use crate::testutil::counting_waker;
 
     #[test]
     fn expired_deadlines_wake_and_dropped_ones_unregister() {
         // No runtime here: mark the ticker as running so none is spawned.
         TIMERS.with(|t| t.ticking.set(true));
-        let count = Arc::new(Count(AtomicUsize::new(0)));
-        let waker = Waker::from(count.clone());
+        let (waker, count) = counting_waker();
         let mut cx = Context::from_waker(&waker);
         let now = coarse_now();
         let mut soon = Box::pin(deadline(now + Duration::from_millis(50)));
@@ -231,7 +221,7 @@ mod tests {
         assert!(later.as_mut().poll(&mut cx).is_pending());
         assert_eq!(waiting(), 2);
         assert_eq!(fire_expired(now + Duration::from_millis(60)), 1);
-        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(count(), 1);
         drop(later);
         assert_eq!(waiting(), 0);
         assert!(std::mem::size_of::<Deadline>() <= 48);
