@@ -41,10 +41,15 @@ impl Waiters {
     fn remove(&mut self, key: Option<u64>) {
         if let Some(k) = key {
             self.map.remove(&k);
-            if self.map.is_empty() && self.map.capacity() > 64 {
-                // A burst of waiters is over: give the table back.
-                self.map = HashMap::new();
-            }
+        }
+    }
+
+    /// Gives back the table of a burst of waiters once it is over. Not on every removal
+    /// that empties it: under load the last waiter often leaves for a moment, and the table
+    /// was then grown again, allocation by allocation, for the next requests.
+    fn shrink(&mut self) {
+        if self.map.capacity() > 64 && self.map.len() * 4 < self.map.capacity() {
+            self.map.shrink_to(self.map.len() * 2);
         }
     }
 
@@ -171,6 +176,11 @@ impl Drain {
     /// Futures waiting now (for tests).
     pub fn waiting(&self) -> usize {
         self.waiters.borrow().len()
+    }
+
+    /// Housekeeping: the waiter table shrinks after a burst.
+    pub fn release_memory(&self) {
+        self.waiters.borrow_mut().shrink();
     }
 
     /// Resolves once draining has started (idle keep-alive connections close on it).

@@ -3,18 +3,25 @@
 //! monoio's `Sleep` is 640 bytes and 128-byte aligned. A future holding one (every request
 //! future, with a timeout per read and write) is then boxed with `posix_memalign`, and each
 //! timeout reads the precise clock. These deadlines are a few bytes in the waiting future
-//! instead. They are kept in one ordered map per thread, read the kernel's coarse clock
-//! (a memory read, no TSC), and are fired by a ticker task that the first deadline on a
-//! thread starts and that ends when none is left. Socket timeouts are seconds, so firing
-//! within [`RESOLUTION`] is precise enough.
+//! instead. They read the kernel's coarse clock (a memory read, no TSC), and are fired by a
+//! ticker task that the first deadline on a thread starts and that ends when none is left.
+//! Socket timeouts are seconds, so firing within [`RESOLUTION`] is precise enough.
+//!
+//! Every socket operation sets a deadline and nearly always drops it unfired, so adding
+//! and removing one must be cheap: they sit in a hashed timing wheel, one bucket per tick
+//! of [`RESOLUTION`], each bucket a list linked through a slab. Adding, removing and
+//! firing are O(1) per deadline, and once the slab has grown to the thread's number of
+//! pending deadlines, none of them allocates (an ordered map split and merged nodes as
+//! deadlines came and went: most of the allocations left per request).
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::OnceLock;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
+
+use slab::Slab;
 
 /// How often the worker's housekeeping runs (parking checks, log flushes, memory release).
 pub const TICK: Duration = Duration::from_millis(100);
@@ -22,9 +29,111 @@ pub const TICK: Duration = Duration::from_millis(100);
 /// How late a deadline may fire at most (plus the coarse clock's own step, a few ms).
 pub const RESOLUTION: Duration = Duration::from_millis(10);
 
+/// Buckets in the wheel: one turn is 2.56 s. Longer deadlines wait in their bucket for
+/// later turns, each turn costing one comparison when the bucket is visited.
+const SLOTS: usize = 256;
+
+const NIL: usize = usize::MAX;
+
+struct Entry {
+    /// The wheel tick at or after which this deadline is due.
+    tick: u64,
+    waker: Option<Waker>,
+    /// Neighbours in the bucket's list, while linked.
+    prev: usize,
+    next: usize,
+    /// The bucket it waits in. Fired entries stay in the slab, unlinked, until their
+    /// `Deadline` is dropped, so a key is never reused while its owner holds it.
+    slot: Option<u16>,
+}
+
+struct Wheel {
+    entries: Slab<Entry>,
+    heads: [usize; SLOTS],
+    /// Linked (waiting) entries.
+    linked: usize,
+    /// Every tick up to this one has been fired.
+    fired_tick: u64,
+    /// Wakers due, reused from tick to tick (woken after the wheel is released).
+    due: Vec<Waker>,
+}
+
+impl Wheel {
+    const fn new() -> Wheel {
+        Wheel {
+            entries: Slab::new(),
+            heads: [NIL; SLOTS],
+            linked: 0,
+            fired_tick: 0,
+            due: Vec::new(),
+        }
+    }
+
+    fn link(&mut self, key: usize) {
+        // A tick the wheel has already passed is fired on the next one, not a turn later.
+        let tick = self.entries[key].tick.max(self.fired_tick + 1);
+        let slot = (tick % SLOTS as u64) as usize;
+        let head = self.heads[slot];
+        if head != NIL {
+            self.entries[head].prev = key;
+        }
+        let e = &mut self.entries[key];
+        e.prev = NIL;
+        e.next = head;
+        e.slot = Some(slot as u16);
+        self.heads[slot] = key;
+        self.linked += 1;
+    }
+
+    fn unlink(&mut self, key: usize) {
+        let (prev, next, slot) = {
+            let e = &mut self.entries[key];
+            let Some(slot) = e.slot.take() else {
+                return;
+            };
+            (e.prev, e.next, slot)
+        };
+        if prev == NIL {
+            self.heads[usize::from(slot)] = next;
+        } else {
+            self.entries[prev].next = next;
+        }
+        if next != NIL {
+            self.entries[next].prev = prev;
+        }
+        self.linked -= 1;
+    }
+
+    /// Moves the wakers of every deadline due by `now_tick` into `self.due`.
+    fn advance(&mut self, now_tick: u64) {
+        if now_tick <= self.fired_tick {
+            return;
+        }
+        // After a long quiet spell, one visit of each bucket covers every turn.
+        let span = (now_tick - self.fired_tick).min(SLOTS as u64);
+        for t in now_tick + 1 - span..=now_tick {
+            let slot = (t % SLOTS as u64) as usize;
+            let mut key = self.heads[slot];
+            while key != NIL {
+                let (next, due) = {
+                    let e = &self.entries[key];
+                    (e.next, e.tick <= now_tick)
+                };
+                if due {
+                    self.unlink(key);
+                    if let Some(w) = self.entries[key].waker.take() {
+                        self.due.push(w);
+                    }
+                }
+                key = next;
+            }
+        }
+        self.fired_tick = now_tick;
+    }
+}
+
 struct Timers {
-    next_id: Cell<u64>,
-    entries: RefCell<BTreeMap<(Instant, u64), Waker>>,
+    wheel: RefCell<Wheel>,
     /// A ticker task runs on this thread's runtime.
     ticking: Cell<bool>,
 }
@@ -32,11 +141,15 @@ struct Timers {
 thread_local! {
     static TIMERS: Timers = const {
         Timers {
-            next_id: Cell::new(0),
-            entries: RefCell::new(BTreeMap::new()),
+            wheel: RefCell::new(Wheel::new()),
             ticking: Cell::new(false),
         }
     };
+}
+
+fn base() -> (Instant, Duration) {
+    static BASE: OnceLock<(Instant, Duration)> = OnceLock::new();
+    *BASE.get_or_init(|| (Instant::now(), coarse_clock()))
 }
 
 /// The monotonic clock at the kernel's tick resolution (a few ms), as an `Instant`.
@@ -45,8 +158,7 @@ thread_local! {
 /// hypervisor that is a fraction of a precise read. For deadlines, never for durations
 /// that are reported.
 pub fn coarse_now() -> Instant {
-    static BASE: OnceLock<(Instant, Duration)> = OnceLock::new();
-    let (base, base_coarse) = *BASE.get_or_init(|| (Instant::now(), coarse_clock()));
+    let (base, base_coarse) = base();
     // The coarse clock lags the precise one by less than its step; a reading before the
     // base (only possible on the first call's thread, by that lag) counts as the base.
     base + coarse_clock().saturating_sub(base_coarse)
@@ -60,6 +172,19 @@ fn coarse_clock() -> Duration {
     // SAFETY: `ts` is a valid timespec for clock_gettime to fill.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+const RESOLUTION_NS: u128 = RESOLUTION.as_nanos();
+
+/// The first tick at or after `at`.
+fn tick_at_or_after(at: Instant) -> u64 {
+    let ns = at.saturating_duration_since(base().0).as_nanos();
+    ns.div_ceil(RESOLUTION_NS) as u64
+}
+
+/// The last tick at or before `now`.
+fn tick_before(now: Instant) -> u64 {
+    (now.saturating_duration_since(base().0).as_nanos() / RESOLUTION_NS) as u64
 }
 
 /// A future that resolves at `at` (within [`RESOLUTION`]).
@@ -77,26 +202,44 @@ pub fn timeout<F: Future>(t: Duration, f: F) -> Timeout<F> {
 
 /// Wakes every deadline that is due at `now`. Returns how many are still waiting.
 pub fn fire_expired(now: Instant) -> usize {
-    // Wakers are woken after the map is released: waking may poll nothing here, but a
-    // waker's drop could, in principle, drop a `Deadline`, which takes the map again.
-    let mut due = Vec::new();
-    let left = TIMERS.with(|t| {
-        let mut entries = t.entries.borrow_mut();
-        while let Some(entry) = entries.first_entry() {
-            if entry.key().0 > now {
-                break;
-            }
-            due.push(entry.remove());
-        }
-        entries.len()
+    let now_tick = tick_before(now);
+    // Wakers are woken after the wheel is released: a woken task is only scheduled, but a
+    // waker's drop could, in principle, drop a `Deadline`, which takes the wheel again.
+    let (mut due, left) = TIMERS.with(|t| {
+        let mut wheel = t.wheel.borrow_mut();
+        wheel.advance(now_tick);
+        (std::mem::take(&mut wheel.due), wheel.linked)
     });
-    due.into_iter().for_each(Waker::wake);
+    due.drain(..).for_each(Waker::wake);
+    // Give the (empty) list back for the next tick, unless one was put there meanwhile.
+    TIMERS.with(|t| {
+        let mut wheel = t.wheel.borrow_mut();
+        if wheel.due.capacity() == 0 {
+            wheel.due = due;
+        }
+    });
     left
 }
 
 /// Deadlines waiting on this thread.
 pub fn waiting() -> usize {
-    TIMERS.with(|t| t.entries.borrow().len())
+    TIMERS.with(|t| t.wheel.borrow().linked)
+}
+
+/// Gives back the memory of a burst of deadlines once it is over (worker housekeeping).
+pub fn release_memory() {
+    TIMERS.with(|t| {
+        let mut wheel = t.wheel.borrow_mut();
+        if wheel.entries.is_empty() && wheel.entries.capacity() > 1024 {
+            wheel.entries = Slab::new();
+        } else {
+            // Slots cannot move (they are keys), so only the vacant tail goes.
+            wheel.entries.shrink_to_fit();
+        }
+        if wheel.due.capacity() > 1024 {
+            wheel.due = Vec::new();
+        }
+    });
 }
 
 /// Starts this thread's ticker unless it runs. Needs a monoio runtime on this thread.
@@ -125,7 +268,8 @@ fn ensure_ticker(t: &Timers) {
 
 pub struct Deadline {
     at: Instant,
-    key: Option<(Instant, u64)>,
+    /// The slab key of this deadline's entry, from its first pending poll until drop.
+    key: Option<usize>,
 }
 
 impl Future for Deadline {
@@ -133,46 +277,58 @@ impl Future for Deadline {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         if coarse_now() >= self.at {
             if let Some(k) = self.key.take() {
-                TIMERS.with(|t| t.entries.borrow_mut().remove(&k));
+                TIMERS.with(|t| remove(&mut t.wheel.borrow_mut(), k));
             }
             return Poll::Ready(());
         }
         let at = self.at;
         let key = &mut self.key;
         TIMERS.with(|t| {
-            let mut entries = t.entries.borrow_mut();
-            match key {
-                // Registered: only a different waker needs storing.
-                Some(k) => match entries.get_mut(k) {
-                    Some(w) if w.will_wake(cx.waker()) => {}
-                    Some(w) => w.clone_from(cx.waker()),
-                    // Fired without being ready (a coarse-clock lag): wait another round.
-                    None => {
-                        entries.insert(*k, cx.waker().clone());
-                        drop(entries);
-                        ensure_ticker(t);
+            let mut wheel = t.wheel.borrow_mut();
+            match *key {
+                Some(k) => {
+                    let e = &mut wheel.entries[k];
+                    let linked = e.slot.is_some();
+                    match &mut e.waker {
+                        Some(w) if linked && w.will_wake(cx.waker()) => return,
+                        Some(w) if linked => {
+                            w.clone_from(cx.waker());
+                            return;
+                        }
+                        // Fired without being ready (a coarse-clock lag): wait another round.
+                        w => *w = Some(cx.waker().clone()),
                     }
-                },
+                    wheel.link(k);
+                }
                 None => {
-                    let id = t.next_id.get();
-                    t.next_id.set(id + 1);
-                    let k = (at, id);
+                    let k = wheel.entries.insert(Entry {
+                        tick: tick_at_or_after(at),
+                        waker: Some(cx.waker().clone()),
+                        prev: NIL,
+                        next: NIL,
+                        slot: None,
+                    });
+                    wheel.link(k);
                     *key = Some(k);
-                    entries.insert(k, cx.waker().clone());
-                    drop(entries);
-                    ensure_ticker(t);
                 }
             }
+            drop(wheel);
+            ensure_ticker(t);
         });
         Poll::Pending
     }
+}
+
+fn remove(wheel: &mut Wheel, key: usize) {
+    wheel.unlink(key);
+    wheel.entries.try_remove(key);
 }
 
 impl Drop for Deadline {
     fn drop(&mut self) {
         if let Some(k) = self.key.take() {
             // `try_with`: a future may be dropped while its thread's locals are torn down.
-            let _ = TIMERS.try_with(|t| t.entries.borrow_mut().remove(&k));
+            let _ = TIMERS.try_with(|t| remove(&mut t.wheel.borrow_mut(), k));
         }
     }
 }
@@ -225,6 +381,76 @@ mod tests {
         drop(later);
         assert_eq!(waiting(), 0);
         assert!(std::mem::size_of::<Deadline>() <= 48);
+        TIMERS.with(|t| t.ticking.set(false));
+    }
+
+    /// Deadlines spread over several turns of the wheel, dropped and fired in a random
+    /// order against a model: each fires once, never before its time and at most one tick
+    /// after it, and a steady number of them reuses the slab without growing it.
+    #[test]
+    fn the_wheel_fires_each_deadline_once_on_time_across_turns() {
+        TIMERS.with(|t| t.ticking.set(true));
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut rand = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        type Live = (Pin<Box<Deadline>>, Instant, Box<dyn Fn() -> usize>);
+        let mut live: Vec<Live> = Vec::new();
+        let mut now = coarse_now();
+        let mut capacity_after_warmup = None;
+        for round in 0..4000 {
+            match rand(10) {
+                0..=4 => {
+                    let at = now + Duration::from_millis(rand(3 * 2560));
+                    let (waker, count) = counting_waker();
+                    let mut d = Box::pin(deadline(at));
+                    let pending = d
+                        .as_mut()
+                        .poll(&mut Context::from_waker(&waker))
+                        .is_pending();
+                    assert_eq!(pending, at > coarse_now());
+                    if pending {
+                        live.push((d, at, Box::new(count)));
+                    }
+                }
+                5..=7 if !live.is_empty() => {
+                    let i = rand(live.len() as u64) as usize;
+                    drop(live.swap_remove(i));
+                }
+                _ => {
+                    now += Duration::from_millis(if rand(50) == 0 { 6000 } else { rand(40) });
+                    fire_expired(now);
+                    for (_, at, count) in &live {
+                        let woken = count();
+                        assert!(woken <= 1, "woken twice");
+                        if *at + RESOLUTION <= now {
+                            assert_eq!(woken, 1, "late: due {at:?}, now {now:?}");
+                        } else if *at > now {
+                            assert_eq!(woken, 0, "early: due {at:?}, now {now:?}");
+                        }
+                    }
+                    live.retain(|(_, _, count)| count() == 0);
+                }
+            }
+            assert_eq!(waiting(), live.len());
+            // The live count hovers around a level; once the slab has reached it, later
+            // rounds of the same load fit in it.
+            if round == 2000 {
+                live.truncate(40);
+                capacity_after_warmup = Some(TIMERS.with(|t| t.wheel.borrow().entries.capacity()));
+            }
+            if round > 2000 && live.len() >= 40 {
+                live.truncate(40);
+            }
+        }
+        let warm = capacity_after_warmup.unwrap_or_default();
+        assert_eq!(TIMERS.with(|t| t.wheel.borrow().entries.capacity()), warm);
+        live.clear();
+        assert_eq!(waiting(), 0);
+        assert!(TIMERS.with(|t| t.wheel.borrow().entries.is_empty()));
         TIMERS.with(|t| t.ticking.set(false));
     }
 

@@ -210,6 +210,10 @@ impl Thread {
     /// good. The threshold keeps `malloc_trim` (a walk of the heap, and page faults when the
     /// memory is used again) rare under steady load.
     fn release_memory(&self) {
+        // Bookkeeping tables that grow with a burst and are reused, never reallocated, at a
+        // steady load.
+        crate::timer::release_memory();
+        self.drain.release_memory();
         let freed = self.read_bufs.decay() * crate::conn::CLIENT_BUF
             + self.small_bufs.decay() * crate::conn::SMALL_BUF
             + self.request_futures.decay() * REQUEST_FUTURE_BYTES
