@@ -74,7 +74,9 @@ impl Pool {
         let (_, ttl, _) = limits(member);
         let found = self.with(b, m, |pool| {
             while let Some(mut c) = pool.idle.pop() {
-                if ttl.is_some_and(|ttl| c.idle_since.elapsed() > ttl) {
+                if ttl.is_some_and(|ttl| {
+                    crate::timer::coarse_now().saturating_duration_since(c.idle_since) > ttl
+                }) {
                     continue; // dropped: closes the socket
                 }
                 c.reused = true;
@@ -100,7 +102,8 @@ impl Pool {
         self.with(b, m, |pool| {
             if pool.idle.len() < max_idle {
                 conn.buf.clear();
-                conn.idle_since = Instant::now();
+                // Idle limits are seconds: the coarse clock is precise enough, and cheaper.
+                conn.idle_since = crate::timer::coarse_now();
                 pool.idle.push(conn);
             }
         });

@@ -2,7 +2,7 @@
 //! head and stream the body, read the response head, stream the response back, return the
 //! backend connection to the pool. Retry policy lives here.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use monoio::net::TcpStream;
 use tracing::{debug, error, warn};
@@ -80,17 +80,16 @@ async fn forward_routed(
     c.vhost = vh_idx;
     // `<Location>` access rules come first.
     // `Require host` rules need the client's name: looked up (and cached) only then.
-    let client_name = match (vh.names_needed, c.peer_ip.parse()) {
-        (true, Ok(ip)) => crate::dns::client_name(ip).await,
-        _ => None,
+    let ip = c.peer.ip();
+    let client_name = match vh.names_needed {
+        true => crate::dns::client_name(ip).await,
+        false => None,
     };
     let mut handler = None;
-    if let Ok(ip) = c.peer_ip.parse() {
-        match admin::check(vh, &c.buf[c.head.path.clone()], ip, client_name.as_deref()) {
-            Some(admin::Local::Forbidden) => return Err(ErrorKind::Forbidden.into()),
-            Some(admin::Local::Handler(h)) => handler = Some(h),
-            None => {}
-        }
+    match admin::check(vh, &c.buf[c.head.path.clone()], ip, client_name.as_deref()) {
+        Some(admin::Local::Forbidden) => return Err(ErrorKind::Forbidden.into()),
+        Some(admin::Local::Handler(h)) => handler = Some(h),
+        None => {}
     }
     let rewritten = if vh.rewrite_engine {
         let buf = &c.buf;
@@ -579,7 +578,7 @@ async fn connect(member: &Member, t: Duration) -> Result<BackendConn, ProxyError
     Ok(BackendConn {
         stream,
         buf: Vec::with_capacity(BACKEND_BUF),
-        idle_since: Instant::now(),
+        idle_since: crate::timer::coarse_now(),
         reused: false,
         head: Default::default(),
     })

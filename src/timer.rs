@@ -174,17 +174,22 @@ fn coarse_clock() -> Duration {
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
-const RESOLUTION_NS: u128 = RESOLUTION.as_nanos();
+const RESOLUTION_NS: u64 = RESOLUTION.as_nanos() as u64;
+
+/// Nanoseconds since the clock's base, in u64 (584 years): no 128-bit division per deadline.
+fn nanos_since_base(t: Instant) -> u64 {
+    let d = t.saturating_duration_since(base().0);
+    d.as_secs() * 1_000_000_000 + u64::from(d.subsec_nanos())
+}
 
 /// The first tick at or after `at`.
 fn tick_at_or_after(at: Instant) -> u64 {
-    let ns = at.saturating_duration_since(base().0).as_nanos();
-    ns.div_ceil(RESOLUTION_NS) as u64
+    nanos_since_base(at).div_ceil(RESOLUTION_NS)
 }
 
 /// The last tick at or before `now`.
 fn tick_before(now: Instant) -> u64 {
-    (now.saturating_duration_since(base().0).as_nanos() / RESOLUTION_NS) as u64
+    nanos_since_base(now) / RESOLUTION_NS
 }
 
 /// A future that resolves at `at` (within [`RESOLUTION`]).
