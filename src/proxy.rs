@@ -1033,7 +1033,12 @@ async fn exchange(
             extra: &extra,
             rules: &vh.response_headers,
             env: &HeaderEnv {
-                elapsed: c.started.elapsed(),
+                // A clock read only for rules that can print it (`%D`).
+                elapsed: if vh.response_headers.is_empty() {
+                    Duration::ZERO
+                } else {
+                    c.started.elapsed()
+                },
                 ..x.env.clone()
             },
         },
