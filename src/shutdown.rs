@@ -2,63 +2,77 @@
 //! and a per-worker drain that waits for that worker's connections to finish.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 
+use slab::Slab;
+
 /// The wakers of futures waiting for one event. Each future removes its own when dropped,
 /// so a waiter that gave up (a `select!` that took another branch) leaves nothing behind:
 /// connections wait on these between every two requests, and a list that only grew would
 /// keep every finished connection's task allocated until the event.
+///
+/// A slab, not a map: registering and removing are an index, with no hashing and no
+/// allocation once it has grown. Waking takes the wakers out but leaves the slots to
+/// their futures, which free them when dropped, so a slot is never reused while a future
+/// still holds its key.
 #[derive(Default)]
 struct Waiters {
-    next: u64,
-    map: HashMap<u64, Waker>,
+    slots: Slab<Option<Waker>>,
+    /// Slots holding a waker.
+    waiting: usize,
 }
 
 impl Waiters {
-    fn register(&mut self, key: &mut Option<u64>, waker: &Waker) {
-        match key {
-            Some(k) => match self.map.get_mut(k) {
+    fn register(&mut self, key: &mut Option<usize>, waker: &Waker) {
+        if let Some(slot) = key.and_then(|k| self.slots.get_mut(k)) {
+            match slot {
                 Some(w) if w.will_wake(waker) => {}
-                Some(w) => *w = waker.clone(),
+                Some(w) => w.clone_from(waker),
                 None => {
-                    self.map.insert(*k, waker.clone());
+                    *slot = Some(waker.clone());
+                    self.waiting += 1;
                 }
-            },
-            None => {
-                let k = self.next;
-                self.next += 1;
-                self.map.insert(k, waker.clone());
-                *key = Some(k);
             }
+            return;
+        }
+        *key = Some(self.slots.insert(Some(waker.clone())));
+        self.waiting += 1;
+    }
+
+    fn remove(&mut self, key: Option<usize>) {
+        if let Some(Some(_)) = key.and_then(|k| self.slots.try_remove(k)) {
+            self.waiting -= 1;
         }
     }
 
-    fn remove(&mut self, key: Option<u64>) {
-        if let Some(k) = key {
-            self.map.remove(&k);
-        }
-    }
-
-    /// Gives back the table of a burst of waiters once it is over. Not on every removal
+    /// Gives back the slots of a burst of waiters once it is over. Not on every removal
     /// that empties it: under load the last waiter often leaves for a moment, and the table
     /// was then grown again, allocation by allocation, for the next requests.
     fn shrink(&mut self) {
-        if self.map.capacity() > 64 && self.map.len() * 4 < self.map.capacity() {
-            self.map.shrink_to(self.map.len() * 2);
+        if self.slots.is_empty() && self.slots.capacity() > 64 {
+            self.slots = Slab::new();
+        } else {
+            self.slots.shrink_to_fit();
         }
     }
 
     fn take_all(&mut self) -> Vec<Waker> {
-        std::mem::take(&mut self.map).into_values().collect()
+        if self.waiting == 0 {
+            return Vec::new();
+        }
+        self.waiting = 0;
+        self.slots
+            .iter_mut()
+            .filter_map(|(_, w)| w.take())
+            .collect()
     }
 
     fn len(&self) -> usize {
-        self.map.len()
+        self.waiting
     }
 }
 
@@ -101,7 +115,7 @@ impl ShutdownSignal {
 
 pub struct WaitFired<'a> {
     signal: &'a ShutdownSignal,
-    key: Option<u64>,
+    key: Option<usize>,
 }
 
 impl Future for WaitFired<'_> {
@@ -205,7 +219,7 @@ impl Drain {
 pub struct DrainWait<'a> {
     drain: &'a Drain,
     until_idle: bool,
-    key: Option<u64>,
+    key: Option<usize>,
 }
 
 impl Drop for DrainWait<'_> {
@@ -261,6 +275,16 @@ mod tests {
         drain.leave();
         assert_eq!(count(), 1);
         assert!(live.as_mut().poll(&mut cx).is_ready());
+        // A woken future keeps its slot until it is dropped: a new waiter gets another one,
+        // and dropping the old future does not take the new waiter's registration with it.
+        drain.enter();
+        let mut other = Box::pin(drain.draining());
+        assert!(other.as_mut().poll(&mut cx).is_pending());
+        drop(live);
+        assert_eq!(drain.waiting(), 1);
+        drain.start();
+        assert_eq!(count(), 2);
+        assert!(other.as_mut().poll(&mut cx).is_ready());
 
         let signal = ShutdownSignal::default();
         for _ in 0..1000 {
@@ -271,7 +295,7 @@ mod tests {
         let mut live = Box::pin(signal.wait());
         assert!(live.as_mut().poll(&mut cx).is_pending());
         signal.fire();
-        assert_eq!(count(), 2);
+        assert_eq!(count(), 3);
         assert!(live.as_mut().poll(&mut cx).is_ready());
     }
 }
