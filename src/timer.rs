@@ -235,11 +235,15 @@ pub fn waiting() -> usize {
 pub fn release_memory() {
     TIMERS.with(|t| {
         let mut wheel = t.wheel.borrow_mut();
-        if wheel.entries.is_empty() && wheel.entries.capacity() > 1024 {
-            wheel.entries = Slab::new();
-        } else {
-            // Slots cannot move (they are keys), so only the vacant tail goes.
-            wheel.entries.shrink_to_fit();
+        let (len, capacity) = (wheel.entries.len(), wheel.entries.capacity());
+        // Only well past the burst, so a steady load is not shrunk and regrown each time.
+        if capacity > 1024 && len * 4 < capacity {
+            if len == 0 {
+                wheel.entries = Slab::new();
+            } else {
+                // Slots cannot move (they are keys), so only the vacant tail goes.
+                wheel.entries.shrink_to_fit();
+            }
         }
         if wheel.due.capacity() > 1024 {
             wheel.due = Vec::new();
@@ -456,6 +460,32 @@ mod tests {
         live.clear();
         assert_eq!(waiting(), 0);
         assert!(TIMERS.with(|t| t.wheel.borrow().entries.is_empty()));
+        TIMERS.with(|t| t.ticking.set(false));
+    }
+
+    /// After a burst the slab's memory goes back in housekeeping; while in use it stays.
+    #[test]
+    fn a_burst_of_deadlines_gives_its_memory_back() {
+        TIMERS.with(|t| t.ticking.set(true));
+        let capacity = || TIMERS.with(|t| t.wheel.borrow().entries.capacity());
+        let (waker, _) = counting_waker();
+        let mut cx = Context::from_waker(&waker);
+        let at = coarse_now() + Duration::from_secs(60);
+        let mut burst: Vec<_> = (0..5000).map(|_| Box::pin(deadline(at))).collect();
+        for d in &mut burst {
+            assert!(d.as_mut().poll(&mut cx).is_pending());
+        }
+        let grown = capacity();
+        assert!(grown >= 5000);
+        release_memory();
+        assert_eq!(capacity(), grown, "in use: kept");
+        burst.truncate(10);
+        release_memory();
+        assert!(capacity() < 1024, "{}", capacity());
+        assert_eq!(waiting(), 10);
+        burst.clear();
+        release_memory();
+        assert_eq!(waiting(), 0);
         TIMERS.with(|t| t.ticking.set(false));
     }
 
