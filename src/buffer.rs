@@ -6,6 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use recycle_box::RecycleBox;
+use slab::Slab;
 
 /// A free list on one worker (no locks: `RefCell`) that shrinks to what traffic uses.
 struct FreeList<T> {
@@ -150,6 +151,20 @@ impl FutureBoxes {
 
     pub fn free_count(&self) -> usize {
         self.list.len()
+    }
+}
+
+/// Gives back the memory of a slab after a burst: only once it is well past it (a quarter
+/// used, above `floor` slots), so a steady load is not shrunk and regrown each time. Slots
+/// cannot move (they are keys), so with entries left only the vacant tail goes.
+pub fn shrink_after_burst<T>(slab: &mut Slab<T>, floor: usize) {
+    let (len, capacity) = (slab.len(), slab.capacity());
+    if capacity > floor && len * 4 < capacity {
+        if len == 0 {
+            *slab = Slab::new();
+        } else {
+            slab.shrink_to_fit();
+        }
     }
 }
 

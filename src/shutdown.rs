@@ -53,15 +53,7 @@ impl Waiters {
     /// that empties it: under load the last waiter often leaves for a moment, and the table
     /// was then grown again, allocation by allocation, for the next requests.
     fn shrink(&mut self) {
-        let (len, capacity) = (self.slots.len(), self.slots.capacity());
-        if capacity > 64 && len * 4 < capacity {
-            if len == 0 {
-                self.slots = Slab::new();
-            } else {
-                // Slots cannot move (they are keys), so only the vacant tail goes.
-                self.slots.shrink_to_fit();
-            }
-        }
+        crate::buffer::shrink_after_burst(&mut self.slots, 64);
     }
 
     fn take_all(&mut self) -> Vec<Waker> {

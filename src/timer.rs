@@ -235,16 +235,7 @@ pub fn waiting() -> usize {
 pub fn release_memory() {
     TIMERS.with(|t| {
         let mut wheel = t.wheel.borrow_mut();
-        let (len, capacity) = (wheel.entries.len(), wheel.entries.capacity());
-        // Only well past the burst, so a steady load is not shrunk and regrown each time.
-        if capacity > 1024 && len * 4 < capacity {
-            if len == 0 {
-                wheel.entries = Slab::new();
-            } else {
-                // Slots cannot move (they are keys), so only the vacant tail goes.
-                wheel.entries.shrink_to_fit();
-            }
-        }
+        crate::buffer::shrink_after_burst(&mut wheel.entries, 1024);
         if wheel.due.capacity() > 1024 {
             wheel.due = Vec::new();
         }
