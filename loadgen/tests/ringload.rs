@@ -1,6 +1,6 @@
 //! ringload against in-test servers on 127.0.0.1 with known behaviour.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -328,17 +328,7 @@ fn raw_server(response: &'static [u8], close: bool) -> SocketAddr {
             std::thread::spawn(move || {
                 let mut w = s.try_clone().unwrap();
                 let mut r = BufReader::new(s);
-                loop {
-                    let mut line = String::new();
-                    loop {
-                        line.clear();
-                        if r.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        if line == "\r\n" {
-                            break;
-                        }
-                    }
+                while common::read_request_head(&mut r).is_some() {
                     if w.write_all(response).is_err() || close {
                         return;
                     }

@@ -31,20 +31,9 @@ pub fn server_counted(
                 let mut w = s.try_clone().unwrap();
                 let mut r = BufReader::new(s);
                 loop {
-                    let mut line = String::new();
-                    let mut len = 0usize;
-                    loop {
-                        line.clear();
-                        if r.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        if line == "\r\n" {
-                            break;
-                        }
-                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                            len = v.trim().parse().unwrap_or(0);
-                        }
-                    }
+                    let Some(len) = read_request_head(&mut r) else {
+                        return;
+                    };
                     let mut body = vec![0; len];
                     if r.read_exact(&mut body).is_err() {
                         return;
@@ -64,4 +53,23 @@ pub fn server_counted(
         }
     });
     (addr, answered)
+}
+
+/// Reads one request head; returns its Content-Length (0 without one), or `None` once the
+/// client has closed.
+pub fn read_request_head(r: &mut impl BufRead) -> Option<usize> {
+    let mut line = String::new();
+    let mut len = 0;
+    loop {
+        line.clear();
+        if r.read_line(&mut line).unwrap_or(0) == 0 {
+            return None;
+        }
+        if line == "\r\n" {
+            return Some(len);
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            len = v.trim().parse().unwrap_or(0);
+        }
+    }
 }
