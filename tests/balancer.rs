@@ -5,20 +5,11 @@ mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use ringproxy::balancer::flag;
 use ringproxy::worker::{DriverChoice, Server};
-
-/// Waits for a condition the proxy reaches on its own (a health-check transition), bounded.
-fn wait_for(what: &str, cond: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
 
 fn member_flags(p: &Server, m: usize) -> u32 {
     p.shared().table.balancers[0].view().members[m]
@@ -289,11 +280,11 @@ fn health_checks_take_a_member_out_and_back() {
             .filter(|r| r.request_line().contains("/health"))
             .count()
     };
-    wait_for("a first health check", || checks(&a) >= 1);
+    wait_until("a first health check", || checks(&a) >= 1);
     assert_eq!(member_flags(&p, 0) & flag::C, 0);
     healthy.store(false, Ordering::SeqCst);
     let before = checks(&a);
-    wait_for("flag C after two failed checks", || {
+    wait_until("flag C after two failed checks", || {
         member_flags(&p, 0) & flag::C != 0
     });
     assert!(
@@ -307,7 +298,7 @@ fn health_checks_take_a_member_out_and_back() {
         "a member failing its checks gets no traffic"
     );
     healthy.store(true, Ordering::SeqCst);
-    wait_for("C cleared after two passing checks", || {
+    wait_until("C cleared after two passing checks", || {
         member_flags(&p, 0) & flag::C == 0
     });
     let v = spread(&p, 10, "");
@@ -339,16 +330,16 @@ fn tcp_health_check_and_expression() {
     );
     let p = proxy(&cfg);
     // b answers 200 but its body says it is out of order.
-    wait_for("b marked C by its expression", || {
+    wait_until("b marked C by its expression", || {
         member_flags(&p, 1) & flag::C != 0
     });
     assert_eq!(member_flags(&p, 0) & flag::C, 0);
     a.stop();
-    wait_for("a marked C by the TCP check", || {
+    wait_until("a marked C by the TCP check", || {
         member_flags(&p, 0) & flag::C != 0
     });
     a.restart();
-    wait_for("a back", || member_flags(&p, 0) & flag::C == 0);
+    wait_until("a back", || member_flags(&p, 0) & flag::C == 0);
 }
 
 #[test]

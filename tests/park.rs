@@ -23,15 +23,6 @@ fn counts(p: &Server) -> Totals {
     totals(&p.shared().stats)
 }
 
-/// Waits for a state the proxy reaches on its own (a park, a close), bounded.
-fn wait_until(what: &str, cond: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 #[test]
 fn idle_connections_park_and_resume_on_their_next_request() {
     let b = named("b");

@@ -262,12 +262,3 @@ fn health_check_results_survive_a_reload_and_the_new_checker_takes_over() {
     p.shutdown();
     p.join();
 }
-
-/// Waits for a state the proxy reaches on its own (a health check), bounded.
-fn wait_until(what: &str, cond: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}

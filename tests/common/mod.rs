@@ -15,6 +15,19 @@ use ringproxy::worker::{self, DriverChoice, RunOptions, Server};
 /// Bounded waits everywhere: a broken proxy fails a test instead of hanging it.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Waits, bounded, for a state the proxy reaches on its own (a health-check transition, a
+/// park, a close) and that no event in the test announces.
+pub fn wait_until(what: &str, cond: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + IO_TIMEOUT;
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// A request as the backend saw it. Bodies over 1 MiB are counted, not kept.
 #[derive(Clone, Debug, Default)]
 pub struct SeenRequest {
