@@ -309,6 +309,7 @@ async fn one_request(w: &Worker, c: &mut ClientConn) -> bool {
             return false;
         }
     }
+    w.thread.activity.request_started();
     c.requests += 1;
     c.response_started = false;
     c.continue_sent = false;

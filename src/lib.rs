@@ -12,6 +12,7 @@ pub mod accesslog;
 pub mod admin;
 pub mod balancer;
 pub mod buffer;
+pub mod busypoll;
 pub mod config;
 pub mod conn;
 pub mod demo;

@@ -120,6 +120,8 @@ pub struct Thread {
     pub pipes: PipePool,
     /// Connections idle long enough to give up their tasks (`IdleParkAfter`).
     pub lot: ParkingLot,
+    /// Requests started, for the busy poller (`BusyPolling`).
+    pub activity: crate::busypoll::Activity,
     /// Bytes freed (buffers decayed, tasks of parked connections) since the last
     /// `malloc_trim`.
     freed_since_trim: Cell<usize>,
@@ -142,6 +144,7 @@ impl Thread {
             request_futures: FutureBoxes::new(256),
             pipes: PipePool::default(),
             lot: ParkingLot::default(),
+            activity: Default::default(),
             freed_since_trim: Cell::new(0),
             drain: Drain::default(),
             current: RefCell::new(None),
@@ -756,6 +759,7 @@ async fn worker_main(id: usize, listeners: Vec<std::net::TcpListener>, gens: Arc
     let shutdown = thread.current().shared.shutdown.clone();
     // The ticker that ends idle keep-alive connections on time; it stops with the worker.
     monoio::spawn(idle_ticker(thread.clone()));
+    monoio::spawn(crate::busypoll::run(thread.clone()));
     let mut accept_tasks = Vec::new();
     for l in listeners {
         match TcpListener::from_std(l) {

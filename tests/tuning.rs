@@ -67,6 +67,11 @@ fn effective(cfg: &Config, directive: &str) -> String {
         "IdleParkAfter" => c
             .idle_park_after
             .map_or("Off".to_string(), |t| format!("{}ms", t.as_millis())),
+        "BusyPolling" => match c.busy_polling {
+            None => "Off".to_string(),
+            Some(std::time::Duration::MAX) => "On".to_string(),
+            Some(t) => format!("{}ms", t.as_millis()),
+        },
         other => panic!("profile knob {other} is not covered by this test"),
     }
 }

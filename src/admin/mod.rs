@@ -167,6 +167,11 @@ pub fn server_status(shared: &Shared, auto: bool, server_name: &str) -> (&'stati
             format!("Worker{i}Driver"),
             if s.epoll.load(r) { "epoll" } else { "io_uring" }.into(),
         ));
+        // ringproxy's own: what BusyPolling costs on this worker.
+        lines.push((
+            format!("Worker{i}BusyPollSeconds"),
+            format!("{:.6}", s.busy_poll_us.load(r) as f64 / 1e6),
+        ));
     }
     lines.push(("Scoreboard".into(), scoreboard));
     if shared.cfg.core.proxy_status {
@@ -309,6 +314,17 @@ pub fn metrics(shared: &Shared) -> (&'static str, String) {
         "Requests being handled.",
     );
     let _ = writeln!(o, "ringproxy_requests_in_progress {}", t.busy);
+    family(
+        &mut o,
+        "ringproxy_busy_poll_seconds_total",
+        "counter",
+        "Time workers spent polling for events instead of sleeping (BusyPolling).",
+    );
+    let _ = writeln!(
+        o,
+        "ringproxy_busy_poll_seconds_total {:.6}",
+        t.busy_poll_us as f64 / 1e6
+    );
     family(
         &mut o,
         "ringproxy_backend_pool_total",

@@ -28,6 +28,8 @@ pub struct WorkerStats {
     pub pool_hits: AtomicU64,
     pub pool_misses: AtomicU64,
     pub epoll: AtomicBool,
+    /// Time spent busy polling (`BusyPolling`), in microseconds: the CPU it costs.
+    pub busy_poll_us: AtomicU64,
 }
 
 impl WorkerStats {
@@ -61,6 +63,7 @@ pub struct Totals {
     pub latency_sum_us: u64,
     pub pool_hits: u64,
     pub pool_misses: u64,
+    pub busy_poll_us: u64,
 }
 
 pub fn totals(all: &[WorkerStats]) -> Totals {
@@ -82,6 +85,7 @@ pub fn totals(all: &[WorkerStats]) -> Totals {
         t.latency_sum_us += s.latency_sum_us.load(r);
         t.pool_hits += s.pool_hits.load(r);
         t.pool_misses += s.pool_misses.load(r);
+        t.busy_poll_us += s.busy_poll_us.load(r);
     }
     t
 }

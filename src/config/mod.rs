@@ -71,6 +71,10 @@ pub struct CoreSettings {
     pub splice_threshold: u64,
     /// `ProxyStatus On`: server-status shows balancers and members.
     pub proxy_status: bool,
+    /// `BusyPolling`: how long a worker keeps polling for events after a request instead
+    /// of sleeping in the kernel (see `busypoll`). `None`: Off (default); `Duration::MAX`:
+    /// On, never sleep.
+    pub busy_polling: Option<Duration>,
 }
 
 impl Default for CoreSettings {
@@ -102,6 +106,7 @@ impl Default for CoreSettings {
             splice_threshold: 64 * 1024,
             idle_park_after: Some(Duration::from_millis(250)),
             proxy_status: false,
+            busy_polling: None,
         }
     }
 }
@@ -472,6 +477,7 @@ const KNOWN_DIRECTIVES: &[&str] = &[
     "IdleBuffers",
     "IdleParkAfter",
     "SpliceThreshold",
+    "BusyPolling",
     "Require",
     "Order",
     "Allow",
@@ -1286,6 +1292,15 @@ impl Builder<'_> {
                 _ => {
                     if let Some(t) = self.one_duration(d) {
                         self.core.idle_park_after = Some(t);
+                    }
+                }
+            },
+            "busypolling" => match d.args.as_slice() {
+                [v] if v.eq_ignore_ascii_case("off") => self.core.busy_polling = None,
+                [v] if v.eq_ignore_ascii_case("on") => self.core.busy_polling = Some(Duration::MAX),
+                _ => {
+                    if let Some(t) = self.one_duration(d) {
+                        self.core.busy_polling = (!t.is_zero()).then_some(t);
                     }
                 }
             },
@@ -2454,7 +2469,7 @@ impl Config {
         );
         let _ = writeln!(
             o,
-            "Core: Timeout {}s, KeepAlive {}, KeepAliveTimeout {}s, MaxKeepAliveRequests {}, MaxRequestWorkers {}, WorkerThreads {}, IdleBuffers {}, IdleParkAfter {}, ProxyIOBufferSize {}, SpliceThreshold {}",
+            "Core: Timeout {}s, KeepAlive {}, KeepAliveTimeout {}s, MaxKeepAliveRequests {}, MaxRequestWorkers {}, WorkerThreads {}, IdleBuffers {}, IdleParkAfter {}, ProxyIOBufferSize {}, SpliceThreshold {}, BusyPolling {}",
             c.timeout.as_secs(),
             if c.keepalive { "On" } else { "Off" },
             c.keepalive_timeout.as_secs(),
@@ -2465,7 +2480,12 @@ impl Config {
             c.idle_park_after
                 .map_or("Off".to_string(), |t| format!("{}ms", t.as_millis())),
             c.io_buffer_size,
-            c.splice_threshold
+            c.splice_threshold,
+            match c.busy_polling {
+                None => "Off".to_string(),
+                Some(Duration::MAX) => "On".to_string(),
+                Some(t) => format!("{}ms", t.as_millis()),
+            }
         );
         for (i, vh) in self.vhosts.iter().enumerate() {
             if i == 0 {
@@ -2667,6 +2687,25 @@ mod tests {
         }
         let e = errs("Listen 80\nIdleParkAfter soon\n");
         assert!(e[0].starts_with("t.conf:2: IdleParkAfter"), "{e:?}");
+    }
+
+    #[test]
+    fn busy_polling_takes_on_off_or_a_window() {
+        let c = load("Listen 80\n").unwrap();
+        assert_eq!(c.core.busy_polling, None);
+        for (arg, want) in [
+            ("On", Some(Duration::MAX)),
+            ("off", None),
+            ("5ms", Some(Duration::from_millis(5))),
+            ("1", Some(Duration::from_secs(1))),
+            // A zero window would never spin: the same as Off.
+            ("0", None),
+        ] {
+            let c = load(&format!("Listen 80\nBusyPolling {arg}\n")).unwrap();
+            assert_eq!(c.core.busy_polling, want, "{arg}");
+        }
+        let e = errs("Listen 80\nBusyPolling always\n");
+        assert!(e[0].starts_with("t.conf:2: BusyPolling"), "{e:?}");
     }
 
     #[test]
