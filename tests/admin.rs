@@ -373,3 +373,34 @@ fn balancer_manager_refuses_csrf_foreign_hosts_bad_values_and_denied_clients() {
         403
     );
 }
+
+#[test]
+fn busy_poll_time_shows_in_status_and_metrics() {
+    let (a, b) = (named("a"), named("b"));
+    let off = proxy_with(&cfg(&a, &b, STATUS_AND_METRICS), 1, DriverChoice::Auto);
+    let on = proxy_with(
+        &cfg(&a, &b, &format!("BusyPolling 20ms\n{STATUS_AND_METRICS}")),
+        1,
+        DriverChoice::Auto,
+    );
+    let seconds = |p: &ringproxy::worker::Server| -> f64 {
+        auto(p)["Worker0BusyPollSeconds"].parse().unwrap()
+    };
+    // Status requests are requests too: asking starts the polling it reports.
+    wait_until("busy-poll time shows in server-status", || {
+        seconds(&on) > 0.0
+    });
+    let m = Client::connect(on.addrs[0]).get("/metrics").text();
+    let total: f64 = m
+        .lines()
+        .find_map(|l| l.strip_prefix("ringproxy_busy_poll_seconds_total "))
+        .expect("busy-poll counter in metrics")
+        .parse()
+        .unwrap();
+    assert!(total > 0.0, "{total}");
+    assert_eq!(seconds(&off), 0.0);
+    for p in [off, on] {
+        p.shutdown();
+        p.join();
+    }
+}
