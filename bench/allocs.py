@@ -14,7 +14,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import types
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -26,12 +25,12 @@ def count_allocations(bench, requests, out):
     conf = os.path.join(bench.tmp, "allocs.conf")
     with open(conf, "w") as f:
         f.write(run.fill("ringproxy.conf", TMP=bench.tmp, PORT=port,
-                         B1=bench.backends[0], B2=bench.backends[1]))
+                         B1=bench.backends[0], B2=bench.backends[1], **bench.place.proxy_vars()))
     for old in (out + ".zst", out + ".gz"):
         if os.path.exists(old):
             os.remove(old)
     tracer = subprocess.Popen(
-        ["taskset", "-c", str(bench.args.proxy_cpu), "heaptrack", "-o", out, run.RINGPROXY,
+        ["taskset", "-c", run.cpu_list(bench.place.proxy), "heaptrack", "-o", out, run.RINGPROXY,
          "-f", conf],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -58,7 +57,7 @@ def count_allocations(bench, requests, out):
 def main():
     if not shutil.which("heaptrack"):
         sys.exit("heaptrack is missing: apt-get install heaptrack")
-    bench = run.Bench(types.SimpleNamespace(proxy_cpu=0, gen_cpu=1))
+    bench = run.Bench(None, run.Placement("0", "1"))
     small, large = 20_000, 220_000
     try:
         bench.start_backends()

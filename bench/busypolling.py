@@ -35,8 +35,7 @@ def main():
     ap.add_argument("--rates", default="2000,11603,0")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--duration", type=float, default=6.0)
-    ap.add_argument("--proxy-cpu", type=int, default=0)
-    ap.add_argument("--gen-cpu", type=int, default=1)
+    run.add_placement_args(ap)
     ap.add_argument("--out", default=os.path.join(run.ROOT, "bench", "results", f"{datetime.date.today()}-busy-polling.json"))
     args = ap.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
@@ -62,9 +61,10 @@ def main():
                 p, port = b.start(system)
                 try:
                     for rate in rates:
-                        load = ["-c", "64", "-d", f"{args.duration}s"]
+                        c = b.place.scaled
+                        load = ["-c", str(c(64)), "-d", f"{args.duration}s"]
                         if rate:
-                            load += ["--max-connections", "512", "--rate", str(rate)]
+                            load += ["--max-connections", str(c(512)), "--rate", str(rate)]
                         r = b.measured(p, port, load)
                         lat = r["latency_us"]
                         row = {
@@ -84,7 +84,8 @@ def main():
         b.cleanup()
     median = {k: {m: statistics.median(x[m] for x in v) for m in v[0]} for k, v in runs.items()}
     with open(args.out, "w") as f:
-        json.dump({"date": str(datetime.date.today()), "median": median, "runs": runs}, f, indent=1)
+        json.dump({"date": str(datetime.date.today()), "placement": b.place.describe(),
+                   "median": median, "runs": runs}, f, indent=1)
     print("\n| system @ rate | p50 µs | p99 µs | p99.9 µs | req/s | CPU µs/req | cores busy |")
     print("|---|---|---|---|---|---|---|")
     for k, v in median.items():

@@ -22,8 +22,7 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--slo", default="p99<5ms")
     ap.add_argument("--rate", type=float, default=20000, help="fixed rate for the p99 column")
-    ap.add_argument("--proxy-cpu", type=int, default=0)
-    ap.add_argument("--gen-cpu", type=int, default=1)
+    run.add_placement_args(ap)
     ap.add_argument("--out", default=os.path.join(run.ROOT, "bench", "results", f"{datetime.date.today()}-profiles.svg"))
     args = ap.parse_args()
     args.idle = 0
@@ -32,6 +31,8 @@ def main():
     step = "1s" if args.quick else "4s"
     d = "2s" if args.quick else "5s"
     b = run.Bench(args)
+    place, c = b.place, b.place.scaled
+    gen = run.cpu_list(place.gen)
     rows = []
     try:
         b.start_backends()
@@ -39,20 +40,22 @@ def main():
         for prof in PROFILES:
             port = run.free_port()
             conf = os.path.join(b.tmp, f"{prof}.conf")
-            base = run.fill("ringproxy.conf", TMP=b.tmp, PORT=port, B1=b1, B2=b2)
+            base = run.fill("ringproxy.conf", TMP=b.tmp, PORT=port, B1=b1, B2=b2, **place.proxy_vars())
             # The profile comes after the bench settings, so its knobs win.
             with open(conf, "w") as f:
                 f.write(base + f"Include {os.path.join(run.ROOT, 'tuning', prof + '.conf')}\n")
-            p = b.spawn(args.proxy_cpu, [run.RINGPROXY, "-f", conf, "--workers", "1"])
+            # --workers: a profile may set WorkerThreads; the placement decides here.
+            p = b.spawn(place.proxy, [run.RINGPROXY, "-f", conf, "--workers", str(place.workers)])
             if not run.wait_port(port):
                 sys.exit(f"ringproxy with {prof} did not start")
             try:
-                r = b.measured(p, port, ["-c", "64", "-d", d])
+                r = b.measured(p, port, ["-c", str(c(64)), "-d", d])
                 cpu = r["cpu_s"] * 1e6 / r["requests"]
-                fixed = b.ringload(port, ["-c", "64", "--max-connections", "512", "-d", d, "--rate", str(args.rate)])
+                fixed = b.ringload(port, ["-c", str(c(64)), "--max-connections", str(c(512)), "-d", d,
+                                          "--rate", str(args.rate)])
                 search = subprocess.run(
-                    ["taskset", "-c", str(args.gen_cpu), run.RINGLOAD, "-t", "1", "--cpus", str(args.gen_cpu),
-                     "--json", "--slo", args.slo, "-c", "64", "--max-connections", "512",
+                    ["taskset", "-c", gen, run.RINGLOAD, "-t", str(len(place.gen)), "--cpus", gen,
+                     "--json", "--slo", args.slo, "-c", str(c(64)), "--max-connections", str(c(512)),
                      "--step-duration", step, "--step-warmup", "500ms", "--start-rate", "10000",
                      "--precision", "0.05", "--max-steps", "10" if args.quick else "14",
                      f"http://127.0.0.1:{port}/"],

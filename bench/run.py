@@ -2,9 +2,14 @@
 """Side-by-side benchmark: ringproxy, nginx, HAProxy and Apache (event MPM) as equivalent
 two-member round-robin balancers with backend keep-alive, plus "direct to backend".
 
-Placement: the proxy under test on one core (PROXY_CPU), the load generator (ringload) and
-the two nginx backends on another (GEN_CPU). Systems are interleaved (A B C D A B C D ...),
-each measured REPS times; medians and ratios to the best peer are reported.
+Placement: the proxy under test on its own cores (--proxy-cpus, default core 0), the load
+generator (ringload) on others (--gen-cpus, default core 1), and the two nginx backends on
+--backend-cpus (default: the generator's cores). Every proxy runs one worker per proxy core
+(ringproxy WorkerThreads, nginx worker_processes, HAProxy nbthread, Apache one child per
+core), each backend one worker per backend core, ringload one thread per generator core, and
+the load (connections) scales with the proxy's cores. Systems are interleaved
+(A B C D A B C D ...), each measured REPS times; medians and ratios to the best peer are
+reported.
 
 Called by bench/run.sh, which installs what is missing and builds the release binaries.
 BENCH_RINGPROXY_EXTRA (environment) appends directives to ringproxy's config, for A/B runs
@@ -18,6 +23,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import resource
 import shutil
 import signal
@@ -56,10 +62,144 @@ def wait_port(port, timeout=10.0):
 
 
 def fill(template, **kw):
-    text = open(os.path.join(PEERS, template)).read()
+    with open(os.path.join(PEERS, template)) as f:
+        text = f.read()
     for k, v in kw.items():
         text = text.replace("{" + k + "}", str(v))
+    left = re.findall(r"\{[A-Z_0-9]+\}", text)
+    if left:
+        # A placeholder left in a config would reach the server as text and fail there with
+        # a message that does not name the template.
+        raise ValueError(f"{template}: no value for {', '.join(sorted(set(left)))}")
     return text
+
+
+def parse_cpus(text):
+    """A CPU list as taskset writes it ("1", "0-3", "0,2,4-5") -> sorted, distinct ints."""
+    cpus = set()
+    for part in str(text).split(","):
+        part = part.strip()
+        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if not m:
+            raise ValueError(f"bad CPU list {text!r}: {part!r} is not N or N-M")
+        lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
+        if hi < lo:
+            raise ValueError(f"bad CPU list {text!r}: {part!r} runs backwards")
+        cpus.update(range(lo, hi + 1))
+    return sorted(cpus)
+
+
+def cpu_list(cpus):
+    return ",".join(map(str, cpus))
+
+
+class Placement:
+    """Which cores the proxy under test, the load generator and the backends run on, and
+    what that means for each system's configuration."""
+
+    def __init__(self, proxy, gen, backend=None, allowed=None):
+        self.proxy = parse_cpus(proxy) if isinstance(proxy, str) else sorted(set(proxy))
+        self.gen = parse_cpus(gen) if isinstance(gen, str) else sorted(set(gen))
+        if backend is None:
+            self.backend = list(self.gen)
+        else:
+            self.backend = parse_cpus(backend) if isinstance(backend, str) else sorted(set(backend))
+        allowed = set(os.sched_getaffinity(0) if allowed is None else allowed)
+        for role, cpus in (("proxy", self.proxy), ("generator", self.gen), ("backend", self.backend)):
+            if not cpus:
+                raise ValueError(f"no {role} cores")
+            outside = [c for c in cpus if c not in allowed]
+            if outside:
+                raise ValueError(f"{role} cores {cpu_list(outside)} are not usable here (usable: {cpu_list(sorted(allowed))})")
+        # Shared cores make CPU per request include time the proxy waits for the core, and
+        # the load generator's cost depend on the proxy: worth a warning, not a refusal
+        # (on a one- or two-core host it is the only layout that loads several workers).
+        self.shared = sorted(set(self.proxy) & (set(self.gen) | set(self.backend)))
+
+    @property
+    def workers(self):
+        return len(self.proxy)
+
+    def scaled(self, n):
+        """A per-proxy-core load figure (connections) for this placement."""
+        return n * self.workers
+
+    def describe(self):
+        return {
+            "proxy_cpus": self.proxy,
+            "generator_cpus": self.gen,
+            "backend_cpus": self.backend,
+            "proxy_workers": self.workers,
+            "shared_cpus": self.shared,
+        }
+
+    def proxy_vars(self):
+        """Template values for the proxy under test (bench/peers/*.conf)."""
+        n = self.workers
+        if n == 1:
+            haproxy_map = f"cpu-map 1/1 {self.proxy[0]}"
+        else:
+            # One thread per core, in order, as the other systems are placed. HAProxy reads a
+            # CPU set as words ("0 2 3"); after a comma it would silently stop.
+            haproxy_map = f"cpu-map auto:1/1-{n} {' '.join(map(str, self.proxy))}"
+        return {
+            "WORKERS": n,
+            "NGINX_AFFINITY": nginx_affinity(self.proxy),
+            "HAPROXY_CPU_MAP": haproxy_map,
+            "APACHE_THREADS": 128 * n,
+        }
+
+    def backend_vars(self):
+        return {"WORKERS": len(self.backend), "NGINX_AFFINITY": nginx_affinity(self.backend)}
+
+
+def nginx_affinity(cpus):
+    """worker_cpu_affinity with one worker per listed core (nginx's bit masks, CPU 0 on the
+    right)."""
+    width = max(cpus) + 1
+    masks = ["".join("1" if width - 1 - i == c else "0" for i in range(width)) for c in cpus]
+    return "worker_cpu_affinity " + " ".join(masks) + ";"
+
+
+def add_placement_args(ap):
+    ap.add_argument("--proxy-cpus", "--proxy-cpu", default="0",
+                    help="cores for the proxy under test, one worker each (e.g. 0 or 0-3)")
+    ap.add_argument("--gen-cpus", "--gen-cpu", default="1",
+                    help="cores for ringload, one thread each (e.g. 1 or 4-7)")
+    ap.add_argument("--backend-cpus", default=None,
+                    help="cores for the two nginx backends (default: the generator's)")
+
+
+def placement_from(args):
+    try:
+        place = Placement(args.proxy_cpus, args.gen_cpus, args.backend_cpus)
+    except ValueError as e:
+        sys.exit(f"placement: {e}")
+    if place.shared:
+        print(f"placement: cores {cpu_list(place.shared)} are shared by the proxy and the load; "
+              "CPU per request includes contention", file=sys.stderr)
+    return place
+
+
+def threads_by_cpus(pids):
+    """How many threads of these processes may run on each CPU set
+    ({"0": 3, "0,1": 1}), read from /proc: what actually ran where, not what was asked."""
+    out = {}
+    for p in pids:
+        try:
+            tids = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for t in tids:
+            try:
+                with open(f"/proc/{p}/task/{t}/status") as f:
+                    for line in f:
+                        if line.startswith("Cpus_allowed_list:"):
+                            key = cpu_list(parse_cpus(line.split(":", 1)[1].strip()))
+                            out[key] = out.get(key, 0) + 1
+            except (OSError, ValueError):
+                continue
+    return out
 
 
 def tree(pid):
@@ -114,9 +254,32 @@ def rss_kib(pids):
     return total
 
 
+# Systems that bind each worker to one core themselves (Apache leaves its threads to the
+# scheduler within the cores taskset gives it).
+PINS_WORKERS = {"ringproxy", "ringproxy_b", "nginx", "haproxy"}
+
+
+def placement_problems(system, placed, proxy_cpus):
+    """What is wrong with where a system's threads may run ({"0": 3, "0,1": 1}, from
+    threads_by_cpus) for these proxy cores; empty when the placement is as asked."""
+    problems = []
+    allowed = set(proxy_cpus)
+    for cpus in placed:
+        outside = set(parse_cpus(cpus)) - allowed
+        if outside:
+            problems.append(f"threads may run on {cpu_list(sorted(outside))}, outside the proxy's cores")
+    if system in PINS_WORKERS and len(proxy_cpus) > 1:
+        missing = [c for c in proxy_cpus if placed.get(str(c), 0) == 0]
+        if missing:
+            problems.append(f"no worker bound to core {cpu_list(missing)}")
+    return problems
+
+
 class Bench:
-    def __init__(self, args):
+    def __init__(self, args, place=None):
         self.args = args
+        self.place = place or placement_from(args)
+        self.placed = {}
         self.tmp = tempfile.mkdtemp(prefix="ringproxy-bench-")
         # nginx and Apache workers drop to an unprivileged user: they must be able to read
         # the body file and write their temp files here.
@@ -126,9 +289,9 @@ class Bench:
             f.write(os.urandom(1 << 20))
         os.chmod(os.path.join(self.tmp, "1m.bin"), 0o644)
 
-    def spawn(self, cpu, argv, **kw):
+    def spawn(self, cpus, argv, **kw):
         p = subprocess.Popen(
-            ["taskset", "-c", str(cpu)] + argv,
+            ["taskset", "-c", cpu_list(cpus)] + argv,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             **kw,
@@ -156,8 +319,9 @@ class Bench:
             port = free_port()
             conf = os.path.join(self.tmp, f"{name}.conf")
             with open(conf, "w") as f:
-                f.write(fill("backend-nginx.conf", TMP=self.tmp, NAME=name, PORT=port))
-            self.spawn(self.args.gen_cpu, ["nginx", "-p", self.tmp, "-c", conf])
+                f.write(fill("backend-nginx.conf", TMP=self.tmp, NAME=name, PORT=port,
+                             **self.place.backend_vars()))
+            self.spawn(self.place.backend, ["nginx", "-p", self.tmp, "-c", conf])
             if not wait_port(port):
                 sys.exit(f"backend {name} did not start")
             self.backends.append(port)
@@ -168,7 +332,8 @@ class Bench:
         if system == "direct":
             return None, b1
         port = free_port()
-        cpu = self.args.proxy_cpu
+        cpu = self.place.proxy
+        pv = self.place.proxy_vars()
         if system in ("ringproxy", "ringproxy_b"):
             binary = RINGPROXY
             if system == "ringproxy_b":
@@ -177,38 +342,44 @@ class Bench:
                     raise RuntimeError("ringproxy_b needs BENCH_RINGPROXY_B=/path/to/ringproxy")
             conf = os.path.join(self.tmp, f"{system}.conf")
             with open(conf, "w") as f:
-                f.write(fill("ringproxy.conf", TMP=self.tmp, PORT=port, B1=b1, B2=b2))
+                f.write(fill("ringproxy.conf", TMP=self.tmp, PORT=port, B1=b1, B2=b2, **pv))
                 f.write(os.environ.get("BENCH_RINGPROXY_EXTRA", "").replace(";", "\n") + "\n")
             p = self.spawn(cpu, [binary, "-f", conf])
         elif system == "nginx":
             conf = os.path.join(self.tmp, "nginx-proxy.conf")
             with open(conf, "w") as f:
-                f.write(fill("nginx.conf", TMP=self.tmp, PORT=port, B1=b1, B2=b2))
+                f.write(fill("nginx.conf", TMP=self.tmp, PORT=port, B1=b1, B2=b2, **pv))
             p = self.spawn(cpu, ["nginx", "-p", self.tmp, "-c", conf])
         elif system == "haproxy":
             conf = os.path.join(self.tmp, "haproxy.cfg")
             with open(conf, "w") as f:
-                f.write(fill("haproxy.cfg", TMP=self.tmp, PORT=port, B1=b1, B2=b2))
+                f.write(fill("haproxy.cfg", TMP=self.tmp, PORT=port, B1=b1, B2=b2, **pv))
             p = self.spawn(cpu, ["haproxy", "-db", "-f", conf])
         elif system == "apache":
             os.makedirs(os.path.join(self.tmp, "apache", "logs"), exist_ok=True)
             conf = os.path.join(self.tmp, "apache.conf")
             with open(conf, "w") as f:
-                f.write(fill("apache.conf", TMP=self.tmp, PORT=port, B1=b1, B2=b2))
+                f.write(fill("apache.conf", TMP=self.tmp, PORT=port, B1=b1, B2=b2, **pv))
             p = self.spawn(cpu, ["apache2", "-f", conf, "-DFOREGROUND"])
         else:
             raise ValueError(system)
         if not wait_port(port):
             self.stop(p)
             raise RuntimeError(f"{system} did not start")
-        # One request through, so pools and lazy set-up are warm before measuring.
-        self.ringload(port, ["-n", "200", "-c", "4"])
+        # Requests through every worker, so pools and lazy set-up are warm before measuring.
+        self.ringload(port, ["-n", str(200 * self.place.workers), "-c", str(4 * self.place.workers)])
+        self.placed[system] = threads_by_cpus(tree(p.pid))
+        # Checked, not assumed: a peer that ignored its CPU map would make every ratio wrong.
+        problems = placement_problems(system, self.placed[system], self.place.proxy)
+        if problems:
+            self.stop(p)
+            raise RuntimeError(f"{system} is not placed as asked ({self.placed[system]}): {'; '.join(problems)}")
         return p, port
 
     def ringload(self, port, extra, path="/", strict=True):
+        gen = cpu_list(self.place.gen)
         cmd = [
-            "taskset", "-c", str(self.args.gen_cpu), RINGLOAD, "-t", "1", "--cpus",
-            str(self.args.gen_cpu), "-q", "--json",
+            "taskset", "-c", gen, RINGLOAD, "-t", str(len(self.place.gen)), "--cpus", gen, "-q", "--json",
         ] + extra + [f"http://127.0.0.1:{port}{path}"]
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         if out.returncode != 0:
@@ -281,8 +452,7 @@ def main():
     ap.add_argument("--reps", type=int)
     ap.add_argument("--duration", type=float)
     ap.add_argument("--systems", default=",".join(SYSTEMS))
-    ap.add_argument("--proxy-cpu", type=int, default=0)
-    ap.add_argument("--gen-cpu", type=int, default=1)
+    add_placement_args(ap)
     # 10,000 where the descriptor limit allows; HAProxy needs two per accepted connection,
     # so under a 20,000 hard limit 9,000 are measured (for every system alike).
     ap.add_argument("--idle", type=int)
@@ -299,6 +469,9 @@ def main():
 
     b = Bench(args)
     results = {s: {} for s in systems}
+    # The load shape per proxy core stays what the issue names (64 keep-alive clients for
+    # the small-response measurements): with more proxy cores, more connections.
+    c = b.place.scaled
 
     def add(system, key, value):
         results[system].setdefault(key, []).append(value)
@@ -310,7 +483,7 @@ def main():
             for system in systems:
                 p, port = b.start(system)
                 try:
-                    r = b.measured(p, port, ["-c", "64", "-d", d])
+                    r = b.measured(p, port, ["-c", str(c(64)), "-d", d])
                     add(system, "rps", r["rps"])
                     add(system, "p50_us", r["latency_us"]["p50"])
                     add(system, "p99_us", r["latency_us"]["p99"])
@@ -319,15 +492,15 @@ def main():
                         add(system, "cpu_user_us_per_req", r["cpu_user_s"] * 1e6 / r["requests"])
                         add(system, "cpu_sys_us_per_req", r["cpu_sys_s"] * 1e6 / r["requests"])
                     for kind, extra, path in [
-                        ("down", ["-c", "8", "-d", d], "/1m"),
-                        ("up", ["-c", "8", "-d", d, "-m", "POST", "-b", "@" + os.path.join(b.tmp, "1m.bin")], "/upload"),
+                        ("down", ["-c", str(c(8)), "-d", d], "/1m"),
+                        ("up", ["-c", str(c(8)), "-d", d, "-m", "POST", "-b", "@" + os.path.join(b.tmp, "1m.bin")], "/upload"),
                     ]:
                         r = b.measured(p, port, extra, path)
                         mb = r["requests"] * 1.048576
                         add(system, f"{kind}_MBps", mb / r["duration_s"])
                         if r["cpu_s"] is not None and mb:
                             add(system, f"{kind}_cpu_ms_per_MB", r["cpu_s"] * 1e3 / mb)
-                    r = b.measured(p, port, ["-c", "16", "-d", d, "-H", "Connection: close"])
+                    r = b.measured(p, port, ["-c", str(c(16)), "-d", d, "-H", "Connection: close"])
                     add(system, "conn_per_s", r["rps"])
                     if system != "direct":
                         kib, n = b.idle_memory(p, port, args.idle)
@@ -347,7 +520,7 @@ def main():
                 try:
                     r = b.ringload(
                         port,
-                        ["-c", "64", "--max-connections", "512", "-d", d, "--rate", str(round(rate))],
+                        ["-c", str(c(64)), "--max-connections", str(c(512)), "-d", d, "--rate", str(round(rate))],
                         strict=False,
                     )
                     add(system, "fixed_p50_us", r["latency_us"]["p50"])
@@ -374,7 +547,7 @@ def main():
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "kernel": platform.release(), "model": cpu_model()},
         "versions": versions,
-        "placement": {"proxy_cpu": args.proxy_cpu, "generator_and_backends_cpu": args.gen_cpu},
+        "placement": dict(b.place.describe(), threads_by_allowed_cpus=b.placed),
         "reps": reps, "duration_s": dur, "fixed_rate": rate, "idle_connections": args.idle,
         "raw": results, "median": summary,
     }
@@ -382,6 +555,9 @@ def main():
     path = args.out or os.path.join(ROOT, "bench", "results", f"{datetime.date.today()}.json")
     with open(path, "w") as f:
         json.dump(out, f, indent=2)
+    pl = b.place
+    print(f"Placement: proxy on cores {cpu_list(pl.proxy)} ({pl.workers} worker(s)), "
+          f"ringload on {cpu_list(pl.gen)}, backends on {cpu_list(pl.backend)}")
     print(table(summary, systems, rate))
     print(f"\nraw data: {os.path.relpath(path, ROOT)}")
 

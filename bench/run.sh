@@ -2,8 +2,8 @@
 # One command, all peers, one run: ringproxy vs nginx, HAProxy and Apache (event MPM).
 #   bench/run.sh --quick      # about 2 minutes
 #   bench/run.sh              # full: 3 interleaved repetitions
-# Options are passed to bench/run.py (--reps, --duration, --systems, --proxy-cpu, --gen-cpu,
-# --idle). Installs nginx, haproxy, apache2 and wrk from Debian packages when missing.
+# Options are passed to bench/run.py (--reps, --duration, --systems, --idle, and placement:
+# --proxy-cpus 0-3 --gen-cpus 4-11 --backend-cpus 12-15 on bigger hosts). Installs nginx, haproxy, apache2 and wrk from Debian packages when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 missing=()
