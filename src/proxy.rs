@@ -768,7 +768,7 @@ async fn pump(src: &mut TcpStream, dst: &mut TcpStream, ends: &TunnelEnds<'_>) -
     const TUNNEL_BUF: usize = 16 * 1024;
     let mut moved = 0u64;
     if let Some(pipes) = ends.pipes {
-        if let Ok(mut pipe) = pipes.get() {
+        if let Ok(mut pipe) = pipes.get_for_tunnel() {
             match splice_to_eof(src, dst, &mut pipe, ends.idle, &ends.last, &mut moved).await {
                 Ok(()) => {
                     shutdown_write(dst);
@@ -1214,7 +1214,7 @@ async fn stream_body(
         let (pipes, threshold) = how.splice;
         if let (Framing::Length(rest), false) = (*framing, dechunk) {
             if threshold > 0 && rest >= threshold {
-                let mut pipe = match pipes.get() {
+                let mut pipe = match pipes.get_for_body() {
                     Ok(p) => p,
                     Err(e) => return (Err(StreamError::SrcIo(e)), buf),
                 };
