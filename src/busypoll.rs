@@ -63,6 +63,11 @@ impl Activity {
             w.wake();
         }
     }
+
+    /// Requests started on this thread so far (wrapping).
+    pub fn started(&self) -> u64 {
+        self.started.get()
+    }
 }
 
 /// Whether the poller keeps spinning: for `window` after the last request arrived. Not

@@ -258,7 +258,15 @@ async fn forward_routed(
                     }
                 }
             };
-            match exchange(w, c, &mut bc, &ctx, framing).await {
+            if bc.buf.capacity() == 0 {
+                bc.buf = w.thread.backend_bufs.get();
+            }
+            let exchanged = exchange(w, c, &mut bc, &ctx, framing).await;
+            // The buffer goes back whatever happened: idle pooled connections (up to
+            // hundreds per member) hold none, and a backend that closes every connection
+            // does not cost an allocation per request.
+            w.thread.backend_bufs.put(std::mem::take(&mut bc.buf));
+            match exchanged {
                 Ok((keep_client, backend_reusable)) => {
                     if backend_reusable {
                         w.pool.checkin(balancer, m, member, bc);
@@ -577,7 +585,7 @@ async fn connect(member: &Member, t: Duration) -> Result<BackendConn, ProxyError
     }
     Ok(BackendConn {
         stream,
-        buf: Vec::with_capacity(BACKEND_BUF),
+        buf: Vec::new(),
         idle_since: crate::timer::coarse_now(),
         reused: false,
         head: Default::default(),

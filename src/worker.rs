@@ -34,6 +34,9 @@ use crate::splice::PipePool;
 const PARKED_TASK_BYTES: usize = 1200;
 /// About the size of a connection's boxed request future (for the trim threshold only).
 const REQUEST_FUTURE_BYTES: usize = 3500;
+/// About what an idle backend connection holds in user space (its socket's state and its
+/// last response head's tables), for the trim threshold only.
+const POOLED_CONN_BYTES: usize = 512;
 /// Freed bytes worth a `malloc_trim` (which walks the worker's heap).
 const TRIM_AFTER_BYTES: usize = 1024 * 1024;
 
@@ -114,6 +117,9 @@ pub struct Thread {
     pub read_bufs: BufPool,
     /// Small buffers for outgoing heads and per-request strings.
     pub small_bufs: BufPool,
+    /// Backend read buffers, lent while a backend connection carries an exchange: a
+    /// connection idle in the keep-alive pool holds none.
+    pub backend_bufs: BufPool,
     /// Memory for connections' request futures (see `FutureBoxes`).
     pub request_futures: FutureBoxes,
     /// Pipes lent to connections splicing a large body.
@@ -125,6 +131,10 @@ pub struct Thread {
     /// Bytes freed (buffers decayed, tasks of parked connections) since the last
     /// `malloc_trim`.
     freed_since_trim: Cell<usize>,
+    /// Requests started as of the last `release_memory`, to tell a quiet second.
+    started_at_release: Cell<u64>,
+    /// Whether a second with requests came since the last `malloc_trim`.
+    busy_since_trim: Cell<bool>,
     pub drain: Drain,
     /// The worker state for the latest generation this thread has seen. (A cycle with
     /// `Worker::thread`, broken when the thread stops.)
@@ -141,11 +151,14 @@ impl Thread {
             gens,
             read_bufs: BufPool::new(crate::conn::CLIENT_BUF, 256),
             small_bufs: BufPool::new(crate::conn::SMALL_BUF, 512),
+            backend_bufs: BufPool::new(crate::pool::BACKEND_BUF, 256),
             request_futures: FutureBoxes::new(256),
             pipes: PipePool::default(),
             lot: ParkingLot::default(),
             activity: Default::default(),
             freed_since_trim: Cell::new(0),
+            started_at_release: Cell::new(0),
+            busy_since_trim: Cell::new(false),
             drain: Drain::default(),
             current: RefCell::new(None),
             live: RefCell::new(Vec::new()),
@@ -207,26 +220,39 @@ impl Thread {
         });
     }
 
-    /// About once a second: frees pooled buffers that went unused, and once that and
-    /// parking have freed a good deal of memory, returns it to the system. glibc keeps freed
-    /// heap memory otherwise, and after a burst of connections that is megabytes held for
-    /// good. The threshold keeps `malloc_trim` (a walk of the heap, and page faults when the
-    /// memory is used again) rare under steady load.
+    /// About once a second: frees pooled buffers that went unused, and returns freed memory
+    /// to the system (see `should_trim` for when). glibc keeps freed heap memory otherwise,
+    /// and after a burst of connections that is megabytes held for good.
     fn release_memory(&self) {
         // Bookkeeping tables that grow with a burst and are reused, never reallocated, at a
         // steady load.
         crate::timer::release_memory();
         self.drain.release_memory();
-        let freed = self.read_bufs.decay() * crate::conn::CLIENT_BUF
+        let now = crate::timer::coarse_now();
+        let closed: usize = self
+            .live
+            .borrow()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .map(|w| w.pool.purge(now))
+            .sum();
+        let freed = closed * POOLED_CONN_BYTES
+            + self.read_bufs.decay() * crate::conn::CLIENT_BUF
             + self.small_bufs.decay() * crate::conn::SMALL_BUF
+            + self.backend_bufs.decay() * crate::pool::BACKEND_BUF
             + self.request_futures.decay() * REQUEST_FUTURE_BYTES
             + self.lot.take_parked_count() * PARKED_TASK_BYTES;
         let pending = self.freed_since_trim.get() + freed;
-        if pending < TRIM_AFTER_BYTES {
+        let started = self.activity.started();
+        let quiet = self.started_at_release.replace(started) == started;
+        let busy_before = self.busy_since_trim.get() || !quiet;
+        if !should_trim(pending, quiet, busy_before) {
             self.freed_since_trim.set(pending);
+            self.busy_since_trim.set(busy_before);
             return;
         }
         self.freed_since_trim.set(0);
+        self.busy_since_trim.set(false);
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
         // SAFETY: malloc_trim only releases free memory; it takes no pointers.
         unsafe {
@@ -241,6 +267,19 @@ impl Thread {
             }
         }
     }
+}
+
+/// Whether the worker should `malloc_trim` now, given the bytes it knows it freed since
+/// the last trim, whether the last second started no request, and whether a second with
+/// requests came since the last trim.
+///
+/// A trim walks the heap and the memory it returns page-faults back in when used again, so
+/// under load it waits for a megabyte of known frees. Once the worker goes quiet after
+/// traffic, it trims once, whatever the count: not every free is counted (the runtime's
+/// own tables, the epoll driver's registrations, strings of finished requests), and a quiet
+/// worker pays nothing for the walk. Quiet seconds after that trim do not trim again.
+fn should_trim(pending: usize, quiet: bool, busy_since_trim: bool) -> bool {
+    pending >= TRIM_AFTER_BYTES || (quiet && (busy_since_trim || pending > 0))
 }
 
 impl Thread {
@@ -883,6 +922,37 @@ impl<T, F: std::future::Future<Output = T>> std::future::Future for CatchUnwind<
             Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Ok(v)),
             Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
             Err(_) => std::task::Poll::Ready(Err(())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trims_after_a_megabyte_or_once_when_the_worker_goes_quiet() {
+        const MB: usize = TRIM_AFTER_BYTES;
+        // (freed bytes known, the last second was quiet, a busy second came since the
+        // last trim) -> trim?
+        let cases = [
+            // Under load: only a megabyte of known frees is worth the walk.
+            ((0, false, true), false),
+            ((MB - 1, false, true), false),
+            ((MB, false, true), true),
+            // Quiet after traffic: once, even with nothing counted (uncounted frees).
+            ((0, true, true), true),
+            // Quiet, already trimmed, nothing freed since: no walk every second.
+            ((0, true, false), false),
+            // Quiet, and something freed since (parked connections, decayed buffers).
+            ((4096, true, false), true),
+        ];
+        for ((pending, quiet, busy), want) in cases {
+            assert_eq!(
+                should_trim(pending, quiet, busy),
+                want,
+                "pending {pending} quiet {quiet} busy {busy}"
+            );
         }
     }
 }

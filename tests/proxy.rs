@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::*;
@@ -92,7 +93,7 @@ fn keep_alive_reuse_on_both_sides() {
     }
     // One client connection lands on one worker, which reuses one backend connection.
     assert_eq!(b.request_count(), 20);
-    assert_eq!(b.connections.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(b.connections.load(Ordering::SeqCst), 1);
 }
 
 #[test]
@@ -382,7 +383,47 @@ fn stale_pooled_connection_is_retried_transparently() {
     // A POST with a small body is replayable too.
     c.send(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nbody");
     assert_eq!(c.read_response(false).unwrap().status, 200);
-    assert_eq!(b.connections.load(std::sync::atomic::Ordering::SeqCst), 6);
+    assert_eq!(b.connections.load(Ordering::SeqCst), 6);
+}
+
+#[test]
+fn idle_backend_connections_left_by_a_burst_are_closed() {
+    // Each request waits at the backend, so a burst of eight opens eight connections,
+    // and all eight go back to the pool idle.
+    let b = backend(|_| Action::Delay(Duration::from_millis(300), Box::new(ok("ok"))));
+    let p = proxy_with(&balancer_config(&[(&b, "")], ""), 1, DriverChoice::Auto);
+    let burst: Vec<_> = (0..8)
+        .map(|_| {
+            let addr = p.addrs[0];
+            std::thread::spawn(move || Client::connect(addr).get("/").status)
+        })
+        .collect();
+    for t in burst {
+        assert_eq!(t.join().unwrap(), 200);
+    }
+    assert_eq!(b.connections.load(Ordering::SeqCst), 8);
+    assert_eq!(b.closed.load(Ordering::SeqCst), 0);
+    // Nobody needs them now: within a few seconds the pool closes half, then half of the
+    // rest, and so on. The backend itself keeps idle connections 10 s, so closes before
+    // that are the proxy's.
+    let start = std::time::Instant::now();
+    while b.closed.load(Ordering::SeqCst) < 6 {
+        assert!(
+            start.elapsed() < Duration::from_secs(8),
+            "pooled connections still open after {:?}: {} closed",
+            start.elapsed(),
+            b.closed.load(Ordering::SeqCst)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // One warm connection stays for a sparse load.
+    let mut c = Client::connect(p.addrs[0]);
+    assert_eq!(c.get("/").status, 200);
+    assert_eq!(
+        b.connections.load(Ordering::SeqCst),
+        8,
+        "a pooled connection was reused"
+    );
 }
 
 #[test]

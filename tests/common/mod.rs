@@ -75,6 +75,8 @@ pub type Handler = Arc<dyn Fn(&SeenRequest) -> Action + Send + Sync>;
 pub struct Backend {
     pub addr: SocketAddr,
     pub connections: Arc<AtomicUsize>,
+    /// Connections that have ended (closed by the proxy, or by this backend).
+    pub closed: Arc<AtomicUsize>,
     pub requests: Arc<Mutex<Vec<SeenRequest>>>,
     handler: Handler,
     /// Set to stop: the listener closes (connects are refused) and open connections end.
@@ -126,8 +128,9 @@ impl Backend {
 
     fn spawn_accept(&self, l: TcpListener) -> std::thread::JoinHandle<()> {
         l.set_nonblocking(true).unwrap();
-        let (conns, reqs, handler, stop) = (
+        let (conns, closed, reqs, handler, stop) = (
             self.connections.clone(),
+            self.closed.clone(),
             self.requests.clone(),
             self.handler.clone(),
             self.stop.clone(),
@@ -141,7 +144,11 @@ impl Backend {
                         s.set_nonblocking(false).ok();
                         conns.fetch_add(1, Ordering::SeqCst);
                         let (h, r, st) = (handler.clone(), reqs.clone(), stop.clone());
-                        std::thread::spawn(move || serve_backend(s, h, r, st));
+                        let closed = closed.clone();
+                        std::thread::spawn(move || {
+                            serve_backend(s, h, r, st);
+                            closed.fetch_add(1, Ordering::SeqCst);
+                        });
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(1)),
                 }
@@ -174,6 +181,7 @@ pub fn backend_on(
     let b = Backend {
         addr: l.local_addr().unwrap(),
         connections: Arc::new(AtomicUsize::new(0)),
+        closed: Arc::new(AtomicUsize::new(0)),
         requests: Arc::new(Mutex::new(Vec::new())),
         handler: Arc::new(handler),
         stop: Arc::new(std::sync::atomic::AtomicBool::new(false)),
