@@ -314,6 +314,97 @@ impl Drop for NonBlocking {
     }
 }
 
+/// How long a wait for a batch of body bytes may take before the worker takes whatever
+/// has come. Bulk transfers fill a batch in well under this; a sender that trickles is
+/// forwarded at most this much later than without batching.
+const BATCH_WAIT: Duration = Duration::from_millis(5);
+
+/// The socket's receive low-water mark (`SO_RCVLOWAT`) while a body is spliced out of it,
+/// back to 1 (the default) when dropped, since the socket goes on to carry more requests.
+///
+/// With the mark raised, the kernel neither reports the socket readable nor runs its
+/// wake-up callback until that many bytes are queued (`tcp_data_ready`). On loopback that
+/// callback runs on the sender's core, once per arriving segment, so batching takes work
+/// off the sender (the load generator or a backend on another core) as well as waking the
+/// worker and splicing fewer times per megabyte.
+struct RcvLowat {
+    fd: RawFd,
+    /// The mark now set; 1 is the kernel's default.
+    now: usize,
+    /// The largest mark that changes nothing else. When the buffer cannot hold the mark's
+    /// worth of segments (about twice the mark; more for small segments), the kernel grows
+    /// the buffer and clamps the receive window to the mark, for the connection's life. A
+    /// quarter of the buffer as it is stays clear of that.
+    most: usize,
+}
+
+impl RcvLowat {
+    fn new(fd: RawFd) -> RcvLowat {
+        let most = sock_opt(fd, libc::SO_RCVBUF).map_or(0, |b| b / 4);
+        RcvLowat { fd, now: 1, most }
+    }
+
+    /// Asks for `want` bytes before the next readiness (bounded by what is safe); returns
+    /// whether the mark is now above 1.
+    fn raise(&mut self, want: usize) -> bool {
+        self.set(want.min(self.most).max(1));
+        self.now > 1
+    }
+
+    fn set(&mut self, mark: usize) {
+        if mark == self.now {
+            return;
+        }
+        // A failure only costs the batching: the mark is an optimization.
+        if set_sock_opt(self.fd, libc::SO_RCVLOWAT, mark).is_ok() {
+            self.now = mark;
+        }
+    }
+}
+
+impl Drop for RcvLowat {
+    fn drop(&mut self) {
+        self.set(1);
+    }
+}
+
+fn sock_opt(fd: RawFd, opt: libc::c_int) -> io::Result<usize> {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `v` and `len` are valid for the kernel to fill with one int.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            opt,
+            (&mut v as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(v.max(0) as usize)
+}
+
+fn set_sock_opt(fd: RawFd, opt: libc::c_int, v: usize) -> io::Result<()> {
+    let v = libc::c_int::try_from(v).unwrap_or(libc::c_int::MAX);
+    // SAFETY: `v` is a valid int for the kernel to read.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            opt,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 fn would_block(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::WouldBlock
 }
@@ -359,6 +450,10 @@ pub async fn splice_exact(
     let _src_nb = NonBlocking::set(src_fd).map_err(SpliceError::SrcIo)?;
     let _dst_nb = NonBlocking::set(dst_fd).map_err(SpliceError::DstIo)?;
     let (pr, pw) = (pipe.read.as_raw_fd(), pipe.write.as_raw_fd());
+    let mut lowat = RcvLowat::new(src_fd);
+    // Off for one wait after a batch did not fill in time, so a sender that trickles has
+    // its bytes taken as they come, and tried again after.
+    let mut batch = true;
     while len > 0 {
         let want = len.min(pipe.cap as u64) as usize;
         let n = loop {
@@ -366,9 +461,24 @@ pub async fn splice_exact(
                 Ok(0) => return Err(SpliceError::SrcEof),
                 Ok(n) => break n,
                 Err(e) if would_block(&e) => {
-                    match crate::timer::timeout(read_t, src.readable(false)).await {
+                    // Never more than the rest of the body, which must end the wait.
+                    let batching = if batch {
+                        lowat.raise(want)
+                    } else {
+                        lowat.raise(1)
+                    };
+                    batch = true;
+                    let t = if batching {
+                        BATCH_WAIT.min(read_t)
+                    } else {
+                        read_t
+                    };
+                    match crate::timer::timeout(t, src.readable(false)).await {
                         Ok(Ok(())) => {}
                         Ok(Err(e)) => return Err(SpliceError::SrcIo(e)),
+                        // Fewer bytes than the batch came in time: take them, and wait for
+                        // the next ones for the full read timeout.
+                        Err(_) if batching => batch = false,
                         Err(_) => return Err(SpliceError::SrcTimeout),
                     }
                 }
@@ -521,6 +631,44 @@ mod tests {
         assert_eq!(
             (pool.small.borrow().len(), pool.large.borrow().len()),
             (1, 0)
+        );
+    }
+
+    #[test]
+    fn receive_low_water_mark_is_bounded_and_restored() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let _c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, _) = l.accept().unwrap();
+        let fd = s.as_raw_fd();
+        let rcvbuf = sock_opt(fd, libc::SO_RCVBUF).unwrap();
+        let most = rcvbuf / 4;
+        assert!(most > 1000, "receive buffer {rcvbuf}");
+        let mark = || sock_opt(fd, libc::SO_RCVLOWAT).unwrap();
+        let mut lowat = RcvLowat::new(fd);
+        // (asked, raised above 1, mark set)
+        let cases = [
+            (1, false, 1),
+            (0, false, 1),
+            (1000, true, 1000),
+            (most, true, most),
+            // Never past a quarter of the buffer: more would grow it and clamp the window.
+            (most + 1, true, most),
+            (usize::MAX, true, most),
+            (1, false, 1),
+        ];
+        for (asked, raised, want) in cases {
+            assert_eq!(lowat.raise(asked), raised, "raise({asked})");
+            assert_eq!(mark(), want, "raise({asked})");
+        }
+        // The buffer itself is left alone.
+        assert_eq!(sock_opt(fd, libc::SO_RCVBUF).unwrap(), rcvbuf);
+        lowat.raise(4096);
+        assert_eq!(mark(), 4096);
+        drop(lowat);
+        assert_eq!(
+            mark(),
+            1,
+            "the next request on this socket waits for any byte"
         );
     }
 }

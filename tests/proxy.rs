@@ -587,6 +587,103 @@ fn large_bodies_with_and_without_splice() {
     }
 }
 
+/// A backend that reads one request and reports, through the channel, how many bytes of
+/// it (head included) have arrived so far, each time more arrive. It never answers.
+fn counting_backend() -> (std::net::SocketAddr, std::sync::mpsc::Receiver<usize>) {
+    use std::io::Read;
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let Ok((mut s, _)) = l.accept() else { return };
+        let mut buf = vec![0u8; 1 << 16];
+        let mut total = 0;
+        while let Ok(n) = s.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            total += n;
+            if tx.send(total).is_err() {
+                break;
+            }
+        }
+    });
+    (addr, rx)
+}
+
+/// While a large body is spliced, the worker waits for a batch of bytes rather than for
+/// each segment (`SO_RCVLOWAT`), but never for long: a client that sends its body in small
+/// pieces has each piece forwarded long before the read timeout (30 s here), on both
+/// drivers.
+#[test]
+fn a_trickled_spliced_body_is_forwarded_piece_by_piece() {
+    use std::io::Write;
+    for driver in [DriverChoice::Auto, DriverChoice::Epoll] {
+        let (addr, seen) = counting_backend();
+        let config = format!(
+            "Listen 127.0.0.1:0\nTimeout 30\nProxyPass / http://127.0.0.1:{}/\n",
+            addr.port()
+        );
+        let p = proxy_with(&config, 1, driver);
+        let mut c = std::net::TcpStream::connect(p.addrs[0]).unwrap();
+        c.set_nodelay(true).unwrap();
+        let head = "PUT /up HTTP/1.1\r\nHost: t\r\nContent-Length: 1048576\r\n\r\n";
+        c.write_all(head.as_bytes()).unwrap();
+        // The forwarded head is longer than the client's (X-Forwarded-* added): learn its
+        // length from the first report, before any body byte is sent.
+        let forwarded_head = seen.recv_timeout(Duration::from_secs(5)).unwrap();
+        let mut sent = 0;
+        for piece in 0..20 {
+            c.write_all(&[b'x'; 1000]).unwrap();
+            sent += 1000;
+            let t0 = std::time::Instant::now();
+            loop {
+                let got = seen
+                    .recv_timeout(Duration::from_secs(2))
+                    .unwrap_or_else(|_| panic!("{driver:?}: piece {piece} not forwarded in 2 s"));
+                if got >= forwarded_head + sent {
+                    break;
+                }
+            }
+            assert!(t0.elapsed() < Duration::from_secs(2), "{driver:?}");
+        }
+    }
+}
+
+/// A client that stops sending in the middle of a spliced body is given up on after the
+/// read timeout, neither before it nor much later, batching or not.
+#[test]
+fn a_client_silent_in_a_spliced_body_times_out_on_time() {
+    use std::io::{Read, Write};
+    for driver in [DriverChoice::Auto, DriverChoice::Epoll] {
+        let (addr, seen) = counting_backend();
+        let config = format!(
+            "Listen 127.0.0.1:0\nTimeout 1\nProxyPass / http://127.0.0.1:{}/\n",
+            addr.port()
+        );
+        let p = proxy_with(&config, 1, driver);
+        let mut c = std::net::TcpStream::connect(p.addrs[0]).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut req = b"PUT /up HTTP/1.1\r\nHost: t\r\nContent-Length: 1048576\r\n\r\n".to_vec();
+        req.extend_from_slice(&[b'x'; 200_000]);
+        c.write_all(&req).unwrap();
+        // Wait until the backend has the 200,000 bytes: from here the client is silent.
+        let mut got = 0;
+        while got < 200_000 {
+            got = seen.recv_timeout(Duration::from_secs(5)).unwrap();
+        }
+        let t0 = std::time::Instant::now();
+        // The proxy gives up: it answers (408) or closes; either ends this read.
+        let mut buf = [0u8; 4096];
+        let _ = c.read(&mut buf);
+        let waited = t0.elapsed();
+        assert!(
+            waited >= Duration::from_millis(900) && waited < Duration::from_secs(5),
+            "{driver:?}: gave up after {waited:?}"
+        );
+    }
+}
+
 /// A tunnel carries megabytes both ways at once and passes the client's half-close on: the
 /// spliced path (the default), the copying one (`SpliceThreshold 0`), on both drivers.
 #[test]
