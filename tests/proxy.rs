@@ -611,6 +611,26 @@ fn counting_backend() -> (std::net::SocketAddr, std::sync::mpsc::Receiver<usize>
     (addr, rx)
 }
 
+/// A one-worker proxy with `Timeout timeout_s` in front of a [`counting_backend`], and a
+/// client connected to it.
+fn client_to_counting_backend(
+    timeout_s: u32,
+    driver: DriverChoice,
+) -> (
+    ringproxy::worker::Server,
+    std::net::TcpStream,
+    std::sync::mpsc::Receiver<usize>,
+) {
+    let (addr, seen) = counting_backend();
+    let config = format!(
+        "Listen 127.0.0.1:0\nTimeout {timeout_s}\nProxyPass / http://127.0.0.1:{}/\n",
+        addr.port()
+    );
+    let p = proxy_with(&config, 1, driver);
+    let c = std::net::TcpStream::connect(p.addrs[0]).unwrap();
+    (p, c, seen)
+}
+
 /// While a large body is spliced, the worker waits for a batch of bytes rather than for
 /// each segment (`SO_RCVLOWAT`), but never for long: a client that sends its body in small
 /// pieces has each piece forwarded long before the read timeout (30 s here), on both
@@ -619,13 +639,7 @@ fn counting_backend() -> (std::net::SocketAddr, std::sync::mpsc::Receiver<usize>
 fn a_trickled_spliced_body_is_forwarded_piece_by_piece() {
     use std::io::Write;
     for driver in [DriverChoice::Auto, DriverChoice::Epoll] {
-        let (addr, seen) = counting_backend();
-        let config = format!(
-            "Listen 127.0.0.1:0\nTimeout 30\nProxyPass / http://127.0.0.1:{}/\n",
-            addr.port()
-        );
-        let p = proxy_with(&config, 1, driver);
-        let mut c = std::net::TcpStream::connect(p.addrs[0]).unwrap();
+        let (_p, mut c, seen) = client_to_counting_backend(30, driver);
         c.set_nodelay(true).unwrap();
         let head = "PUT /up HTTP/1.1\r\nHost: t\r\nContent-Length: 1048576\r\n\r\n";
         c.write_all(head.as_bytes()).unwrap();
@@ -656,13 +670,7 @@ fn a_trickled_spliced_body_is_forwarded_piece_by_piece() {
 fn a_client_silent_in_a_spliced_body_times_out_on_time() {
     use std::io::{Read, Write};
     for driver in [DriverChoice::Auto, DriverChoice::Epoll] {
-        let (addr, seen) = counting_backend();
-        let config = format!(
-            "Listen 127.0.0.1:0\nTimeout 1\nProxyPass / http://127.0.0.1:{}/\n",
-            addr.port()
-        );
-        let p = proxy_with(&config, 1, driver);
-        let mut c = std::net::TcpStream::connect(p.addrs[0]).unwrap();
+        let (_p, mut c, seen) = client_to_counting_backend(1, driver);
         c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let mut req = b"PUT /up HTTP/1.1\r\nHost: t\r\nContent-Length: 1048576\r\n\r\n".to_vec();
         req.extend_from_slice(&[b'x'; 200_000]);
