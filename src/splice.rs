@@ -462,11 +462,7 @@ pub async fn splice_exact(
                 Ok(n) => break n,
                 Err(e) if would_block(&e) => {
                     // Never more than the rest of the body, which must end the wait.
-                    let batching = if batch {
-                        lowat.raise(want)
-                    } else {
-                        lowat.raise(1)
-                    };
+                    let batching = lowat.raise(if batch { want } else { 1 });
                     batch = true;
                     let t = if batching {
                         BATCH_WAIT.min(read_t)
