@@ -77,13 +77,7 @@ pub async fn connection(st: Rc<ThreadState>, slot: usize) {
             let (start, depth) = match &st.sched {
                 Some(s) => {
                     let Some(intended) = s.take() else { return };
-                    let now = Instant::now();
-                    // A slot due within the timer's resolution goes now: sleeping would
-                    // land on the next tick, up to a millisecond late.
-                    let slept = intended > now + SCHEDULING_TOLERANCE;
-                    if slept {
-                        monoio::time::sleep(intended - now).await;
-                    }
+                    let slept = st.wait_for_slot(intended).await;
                     let sent = Instant::now();
                     let start = if sent <= intended || slept {
                         // Early (within the tolerance), or late only because our own timer

@@ -12,6 +12,7 @@ use hdrhistogram::Histogram;
 use ringproxy::worker::{run_local, DriverChoice};
 
 use crate::client;
+use crate::pacer::{self, Pacer};
 use crate::schedule::Schedule;
 use crate::target::Target;
 
@@ -22,9 +23,11 @@ pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, HIST_MAX_US, 3).expect("static histogram bounds are valid")
 }
 
-/// The generator's timer resolution (monoio's timer wheel ticks in milliseconds). A request
-/// sent up to this late is our own scheduling jitter, not the server's doing, so corrected
-/// latency forgives that much lateness and no more.
+/// A connection still busy this long after its slot came due makes a late send: counted,
+/// and with `--max-connections` the pool grows. Its latency counts from the slot either
+/// way (coordinated-omission correction); this only decides what is worth a connection.
+/// Also how early a slot goes when the thread has no [`Pacer`] and sleeps on monoio's
+/// millisecond timer wheel instead.
 pub const SCHEDULING_TOLERANCE: Duration = Duration::from_millis(1);
 
 #[derive(Clone, Debug)]
@@ -195,6 +198,8 @@ pub struct ThreadState {
     pub measure_start: Instant,
     pub end: Instant,
     pub sched: Option<Schedule>,
+    /// Open loop: sleeps until each slot with sub-millisecond precision.
+    pacer: Option<Rc<Pacer>>,
     pub has_budget: bool,
     result: RefCell<RunResult>,
     interval_idx: Cell<u64>,
@@ -207,6 +212,23 @@ pub struct ThreadState {
 }
 
 impl ThreadState {
+    /// Waits for an open-loop slot due at `intended`; returns whether it waited (false: the
+    /// slot was due already, or so close that waiting would overshoot it).
+    pub async fn wait_for_slot(&self, intended: Instant) -> bool {
+        let now = Instant::now();
+        match &self.pacer {
+            Some(p) if intended > now + pacer::RESOLUTION => {
+                p.sleep_until(intended).await;
+                true
+            }
+            None if intended > now + SCHEDULING_TOLERANCE => {
+                monoio::time::sleep(intended - now).await;
+                true
+            }
+            _ => false,
+        }
+    }
+
     pub fn stopping(&self) -> bool {
         Instant::now() >= self.end
     }
@@ -407,6 +429,10 @@ async fn thread_main(spec: Arc<LoadSpec>, live: Arc<Live>, plan: ThreadPlan) -> 
         });
         Schedule::new(plan.start, plan.end, rate, plan.index, plan.threads, limit)
     });
+    // Without a timerfd (the process is out of descriptors) pacing falls back to monoio's
+    // millisecond wheel: requests then go in per-tick bursts, still at the right rate.
+    let pacer = sched.as_ref().and_then(|_| Pacer::new().ok());
+    let pacer_task = pacer.clone().map(|p| monoio::spawn(p.run()));
     let st = Rc::new(ThreadState {
         has_budget: spec.requests.is_some() && spec.rate.is_none(),
         spec: spec.clone(),
@@ -414,6 +440,7 @@ async fn thread_main(spec: Arc<LoadSpec>, live: Arc<Live>, plan: ThreadPlan) -> 
         measure_start: plan.measure_start,
         end: plan.end,
         sched,
+        pacer: pacer.clone(),
         result: RefCell::new(RunResult::empty()),
         interval_idx: Cell::new(0),
         interval: RefCell::new((new_histogram(), new_histogram())),
@@ -439,6 +466,10 @@ async fn thread_main(spec: Arc<LoadSpec>, live: Arc<Live>, plan: ThreadPlan) -> 
     // Connections the pool grew by finish on their own; wait for them too.
     while st.open_connections.get() > 0 {
         monoio::time::sleep(Duration::from_millis(5)).await;
+    }
+    if let (Some(p), Some(t)) = (pacer, pacer_task) {
+        p.close();
+        t.await;
     }
     st.flush_interval();
     let mut r = st.result.replace(RunResult::empty());

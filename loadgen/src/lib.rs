@@ -2,13 +2,14 @@
 //!
 //! Same shape as the proxy: one pinned monoio thread per core, each owning its connections
 //! ([`engine`], [`client`]). Open-loop runs pace every request to an intended send time
-//! ([`schedule`]) and report latency corrected for coordinated omission next to the
+//! ([`schedule`]), slept to with sub-millisecond precision ([`pacer`]), and report latency corrected for coordinated omission next to the
 //! uncorrected one; [`search`] finds the highest rate that holds an SLO; [`report`] prints
 //! and writes the results.
 
 pub mod client;
 pub mod demo;
 pub mod engine;
+pub mod pacer;
 pub mod report;
 pub mod schedule;
 pub mod search;

@@ -136,6 +136,31 @@ fn max_connections_grows_the_pool_when_sends_would_be_late() {
 }
 
 #[test]
+fn open_loop_requests_arrive_spread_out_not_in_timer_ticks() {
+    // 4,000 req/s is one request every 250 µs. Slept to on a millisecond timer, they would
+    // arrive four at a time, once a millisecond, and most gaps between arrivals would be a
+    // few microseconds.
+    let arrivals = Arc::new(Mutex::new(Vec::new()));
+    let seen = arrivals.clone();
+    let addr = server(move |_| {
+        seen.lock().unwrap().push(std::time::Instant::now());
+        Duration::ZERO
+    });
+    let r = engine::run(&spec(addr, 8, 1.0, Some(4000.0))).unwrap();
+    assert!(r.requests > 3000, "{}", r.requests);
+    let mut at = arrivals.lock().unwrap().clone();
+    at.sort();
+    let mut gaps: Vec<Duration> = at.windows(2).map(|w| w[1] - w[0]).collect();
+    gaps.sort();
+    // The median is robust to the odd stall of a busy test machine, which bunches a few.
+    let median = gaps[gaps.len() / 2];
+    assert!(
+        median >= Duration::from_micros(100),
+        "median gap between arrivals {median:?}, want about 250 µs"
+    );
+}
+
+#[test]
 fn request_count_bounds_a_closed_loop_run() {
     let addr = server(|_| Duration::ZERO);
     let mut s = spec(addr, 4, 0.0, None);
