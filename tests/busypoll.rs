@@ -59,10 +59,17 @@ fn a_polling_worker_serves_every_connection_and_keeps_its_deadlines() {
 
 #[test]
 fn polling_stops_after_its_window_and_starts_again_with_a_request() {
+    // A window in milliseconds, and one in microseconds (about one backend round trip).
+    for window in ["20ms", "500us"] {
+        polling_stops_after(window);
+    }
+}
+
+fn polling_stops_after(window: &str) {
     let b = named("b");
     let off = proxy_with(&balancer_config(&[(&b, "")], ""), 1, DriverChoice::Auto);
     let on = proxy_with(
-        &balancer_config(&[(&b, "")], "BusyPolling 20ms\n"),
+        &balancer_config(&[(&b, "")], &format!("BusyPolling {window}\n")),
         1,
         DriverChoice::Auto,
     );
