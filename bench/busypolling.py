@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Latency and CPU with and without busy polling, same run, same placement: ringproxy
-(default, `BusyPolling 5ms`, `BusyPolling On`), nginx, HAProxy and HAProxy with its
+(default, `BusyPolling 100us`, `BusyPolling 5ms`, `BusyPolling On`), nginx, HAProxy and HAProxy with its
 `busy-polling`. Open-loop fixed rates plus saturation; medians of interleaved repetitions.
 
     python3 bench/busypolling.py [--rates 2000,11603,0] [--reps 3]
@@ -22,6 +22,7 @@ import run  # noqa: E402  (bench/run.py: process placement, backends, measuremen
 # (label, ringproxy directives, HAProxy busy-polling, system)
 VARIANTS = [
     ("ringproxy", "", False, "ringproxy"),
+    ("ringproxy BusyPolling 100us", "BusyPolling 100us", False, "ringproxy"),
     ("ringproxy BusyPolling 5ms", "BusyPolling 5ms", False, "ringproxy"),
     ("ringproxy BusyPolling On", "BusyPolling On", False, "ringproxy"),
     ("nginx", "", False, "nginx"),

@@ -22,6 +22,7 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--slo", default="p99<5ms")
     ap.add_argument("--rate", type=float, default=20000, help="fixed rate for the p99 column")
+    ap.add_argument("--searches", type=int, default=2, help="capacity searches per profile; the best counts")
     run.add_placement_args(ap)
     ap.add_argument("--out", default=os.path.join(run.ROOT, "bench", "results", f"{datetime.date.today()}-profiles.svg"))
     args = ap.parse_args()
@@ -53,18 +54,27 @@ def main():
                 cpu = r["cpu_s"] * 1e6 / r["requests"]
                 fixed = b.ringload(port, ["-c", str(c(64)), "--max-connections", str(c(512)), "-d", d,
                                           "--rate", str(args.rate)])
-                search = subprocess.run(
-                    ["taskset", "-c", gen, run.RINGLOAD, "-t", str(len(place.gen)), "--cpus", gen,
-                     "--json", "--slo", args.slo, "-c", str(c(64)), "--max-connections", str(c(512)),
-                     "--step-duration", step, "--step-warmup", "500ms", "--start-rate", "10000",
-                     "--precision", "0.05", "--max-steps", "10" if args.quick else "14",
-                     f"http://127.0.0.1:{port}/"],
-                    capture_output=True, text=True, timeout=900,
-                )
-                best = json.loads(search.stdout)["max_rate_within_slo"] if search.stdout.strip() else None
+                # Best of several searches: a host stall can only add latency, so it can fail
+                # a step the proxy would pass but never pass one it would fail. One search
+                # that meets a stall stops low; the best of them is the capacity.
+                found = []
+                for _ in range(args.searches):
+                    search = subprocess.run(
+                        ["taskset", "-c", gen, run.RINGLOAD, "-t", str(len(place.gen)), "--cpus", gen,
+                         "--json", "--slo", args.slo, "-c", str(c(64)), "--max-connections", str(c(512)),
+                         "--step-duration", step, "--step-warmup", "500ms", "--start-rate", "10000",
+                         "--precision", "0.05", "--max-steps", "10" if args.quick else "14",
+                         f"http://127.0.0.1:{port}/"],
+                        capture_output=True, text=True, timeout=900,
+                    )
+                    if search.stdout.strip():
+                        rate = json.loads(search.stdout)["max_rate_within_slo"]
+                        if rate is not None:
+                            found.append(rate)
+                best = max(found) if found else None
                 rss = run.rss_kib(run.tree(p.pid))
                 rows.append((prof, best, fixed["latency_us"]["p50"], fixed["latency_us"]["p99"], cpu, rss))
-                print(f"{prof}: max {best} req/s within {args.slo}", flush=True)
+                print(f"{prof}: max {best} req/s within {args.slo} (searches: {found})", flush=True)
             finally:
                 b.stop(p)
     finally:
