@@ -205,9 +205,17 @@ mod tests {
     use super::*;
     use ringproxy::worker::{run_local, DriverChoice};
 
-    fn on_each_driver(f: impl Fn() -> std::pin::Pin<Box<dyn Future<Output = ()>>>) {
+    /// Runs `body` with a running pacer on each driver, then stops the pacer.
+    fn with_pacer_on_each_driver(body: impl Fn(Rc<Pacer>) -> Pin<Box<dyn Future<Output = ()>>>) {
         for driver in [DriverChoice::Auto, DriverChoice::Epoll] {
-            run_local(driver, |_| f()).expect("a runtime starts");
+            run_local(driver, |_| async {
+                let p = Pacer::new().unwrap();
+                let runner = monoio::spawn(p.clone().run());
+                body(p.clone()).await;
+                p.close();
+                runner.await;
+            })
+            .expect("a runtime starts");
         }
     }
 
@@ -220,10 +228,8 @@ mod tests {
 
     #[test]
     fn sleeps_end_in_order_and_never_early() {
-        on_each_driver(|| {
-            Box::pin(async {
-                let p = Pacer::new().unwrap();
-                let runner = monoio::spawn(p.clone().run());
+        with_pacer_on_each_driver(|p| {
+            Box::pin(async move {
                 let t0 = Instant::now();
                 // Sub-millisecond steps, inserted out of order.
                 let offsets = [700u64, 100, 400, 250, 550];
@@ -243,18 +249,14 @@ mod tests {
                     t.await;
                 }
                 assert_eq!(*woke.borrow(), [100, 250, 400, 550, 700]);
-                p.close();
-                runner.await;
             })
         });
     }
 
     #[test]
     fn the_timer_is_armed_to_the_microsecond_for_the_earliest_sleeper() {
-        on_each_driver(|| {
-            Box::pin(async {
-                let p = Pacer::new().unwrap();
-                let runner = monoio::spawn(p.clone().run());
+        with_pacer_on_each_driver(|p| {
+            Box::pin(async move {
                 // A sleep far off, then an earlier one: the fd follows the earlier, with
                 // its sub-millisecond remainder, not a whole tick.
                 let far = monoio::spawn({
@@ -280,8 +282,6 @@ mod tests {
                 // Once the near one has gone, the fd is armed for the far one again.
                 assert!(remaining(&p) > Duration::from_secs(1));
                 drop(far);
-                p.close();
-                runner.await;
             })
         });
     }
