@@ -1301,22 +1301,11 @@ impl Builder<'_> {
                 // Microseconds too: a window just long enough to catch the backend's
                 // answer costs a fraction of a core where a millisecond would cost all of
                 // it (bench/RESULTS.md, busy polling).
-                [v] if v.to_ascii_lowercase().ends_with("us") => {
-                    match v[..v.len() - 2].parse::<u64>() {
-                        Ok(us) => {
-                            self.core.busy_polling = (us > 0).then(|| Duration::from_micros(us))
-                        }
-                        Err(_) => self.err(
-                            &d.loc,
-                            format!("BusyPolling {v}: not a time (On, Off, seconds, or with an ms or us suffix)"),
-                        ),
-                    }
-                }
-                _ => {
-                    if let Some(t) = self.one_duration(d) {
-                        self.core.busy_polling = (!t.is_zero()).then_some(t);
-                    }
-                }
+                [v] => match params::parse_fine_duration(v) {
+                    Ok(t) => self.core.busy_polling = (!t.is_zero()).then_some(t),
+                    Err(m) => self.err(&d.loc, format!("{}: {m}", d.name)),
+                },
+                _ => self.err(&d.loc, format!("{} takes one argument", d.name)),
             },
             "splicethreshold" => {
                 if let Some(n) = self.one_num(d, 0, u64::MAX >> 1) {

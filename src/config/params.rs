@@ -183,6 +183,19 @@ pub fn parse_duration(v: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("'{v}' is too large"))
 }
 
+/// [`parse_duration`], plus a `us` suffix for microseconds: for ringproxy's own directives
+/// whose useful values are shorter than a millisecond (Apache's timeouts take no `us`).
+pub fn parse_fine_duration(v: &str) -> Result<Duration, String> {
+    // An ASCII suffix, so the slice below ends on a character boundary.
+    if v.to_ascii_lowercase().ends_with("us") {
+        return v[..v.len() - 2]
+            .parse::<u64>()
+            .map(Duration::from_micros)
+            .map_err(|_| format!("'{v}' is not a time (seconds, or with an ms or us suffix)"));
+    }
+    parse_duration(v)
+}
+
 fn parse_num<T>(key: &str, v: &str, lo: T, hi: T) -> Result<T, String>
 where
     T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
