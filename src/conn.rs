@@ -38,6 +38,9 @@ pub struct ClientConn {
     pub scratch: Vec<u8>,
     /// The current request's path as routed to its balancer (kept for its capacity).
     pub routed: Vec<u8>,
+    /// The current request's path normalized and decoded: what every rule matches
+    /// (kept for its capacity).
+    pub npath: Vec<u8>,
     /// Requests served on this connection, including the current one.
     pub requests: u32,
     /// Where the current request (head and body) ends in `buf`.
@@ -111,6 +114,7 @@ pub async fn serve(w: Rc<Worker>, stream: TcpStream, start: Start) -> Served {
         out: Vec::new(),
         scratch: Vec::new(),
         routed: Vec::new(),
+        npath: Vec::new(),
         requests,
         consumed: 0,
         response_started: false,

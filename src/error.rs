@@ -8,6 +8,7 @@ use std::io::Write as _;
 use crate::http::body::BodyError;
 use crate::http::head::HeadError;
 use crate::http::write::default_reason;
+use crate::route::normalize::PathError;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Side {
@@ -22,6 +23,12 @@ pub enum ErrorKind {
     BadHead(#[from] HeadError),
     #[error("bad chunked body: {0}")]
     BadBody(#[from] BodyError),
+    #[error("{0}")]
+    BadPath(#[from] PathError),
+    #[error("TRACE refused (TraceEnable Off)")]
+    TraceDisabled,
+    #[error("TRACE with a request body refused (TraceEnable On; Extended allows it)")]
+    TraceWithBody,
     #[error("no ProxyPass rule for this path")]
     NotProxied,
     #[error("access denied by the <Location> or <Proxy> rules")]
@@ -72,6 +79,9 @@ impl ProxyError {
         let (side, retryable) = match &kind {
             ErrorKind::BadHead(_)
             | ErrorKind::BadBody(_)
+            | ErrorKind::BadPath(_)
+            | ErrorKind::TraceDisabled
+            | ErrorKind::TraceWithBody
             | ErrorKind::ClientTimeout
             | ErrorKind::ClientIo(_)
             | ErrorKind::ClientClosed => (Side::Client, false),
@@ -101,6 +111,9 @@ impl ProxyError {
         Some(match &self.kind {
             ErrorKind::BadHead(h) => h.status(),
             ErrorKind::BadBody(_) => 400,
+            ErrorKind::BadPath(e) => e.status(),
+            ErrorKind::TraceDisabled => 405,
+            ErrorKind::TraceWithBody => 413,
             ErrorKind::NotProxied => 404,
             ErrorKind::Forbidden => 403,
             ErrorKind::RewriteStatus(s) | ErrorKind::Redirect(s, _) => *s,
@@ -162,6 +175,19 @@ mod tests {
                 false,
             ),
             (ErrorKind::NotProxied, Some(404), Side::Proxy, false),
+            (
+                ErrorKind::BadPath(PathError::EncodedSlash),
+                Some(404),
+                Side::Client,
+                false,
+            ),
+            (
+                ErrorKind::BadPath(PathError::AboveRoot),
+                Some(400),
+                Side::Client,
+                false,
+            ),
+            (ErrorKind::TraceDisabled, Some(405), Side::Client, false),
             (
                 ErrorKind::NoMember("balancer://c".into()),
                 Some(503),

@@ -14,7 +14,7 @@ use std::io::Write as _;
 use std::os::fd::AsRawFd;
 
 use crate::admin;
-use crate::config::{Handler, HashKey, LbMethod, Member};
+use crate::config::{Handler, HashKey, LbMethod, Member, TraceEnable};
 use crate::conn::ClientConn;
 use crate::error::Side;
 use crate::error::{ErrorKind, ProxyError};
@@ -27,6 +27,7 @@ use crate::http::write::{
 use crate::io::{is_disconnect, read_more, write_all, write_range, IoFail};
 use crate::pool::{BackendConn, Pool, BACKEND_BUF};
 use crate::route;
+use crate::route::normalize::EncodedSlashes;
 use crate::splice::{splice_exact, splice_to_eof, NonBlocking, PipePool, SpliceError};
 use crate::worker::Worker;
 
@@ -85,8 +86,40 @@ async fn forward_routed(
         true => crate::dns::client_name(ip).await,
         false => None,
     };
+    // TRACE is refused or limited before anything else looks at it (Apache's core).
+    if c.head.method(&c.buf) == b"TRACE" {
+        match vh.trace {
+            TraceEnable::Off => return Err(ErrorKind::TraceDisabled.into()),
+            TraceEnable::On if c.head.body() != RequestBody::None => {
+                return Err(ErrorKind::TraceWithBody.into())
+            }
+            _ => {}
+        }
+    }
+    // Every rule below sees the normalized path, never the raw one (see route::normalize).
+    let target = c.head.path.clone();
+    let raw_end = c.buf[target.clone()]
+        .iter()
+        .position(|&b| b == b'?')
+        .map_or(target.end, |i| target.start + i);
+    let raw = target.start..raw_end;
+    let query = (raw_end < target.end).then(|| raw_end + 1..target.end);
+    if &c.buf[raw.clone()] == b"*" {
+        // `OPTIONS *` names no path: no rule can take it.
+        c.npath.clear();
+        c.npath.push(b'*');
+    } else {
+        route::normalize::normalize(&c.buf[raw.clone()], &vh.paths, &mut c.npath, path)
+            .map_err(|e| ProxyError::new(e.into()))?;
+    }
+    let input = route::PathInput {
+        path: &c.npath,
+        raw: &c.buf[raw],
+        query: query.map(|q| &c.buf[q]),
+        keep_encoded_slashes: vh.paths.encoded_slashes == EncodedSlashes::NoDecode,
+    };
     let mut handler = None;
-    match admin::check(vh, &c.buf[c.head.path.clone()], ip, client_name.as_deref()) {
+    match admin::check(vh, input.path, ip, client_name.as_deref()) {
         Some(admin::Local::Forbidden) => return Err(ErrorKind::Forbidden.into()),
         Some(admin::Local::Handler(h)) => handler = Some(h),
         None => {}
@@ -103,7 +136,7 @@ async fn forward_routed(
         route::rewrite(
             vh,
             &route::RewriteInput {
-                target: &buf[head.path.clone()],
+                path: input,
                 method: &buf[head.method.clone()],
                 header: &header,
             },
@@ -126,7 +159,7 @@ async fn forward_routed(
             let location = route::fully_qualify(location, host, cfg.server_name_of(vh));
             return Err(ErrorKind::Redirect(status, location).into());
         }
-        None => match route::route_into(vh, &c.buf[c.head.path.clone()], path) {
+        None => match route::route_into(vh, &input, path) {
             Some(balancer) => balancer,
             // A `SetHandler` page is served only where no ProxyPass or RewriteRule [P]
             // takes the path: mod_proxy's handler runs first in Apache, which is why its
@@ -531,12 +564,17 @@ impl Drop for Busy<'_> {
     }
 }
 
-/// The sticky route in the request (URL parameter first, then cookie).
+/// The sticky route in the request (URL parameter first, then cookie). The parameter is
+/// looked for in the normalized path and the query, as Apache reads it from the URL it
+/// routed.
 fn requested_route(view: &BalancerView, c: &ClientConn) -> Option<String> {
     let sticky = view.sticky.as_ref()?;
-    let url = std::str::from_utf8(&c.buf[c.head.path.clone()]).ok()?;
+    let target = &c.buf[c.head.path.clone()];
+    let query = target.iter().position(|&b| b == b'?').map(|i| &target[i..]);
+    let mut url = String::from_utf8_lossy(&c.npath).into_owned();
+    url.push_str(&String::from_utf8_lossy(query.unwrap_or_default()));
     let cookies = header_values(c, b"cookie");
-    sticky::requested_route(sticky, url, cookies).map(str::to_string)
+    sticky::requested_route(sticky, &url, cookies).map(str::to_string)
 }
 
 fn header_values<'a>(c: &'a ClientConn, name: &'a [u8]) -> impl Iterator<Item = &'a str> + 'a {

@@ -51,7 +51,7 @@ fn every_corpus_file_loads_or_fails_at_its_known_lines() {
     assert_eq!(shadowed.len(), 3, "{shadowed:#?}");
     assert!(
         shadowed[0].starts_with(&format!("{name}:34: <Location /status-by-name>"))
-            && shadowed[0].contains(&format!("ProxyPass at {name}:68 "))
+            && shadowed[0].contains(&format!("ProxyPass at {name}:70 "))
             && shadowed[0].contains("add 'ProxyPass /status-by-name !'"),
         "{shadowed:#?}"
     );

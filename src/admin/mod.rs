@@ -21,23 +21,22 @@ pub enum Local {
 
 /// The last matching `<Location>` with access rules decides access (Apache merges sections
 /// in config order); then the last matching one with a handler serves the request.
+/// `path` is the normalized path (see `route::normalize`); a section matches whole
+/// segments, as Apache's location walk does (`<Location /admin>` covers `/admin/x`, not
+/// `/administrator`).
 pub fn check(
     vh: &VirtualHost,
-    target: &[u8],
+    path: &[u8],
     client: IpAddr,
     client_name: Option<&str>,
 ) -> Option<Local> {
     if vh.locations.is_empty() {
         return None;
     }
-    let path = match target.iter().position(|&b| b == b'?') {
-        Some(i) => &target[..i],
-        None => target,
-    };
     let matching = || {
-        vh.locations
-            .iter()
-            .filter(move |l| path.starts_with(l.path.as_bytes()))
+        vh.locations.iter().filter(move |l| {
+            crate::route::normalize::prefix_match(path, l.path.as_bytes()).is_some()
+        })
     };
     if let Some(access) = matching().filter_map(|l| l.access.as_ref()).next_back() {
         if !access.allows_named(client, client_name) {

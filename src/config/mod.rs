@@ -141,7 +141,24 @@ pub struct VirtualHost {
     pub response_headers: Vec<crate::http::headers::Rule>,
     /// Indexes into `Config::access_logs` of the logs this host writes.
     pub logs: Vec<usize>,
+    /// How request paths are normalized before any rule sees them (`MergeSlashes`,
+    /// `AllowEncodedSlashes`, `ServletDotSegments`).
+    pub paths: crate::route::normalize::PathPolicy,
+    /// `TraceEnable`.
+    pub trace: TraceEnable,
     pub loc: Option<Loc>,
+}
+
+/// `TraceEnable`: what a TRACE request gets (Apache's core and mod_proxy).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TraceEnable {
+    /// Apache's default: forwarded, but never with a body (413).
+    #[default]
+    On,
+    /// 405, never forwarded.
+    Off,
+    /// Forwarded, with a body too.
+    Extended,
 }
 
 /// What ringproxy serves itself at a `<Location>` (`SetHandler`).
@@ -178,8 +195,9 @@ pub struct LocationRule {
 #[derive(Clone, Debug)]
 pub struct RewriteRule {
     pub conds: Vec<RewriteCond>,
-    /// Matched against the URL path; `negate` for a `!pattern` (no back-references then).
-    pub pattern: regex::Regex,
+    /// Matched against the normalized URL path's bytes; `negate` for a `!pattern` (no
+    /// back-references then).
+    pub pattern: regex::bytes::Regex,
     pub negate: bool,
     pub action: RewriteAction,
     /// `[QSA]`: append the request's query to one in the substitution.
@@ -266,8 +284,11 @@ pub struct VhostAddr {
 
 #[derive(Clone, Debug)]
 pub enum Matcher {
+    /// Whole segments of the normalized path (Apache's `alias_match`).
     Prefix(String),
-    Regex(regex::Regex),
+    /// Over the normalized path's bytes, as Apache's PCRE sees them: a path that is not
+    /// UTF-8 still matches (and an exclusion still excludes it).
+    Regex(regex::bytes::Regex),
 }
 
 #[derive(Clone, Debug)]
@@ -280,6 +301,9 @@ pub enum Target {
         balancer: usize,
         template: String,
         noquery: bool,
+        /// `nocanon`: forward the client's own spelling of the path; rules still match the
+        /// normalized one.
+        nocanon: bool,
     },
 }
 
@@ -399,10 +423,6 @@ const IGNORED_DIRECTIVES: &[(&str, &str)] = &[
         "ringproxy keeps no runtime files but PidFile",
     ),
     ("mutex", "ringproxy shares no locks between workers"),
-    (
-        "traceenable",
-        "TRACE is forwarded to the backend like any method",
-    ),
     ("enablesendfile", "ringproxy serves no files"),
     ("enablemmap", "ringproxy serves no files"),
 ];
@@ -478,6 +498,10 @@ const KNOWN_DIRECTIVES: &[&str] = &[
     "IdleParkAfter",
     "SpliceThreshold",
     "BusyPolling",
+    "MergeSlashes",
+    "AllowEncodedSlashes",
+    "ServletDotSegments",
+    "TraceEnable",
     "Require",
     "Order",
     "Allow",
@@ -529,6 +553,7 @@ struct PendingRule {
     target: Option<(String, String)>, // (balancer or worker name, template)
     params: Vec<(String, String)>,
     noquery: bool,
+    nocanon: bool,
     loc: Loc,
 }
 
@@ -546,6 +571,16 @@ struct PendingReverse {
     loc: Loc,
 }
 
+/// Settings a virtual host inherits from the main server unless it sets them itself.
+#[derive(Clone, Copy, Debug, Default)]
+struct VhostSet {
+    preserve_host: bool,
+    merge_slashes: bool,
+    encoded_slashes: bool,
+    servlet_dot_segments: bool,
+    trace: bool,
+}
+
 struct Builder<'a> {
     opts: &'a LoadOptions,
     errors: Vec<ConfigError>,
@@ -559,8 +594,8 @@ struct Builder<'a> {
     rewrites: Vec<PendingRewrite>,
     /// `RewriteCond`s waiting for the `RewriteRule` they guard.
     pending_conds: Vec<RewriteCond>,
-    /// Whether `ProxyPreserveHost`/`ProxyTimeout` were set in a vhost (else inherited).
-    vhost_set_preserve: Vec<bool>,
+    /// Which inheritable settings each vhost set itself (the rest come from the main server).
+    vhost_set: Vec<VhostSet>,
     hc_exprs: HashMap<String, crate::health::expr::Expr>,
     /// `ProxyHCTemplate` name -> its key=value parameters.
     hc_templates: HashMap<String, Vec<(String, String)>>,
@@ -586,7 +621,7 @@ fn build(
         rewrites: Vec::new(),
         pending_conds: Vec::new(),
         reverses: Vec::new(),
-        vhost_set_preserve: vec![false],
+        vhost_set: vec![VhostSet::default()],
         hc_exprs: HashMap::new(),
         hc_templates: HashMap::new(),
         log_formats: HashMap::from([
@@ -635,6 +670,16 @@ fn is_require_block(name: &str) -> bool {
     ["requireall", "requireany", "requirenone"]
         .iter()
         .any(|n| name.eq_ignore_ascii_case(n))
+}
+
+/// A regex matched against request paths: over bytes, with PCRE's (Apache's) meaning of
+/// `.` and classes (any byte, ASCII classes), so a path that is not UTF-8 matches as it
+/// would in Apache. Patterns that need Unicode classes (`\p{L}`) get them.
+pub fn path_regex(pattern: &str) -> Result<regex::bytes::Regex, regex::Error> {
+    regex::bytes::RegexBuilder::new(pattern)
+        .unicode(false)
+        .build()
+        .or_else(|_| regex::bytes::Regex::new(pattern))
 }
 
 fn did_you_mean(word: &str, candidates: &[&str]) -> String {
@@ -718,7 +763,7 @@ impl Builder<'_> {
                     inherit_rules: true,
                     ..Default::default()
                 });
-                self.vhost_set_preserve.push(false);
+                self.vhost_set.push(VhostSet::default());
                 let idx = self.vhosts.len() - 1;
                 self.walk(&s.children, Ctx::Server(idx));
             }
@@ -1018,6 +1063,7 @@ impl Builder<'_> {
                             target: None,
                             params: Vec::new(),
                             noquery: false,
+                            nocanon: false,
                             loc: loc.clone(),
                         });
                     }
@@ -1107,10 +1153,46 @@ impl Builder<'_> {
                     _ => self.err(loc, format!("{} takes INTERNAL PUBLIC", d.name)),
                 }
             }
+            "mergeslashes" => {
+                if let Some(on) = self.one_flag(d) {
+                    self.vhosts[vh].paths.merge_slashes = on;
+                    self.vhost_set[vh].merge_slashes = true;
+                }
+            }
+            "allowencodedslashes" => {
+                use crate::route::normalize::EncodedSlashes;
+                let v = match args.as_slice() {
+                    [v] if v.eq_ignore_ascii_case("off") => EncodedSlashes::Off,
+                    [v] if v.eq_ignore_ascii_case("on") => EncodedSlashes::On,
+                    [v] if v.eq_ignore_ascii_case("nodecode") => EncodedSlashes::NoDecode,
+                    _ => return self.err(loc, "AllowEncodedSlashes takes On, Off or NoDecode"),
+                };
+                self.vhosts[vh].paths.encoded_slashes = v;
+                self.vhost_set[vh].encoded_slashes = true;
+            }
+            "servletdotsegments" => {
+                let v = match args.as_slice() {
+                    [v] if v.eq_ignore_ascii_case("refuse") => false,
+                    [v] if v.eq_ignore_ascii_case("allow") => true,
+                    _ => return self.err(loc, "ServletDotSegments takes Refuse or Allow"),
+                };
+                self.vhosts[vh].paths.servlet_dot_segments = v;
+                self.vhost_set[vh].servlet_dot_segments = true;
+            }
+            "traceenable" => {
+                let v = match args.as_slice() {
+                    [v] if v.eq_ignore_ascii_case("on") => TraceEnable::On,
+                    [v] if v.eq_ignore_ascii_case("off") => TraceEnable::Off,
+                    [v] if v.eq_ignore_ascii_case("extended") => TraceEnable::Extended,
+                    _ => return self.err(loc, "TraceEnable takes On, Off or Extended"),
+                };
+                self.vhosts[vh].trace = v;
+                self.vhost_set[vh].trace = true;
+            }
             "proxypreservehost" => {
                 if let Some(v) = self.one_flag(d) {
                     self.vhosts[vh].preserve_host = v;
-                    self.vhost_set_preserve[vh] = true;
+                    self.vhost_set[vh].preserve_host = true;
                 }
             }
             "proxytimeout" => {
@@ -1470,8 +1552,11 @@ impl Builder<'_> {
                     continue;
                 };
                 let covering = v.rules.iter().find(|r| match &r.matcher {
-                    Matcher::Prefix(p) => l.path.starts_with(p.as_str()),
-                    Matcher::Regex(re) => re.is_match(&l.path),
+                    Matcher::Prefix(p) => {
+                        crate::route::normalize::prefix_match(l.path.as_bytes(), p.as_bytes())
+                            .is_some()
+                    }
+                    Matcher::Regex(re) => re.is_match(l.path.as_bytes()),
                 });
                 if let Some(r) = covering.filter(|r| !matches!(r.target, Target::Exclude)) {
                     found.push((
@@ -1741,7 +1826,7 @@ impl Builder<'_> {
         } else {
             pat.to_string()
         };
-        let regex = match regex::Regex::new(&src) {
+        let regex = match path_regex(&src) {
             Ok(r) => r,
             Err(e) => return self.err(loc, format!("RewriteRule: bad regex: {e}")),
         };
@@ -1848,7 +1933,7 @@ impl Builder<'_> {
             return self.err(loc, format!("{} takes PATH URL [key=value ...]", d.name));
         };
         let matcher = if is_match {
-            match regex::Regex::new(path) {
+            match path_regex(path) {
                 Ok(r) => Matcher::Regex(r),
                 Err(e) => return self.err(loc, format!("{}: bad regex: {e}", d.name)),
             }
@@ -1862,17 +1947,20 @@ impl Builder<'_> {
                 target: None,
                 params: Vec::new(),
                 noquery: false,
+                nocanon: false,
                 loc: loc.clone(),
             });
             return;
         }
         let mut params = Vec::new();
         let mut noquery = false;
+        let mut nocanon = false;
         for a in rest {
             match a.to_ascii_lowercase().as_str() {
-                // ringproxy always forwards the path as received (no decoding or
-                // re-encoding), which is what `nocanon` asks for.
-                "nocanon" => continue,
+                "nocanon" => {
+                    nocanon = true;
+                    continue;
+                }
                 "noquery" => {
                     noquery = true;
                     continue;
@@ -1929,6 +2017,7 @@ impl Builder<'_> {
             target: Some(target),
             params,
             noquery,
+            nocanon,
             loc: loc.clone(),
         });
     }
@@ -2106,6 +2195,7 @@ impl Builder<'_> {
                         balancer: idx,
                         template,
                         noquery: r.noquery,
+                        nocanon: r.nocanon,
                     }
                 }
             };
@@ -2243,8 +2333,21 @@ impl Builder<'_> {
             let own = std::mem::take(&mut v.proxy_access);
             v.proxy_access = main.proxy_access.iter().cloned().chain(own).collect();
             v.names_needed = needs_names(v);
-            if !self.vhost_set_preserve[i] {
+            let set = self.vhost_set[i];
+            if !set.preserve_host {
                 v.preserve_host = main.preserve_host;
+            }
+            if !set.merge_slashes {
+                v.paths.merge_slashes = main.paths.merge_slashes;
+            }
+            if !set.encoded_slashes {
+                v.paths.encoded_slashes = main.paths.encoded_slashes;
+            }
+            if !set.servlet_dot_segments {
+                v.paths.servlet_dot_segments = main.paths.servlet_dot_segments;
+            }
+            if !set.trace {
+                v.trace = main.trace;
             }
             if v.proxy_timeout.is_none() {
                 v.proxy_timeout = main.proxy_timeout;
@@ -2525,6 +2628,15 @@ impl Config {
             if vh.preserve_host {
                 let _ = writeln!(o, "  ProxyPreserveHost On");
             }
+            let p = &vh.paths;
+            let _ = writeln!(
+                o,
+                "  paths: MergeSlashes {}, AllowEncodedSlashes {:?}, ServletDotSegments {}; TraceEnable {:?}",
+                if p.merge_slashes { "On" } else { "Off" },
+                p.encoded_slashes,
+                if p.servlet_dot_segments { "Allow" } else { "Refuse" },
+                vh.trace
+            );
             for r in &vh.rules {
                 let m = match &r.matcher {
                     Matcher::Prefix(p) => format!("ProxyPass {p}"),
@@ -2536,10 +2648,12 @@ impl Config {
                         balancer,
                         template,
                         noquery,
+                        nocanon,
                     } => format!(
-                        "{}{template}{}",
+                        "{}{template}{}{}",
                         self.balancers[*balancer].name,
-                        if *noquery { " noquery" } else { "" }
+                        if *noquery { " noquery" } else { "" },
+                        if *nocanon { " nocanon" } else { "" }
                     ),
                 };
                 let _ = writeln!(o, "  {m} -> {t}   ({})", r.loc);

@@ -298,6 +298,28 @@ pub fn parse_request(
     if host_count > 1 {
         return Err(HeadError::Malformed("more than one Host header"));
     }
+    if let Some(h) = &head.host {
+        if !valid_host(&buf[h.clone()]) {
+            return Err(HeadError::Malformed("invalid Host header"));
+        }
+    }
+    if let Some(a) = &absolute_host {
+        let authority = &buf[a.clone()];
+        if !valid_host(authority) || authority.is_empty() {
+            return Err(HeadError::Malformed(
+                "invalid authority in the request target",
+            ));
+        }
+        // A backend or a log that reads Host must not see another name than the one the
+        // request was routed by.
+        if let Some(h) = &head.host {
+            if !same_authority(&buf[h.clone()], authority) {
+                return Err(HeadError::Malformed(
+                    "Host differs from the request target's authority",
+                ));
+            }
+        }
+    }
     if host_count == 0 && head.minor == 1 && absolute_host.is_none() {
         return Err(HeadError::Malformed("HTTP/1.1 request without Host"));
     }
@@ -330,6 +352,120 @@ pub fn parse_request(
     });
     head.close = conn_close || (head.minor == 0 && !conn_keep_alive);
     Ok(Some(()))
+}
+
+/// Apache's check of a Host value (`fix_hostname` with `HttpProtocolOptions Strict`, its
+/// default): `name[:port]` or `[v6]:port`; a name of letters, digits, `-`, `_` and single
+/// dots whose last label starts with a letter, or a dotted-quad IPv4 address without
+/// leading zeros. Lists, spaces, `/`, `\`, `@`, zone ids and bare numbers are refused.
+/// An empty Host is allowed (RFC 9112 §3.2).
+pub fn valid_host(v: &[u8]) -> bool {
+    if v.is_empty() {
+        return true;
+    }
+    let (host, port) = if v[0] == b'[' {
+        match v.iter().position(|&b| b == b']') {
+            Some(end) => (&v[..=end], &v[end + 1..]),
+            None => return false,
+        }
+    } else {
+        match v.iter().rposition(|&b| b == b':') {
+            Some(i) => (&v[..i], &v[i..]),
+            None => (v, &v[v.len()..]),
+        }
+    };
+    if let Some(digits) = port.strip_prefix(b":") {
+        let ok = digits.len() <= 5
+            && digits.iter().all(u8::is_ascii_digit)
+            && digits
+                .iter()
+                .fold(0u32, |n, d| n * 10 + u32::from(d - b'0'))
+                <= 65535;
+        if !ok {
+            return false;
+        }
+    } else if !port.is_empty() {
+        return false;
+    }
+    match host {
+        [b'[', inner @ .., b']'] => valid_v6_literal(inner),
+        _ => valid_host_name(host),
+    }
+}
+
+fn valid_v6_literal(h: &[u8]) -> bool {
+    if h.is_empty() {
+        return false;
+    }
+    let mut double_colon = false;
+    for (i, &b) in h.iter().enumerate() {
+        let next = h.get(i + 1).copied();
+        match b {
+            b':' if next == Some(b':') => {
+                if double_colon {
+                    return false;
+                }
+                double_colon = true;
+            }
+            b':' if next == Some(b'.') => return false,
+            b':' => {}
+            b'.' if matches!(next, Some(b':' | b'.')) => return false,
+            b'.' => {}
+            b if b.is_ascii_hexdigit() => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
+fn valid_host_name(h: &[u8]) -> bool {
+    // A trailing dot names the same host.
+    let h = h.strip_suffix(b".").unwrap_or(h);
+    if h.is_empty() || h.iter().all(u8::is_ascii_digit) {
+        return false;
+    }
+    if h.windows(2).any(|w| w == b"..") || h[0] == b'.' {
+        return false;
+    }
+    if !h
+        .iter()
+        .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return false;
+    }
+    let dotted_decimal = h.iter().all(|&b| b.is_ascii_digit() || b == b'.');
+    if dotted_decimal {
+        let parts: Vec<&[u8]> = h.split(|&b| b == b'.').collect();
+        return parts.len() == 4
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && p.len() <= 3 && (p.len() == 1 || p[0] != b'0'));
+    }
+    // The top-level label starts with a letter (RFC 1123 §2.1).
+    match h.iter().rposition(|&b| b == b'.') {
+        Some(i) => h.get(i + 1).is_some_and(u8::is_ascii_alphabetic),
+        None => true,
+    }
+}
+
+/// Whether two valid authorities name the same host and port (case and a trailing dot
+/// aside; port 80 is the default).
+fn same_authority(a: &[u8], b: &[u8]) -> bool {
+    fn parts(v: &[u8]) -> (Vec<u8>, &[u8]) {
+        let split = if v.first() == Some(&b'[') {
+            v.iter().position(|&b| b == b']').map(|i| i + 1)
+        } else {
+            v.iter().rposition(|&b| b == b':')
+        };
+        let (host, port) = match split {
+            Some(i) if i < v.len() => (&v[..i], &v[i + 1..]),
+            _ => (v, &b""[..]),
+        };
+        let host = host.strip_suffix(b".").unwrap_or(host).to_ascii_lowercase();
+        let port = if port == b"80" { &b""[..] } else { port };
+        (host, port)
+    }
+    parts(a) == parts(b)
 }
 
 /// Parses a backend response head. `request_is_head` decides framing for HEAD.
@@ -641,8 +777,70 @@ mod tests {
     }
 
     #[test]
+    fn host_values_table() {
+        let ok = [
+            "a",
+            "example.com",
+            "Example.COM.",
+            "www.example.com:8080",
+            "127.0.0.1",
+            "127.0.0.1:80",
+            "[::1]",
+            "[::1]:8443",
+            "[fe80::1:2]",
+            "my_host.local",
+            "x-1.example",
+            "localhost:",
+            "",
+        ];
+        for h in ok {
+            assert!(valid_host(h.as_bytes()), "{h} should be valid");
+        }
+        let bad = [
+            "a, b",
+            "a b",
+            "a/b",
+            "a\\b",
+            "user@host",
+            "a..b",
+            ".a",
+            "123",
+            "01.2.3.4",
+            "1.2.3",
+            "1.2.3.4.5",
+            "host.123",
+            "[::1",
+            "[::1]x",
+            "[fe80::1%eth0]",
+            "[1::2::3]",
+            "host:99999",
+            "host:8x",
+            ":80",
+            "ex!ample.com",
+            "é.example",
+        ];
+        for h in bad {
+            assert!(!valid_host(h.as_bytes()), "{h} should be refused");
+        }
+    }
+
+    #[test]
+    fn host_and_absolute_target_must_agree() {
+        let e = req(b"GET / HTTP/1.1\r\nHost: a, b\r\n\r\n").unwrap_err();
+        assert_eq!(e.status(), 400);
+        let e = req(b"GET http://a.example/x HTTP/1.1\r\nHost: b.example\r\n\r\n").unwrap_err();
+        assert_eq!(e.status(), 400, "{e}");
+        let e = req(b"GET http://u@a.example/x HTTP/1.1\r\nHost: a.example\r\n\r\n").unwrap_err();
+        assert_eq!(e.status(), 400, "{e}");
+        for same in ["A.example", "a.example:80", "a.example."] {
+            let raw = format!("GET http://a.example/x HTTP/1.1\r\nHost: {same}\r\n\r\n");
+            assert!(req(raw.as_bytes()).unwrap().is_some(), "{same}");
+        }
+    }
+
+    #[test]
     fn absolute_form_target() {
-        let raw = b"GET http://example.com/a?b HTTP/1.1\r\nHost: other\r\n\r\n";
+        let raw = b"GET http://example.com/a?b HTTP/1.1\r\nHost: example.com\r\n\r\n";
         let h = req(raw).unwrap().unwrap();
         assert_eq!(&raw[h.path.clone()], b"/a?b");
         assert_eq!(&raw[h.host.clone().unwrap()], b"example.com");

@@ -248,11 +248,20 @@ fn rewrite_with_rules(out: &mut Vec<u8>, plain: &[u8], rules: &[Rule], env: &Env
 
 /// ProxyPassReverse: a value starting with a rule's URL (case-insensitive) becomes the
 /// rule's path on this proxy, made absolute with the address the client used (Apache's
-/// `ap_proxy_location_reverse_map` + `ap_construct_url`).
+/// `ap_proxy_location_reverse_map` + `ap_construct_url`). The URL must end at a segment
+/// boundary, as ProxyPass prefixes do: a rule for `http://b/app` maps `http://b/app` and
+/// `http://b/app/x`, never `http://b/appx`.
 pub fn reverse_map(value: &[u8], rules: &[ReverseRule], public_base: &[u8]) -> Option<Vec<u8>> {
     for r in rules {
         let url = r.url.as_bytes();
-        if value.len() >= url.len() && value[..url.len()].eq_ignore_ascii_case(url) {
+        let at_boundary = || {
+            url.ends_with(b"/")
+                || value
+                    .get(url.len())
+                    .is_none_or(|b| matches!(b, b'/' | b'?' | b'#'))
+        };
+        if value.len() >= url.len() && value[..url.len()].eq_ignore_ascii_case(url) && at_boundary()
+        {
             let mut out = Vec::with_capacity(public_base.len() + r.path.len() + value.len());
             out.extend_from_slice(public_base);
             out.extend_from_slice(r.path.as_bytes());
@@ -428,5 +437,22 @@ mod tests {
             b"http://me/puba"
         );
         assert!(reverse_map(b"/relative", &rules, b"http://me").is_none());
+        let app = vec![ReverseRule {
+            path: "/app".into(),
+            url: "http://backend/app".into(),
+        }];
+        for (value, want) in [
+            (&b"http://backend/app"[..], Some(&b"http://me/app"[..])),
+            (b"http://backend/app/x", Some(b"http://me/app/x")),
+            (b"http://backend/app?q", Some(b"http://me/app?q")),
+            (b"http://backend/appx", None),
+        ] {
+            assert_eq!(
+                reverse_map(value, &app, b"http://me").as_deref(),
+                want,
+                "{}",
+                String::from_utf8_lossy(value)
+            );
+        }
     }
 }

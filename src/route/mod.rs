@@ -1,6 +1,8 @@
 //! Which virtual host answers a request, and which ProxyPass / ProxyPassMatch rule sends it
 //! where. Pure functions over the config: no I/O, no state.
 
+pub mod normalize;
+
 use std::net::SocketAddr;
 
 use crate::config::{
@@ -65,9 +67,6 @@ fn name_matches(vh: &VirtualHost, host: &[u8]) -> bool {
     vh.server_name.as_deref().is_some_and(eq) || vh.aliases.iter().any(|a| eq(a))
 }
 
-/// First matching rule in config order wins (Apache's order for ProxyPass and
-/// ProxyPassMatch). `target` is the request-target as received (path and query), matched
-/// without decoding.
 /// mod_rewrite's `fully_qualify_uri`: an `[R]` target that is a local path becomes
 /// `http://NAME[:PORT]/path`. With UseCanonicalName Off (Apache's default) NAME and PORT
 /// come from the request's Host header, else from the server's name; port 80 is left out.
@@ -128,72 +127,137 @@ fn is_absolute_uri(s: &str) -> bool {
     }
 }
 
-pub fn route(vh: &VirtualHost, target: &[u8]) -> Route {
+/// The request's path as rules see it, and as the client spelled it.
+#[derive(Clone, Copy, Debug)]
+pub struct PathInput<'a> {
+    /// Normalized and decoded ([`normalize::normalize`]): what every rule matches.
+    pub path: &'a [u8],
+    /// The request-target's path as received (for `nocanon`).
+    pub raw: &'a [u8],
+    /// The query as received, without `?`.
+    pub query: Option<&'a [u8]>,
+    /// `AllowEncodedSlashes NoDecode`: `%2F` kept in `path` is forwarded as it is.
+    pub keep_encoded_slashes: bool,
+}
+
+impl<'a> PathInput<'a> {
+    /// For tests and callers with a plain target: normalized with the default policy.
+    pub fn split_target(target: &'a [u8]) -> (&'a [u8], Option<&'a [u8]>) {
+        match target.iter().position(|&b| b == b'?') {
+            Some(i) => (&target[..i], Some(&target[i + 1..])),
+            None => (target, None),
+        }
+    }
+
+    fn encode(&self, path: &[u8], out: &mut Vec<u8>) {
+        normalize::encode_path(path, self.keep_encoded_slashes, out);
+    }
+}
+
+pub fn route(vh: &VirtualHost, input: &PathInput<'_>) -> Route {
     let mut path = Vec::new();
-    match route_into(vh, target, &mut path) {
+    match route_into(vh, input, &mut path) {
         Some(balancer) => Route::Backend { balancer, path },
         None => Route::NotProxied,
     }
 }
 
-/// [`route`] without an allocation per request: the backend path is written into `out`
-/// (cleared first), a buffer the connection keeps. `None`: not proxied.
-pub fn route_into(vh: &VirtualHost, target: &[u8], out: &mut Vec<u8>) -> Option<usize> {
+/// First matching rule in config order wins (Apache's order for ProxyPass and
+/// ProxyPassMatch), matched against the normalized path. The path written into `out`
+/// (cleared first; a buffer the connection keeps) is the canonical encoding of what the
+/// rule maps the path to (mod_proxy's canonicalization), or with `nocanon` the client's own
+/// spelling. `None`: not proxied.
+pub fn route_into(vh: &VirtualHost, input: &PathInput<'_>, out: &mut Vec<u8>) -> Option<usize> {
     out.clear();
-    let (path, query) = match target.iter().position(|&b| b == b'?') {
-        Some(i) => (&target[..i], Some(&target[i + 1..])),
-        None => (target, None),
-    };
+    let path = input.path;
     for rule in &vh.rules {
+        let Target::Backend {
+            balancer,
+            template,
+            noquery,
+            nocanon,
+        } = &rule.target
+        else {
+            let matched = match &rule.matcher {
+                Matcher::Prefix(prefix) => {
+                    normalize::prefix_match(path, prefix.as_bytes()).is_some()
+                }
+                Matcher::Regex(re) => re.is_match(path),
+            };
+            if matched {
+                return None;
+            }
+            continue;
+        };
         match &rule.matcher {
             Matcher::Prefix(prefix) => {
-                if !path.starts_with(prefix.as_bytes()) {
+                let Some(len) = normalize::prefix_match(path, prefix.as_bytes()) else {
                     continue;
-                }
-                match &rule.target {
-                    Target::Exclude => return None,
-                    Target::Backend { template, .. } => {
-                        out.extend_from_slice(template.as_bytes());
-                        out.extend_from_slice(&path[prefix.len()..]);
-                    }
+                };
+                out.extend_from_slice(template.as_bytes());
+                // `nocanon` forwards the raw spelling only when the raw path matches the
+                // same prefix; otherwise normalization changed what the rule covers and,
+                // as Apache does (AH01136), the canonical path is safer.
+                match normalize::prefix_match(input.raw, prefix.as_bytes()) {
+                    Some(raw_len) if *nocanon => out.extend_from_slice(&input.raw[raw_len..]),
+                    _ => input.encode(&path[len..], out),
                 }
             }
             Matcher::Regex(re) => {
-                // Non-UTF-8 paths (raw bytes >= 0x80) cannot match a str regex.
-                let Ok(p) = std::str::from_utf8(path) else {
+                let Some(caps) = re.captures(path) else {
                     continue;
                 };
-                let Some(caps) = re.captures(p) else { continue };
-                match &rule.target {
-                    Target::Exclude => return None,
-                    Target::Backend { template, .. } => {
-                        if template.contains('$') {
-                            let mut s = String::new();
-                            caps.expand(&dollar_digits(template), &mut s);
-                            out.extend_from_slice(s.as_bytes());
-                        } else {
-                            // Apache: without a substitution the whole path is appended
-                            // (mod_proxy.c, proxy_trans).
-                            out.extend_from_slice(template.as_bytes());
-                            out.extend_from_slice(path);
-                        }
+                let raw_caps = nocanon.then(|| re.captures(input.raw)).flatten();
+                if template.contains('$') {
+                    match &raw_caps {
+                        Some(raw) => expand_dollars(template, out, |n, out| {
+                            if let Some(m) = raw.get(n) {
+                                out.extend_from_slice(m.as_bytes());
+                            }
+                        }),
+                        None => expand_dollars(template, out, |n, out| {
+                            if let Some(m) = caps.get(n) {
+                                input.encode(m.as_bytes(), out);
+                            }
+                        }),
+                    }
+                } else {
+                    // Apache: without a substitution the whole path is appended
+                    // (mod_proxy.c, ap_proxy_trans_match).
+                    out.extend_from_slice(template.as_bytes());
+                    match raw_caps {
+                        Some(_) => out.extend_from_slice(input.raw),
+                        None => input.encode(path, out),
                     }
                 }
             }
         }
-        let Target::Backend {
-            balancer, noquery, ..
-        } = &rule.target
-        else {
-            return None;
-        };
-        if let (Some(q), false) = (query, *noquery) {
+        if let (Some(q), false) = (input.query, *noquery) {
             out.push(b'?');
             out.extend_from_slice(q);
         }
         return Some(*balancer);
     }
     None
+}
+
+/// Expands `$N` in a ProxyPassMatch target into `out`; `cap(N, out)` writes capture N.
+/// A `$` not followed by a digit is itself; `$1a` is group 1 then `a`, as in Apache.
+fn expand_dollars(template: &str, out: &mut Vec<u8>, mut cap: impl FnMut(usize, &mut Vec<u8>)) {
+    let t = template.as_bytes();
+    let mut i = 0;
+    while i < t.len() {
+        match t.get(i + 1) {
+            Some(d) if t[i] == b'$' && d.is_ascii_digit() => {
+                cap(usize::from(d - b'0'), out);
+                i += 2;
+            }
+            _ => {
+                out.push(t[i]);
+                i += 1;
+            }
+        }
+    }
 }
 
 /// What a RewriteRule decided.
@@ -213,36 +277,45 @@ pub enum Rewritten {
 
 /// The request as RewriteCond sees it.
 pub struct RewriteInput<'a> {
-    pub target: &'a [u8],
+    pub path: PathInput<'a>,
     pub method: &'a [u8],
     /// A request header's value by lower-case name.
     pub header: &'a dyn Fn(&str) -> Option<&'a [u8]>,
 }
 
 /// mod_rewrite's server-context processing for the supported subset: rules in order, each
-/// matched against the URL path, then its conditions; the first rule that applies decides.
+/// matched against the normalized URL path, then its conditions; the first rule that
+/// applies decides. Back-references to the path go into the result in canonical encoding,
+/// so a decoded `%0D%0A` or space can never end up raw in a forwarded path or a Location.
 /// `None`: no rule applied (ProxyPass rules come next).
 pub fn rewrite(vh: &VirtualHost, input: &RewriteInput<'_>) -> Option<Rewritten> {
     if !vh.rewrite_engine || vh.rewrites.is_empty() {
         return None;
     }
-    let (path, query) = match input.target.iter().position(|&b| b == b'?') {
-        Some(i) => (&input.target[..i], Some(&input.target[i + 1..])),
-        None => (input.target, None),
-    };
-    let path = std::str::from_utf8(path).ok()?;
-    let query = query.map(|q| String::from_utf8_lossy(q).into_owned());
+    let path = input.path.path;
+    let query = input
+        .path
+        .query
+        .map(|q| String::from_utf8_lossy(q).into_owned());
+    let path_text = String::from_utf8_lossy(path);
     for rule in &vh.rewrites {
         let rule_caps: Vec<Option<String>> = match rule.pattern.captures(path) {
             Some(_) if rule.negate => continue,
             Some(c) => c
                 .iter()
-                .map(|m| m.map(|m| m.as_str().to_string()))
+                .map(|m| {
+                    m.map(|m| {
+                        let mut enc = Vec::with_capacity(m.len());
+                        input.path.encode(m.as_bytes(), &mut enc);
+                        // Only ASCII comes out of the encoding.
+                        String::from_utf8_lossy(&enc).into_owned()
+                    })
+                })
                 .collect(),
             None if rule.negate => Vec::new(),
             None => continue,
         };
-        let Some(cond_caps) = conditions_hold(rule, input, path, query.as_deref()) else {
+        let Some(cond_caps) = conditions_hold(rule, input, &path_text, query.as_deref()) else {
             continue;
         };
         let expand = |t: &str| expand_refs(t, &rule_caps, &cond_caps);
@@ -369,28 +442,6 @@ fn expand_refs(t: &str, rule: &[Option<String>], cond: &[Option<String>]) -> Str
     out
 }
 
-/// The regex crate reads `$1a` as a group named `1a`; Apache means group 1 then `a`.
-/// Bracing every `$N` gives Apache's meaning.
-fn dollar_digits(template: &str) -> String {
-    let mut out = String::with_capacity(template.len() + 8);
-    let mut chars = template.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '$' {
-            if let Some(d) = chars.peek().copied().filter(char::is_ascii_digit) {
-                chars.next();
-                out.push_str("${");
-                out.push(d);
-                out.push('}');
-                continue;
-            }
-            out.push_str("$$");
-            continue;
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// The request-target sent to a member: its own path, then the routed path; never empty.
 pub fn backend_target(member_path: &str, routed: &[u8], out: &mut Vec<u8>) {
     out.clear();
@@ -470,11 +521,23 @@ mod tests {
         load_str(text, "t", &LoadOptions::default()).unwrap()
     }
 
+    /// Normalizes `target`'s path with the host's policy, as the proxy does, then routes.
     fn routed(c: &Config, target: &str) -> Option<String> {
-        match route(&c.vhosts[0], target.as_bytes()) {
-            Route::NotProxied => None,
-            Route::Backend { path, .. } => Some(String::from_utf8(path).unwrap()),
-        }
+        let mut buf = Vec::new();
+        route_target(c, target, &mut buf).map(|_| String::from_utf8(buf).unwrap())
+    }
+
+    fn route_target(c: &Config, target: &str, out: &mut Vec<u8>) -> Option<usize> {
+        let (raw, query) = PathInput::split_target(target.as_bytes());
+        let (mut path, mut scratch) = (Vec::new(), Vec::new());
+        normalize::normalize(raw, &c.vhosts[0].paths, &mut path, &mut scratch).ok()?;
+        let input = PathInput {
+            path: &path,
+            raw,
+            query,
+            keep_encoded_slashes: false,
+        };
+        route_into(&c.vhosts[0], &input, out)
     }
 
     #[test]
@@ -495,8 +558,8 @@ mod tests {
         // path survives into a later one.
         let mut buf = Vec::new();
         for (target, want) in cases.iter().chain(cases.iter().rev()) {
-            let got = route_into(&c.vhosts[0], target.as_bytes(), &mut buf)
-                .map(|_| String::from_utf8(buf.clone()).unwrap());
+            let got =
+                route_target(&c, target, &mut buf).map(|_| String::from_utf8(buf.clone()).unwrap());
             assert_eq!(got.as_deref(), *want, "{target}");
         }
     }
@@ -563,10 +626,16 @@ mod tests {
                     .find(|(k, _)| k == name)
                     .map(|(_, v)| v.as_slice())
             };
+            let (raw, query) = PathInput::split_target(target.as_bytes());
             rewrite(
                 &c.vhosts[0],
                 &RewriteInput {
-                    target: target.as_bytes(),
+                    path: PathInput {
+                        path: raw,
+                        raw,
+                        query,
+                        keep_encoded_slashes: false,
+                    },
                     method: method.as_bytes(),
                     header: &header,
                 },
