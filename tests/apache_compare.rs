@@ -334,6 +334,58 @@ fn corpus_vhosts_answer_as_apache_does() {
         ],
     ));
 
+    // The front door: each spelling of a path meets the rules of its plain form, and the
+    // member receives the same canonical path from both.
+    diffs.extend(corpus_differences(
+        "front-door.conf",
+        ["examples", "manager"],
+        &[
+            "/examples/x",
+            "/examples/../manager/html",
+            "/examples/%2e%2e/manager/html",
+            "//examples//a/./b",
+            "/examples/%41%62c",
+            "/examples/a%20b?q=%20x",
+            "/examples/caf%c3%a9",
+            "/examples/a%3Fb",
+            "/examples/x;jsessionid=1.n1",
+            "/%7Euser/x",
+            "/examplesx",
+            "/private/x",
+            "//private/x",
+            "/x/../private/x",
+            "/%70rivate/x",
+            "/%2570rivate",
+            "/internal/x",
+            "/%69nternal/x",
+            "//internal",
+            "/internalx",
+            "/..",
+            "/%2e%2e/etc/passwd",
+            "/examples/%2fx",
+            "/examples/%00x",
+            "/examples/%zz",
+            "/manager",
+            "/managerx",
+        ]
+        // One connection each: Apache closes after a 400 without saying so.
+        .map(|p| get(p, h, "Connection: close\r\n")),
+    ));
+    // Hosts: valid ones agree; a list, a space, `/`, `@` or a bare number is 400 in both.
+    diffs.extend(corpus_differences(
+        "front-door.conf",
+        ["examples", "manager"],
+        &[
+            get("/examples/h", "Front.Example.", "Connection: close\r\n"),
+            get("/examples/h", "[::1]:8080", "Connection: close\r\n"),
+            get("/examples/h", "a, b", "Connection: close\r\n"),
+            get("/examples/h", "a/b", "Connection: close\r\n"),
+            get("/examples/h", "user@front.example", "Connection: close\r\n"),
+            get("/examples/h", "12345", "Connection: close\r\n"),
+            get("/examples/h", "a..b", "Connection: close\r\n"),
+        ],
+    ));
+
     let (ws_addr, _heads) = upgrade_backend();
     let app = echoing("app");
     let ws_config = corpus("websocket-rewrite.conf")

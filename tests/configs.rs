@@ -33,6 +33,7 @@ fn every_corpus_file_loads_or_fails_at_its_known_lines() {
         "old-style-access.conf",
         "ifmodule-choice.conf",
         "full-vhost.conf",
+        "front-door.conf",
     ];
     for name in loads {
         if let Err(e) = load_str(&filled(name, &[]), name, &LoadOptions::default()) {
