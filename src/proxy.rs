@@ -14,9 +14,9 @@ use std::io::Write as _;
 use std::os::fd::AsRawFd;
 
 use crate::admin;
+use crate::admin::stats::Retry;
 use crate::config::{Handler, HashKey, LbMethod, Member, TraceEnable};
 use crate::conn::ClientConn;
-use crate::error::Side;
 use crate::error::{ErrorKind, ProxyError};
 use crate::http::body::{BodyError, Framing};
 use crate::http::head::{parse_response, RequestBody, ResponseBody};
@@ -198,10 +198,10 @@ async fn forward_routed(
         framing = probe;
     }
     let inline_end = c.head.len + if inline { adv.consumed } else { 0 };
-    // A request may go to a second member only if it is still whole here and repeating it
-    // is harmless (RFC 9110 idempotent methods).
-    let may_fail_over = inline && c.head.is_idempotent(&c.buf);
-
+    // ringproxy's own failover (beyond Apache's, which moves only after a failed connect):
+    // a request still whole here whose method may be repeated (RFC 9110 idempotent), at
+    // most once per request.
+    let mut idempotent_budget = u8::from(inline && c.head.is_idempotent(&c.buf));
     let shared_b = &w.shared.table.balancers[balancer];
     let local = &w.balancers[balancer];
     let view = local.view(shared_b);
@@ -285,7 +285,10 @@ async fn forward_routed(
                         Ok(bc) => bc,
                         Err(e) => {
                             fail_member(w, mv, &e, "ap_proxy_connect_backend disabling worker");
-                            // Nothing reached the backend: any method may go elsewhere.
+                            // Nothing reached the backend: any method may go elsewhere
+                            // (Apache's failover, up to maxattempts).
+                            w.stats().retries[Retry::Connect as usize]
+                                .fetch_add(1, Ordering::Relaxed);
                             break e;
                         }
                     }
@@ -311,20 +314,30 @@ async fn forward_routed(
                         "pooled connection to {} was stale; retrying on a new one",
                         member.name
                     );
+                    w.stats().retries[Retry::Stale as usize].fetch_add(1, Ordering::Relaxed);
                     allow_pooled = false;
                 }
                 Err(ExchangeError::Stale) => {
                     let e = ProxyError::new(ErrorKind::BackendClosed(member.name.clone()));
-                    if !may_fail_over {
+                    if !take_budget(&mut idempotent_budget) {
                         return Err(e);
                     }
+                    w.stats().retries[Retry::Idempotent as usize].fetch_add(1, Ordering::Relaxed);
                     break e;
                 }
                 Err(ExchangeError::Fatal(e)) => {
-                    let before_client = !c.response_started && e.side == Side::Backend;
-                    if !(may_fail_over && before_client) {
+                    // Only a connection that ended before any response byte, and never a
+                    // timeout: a backend that is slow is still running the request, and
+                    // sending it again would multiply its load (Apache answers 504 once).
+                    let closed_early = !c.response_started
+                        && matches!(
+                            e.kind,
+                            ErrorKind::BackendClosed(_) | ErrorKind::BackendIo(..)
+                        );
+                    if !(closed_early && take_budget(&mut idempotent_budget)) {
                         return Err(e);
                     }
+                    w.stats().retries[Retry::Idempotent as usize].fetch_add(1, Ordering::Relaxed);
                     break e;
                 }
             }
@@ -335,6 +348,13 @@ async fn forward_routed(
         }
         warn!("{failure}; trying another member of {}", view.name);
     }
+}
+
+/// Spends the one extra attempt ringproxy allows beyond Apache's failover, if left.
+fn take_budget(budget: &mut u8) -> bool {
+    let had = *budget > 0;
+    *budget = budget.saturating_sub(1);
+    had
 }
 
 /// Answers a `SetHandler` location (server-status, metrics) from this process.

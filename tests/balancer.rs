@@ -189,6 +189,75 @@ fn idempotent_requests_fail_over_on_backend_close_but_posts_do_not() {
     assert_eq!(c.read_response(false).unwrap().status, 502);
 }
 
+/// The value of one sample line in the proxy's metrics page.
+fn metric(p: &Server, line_prefix: &str) -> f64 {
+    let mut c = Client::connect(p.addrs[0]);
+    let page = c.get("/metrics").text();
+    page.lines()
+        .find_map(|l| l.strip_prefix(line_prefix))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {line_prefix} in metrics:\n{page}"))
+}
+
+const METRICS: &str = "<Location /metrics>\nSetHandler metrics\n</Location>\nProxyPass /metrics !";
+
+#[test]
+fn a_read_timeout_is_answered_once_and_never_resent() {
+    let slow = || backend(|_| Action::Delay(Duration::from_secs(3), Box::new(ok("late"))));
+    let members = [slow(), slow(), slow()];
+    let p = proxy_with(
+        &balancer_config(
+            &[
+                (&members[0], "timeout=1"),
+                (&members[1], "timeout=1"),
+                (&members[2], "timeout=1"),
+            ],
+            METRICS,
+        ),
+        1,
+        DriverChoice::Auto,
+    );
+    let started = std::time::Instant::now();
+    let mut c = Client::connect(p.addrs[0]);
+    assert_eq!(get_with(&mut c, "/", "").status, 504);
+    // One timeout, not one per member; the backend ran the request once.
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        started.elapsed()
+    );
+    let sent: usize = members.iter().map(Backend::request_count).sum();
+    assert_eq!(sent, 1);
+    // Without failontimeout the member stays usable, as in Apache.
+    assert_eq!(member_flags(&p, 0) & flag::E, 0);
+    let retries = "ringproxy_backend_retries_total{reason=\"idempotent\"}";
+    assert_eq!(metric(&p, retries), 0.0);
+}
+
+#[test]
+fn idempotent_failover_is_one_extra_attempt_and_counted() {
+    let closers = [
+        backend(|_| Action::Close),
+        backend(|_| Action::Close),
+        backend(|_| Action::Close),
+    ];
+    let p = proxy_with(
+        &balancer_config(
+            &[(&closers[0], ""), (&closers[1], ""), (&closers[2], "")],
+            METRICS,
+        ),
+        1,
+        DriverChoice::Auto,
+    );
+    let mut c = Client::connect(p.addrs[0]);
+    assert_eq!(get_with(&mut c, "/", "").status, 502);
+    // The first member and one more: never all three.
+    let sent: usize = closers.iter().map(Backend::request_count).sum();
+    assert_eq!(sent, 2);
+    let retries = "ringproxy_backend_retries_total{reason=\"idempotent\"}";
+    assert_eq!(metric(&p, retries), 1.0);
+}
+
 #[test]
 fn failonstatus_puts_a_member_in_error_and_delivers_the_response() {
     let sick = backend(|_| {

@@ -342,6 +342,20 @@ pub fn metrics(shared: &Shared) -> (&'static str, String) {
     );
     family(
         &mut o,
+        "ringproxy_backend_retries_total",
+        "counter",
+        "Requests sent again: on a fresh connection after a stale pooled one (stale), to another member after a failed connect (connect), or once to another member after an idempotent request's connection closed before any response byte (idempotent). Never after a timeout.",
+    );
+    for reason in stats::Retry::ALL {
+        let _ = writeln!(
+            o,
+            "ringproxy_backend_retries_total{{reason=\"{}\"}} {}",
+            reason.label(),
+            t.retries[reason as usize]
+        );
+    }
+    family(
+        &mut o,
         "ringproxy_request_duration_seconds",
         "histogram",
         "Time from a complete request head to the end of the response.",

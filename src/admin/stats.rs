@@ -27,6 +27,8 @@ pub struct WorkerStats {
     pub latency_sum_us: AtomicU64,
     pub pool_hits: AtomicU64,
     pub pool_misses: AtomicU64,
+    /// Requests sent again, by reason (see [`Retry`]).
+    pub retries: [AtomicU64; 3],
     pub epoll: AtomicBool,
     /// Time spent busy polling (`BusyPolling`), in microseconds: the CPU it costs.
     pub busy_poll_us: AtomicU64,
@@ -63,7 +65,31 @@ pub struct Totals {
     pub latency_sum_us: u64,
     pub pool_hits: u64,
     pub pool_misses: u64,
+    pub retries: [u64; 3],
     pub busy_poll_us: u64,
+}
+
+/// Why a request was sent again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retry {
+    /// A pooled connection the backend had closed: the same member, a fresh connection.
+    Stale = 0,
+    /// The connect failed: another member (Apache's failover).
+    Connect = 1,
+    /// ringproxy's own: an idempotent request whose fresh connection closed before any
+    /// response byte goes to another member, once.
+    Idempotent = 2,
+}
+
+impl Retry {
+    pub const ALL: [Retry; 3] = [Retry::Stale, Retry::Connect, Retry::Idempotent];
+    pub fn label(self) -> &'static str {
+        match self {
+            Retry::Stale => "stale",
+            Retry::Connect => "connect",
+            Retry::Idempotent => "idempotent",
+        }
+    }
 }
 
 pub fn totals(all: &[WorkerStats]) -> Totals {
@@ -85,6 +111,9 @@ pub fn totals(all: &[WorkerStats]) -> Totals {
         t.latency_sum_us += s.latency_sum_us.load(r);
         t.pool_hits += s.pool_hits.load(r);
         t.pool_misses += s.pool_misses.load(r);
+        for (a, b) in t.retries.iter_mut().zip(&s.retries) {
+            *a += b.load(r);
+        }
         t.busy_poll_us += s.busy_poll_us.load(r);
     }
     t
