@@ -110,7 +110,7 @@ impl ProxyError {
     pub fn status(&self) -> Option<u16> {
         Some(match &self.kind {
             ErrorKind::BadHead(h) => h.status(),
-            ErrorKind::BadBody(_) => 400,
+            ErrorKind::BadBody(e) => e.status(),
             ErrorKind::BadPath(e) => e.status(),
             ErrorKind::TraceDisabled => 405,
             ErrorKind::TraceWithBody => 413,

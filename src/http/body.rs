@@ -24,6 +24,17 @@ pub enum BodyError {
     BadByte,
 }
 
+impl BodyError {
+    /// A chunk larger than any length (more than 16 hex digits, or past 2^64) is too large
+    /// to accept (413); every other framing error is a bad request (400).
+    pub fn status(self) -> u16 {
+        match self {
+            BodyError::SizeOverflow => 413,
+            _ => 400,
+        }
+    }
+}
+
 /// Longest chunk-size line extension we accept (hyper and nginx bound these too; the
 /// extension carries nothing we use).
 const MAX_EXTENSION_LINE: usize = 4096;

@@ -90,6 +90,10 @@ pub struct RequestHead {
     /// Header names listed in `Connection` (to strip as hop-by-hop), as ranges.
     pub connection_tokens: Vec<Range<usize>>,
     pub is_head: bool,
+    /// The Content-Length value, when one was sent.
+    pub content_length: Option<u64>,
+    /// Content-Length came as a list or on several lines (all equal): forward one value.
+    pub rewrite_length: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -103,6 +107,11 @@ pub struct ResponseHead {
     /// The backend said it will close (or is HTTP/1.0 without keep-alive).
     pub close: bool,
     pub connection_tokens: Vec<Range<usize>>,
+    pub content_length: Option<u64>,
+    /// Content-Length is dropped from what is forwarded and, for a body of that length,
+    /// written once: it came as a list or on several lines, or beside Transfer-Encoding
+    /// (which overrides it, RFC 9112 §6.3, and a proxy must then remove it).
+    pub rewrite_length: bool,
 }
 
 impl RequestHead {
@@ -294,7 +303,10 @@ pub fn parse_request(
         chunked_count,
         close: conn_close,
         keep_alive: conn_keep_alive,
+        length_repeated,
     } = scan;
+    head.content_length = content_length;
+    head.rewrite_length = length_repeated;
     if host_count > 1 {
         return Err(HeadError::Malformed("more than one Host header"));
     }
@@ -493,10 +505,12 @@ pub fn parse_response(
     };
     head.len = len;
     head.status = res.code.unwrap_or(0);
-    head.reason = range_of(buf, res.reason.unwrap_or("").as_bytes());
-    if res.reason.unwrap_or("").is_empty() {
-        head.reason = 0..0;
-    }
+    head.reason = match res.reason {
+        Some(r) if !r.is_empty() => range_of(buf, r.as_bytes()),
+        // httparse gives "" both for no reason and for one with obs-text (not UTF-8):
+        // the bytes are read from the status line itself.
+        _ => raw_reason(&buf[..len]),
+    };
     head.minor = res.version.unwrap_or(1);
     head.headers.clear();
     head.connection_tokens.clear();
@@ -515,8 +529,12 @@ pub fn parse_response(
         chunked_last,
         close: conn_close,
         keep_alive: conn_keep_alive,
+        length_repeated,
         ..
     } = scan;
+    // Transfer-Encoding overrides Content-Length (RFC 9112 §6.3): the length is not passed on.
+    head.content_length = if saw_te { None } else { content_length };
+    head.rewrite_length = length_repeated || (saw_te && content_length.is_some());
     let status = head.status;
     head.body = Some(
         if request_is_head || (100..200).contains(&status) || status == 204 || status == 304 {
@@ -542,6 +560,29 @@ pub fn parse_response(
     Ok(Some(()))
 }
 
+/// The reason phrase's bytes in a complete response head: what follows
+/// `HTTP/1.x NNN ` on the status line (after any empty lines before it).
+fn raw_reason(head: &[u8]) -> Range<usize> {
+    let mut start = 0;
+    while head[start..].starts_with(b"\r\n") {
+        start += 2;
+    }
+    while head[start..].starts_with(b"\n") {
+        start += 1;
+    }
+    let line_len = head[start..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .unwrap_or(head.len() - start);
+    let line = &head[start..start + line_len];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.len() > 13 && line[12] == b' ' {
+        start + 13..start + line.len()
+    } else {
+        0..0
+    }
+}
+
 /// What the framing-relevant headers (Content-Length, Transfer-Encoding, Connection) say,
 /// gathered the same way for requests and responses.
 #[derive(Default)]
@@ -552,6 +593,8 @@ struct FramingScan {
     chunked_count: u32,
     close: bool,
     keep_alive: bool,
+    /// Content-Length was a list or came on more than one line.
+    length_repeated: bool,
 }
 
 impl FramingScan {
@@ -568,6 +611,7 @@ impl FramingScan {
             if self.content_length.is_some_and(|prev| prev != v) {
                 return Err(HeadError::Malformed("conflicting Content-Length"));
             }
+            self.length_repeated |= self.content_length.is_some() || value.contains(&b',');
             self.content_length = Some(v);
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             self.saw_te = true;
@@ -850,6 +894,43 @@ mod tests {
         let mut h = ResponseHead::default();
         parse_response(raw, is_head, &mut h).unwrap().unwrap();
         h
+    }
+
+    #[test]
+    fn reason_phrases_are_read_from_the_status_line() {
+        let cases: &[(&[u8], &[u8])] = &[
+            (b"HTTP/1.1 206 \r\n\r\n", b""),
+            (b"HTTP/1.1 206\r\n\r\n", b""),
+            (b"HTTP/1.1 200 OK\r\n\r\n", b"OK"),
+            (b"HTTP/1.1 200 caf\xe9 au lait\r\n\r\n", b"caf\xe9 au lait"),
+            (b"\r\nHTTP/1.1 200 \xff\r\n\r\n", b"\xff"),
+        ];
+        for (raw, want) in cases {
+            let h = resp(raw, false);
+            assert_eq!(
+                &raw[h.reason.clone()],
+                *want,
+                "{}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+    }
+
+    #[test]
+    fn repeated_lengths_are_marked_for_one_value() {
+        let h = req(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!((h.content_length, h.rewrite_length), (Some(5), true));
+        let h = req(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!((h.content_length, h.rewrite_length), (Some(5), false));
+        let h = resp(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n",
+            false,
+        );
+        assert_eq!((h.content_length, h.rewrite_length), (None, true));
     }
 
     #[test]

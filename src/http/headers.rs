@@ -4,6 +4,7 @@
 //! `Header add Set-Cookie "ROUTEID=.%{BALANCER_WORKER_ROUTE}e; path=/" env=BALANCER_ROUTE_CHANGED`
 //! works as written.
 
+use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
 
 /// Variables a value or condition may use (what mod_proxy_balancer sets).
@@ -229,42 +230,104 @@ fn render(parts: &[Part], env: &Env) -> String {
     s
 }
 
-/// Applies `rules` to a header list (name, value), in order.
-pub fn apply(rules: &[Rule], headers: &mut Vec<(String, String)>, env: &Env) {
+/// One header line of a head that rules edit. A line no rule changed keeps every byte it
+/// came with (`raw`), whatever its spelling (`Name:value`, extra spaces, bytes that are not
+/// UTF-8); a changed or added one is written as `Name: value`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Field<'a> {
+    pub name: Cow<'a, [u8]>,
+    pub value: Cow<'a, [u8]>,
+    /// The whole line as received, while it is unchanged.
+    pub raw: Option<&'a [u8]>,
+}
+
+impl<'a> Field<'a> {
+    /// A line as received: `name:` then optional whitespace, then the value.
+    pub fn parse(line: &'a [u8]) -> Option<Field<'a>> {
+        let colon = line.iter().position(|&b| b == b':')?;
+        let value = crate::http::head::trim(&line[colon + 1..]);
+        Some(Field {
+            name: Cow::Borrowed(&line[..colon]),
+            value: Cow::Borrowed(value),
+            raw: Some(line),
+        })
+    }
+
+    fn new(name: &str, value: String) -> Field<'a> {
+        Field {
+            name: Cow::Owned(name.as_bytes().to_vec()),
+            value: Cow::Owned(value.into_bytes()),
+            raw: None,
+        }
+    }
+
+    fn set_value(&mut self, value: Vec<u8>) {
+        self.value = Cow::Owned(value);
+        self.raw = None;
+    }
+
+    /// Writes the line (without CRLF). A rule's value cannot smuggle a header or end the
+    /// head early: CR and LF never reach the output.
+    pub fn write(&self, out: &mut Vec<u8>) {
+        if let Some(raw) = self.raw {
+            out.extend_from_slice(raw);
+            return;
+        }
+        out.extend_from_slice(&self.name);
+        out.extend_from_slice(b": ");
+        out.extend(self.value.iter().filter(|&&b| b != b'\r' && b != b'\n'));
+    }
+}
+
+/// Applies `rules` to a header list, in order.
+pub fn apply(rules: &[Rule], headers: &mut Vec<Field<'_>>, env: &Env) {
     for r in rules {
         if let Some((var, want_set)) = &r.cond {
             if env.get(var).is_some() != *want_set {
                 continue;
             }
         }
-        let is = |h: &(String, String)| h.0.eq_ignore_ascii_case(&r.name);
+        let is = |h: &Field<'_>| h.name.eq_ignore_ascii_case(r.name.as_bytes());
         match &r.action {
             Action::Set(v) => {
                 headers.retain(|h| !is(h));
-                headers.push((r.name.clone(), render(v, env)));
+                headers.push(Field::new(&r.name, render(v, env)));
             }
-            Action::Add(v) => headers.push((r.name.clone(), render(v, env))),
+            Action::Add(v) => headers.push(Field::new(&r.name, render(v, env))),
             Action::Append(v) | Action::Merge(v) => {
                 let value = render(v, env);
                 match headers.iter_mut().find(|h| is(h)) {
                     Some(h) => {
                         let merge = matches!(r.action, Action::Merge(_));
-                        let present = h.1.split(',').any(|t| t.trim() == value);
+                        let present = h
+                            .value
+                            .split(|&b| b == b',')
+                            .any(|t| crate::http::head::trim(t) == value.as_bytes());
                         if !(merge && present) {
-                            h.1 = format!("{}, {value}", h.1);
+                            let mut joined = h.value.to_vec();
+                            joined.extend_from_slice(b", ");
+                            joined.extend_from_slice(value.as_bytes());
+                            h.set_value(joined);
                         }
                     }
-                    None => headers.push((r.name.clone(), value)),
+                    None => headers.push(Field::new(&r.name, value)),
                 }
             }
             Action::Unset => headers.retain(|h| !is(h)),
             Action::Edit { re, with, all } => {
                 for h in headers.iter_mut().filter(|h| is(h)) {
-                    h.1 = if *all {
-                        re.replace_all(&h.1, with.as_str()).into_owned()
-                    } else {
-                        re.replace(&h.1, with.as_str()).into_owned()
+                    // A value that is not text is left as it is: the regex cannot see it.
+                    let Ok(text) = std::str::from_utf8(&h.value) else {
+                        continue;
                     };
+                    let edited = if *all {
+                        re.replace_all(text, with.as_str())
+                    } else {
+                        re.replace(text, with.as_str())
+                    };
+                    if let Cow::Owned(new) = edited {
+                        h.set_value(new.into_bytes());
+                    }
                 }
             }
         }
@@ -288,9 +351,12 @@ mod tests {
             route_changed: true,
             ..Default::default()
         };
-        let mut h = vec![("Content-Type".to_string(), "text/plain".to_string())];
+        let mut h = vec![Field::parse(b"Content-Type: text/plain").unwrap()];
         apply(std::slice::from_ref(&recipe), &mut h, &env);
-        assert_eq!(h[1], ("Set-Cookie".into(), "ROUTEID=.node1; path=/".into()));
+        assert_eq!(
+            (&h[1].name[..], &h[1].value[..]),
+            (&b"Set-Cookie"[..], &b"ROUTEID=.node1; path=/"[..])
+        );
         env.route_changed = false;
         let mut h2 = Vec::new();
         apply(std::slice::from_ref(&recipe), &mut h2, &env);
@@ -309,20 +375,42 @@ mod tests {
         .map(|r| rule(r, false).unwrap())
         .collect();
         let mut h = vec![
-            ("X-C".into(), "gone".into()),
-            ("X-D".into(), "http://x".into()),
+            Field::parse(b"X-C: gone").unwrap(),
+            Field::parse(b"X-D:http://x").unwrap(),
         ];
         apply(&rules, &mut h, &Env::default());
         let get = |n: &str| {
             h.iter()
-                .filter(|x| x.0 == n)
-                .map(|x| x.1.clone())
+                .filter(|x| x.name == n.as_bytes())
+                .map(|x| String::from_utf8_lossy(&x.value).into_owned())
                 .collect::<Vec<_>>()
         };
         assert_eq!(get("X-A"), vec!["one, two"]);
         assert_eq!(get("X-B"), vec!["b1", "b2"]);
         assert!(get("X-C").is_empty());
         assert_eq!(get("X-D"), vec!["https://x"]);
+    }
+
+    #[test]
+    fn unchanged_lines_keep_every_byte() {
+        let lines: [&[u8]; 4] = [
+            b"Content-Length:5",
+            b"X-Bin: caf\xe9",
+            b"X-Spaced:    v",
+            b"X-Edit: http://a",
+        ];
+        let mut h: Vec<Field> = lines.iter().map(|l| Field::parse(l).unwrap()).collect();
+        let rules = [rule("edit X-Edit ^http: https:", false).unwrap()];
+        apply(&rules, &mut h, &Env::default());
+        let mut out = Vec::new();
+        for f in &h {
+            f.write(&mut out);
+            out.extend_from_slice(b"\r\n");
+        }
+        assert_eq!(
+            out,
+            b"Content-Length:5\r\nX-Bin: caf\xe9\r\nX-Spaced:    v\r\nX-Edit: https://a\r\n"
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@
 use std::io::Write as _;
 
 use super::head::{HeaderRange, RequestHead, ResponseHead};
-use super::headers::{apply as apply_rules, Env, Rule};
+use super::headers::{apply as apply_rules, Env, Field, Rule};
 use crate::config::ReverseRule;
 
 const HOP_BY_HOP: &[&[u8]] = &[
@@ -26,6 +26,45 @@ fn is_hop_by_hop(name: &[u8], buf: &[u8], tokens: &[std::ops::Range<usize>]) -> 
         || tokens
             .iter()
             .any(|t| name.eq_ignore_ascii_case(&buf[t.clone()]))
+}
+
+/// Names a backend may read as a framing, hop-by-hop or forwarding header once `_` is
+/// `-` (CGI, WSGI, PHP and Rack turn both into `HTTP_CONTENT_LENGTH`).
+const UNDERSCORE_SENSITIVE: &[&[u8]] = &[
+    b"content-length",
+    b"transfer-encoding",
+    b"connection",
+    b"keep-alive",
+    b"proxy-connection",
+    b"te",
+    b"trailer",
+    b"upgrade",
+    b"host",
+    b"expect",
+    b"forwarded",
+    b"x-forwarded-for",
+    b"x-forwarded-host",
+    b"x-forwarded-server",
+    b"x-forwarded-proto",
+];
+
+/// A request header written with `_` that reads as one of [`UNDERSCORE_SENSITIVE`] with
+/// `-`: dropped, so `Content_Length` cannot frame a body or `X_Forwarded_For` forge the
+/// client's address at a backend that folds the two. Other names with `_` pass (nginx
+/// drops them all by default, which breaks applications that use such headers).
+fn underscore_alias(name: &[u8]) -> bool {
+    name.contains(&b'_')
+        && UNDERSCORE_SENSITIVE.iter().any(|s| {
+            s.len() == name.len()
+                && s.iter().zip(name).all(|(a, b)| {
+                    let b = if *b == b'_' {
+                        b'-'
+                    } else {
+                        b.to_ascii_lowercase()
+                    };
+                    *a == b
+                })
+        })
 }
 
 fn push_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
@@ -107,11 +146,20 @@ pub fn write_request_head(out: &mut Vec<u8>, buf: &[u8], head: &RequestHead, rw:
             || name.eq_ignore_ascii_case(b"x-forwarded-host")
             || name.eq_ignore_ascii_case(b"x-forwarded-server")
             || name.eq_ignore_ascii_case(b"x-forwarded-proto")
+            || (head.rewrite_length && name.eq_ignore_ascii_case(b"content-length"))
+            || underscore_alias(name)
         {
             continue;
         }
         out.extend_from_slice(&buf[h.name.start..h.value.end]);
         out.extend_from_slice(b"\r\n");
+    }
+    if head.rewrite_length {
+        // `Content-Length: 5, 5` or the same value twice: one value, once (RFC 9110 §8.6),
+        // so no member has to decide what the list means.
+        if let Some(n) = head.content_length {
+            let _ = write!(out, "Content-Length: {n}\r\n");
+        }
     }
     merged_forwarded(out, buf, &head.headers, b"X-Forwarded-For", rw.client_ip);
     if let Some(h) = client_host {
@@ -177,6 +225,8 @@ pub fn write_response_head(
         rewrite_with_rules(out, &plain, rw.rules, rw.env, conn);
         return;
     }
+    // The backend's reason as it sent it (obs-text included); for none, the registered
+    // phrase, or none for an unregistered code.
     let _ = write!(out, "HTTP/1.1 {} ", head.status);
     if head.reason.is_empty() {
         out.extend_from_slice(default_reason(head.status).as_bytes());
@@ -188,6 +238,9 @@ pub fn write_response_head(
         let name = &buf[h.name.clone()];
         let value = &buf[h.value.clone()];
         if is_hop_by_hop(name, buf, &head.connection_tokens) {
+            continue;
+        }
+        if head.rewrite_length && name.eq_ignore_ascii_case(b"content-length") {
             continue;
         }
         if rw.dechunk && name.eq_ignore_ascii_case(b"transfer-encoding") {
@@ -214,6 +267,11 @@ pub fn write_response_head(
         out.extend_from_slice(&buf[h.name.start..h.value.end]);
         out.extend_from_slice(b"\r\n");
     }
+    if head.rewrite_length && !rw.dechunk {
+        if let Some(n) = head.content_length {
+            let _ = write!(out, "Content-Length: {n}\r\n");
+        }
+    }
     out.extend_from_slice(rw.extra);
     if rw.close {
         out.extend_from_slice(b"Connection: close\r\n");
@@ -223,24 +281,25 @@ pub fn write_response_head(
     out.extend_from_slice(b"\r\n");
 }
 
-/// Re-reads a head written by this module (first line, `Name: value` lines, blank line),
-/// applies header rules, and writes it to `out`, then `tail` lines and the blank line.
+/// Re-reads a head written by this module (first line, header lines as received or as
+/// this module wrote them, blank line), applies header rules, and writes it to `out`, then
+/// `tail` lines and the blank line. Lines no rule touches go out byte for byte.
 fn rewrite_with_rules(out: &mut Vec<u8>, plain: &[u8], rules: &[Rule], env: &Env, tail: &[u8]) {
-    let text = String::from_utf8_lossy(plain);
-    let mut lines = text.split("\r\n");
+    let body = plain.strip_suffix(b"\r\n").unwrap_or(plain);
+    let mut lines = body
+        .split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
     let first = lines.next().unwrap_or_default();
-    let mut headers: Vec<(String, String)> = lines
+    let mut headers: Vec<Field> = lines
         .filter(|l| !l.is_empty())
-        .filter_map(|l| l.split_once(": "))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .filter_map(Field::parse)
         .collect();
     apply_rules(rules, &mut headers, env);
-    out.extend_from_slice(first.as_bytes());
+    out.extend_from_slice(first);
     out.extend_from_slice(b"\r\n");
-    for (k, v) in &headers {
-        // A rule's value cannot smuggle a header or end the head early.
-        let v: String = v.chars().filter(|c| *c != '\r' && *c != '\n').collect();
-        push_header(out, k.as_bytes(), v.as_bytes());
+    for h in &headers {
+        h.write(out);
+        out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(tail);
     out.extend_from_slice(b"\r\n");
@@ -317,29 +376,78 @@ pub fn rewrite_cookie(
     changed.then(|| parts.join(";"))
 }
 
+/// The reason phrase for a status ringproxy answers itself ("" for a code with none).
 pub fn default_reason(status: u16) -> &'static str {
-    match status {
+    reason_phrase(status).unwrap_or("")
+}
+
+/// The registered phrase of every status code in IANA's HTTP Status Code Registry.
+pub fn reason_phrase(status: u16) -> Option<&'static str> {
+    Some(match status {
         100 => "Continue",
+        101 => "Switching Protocols",
+        102 => "Processing",
+        103 => "Early Hints",
+        104 => "Upload Resumption Supported",
         200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        203 => "Non-Authoritative Information",
         204 => "No Content",
+        205 => "Reset Content",
+        206 => "Partial Content",
+        207 => "Multi-Status",
+        208 => "Already Reported",
+        226 => "IM Used",
+        300 => "Multiple Choices",
         301 => "Moved Permanently",
         302 => "Found",
         303 => "See Other",
         304 => "Not Modified",
+        305 => "Use Proxy",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
         400 => "Bad Request",
+        401 => "Unauthorized",
+        402 => "Payment Required",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        407 => "Proxy Authentication Required",
         408 => "Request Timeout",
+        409 => "Conflict",
+        410 => "Gone",
+        411 => "Length Required",
+        412 => "Precondition Failed",
         413 => "Content Too Large",
         414 => "URI Too Long",
+        415 => "Unsupported Media Type",
+        416 => "Range Not Satisfiable",
+        417 => "Expectation Failed",
+        421 => "Misdirected Request",
+        422 => "Unprocessable Content",
+        423 => "Locked",
+        424 => "Failed Dependency",
+        425 => "Too Early",
+        426 => "Upgrade Required",
+        428 => "Precondition Required",
+        429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
+        451 => "Unavailable For Legal Reasons",
         500 => "Internal Server Error",
+        501 => "Not Implemented",
         502 => "Bad Gateway",
         503 => "Service Unavailable",
         504 => "Gateway Timeout",
-        _ => "Unknown",
-    }
+        505 => "HTTP Version Not Supported",
+        506 => "Variant Also Negotiates",
+        507 => "Insufficient Storage",
+        508 => "Loop Detected",
+        510 => "Not Extended",
+        511 => "Network Authentication Required",
+        _ => return None,
+    })
 }
 
 #[cfg(test)]

@@ -252,18 +252,20 @@ fn serve_backend(
     }
 }
 
+/// Reads head lines up to the blank line; bytes that are not UTF-8 (obs-text) read as
+/// U+FFFD rather than failing the read.
 fn read_head_lines(r: &mut impl BufRead) -> Option<String> {
     let mut head = String::new();
     loop {
-        let mut line = String::new();
-        match r.read_line(&mut line) {
+        let mut line = Vec::new();
+        match r.read_until(b'\n', &mut line) {
             Ok(0) | Err(_) => return None,
             Ok(_) => {}
         }
-        if line == "\r\n" && !head.is_empty() {
+        if line == b"\r\n" && !head.is_empty() {
             return Some(head);
         }
-        head.push_str(&line);
+        head.push_str(&String::from_utf8_lossy(&line));
     }
 }
 
