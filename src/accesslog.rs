@@ -143,6 +143,30 @@ pub struct Record {
 }
 
 /// `[22/Nov/2026:01:23:45 +0000]`, as Apache writes `%t` (in UTC).
+/// Apache's `ap_escape_logitem`: every byte that is not printable ASCII, and `"` and `\`,
+/// is escaped (`\"`, `\\`, `\n`, `\xhh`…), so a client cannot end a quoted field or
+/// start a new log line with what it sends (a User-Agent, a path, a header).
+pub fn escape_log_item(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for &b in bytes {
+        match b {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            0x08 => out.push_str("\\b"),
+            0x0b => out.push_str("\\v"),
+            0x20..=0x7e => out.push(char::from(b)),
+            _ => {
+                use std::fmt::Write as _;
+                let _ = write!(out, "\\x{b:02x}");
+            }
+        }
+    }
+    out
+}
+
 pub fn clf_time(t: SystemTime) -> String {
     let secs = t
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -418,6 +442,16 @@ mod tests {
         assert_eq!(out, "- 0");
         assert!(parse_format("%{X-Out}o").is_err());
         assert!(parse_format("%{REMOTE_USER}e").is_err());
+    }
+
+    #[test]
+    fn log_items_are_escaped_as_apache_does() {
+        assert_eq!(escape_log_item(b"curl/8"), "curl/8");
+        assert_eq!(
+            escape_log_item(b"x\" 200 1 \"-\"\n1.2.3.4 - - forged"),
+            "x\\\" 200 1 \\\"-\\\"\\n1.2.3.4 - - forged"
+        );
+        assert_eq!(escape_log_item(b"a\\b\x01\xff\t"), "a\\\\b\\x01\\xff\\t");
     }
 
     #[test]

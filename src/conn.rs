@@ -349,7 +349,8 @@ async fn one_request(w: &Worker, c: &mut ClientConn) -> bool {
 /// The request's part of its access-log line, copied while the head is in the buffer.
 fn log_record(w: &Worker, c: &ClientConn) -> Record {
     let buf = &c.buf;
-    let text = |r: std::ops::Range<usize>| String::from_utf8_lossy(&buf[r]).into_owned();
+    // Escaped as Apache escapes log items: what a client sends cannot forge a log line.
+    let text = |r: std::ops::Range<usize>| crate::accesslog::escape_log_item(&buf[r]);
     let target = text(c.head.path.clone());
     let (path, query) = match target.split_once('?') {
         Some((p, q)) => (p.to_string(), q.to_string()),

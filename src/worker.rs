@@ -394,6 +394,8 @@ pub enum ReloadError {
     NeedsRestart(String),
     #[error("cannot start the health checker: {0}")]
     HealthChecker(io::Error),
+    #[error("{0}")]
+    Randomness(io::Error),
 }
 
 #[derive(Clone, Debug)]
@@ -492,10 +494,11 @@ impl Server {
                     .balancers
                     .iter()
                     .position(|ob| ob.name == b.name && ob.params.nonce == b.params.nonce)
-                    .map(|i| old.nonces[i].clone())
+                    .map(|i| Ok(old.nonces[i].clone()))
                     .unwrap_or_else(|| crate::admin::manager::make_nonce(b.params.nonce.as_deref()))
             })
-            .collect();
+            .collect::<io::Result<Vec<_>>>()
+            .map_err(ReloadError::Randomness)?;
         let cfg = Arc::new(cfg);
         let shared = Arc::new(Shared {
             table: SharedTable::carried_over(&cfg, &old.table, &old.cfg),
@@ -618,7 +621,7 @@ pub fn start(cfg: Arc<Config>, opts: RunOptions) -> io::Result<Server> {
             .balancers
             .iter()
             .map(|b| crate::admin::manager::make_nonce(b.params.nonce.as_deref()))
-            .collect(),
+            .collect::<io::Result<_>>()?,
         generation: 1,
         retired: ShutdownSignal::default(),
         connections: Arc::new(AtomicUsize::new(0)),

@@ -205,6 +205,9 @@ fn access_log_lines_match_apache_formats_and_reopen() {
     drop(c);
     let mut c = Client::connect(p.addrs[0]);
     assert_eq!(c.get("/after").status, 200);
+    // A hostile User-Agent cannot close the quoted field and forge the rest of a line.
+    c.send(b"GET /ua HTTP/1.1\r\nHost: t\r\nUser-Agent: evil\" 200 1 \"-\" \"x\xff\\\r\n\r\n");
+    assert_eq!(c.read_response(false).unwrap().status, 200);
     drop(c);
     p.shutdown();
     p.join(); // workers flush their logs when they stop
@@ -223,12 +226,16 @@ fn access_log_lines_match_apache_formats_and_reopen() {
     );
     let new = std::fs::read_to_string(&combined).unwrap();
     assert!(new.contains("\"GET /after HTTP/1.1\" 200 1"), "{new}");
+    assert!(
+        new.contains(r#""GET /ua HTTP/1.1" 200 1 "-" "evil\" 200 1 \"-\" \"x\xff\\""#),
+        "{new}"
+    );
     let short = std::fs::read_to_string(&custom).unwrap();
     let line = short.lines().next().unwrap();
     let re = regex::Regex::new(r"^127\.0\.0\.1 200 1 http://127\.0\.0\.1:\d+ \d+ GET /page\?x=1$")
         .unwrap();
     assert!(re.is_match(line), "{line}");
-    assert_eq!(short.lines().count(), 3);
+    assert_eq!(short.lines().count(), 4);
     std::fs::remove_dir_all(&dir).ok();
 }
 

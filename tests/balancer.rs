@@ -383,6 +383,27 @@ fn health_checks_take_a_member_out_and_back() {
 }
 
 #[test]
+fn a_health_check_reading_1xx_and_the_final_head_at_once_passes() {
+    // The interim and final heads arrive in one write, then the member closes.
+    let a = backend(|_| {
+        Action::RespondClose(
+            b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+                .to_vec(),
+        )
+    });
+    let p = proxy(&balancer_config(
+        &[(&a, "hcmethod=GET hcuri=/health hcinterval=100ms hcfails=1")],
+        "",
+    ));
+    wait_until("three health checks", || a.request_count() >= 3);
+    assert_eq!(
+        member_flags(&p, 0) & flag::C,
+        0,
+        "a passing member was marked C"
+    );
+}
+
+#[test]
 fn tcp_health_check_and_expression() {
     let a = named("a");
     let b = backend(|req| {

@@ -20,16 +20,18 @@ use crate::balancer::{flag, MemberView, SharedMember, DEFAULT_LBFACTOR};
 use crate::config::{LbMethod, Loc};
 use crate::worker::Shared;
 
-/// A per-balancer nonce: `nonce=` from the config, else random at start.
-pub fn make_nonce(configured: Option<&str>) -> String {
+/// A per-balancer nonce: `nonce=` from the config, else 128 random bits from the kernel
+/// (getrandom(2)). Without randomness there is no nonce to guard the manager's forms, so
+/// the caller refuses to start (or to reload) rather than use a guessable one.
+pub fn make_nonce(configured: Option<&str>) -> std::io::Result<String> {
     if let Some(n) = configured {
-        return n.to_string();
+        return Ok(n.to_string());
     }
     let mut bytes = [0u8; 16];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        let _ = std::io::Read::read_exact(&mut f, &mut bytes);
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    getrandom::fill(&mut bytes).map_err(|e| {
+        std::io::Error::other(format!("no randomness for the balancer-manager nonce: {e}"))
+    })?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// `application/x-www-form-urlencoded` -> pairs.

@@ -28,7 +28,8 @@ fn path_param<'a>(url: &'a str, name: &str, scolon: bool) -> Option<&'a str> {
                 return Some(&value[..end]);
             }
         }
-        from += i + 1;
+        // On to the next character (never into the middle of one).
+        from += i + url[from + i..].chars().next().map_or(1, char::len_utf8);
     }
     None
 }
@@ -70,6 +71,20 @@ pub fn requested_route<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_and_urls_with_multibyte_characters_never_panic() {
+        for (url, name) in [
+            ("/é=1/é=2", "é"),
+            ("/ééé?x=1", "é"),
+            ("/a?ü=.n1", "ü"),
+            ("/aaa=.n1", "aa"),
+        ] {
+            let _ = path_param(url, name, false);
+        }
+        assert_eq!(path_param("/aaa=.n1", "aa", false), Some(".n1"));
+        assert_eq!(path_param("/x?é=.r1", "é", false), Some(".r1"));
+    }
 
     fn sticky(cookie: &str, param: &str, sep: Option<char>, scolon: bool) -> Sticky {
         Sticky {

@@ -266,14 +266,26 @@ impl ProxyAccess {
 }
 
 /// Whether `pat` (with `*` wildcards) matches a prefix of `text`, ASCII case-insensitive.
+/// Linear in both: the literal runs between stars are found leftmost, one after another
+/// (for `*`-only patterns the leftmost place is always a right one), each with a
+/// linear-time substring search. Trying every split at every star instead is polynomial
+/// in the URL's length, which a client controls.
 fn glob_prefix(pat: &[u8], text: &[u8]) -> bool {
-    match pat.split_first() {
-        None => true,
-        Some((b'*', rest)) => (0..=text.len()).any(|i| glob_prefix(rest, &text[i..])),
-        Some((c, rest)) => text
-            .split_first()
-            .is_some_and(|(t, more)| t.eq_ignore_ascii_case(c) && glob_prefix(rest, more)),
+    let text = text.to_ascii_lowercase();
+    let pat = pat.to_ascii_lowercase();
+    let mut parts = pat.split(|&b| b == b'*');
+    let first = parts.next().unwrap_or_default();
+    if !text.starts_with(first) {
+        return false;
     }
+    let mut at = first.len();
+    for part in parts.filter(|p| !p.is_empty()) {
+        match memchr::memmem::find(&text[at..], part) {
+            Some(i) => at += i + part.len(),
+            None => return false,
+        }
+    }
+    true
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -692,6 +704,8 @@ fn did_you_mean(word: &str, candidates: &[&str]) -> String {
                 c,
             )
         })
+        // The word itself is never the suggestion: the caller says why it is not valid.
+        .filter(|(d, _)| *d > 0)
         .min_by_key(|(d, _)| *d);
     match best {
         Some((d, c)) if d <= 2 || (d <= 3 && word.len() > 8) => format!(" (did you mean '{c}'?)"),
@@ -1080,6 +1094,32 @@ impl Builder<'_> {
             "listen" => {
                 if in_vhost {
                     return self.err(loc, "Listen is not allowed inside <VirtualHost>");
+                }
+                // `Listen 443 https`: a protocol other than http would be served as plain
+                // HTTP, which the admin did not ask for.
+                match args.get(1).map(|p| p.to_ascii_lowercase()).as_deref() {
+                    None | Some("http") => {}
+                    Some("https") => {
+                        return self.err(
+                            loc,
+                            format!(
+                                "Listen {} {}: TLS is not available yet, and ringproxy will not serve this port as plain HTTP",
+                                args[0], args[1]
+                            ),
+                        )
+                    }
+                    Some(_) => {
+                        return self.err(
+                            loc,
+                            format!(
+                                "Listen {} {}: unknown protocol '{}' (ringproxy serves http)",
+                                args[0], args[1], args[1]
+                            ),
+                        )
+                    }
+                }
+                if args.len() > 2 {
+                    return self.err(loc, "Listen takes [ip:]port [protocol]");
                 }
                 match args.first().map(|a| parse_listen(a)) {
                     Some(Ok(addrs)) => {
@@ -2180,13 +2220,26 @@ impl Builder<'_> {
                         match res {
                             Ok(true) => {}
                             Ok(false) => {
-                                let mut all: Vec<&str> = params::BALANCER_KEYS.to_vec();
-                                all.extend_from_slice(params::MEMBER_KEYS);
-                                let hint = did_you_mean(k, &all);
-                                self.err(
-                                    &r.loc,
-                                    format!("unknown ProxyPass parameter '{k}'{hint}"),
-                                );
+                                // Suggest only words valid here; a member parameter on a
+                                // balancer:// line is valid elsewhere, and saying where
+                                // helps more than a near miss.
+                                let implicit = self.balancers[idx].implicit;
+                                let is_member_key = params::MEMBER_KEYS
+                                    .iter()
+                                    .any(|m| m.eq_ignore_ascii_case(k));
+                                let msg = if !implicit && is_member_key {
+                                    format!(
+                                        "'{k}' is a BalancerMember parameter: on a ProxyPass line to {name} only balancer parameters apply; put it on the BalancerMember lines"
+                                    )
+                                } else {
+                                    let mut valid: Vec<&str> = params::BALANCER_KEYS.to_vec();
+                                    if implicit {
+                                        valid.extend_from_slice(params::MEMBER_KEYS);
+                                    }
+                                    let hint = did_you_mean(k, &valid);
+                                    format!("unknown ProxyPass parameter '{k}'{hint}")
+                                };
+                                self.err(&r.loc, msg);
                             }
                             Err(m) => self.err(&r.loc, m),
                         }
@@ -2791,6 +2844,28 @@ mod tests {
     }
 
     #[test]
+    fn listen_protocols_and_misplaced_parameters_are_explained() {
+        let e = errs("Listen 443 https\n");
+        assert!(
+            e[0].starts_with("t.conf:1: Listen 443 https: TLS is not available yet"),
+            "{e:?}"
+        );
+        let e = errs("Listen 8080 gopher\n");
+        assert!(e[0].contains("unknown protocol 'gopher'"), "{e:?}");
+        assert!(load("Listen 8080 http\n").is_ok());
+        let e = errs("Listen 80\n<Proxy balancer://c>\nBalancerMember http://127.0.0.1:1\n</Proxy>\nProxyPass / balancer://c/ upgrade=websocket\n");
+        assert!(
+            e[0].starts_with("t.conf:5: 'upgrade' is a BalancerMember parameter"),
+            "{e:?}"
+        );
+        assert!(!e[0].contains("did you mean"), "{e:?}");
+        let e = errs("Listen 80\n<Proxy balancer://c>\nBalancerMember http://127.0.0.1:1\n</Proxy>\nProxyPass / balancer://c/ lbmetod=bybusyness\n");
+        assert!(e[0].contains("did you mean 'lbmethod'"), "{e:?}");
+        // A plain URL takes worker parameters on the line.
+        assert!(load("Listen 80\nProxyPass / http://127.0.0.1:1/ upgrade=websocket\n").is_ok());
+    }
+
+    #[test]
     fn idle_park_after_takes_a_time_or_off() {
         let c = load("Listen 80\n").unwrap();
         assert_eq!(c.core.idle_park_after, Some(Duration::from_millis(250)));
@@ -3000,6 +3075,9 @@ mod tests {
             ("http://a.example/*", "http://A.example/app", true),
             ("http://a.example/app*", "http://a.example/other", false),
             ("http://*.example/", "http://b.example/x", true),
+            ("http://*/a*b*c", "http://h/a-b-c", true),
+            ("http://*/a*b*c", "http://h/a-b-", false),
+            ("a**b", "ab", true),
         ] {
             let p = ProxyAccess {
                 pattern: pattern.into(),
@@ -3007,6 +3085,16 @@ mod tests {
             };
             assert_eq!(p.matches(url), want, "{pattern} {url}");
         }
+        // A long URL against a many-star pattern that cannot match: linear, not
+        // exponential (this took minutes with backtracking at every star).
+        let p = ProxyAccess {
+            pattern: "http://*a*a*a*a*a*a*a*b".into(),
+            access: Default::default(),
+        };
+        let url = format!("http://h/{}", "a".repeat(100_000));
+        let started = std::time::Instant::now();
+        assert!(!p.matches(&url));
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
     }
 
     #[test]

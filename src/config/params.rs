@@ -152,6 +152,14 @@ pub const MEMBER_KEYS_IGNORED: &[&str] = &[
     "mapping",
 ];
 
+/// An HTTP token (RFC 9110 §5.6.2): what a header, cookie or parameter name may be. Names
+/// from the config are matched against request bytes, so they are ASCII by construction.
+pub fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
 pub fn parse_on_off(v: &str) -> Result<bool, String> {
     match v.to_ascii_lowercase().as_str() {
         "on" => Ok(true),
@@ -357,6 +365,11 @@ impl BalancerParams {
                 if cookie.is_empty() || param.is_empty() {
                     return Err(format!("stickysession={v}: empty name"));
                 }
+                if !is_token(cookie) || !is_token(param) {
+                    return Err(format!(
+                        "stickysession={v}: a cookie or parameter name is ASCII letters, digits and !#$%&'*+-.^_`|~"
+                    ));
+                }
                 self.sticky_cookie = Some(cookie.to_string());
                 self.sticky_param = Some(param.to_string());
             }
@@ -366,10 +379,10 @@ impl BalancerParams {
                 } else {
                     let mut cs = v.chars();
                     match (cs.next(), cs.next()) {
-                        (Some(c), None) => Some(c),
+                        (Some(c), None) if c.is_ascii_graphic() => Some(c),
                         _ => {
                             return Err(format!(
-                                "stickysessionsep={v}: must be one character or Off"
+                                "stickysessionsep={v}: must be one visible ASCII character or Off"
                             ))
                         }
                     }
@@ -392,11 +405,11 @@ impl BalancerParams {
                 let lower = v.to_ascii_lowercase();
                 self.hashkey = Some(if lower == "ip" || lower == "client_ip" {
                     HashKey::ClientIp
-                } else if let Some(h) = lower.strip_prefix("header:").filter(|h| !h.is_empty()) {
+                } else if let Some(h) = lower.strip_prefix("header:").filter(|h| is_token(h)) {
                     HashKey::Header(h.to_string())
                 } else if let Some(c) = v.get(7..).filter(|_| lower.starts_with("cookie:")) {
-                    if c.is_empty() {
-                        return Err(format!("hashkey={v}: empty cookie name"));
+                    if !is_token(c) {
+                        return Err(format!("hashkey={v}: the cookie name must be a token"));
                     }
                     HashKey::Cookie(c.to_string())
                 } else {
@@ -470,5 +483,16 @@ mod tests {
         assert_eq!(b.hashkey, Some(HashKey::Cookie("SID".into())));
         assert!(b.apply("hashkey", "url").is_err());
         assert_eq!(b.apply("hcpass", "3"), Ok(false));
+        // Config-supplied names are matched against request bytes: ASCII tokens only.
+        for (k, v) in [
+            ("stickysession", "SÉSSION"),
+            ("stickysession", "JSESSIONID|jsé"),
+            ("stickysession", "a b"),
+            ("stickysessionsep", "é"),
+            ("hashkey", "header:x-ü"),
+            ("hashkey", "cookie:a;b"),
+        ] {
+            assert!(b.apply(k, v).is_err(), "{k}={v}");
+        }
     }
 }

@@ -156,21 +156,26 @@ async fn check(shared: &Shared, balancer: usize, mv: &MemberView, method: &str) 
     let mut buf = Vec::with_capacity(4096);
     let mut head = ResponseHead::default();
     let is_head = verb == "HEAD";
-    // Head first.
+    // Head first. Interim 1xx heads are skipped; what followed them in the same read is
+    // parsed before reading again (a final head may already be there, and the member may
+    // close right after it).
     loop {
+        if !buf.is_empty() {
+            match parse_response(&buf, is_head, &mut head) {
+                Ok(Some(())) if (100..200).contains(&head.status) => {
+                    buf.drain(..head.len);
+                    continue;
+                }
+                Ok(Some(())) => break,
+                Ok(None) => {}
+                Err(_) => return false,
+            }
+        }
         let (r, b) = read_more(&mut stream, buf, 4096, timeout).await;
         buf = b;
         match r {
             Ok(0) | Err(_) => return false,
             Ok(_) => {}
-        }
-        match parse_response(&buf, is_head, &mut head) {
-            Ok(Some(())) if (100..200).contains(&head.status) => {
-                buf.drain(..head.len);
-            }
-            Ok(Some(())) => break,
-            Ok(None) => {}
-            Err(_) => return false,
         }
     }
     let status = head.status;
