@@ -1,29 +1,153 @@
-//! The client's host name for `Require host`, looked up the way Apache does
-//! (double-reverse: the PTR name must resolve back to the client's address).
+//! Name lookups off the event loops: the client's host name for `Require host` (looked up
+//! the way Apache does, double-reverse: the PTR name must resolve back to the client's
+//! address), and the address of a member added through balancer-manager.
 //!
-//! Lookups are blocking libc calls, so they run on a short-lived helper thread while the
-//! connection's task waits; the worker's event loop never blocks. Results (names and
-//! failures) are cached per worker for a minute, so a client pays for at most one lookup
-//! per minute per core, and only on paths whose rules name hosts.
+//! Lookups are blocking libc calls. They run on a small pool of helper threads fed by a
+//! bounded queue, so a flood of clients from new addresses costs a bounded number of
+//! threads and queued jobs, never one thread each. A lookup already in flight is not
+//! started again: later askers wait for the same answer. Results (names and failures) are
+//! cached per worker for a minute, so a client pays for at most one lookup per minute per
+//! core, and only on paths whose rules name hosts. When the queue is full, or a lookup
+//! takes longer than [`LOOKUP_TIMEOUT`], the answer is "no name" (a `Require host` rule
+//! then does not grant).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 /// How long a lookup result is kept.
 const CACHE_FOR: Duration = Duration::from_secs(60);
 /// A lookup slower than this counts as "no name" (the request is then judged without one).
-const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bounds the per-worker cache.
 const CACHE_MAX: usize = 4096;
+/// Helper threads for blocking lookups: enough for a resolver that answers in
+/// milliseconds to keep up with many new clients a second, few enough to cost nothing.
+const POOL_THREADS: usize = 4;
+/// Lookups waiting for a helper thread; past this, new ones answer "no name" at once.
+const QUEUE_MAX: usize = 1024;
 
 thread_local! {
     static CACHE: RefCell<HashMap<IpAddr, (Option<String>, Instant)>> = RefCell::new(HashMap::new());
+}
+
+/// What to look up.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Query {
+    /// The verified (double-reverse) name of an address.
+    Name(IpAddr),
+    /// The first address of a host name.
+    Addr(String, u16),
+}
+
+#[derive(Clone, Debug)]
+enum Answer {
+    Name(Option<String>),
+    Addr(Option<SocketAddr>),
+}
+
+type Waiters = Vec<Arc<Mutex<Slot>>>;
+
+struct Pool {
+    queue: SyncSender<Query>,
+    /// Lookups queued or running, with everyone waiting for each.
+    inflight: Mutex<HashMap<Query, Waiters>>,
+}
+
+fn pool() -> &'static Pool {
+    static POOL: OnceLock<Pool> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let (tx, rx) = sync_channel::<Query>(QUEUE_MAX);
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..POOL_THREADS {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("ringproxy-dns-{i}"))
+                .spawn(move || serve(&rx));
+            if let Err(e) = spawned {
+                tracing::warn!("cannot start a name lookup thread: {e}");
+            }
+        }
+        Pool {
+            queue: tx,
+            inflight: Mutex::new(HashMap::new()),
+        }
+    })
+}
+
+/// Lookups run so far (for tests: de-duplication shows here).
+static JOBS_RUN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A helper thread: runs lookups until the process ends.
+fn serve(rx: &Mutex<Receiver<Query>>) {
+    loop {
+        let next = match rx.lock() {
+            Ok(r) => r.recv(),
+            Err(_) => return,
+        };
+        let Ok(q) = next else { return };
+        JOBS_RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let answer = match &q {
+            Query::Name(ip) => Answer::Name(verified_name(*ip)),
+            Query::Addr(host, port) => Answer::Addr(
+                (host.as_str(), *port)
+                    .to_socket_addrs()
+                    .ok()
+                    .and_then(|mut a| a.next()),
+            ),
+        };
+        finish(&q, answer);
+    }
+}
+
+/// Hands `answer` to everyone waiting for `q`.
+fn finish(q: &Query, answer: Answer) {
+    let waiters = pool()
+        .inflight
+        .lock()
+        .ok()
+        .and_then(|mut m| m.remove(q))
+        .unwrap_or_default();
+    for w in waiters {
+        if let Ok(mut s) = w.lock() {
+            s.done = Some(answer.clone());
+            if let Some(wk) = s.waker.take() {
+                wk.wake();
+            }
+        }
+    }
+}
+
+/// Looks `q` up on the pool, joining a lookup of the same query already in flight.
+/// `None`: the queue was full, or no answer within [`LOOKUP_TIMEOUT`].
+async fn lookup(q: Query) -> Option<Answer> {
+    let p = pool();
+    let slot = Arc::new(Mutex::new(Slot::default()));
+    let first = {
+        let mut m = p.inflight.lock().ok()?;
+        let waiters = m.entry(q.clone()).or_default();
+        waiters.push(slot.clone());
+        waiters.len() == 1
+    };
+    if first {
+        match p.queue.try_send(q.clone()) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                tracing::warn!("name lookups: queue full; {q:?} answered without a name");
+                finish(&q, Answer::Name(None));
+                return None;
+            }
+        }
+    }
+    crate::timer::timeout(LOOKUP_TIMEOUT, Wait { slot })
+        .await
+        .ok()
 }
 
 /// The verified host name of `ip`, or `None` when it has none (or the lookup failed).
@@ -37,27 +161,9 @@ pub async fn client_name(ip: IpAddr) -> Option<String> {
     }) {
         return hit;
     }
-    let slot = Arc::new(Mutex::new(Slot::default()));
-    let for_thread = slot.clone();
-    let spawned = std::thread::Builder::new()
-        .name("ringproxy-dns".into())
-        .spawn(move || {
-            let name = verified_name(ip);
-            if let Ok(mut s) = for_thread.lock() {
-                s.done = Some(name);
-                if let Some(w) = s.waker.take() {
-                    w.wake();
-                }
-            }
-        });
-    let name = match spawned {
-        Ok(_) => crate::timer::timeout(LOOKUP_TIMEOUT, Wait { slot })
-            .await
-            .unwrap_or(None),
-        Err(e) => {
-            tracing::warn!("cannot start a name lookup for {ip}: {e}");
-            None
-        }
+    let name = match lookup(Query::Name(ip)).await {
+        Some(Answer::Name(n)) => n,
+        _ => None,
     };
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
@@ -72,9 +178,20 @@ pub async fn client_name(ip: IpAddr) -> Option<String> {
     name
 }
 
+/// The first address of `host` (a name or a literal address), looked up on the pool.
+pub async fn resolve(host: &str, port: u16) -> Option<SocketAddr> {
+    if let Ok(ip) = host.trim_matches(['[', ']']).parse::<IpAddr>() {
+        return Some(SocketAddr::new(ip, port));
+    }
+    match lookup(Query::Addr(host.to_string(), port)).await {
+        Some(Answer::Addr(a)) => a,
+        _ => None,
+    }
+}
+
 #[derive(Default)]
 struct Slot {
-    done: Option<Option<String>>,
+    done: Option<Answer>,
     waker: Option<Waker>,
 }
 
@@ -83,13 +200,13 @@ struct Wait {
 }
 
 impl Future for Wait {
-    type Output = Option<String>;
+    type Output = Answer;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let Ok(mut s) = self.slot.lock() else {
-            return Poll::Ready(None);
+            return Poll::Ready(Answer::Name(None));
         };
         match s.done.take() {
-            Some(name) => Poll::Ready(name),
+            Some(a) => Poll::Ready(a),
             None => {
                 s.waker = Some(cx.waker().clone());
                 Poll::Pending
@@ -172,6 +289,40 @@ mod tests {
     fn local_host_name_is_a_name_with_a_dot_or_an_address() {
         let n = local_host_name();
         assert!(n.contains('.') || n.parse::<IpAddr>().is_ok(), "{n}");
+    }
+
+    #[test]
+    fn concurrent_lookups_of_one_address_share_a_job_and_all_get_the_answer() {
+        let jobs_before = JOBS_RUN.load(std::sync::atomic::Ordering::Relaxed);
+        let names = crate::worker::run_local(crate::worker::DriverChoice::Auto, |_| async {
+            let ip: IpAddr = "127.0.0.1".parse().unwrap();
+            // Fifty tasks ask at once: one job runs, all fifty get its answer.
+            let tasks: Vec<_> = (0..50)
+                .map(|_| monoio::spawn(lookup(Query::Name(ip))))
+                .collect();
+            let mut answers = Vec::new();
+            for t in tasks {
+                answers.push(t.await);
+            }
+            let addr = resolve("localhost", 80).await;
+            (answers, addr)
+        })
+        .unwrap();
+        let (answers, addr) = names;
+        assert_eq!(answers.len(), 50);
+        for a in answers {
+            assert!(
+                matches!(a, Some(Answer::Name(Some(ref n))) if n.starts_with("localhost")),
+                "{a:?}"
+            );
+        }
+        assert!(addr.is_some_and(|a| a.ip().is_loopback()));
+        // One job for the fifty name lookups (a few more only if some asked after the
+        // first answer came), one for the address.
+        let jobs = JOBS_RUN.load(std::sync::atomic::Ordering::Relaxed) - jobs_before;
+        assert!(jobs < 10, "{jobs} lookups ran for 50 identical questions");
+        // Nothing is left in flight once everyone has its answer.
+        assert!(pool().inflight.lock().unwrap().is_empty());
     }
 
     #[test]

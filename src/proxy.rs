@@ -498,7 +498,12 @@ async fn balancer_manager(
             )
         } else {
             let form = admin::manager::parse_form(&c.buf[c.head.len..end]);
-            match admin::manager::apply(shared, &c.peer_ip, &form) {
+            // A member's name is looked up on the resolver pool, never on this event loop.
+            let addr = match admin::manager::new_member_host(&form) {
+                Some((host, port)) => crate::dns::resolve(&host, port).await,
+                None => None,
+            };
+            match admin::manager::apply(shared, &c.peer_ip, &form, addr) {
                 Ok(_) if wants_json => (
                     200,
                     "application/json",

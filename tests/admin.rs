@@ -330,6 +330,29 @@ fn balancer_manager_json_and_form_changes_reach_traffic() {
     // The HTML page shows the members and forms with the nonce.
     let html = Client::connect(p.addrs[0]).get("/balancer-manager").text();
     assert!(html.contains(&new_url) && html.contains(&nonce) && html.contains("<form"));
+    // A member named by host name is looked up (on the resolver pool) and added; one that
+    // does not resolve is refused with the reason.
+    let by_name = format!("http://localhost:{}", n.port());
+    let r = post(
+        &p,
+        &format!("b=c&nonce={nonce}&b_nwrkr={}&b_wyes=1", enc(&by_name)),
+        referer,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        state(&p)["balancers"][0]["members"][3]["name"],
+        by_name.as_str()
+    );
+    let r = post(
+        &p,
+        &format!(
+            "b=c&nonce={nonce}&b_nwrkr={}&b_wyes=1",
+            enc("http://no-such-host.invalid:80")
+        ),
+        referer,
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("cannot resolve"), "{}", r.text());
 }
 
 #[test]

@@ -34,6 +34,15 @@ pub fn make_nonce(configured: Option<&str>) -> std::io::Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// The host and port of the member a form adds, to be looked up before [`apply`].
+pub fn new_member_host(form: &[(String, String)]) -> Option<(String, u16)> {
+    let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let url = get("b_nwrkr").filter(|v| !v.trim().is_empty())?;
+    (get("b_wyes") == Some("1"))
+        .then(|| crate::config::member_host_port(url.trim()))
+        .flatten()
+}
+
 /// `application/x-www-form-urlencoded` -> pairs.
 pub fn parse_form(body: &[u8]) -> Vec<(String, String)> {
     fn decode(s: &[u8]) -> String {
@@ -219,10 +228,14 @@ fn bad(msg: impl Into<String>) -> Refusal {
 }
 
 /// Applies a form of changes. Everything is validated first; nothing changes on a refusal.
+/// Applies a form. `new_member_addr` is the address of the member the form adds
+/// (`b_nwrkr`), looked up by the caller beforehand off the event loop (see
+/// [`new_member_host`]); `None` when it did not resolve.
 pub fn apply(
     shared: &Shared,
     who: &str,
     form: &[(String, String)],
+    new_member_addr: Option<std::net::SocketAddr>,
 ) -> Result<Vec<String>, Refusal> {
     // A checkbox posts "1" and its hidden companion "0": the first value wins, as in Apache.
     let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
@@ -350,8 +363,10 @@ pub fn apply(
                     file: Arc::from("balancer-manager"),
                     line: 0,
                 };
-                let member =
-                    crate::config::member_from_url(url.trim(), &loc).map_err(|e| bad(e.msg))?;
+                let member = crate::config::member_from_url_resolved(url.trim(), &loc, &|_, _| {
+                    new_member_addr
+                })
+                .map_err(|e| bad(e.msg))?;
                 if view.members.iter().any(|m| {
                     m.state.member.name == member.name && m.state.member.path == member.path
                 }) {

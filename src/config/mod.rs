@@ -2127,7 +2127,7 @@ impl Builder<'_> {
         let Some((url, kvs)) = rest.split_first() else {
             return self.err(loc, "BalancerMember needs a URL");
         };
-        let mut member = match parse_member_url(url, loc) {
+        let mut member = match member_from_url(url, loc) {
             Ok(m) => m,
             Err(e) => return self.errors.push(e),
         };
@@ -2173,7 +2173,7 @@ impl Builder<'_> {
         {
             return Some(i);
         }
-        match parse_member_url(worker, loc) {
+        match member_from_url(worker, loc) {
             Ok(m) => {
                 self.balancers.push(Balancer {
                     name: worker.to_string(),
@@ -2461,10 +2461,44 @@ fn balancer_name(url: &str) -> Option<String> {
 
 /// A member from its URL (`http://host:port[/path]`), as BalancerMember reads it.
 pub fn member_from_url(url: &str, loc: &Loc) -> Result<Member, ConfigError> {
-    parse_member_url(url, loc)
+    parse_member_url(url, loc, &|host, port| {
+        (host, port)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next())
+    })
 }
 
-fn parse_member_url(url: &str, loc: &Loc) -> Result<Member, ConfigError> {
+/// A member whose address comes from `resolve(host, port)`: the caller looked the name up
+/// already (balancer-manager does, on the resolver pool, so no worker blocks on DNS).
+pub fn member_from_url_resolved(
+    url: &str,
+    loc: &Loc,
+    resolve: &dyn Fn(&str, u16) -> Option<SocketAddr>,
+) -> Result<Member, ConfigError> {
+    parse_member_url(url, loc, resolve)
+}
+
+/// The host (without brackets) and port a member URL names, without looking anything up.
+pub fn member_host_port(url: &str) -> Option<(String, u16)> {
+    let lower = url.to_ascii_lowercase();
+    let after = ["http://", "ws://"]
+        .iter()
+        .find(|p| lower.starts_with(**p))
+        .map(|p| &url[p.len()..])?;
+    let authority = after.split('/').next()?;
+    let (host, port) = split_host_port(authority).ok()?;
+    Some((
+        host.trim_matches(['[', ']']).to_string(),
+        port.unwrap_or(80),
+    ))
+}
+
+fn parse_member_url(
+    url: &str,
+    loc: &Loc,
+    resolve: &dyn Fn(&str, u16) -> Option<SocketAddr>,
+) -> Result<Member, ConfigError> {
     let lower = url.to_ascii_lowercase();
     // ws:// is mod_proxy_wstunnel's scheme: an http:// member that tunnels WebSocket
     // upgrades (as `upgrade=websocket` does for http:// members).
@@ -2494,10 +2528,7 @@ fn parse_member_url(url: &str, loc: &Loc) -> Result<Member, ConfigError> {
     let (host, port) = split_host_port(authority)
         .map_err(|m| ConfigError::new(loc, format!("member '{url}': {m}")))?;
     let port = port.unwrap_or(80);
-    let addr = (host.trim_matches(['[', ']']), port)
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut a| a.next())
+    let addr = resolve(host.trim_matches(['[', ']']), port)
         .ok_or_else(|| ConfigError::new(loc, format!("member '{url}': cannot resolve '{host}'")))?;
     let host_header = if port == 80 {
         host.to_string()
