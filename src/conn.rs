@@ -13,7 +13,7 @@ use tracing::{debug, info, warn};
 
 use crate::accesslog::Record;
 use crate::error::{canned_response, canned_response_with, ErrorKind, ProxyError, Side};
-use crate::http::head::{parse_request, Limits, RequestHead};
+use crate::http::head::{parse_request, HeadScan, Limits, RequestHead};
 use crate::io::{read_more, write_all, IoFail};
 use crate::proxy;
 use crate::worker::Worker;
@@ -424,19 +424,32 @@ async fn read_head(
     max_head: usize,
 ) -> Result<bool, ProxyError> {
     let core = &w.shared.cfg.core;
+    // New bytes are scanned once for the head's end; the parser runs once, on a whole head.
+    let mut scan = HeadScan::default();
     loop {
         if !c.buf.is_empty() {
-            match parse_request(&c.buf, limits, &mut c.head) {
-                Ok(Some(())) => return Ok(true),
-                Ok(None) => {
-                    if c.buf.len() > max_head {
-                        return Err(ErrorKind::BadHead(
-                            crate::http::head::HeadError::FieldTooLarge,
-                        )
-                        .into());
+            let first_bytes = scan.scanned() == 0;
+            let complete = scan
+                .advance(&c.buf, limits)
+                .map_err(|e| ProxyError::new(ErrorKind::BadHead(e)))?;
+            // The parser also looks at the first bytes of a head that is still arriving, so
+            // that garbage (a TLS hello on a plain port) is refused at once, not after the
+            // line limit or the timeout.
+            if complete || first_bytes {
+                match parse_request(&c.buf, limits, &mut c.head) {
+                    Ok(Some(())) => return Ok(true),
+                    Ok(None) if !complete => {}
+                    Ok(None) => {
+                        return Err(ErrorKind::BadHead(crate::http::head::HeadError::Malformed(
+                            "incomplete head",
+                        ))
+                        .into())
                     }
+                    Err(e) => return Err(ErrorKind::BadHead(e).into()),
                 }
-                Err(e) => return Err(ErrorKind::BadHead(e).into()),
+            }
+            if c.buf.len() > max_head {
+                return Err(ErrorKind::BadHead(crate::http::head::HeadError::FieldTooLarge).into());
             }
         }
         let idle = c.buf.is_empty();

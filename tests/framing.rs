@@ -178,3 +178,33 @@ fn header_rules_keep_every_byte_of_the_lines_they_do_not_change() {
     assert!(b.last().head.contains("X-Raw:kept"), "{}", b.last().head);
     assert_eq!(c.get("/").text(), "ok");
 }
+
+#[test]
+fn a_head_sent_a_byte_at_a_time_is_served_and_garbage_is_refused_at_once() {
+    let b = backend(|req| ok(req.request_line()));
+    let p = single(&b);
+    let mut c = Client::connect(p.addrs[0]);
+    c.stream.set_nodelay(true).unwrap();
+    let head = format!(
+        "GET /slow HTTP/1.1\r\nHost: t\r\n{}\r\n",
+        (0..20)
+            .map(|i| format!("X-{i}: value\r\n"))
+            .collect::<String>()
+    );
+    for byte in head.as_bytes() {
+        c.send(std::slice::from_ref(byte));
+    }
+    let r = c.read_response(false).unwrap();
+    assert_eq!(
+        (r.status, r.text()),
+        (200, "GET /slow HTTP/1.1".to_string())
+    );
+    // A TLS ClientHello on the plain port: 400 at once, without waiting for a line end.
+    let mut c = Client::connect(p.addrs[0]);
+    c.send(&[
+        0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03,
+    ]);
+    let started = std::time::Instant::now();
+    assert_eq!(c.read_response(false).unwrap().status, 400);
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+}

@@ -145,6 +145,66 @@ fn range_of(buf: &[u8], part: &[u8]) -> Range<usize> {
     start..start + part.len()
 }
 
+/// Where the search for a request head's end stands, so that a head arriving in many small
+/// reads is scanned once in all, not once per read (which is quadratic in the head's
+/// length for a client sending a byte at a time). Line limits are checked as lines grow.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HeadScan {
+    /// Bytes of the buffer already looked at.
+    scanned: usize,
+    /// Where the current line starts.
+    line_start: usize,
+    /// Lines completed so far (0 while in the request line; empty lines before it are
+    /// not counted).
+    lines: usize,
+}
+
+impl HeadScan {
+    /// Looks at the bytes of `buf` not seen before. `Ok(true)`: the blank line that ends
+    /// the head is in `buf` (parse it now); `Ok(false)`: read more.
+    pub fn advance(&mut self, buf: &[u8], limits: &Limits) -> Result<bool, HeadError> {
+        let limit_now = |lines: usize, len: usize| -> Result<(), HeadError> {
+            if lines == 0 && len > limits.request_line {
+                return Err(HeadError::LineTooLong);
+            }
+            if lines > 0 && len > limits.field_size {
+                return Err(HeadError::FieldTooLarge);
+            }
+            Ok(())
+        };
+        while self.scanned < buf.len() {
+            let rest = &buf[self.scanned..];
+            let Some(i) = memchr::memchr(b'\n', rest) else {
+                self.scanned = buf.len();
+                return limit_now(self.lines, buf.len() - self.line_start).map(|()| false);
+            };
+            let end = self.scanned + i;
+            let line = &buf[self.line_start..end];
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            limit_now(self.lines, line.len())?;
+            self.scanned = end + 1;
+            self.line_start = end + 1;
+            if line.is_empty() {
+                if self.lines > 0 {
+                    return Ok(true);
+                }
+                // An empty line before the request line (RFC 9112 §2.2) is skipped.
+                continue;
+            }
+            if self.lines > limits.fields {
+                return Err(HeadError::TooManyFields);
+            }
+            self.lines += 1;
+        }
+        Ok(false)
+    }
+
+    /// Bytes looked at so far (for tests of linearity).
+    pub fn scanned(&self) -> usize {
+        self.scanned
+    }
+}
+
 /// Checks the request line and each header line against the limits before httparse runs,
 /// so that an over-long line is refused even while it is still arriving.
 fn check_limits(buf: &[u8], limits: &Limits) -> Result<(), HeadError> {
@@ -758,6 +818,42 @@ mod tests {
             assert!(req(&full[..cut]).unwrap().is_none(), "cut at {cut}");
         }
         assert!(req(full).unwrap().is_some());
+    }
+
+    #[test]
+    fn head_scan_is_linear_and_agrees_with_the_parser() {
+        let head = format!(
+            "\r\nGET /x HTTP/1.1\r\nHost: a\r\n{}\r\n",
+            (0..50).map(|i| format!("X-{i}: v\n")).collect::<String>()
+        );
+        let bytes = head.as_bytes();
+        let mut scan = HeadScan::default();
+        let mut looked = 0;
+        for n in 1..=bytes.len() {
+            let before = scan.scanned();
+            let done = scan.advance(&bytes[..n], &LIMITS).unwrap();
+            looked += scan.scanned() - before;
+            assert_eq!(done, n == bytes.len(), "at {n}");
+            assert_eq!(req(&bytes[..n]).unwrap().is_some(), done, "at {n}");
+        }
+        // Each byte looked at once, however the head was cut.
+        assert_eq!(looked, bytes.len());
+        // Limits hold while a line is still arriving.
+        let small = Limits {
+            request_line: 20,
+            field_size: 10,
+            fields: 2,
+        };
+        let mut scan = HeadScan::default();
+        assert_eq!(
+            scan.advance(format!("GET /{}", "a".repeat(30)).as_bytes(), &small),
+            Err(HeadError::LineTooLong)
+        );
+        let mut scan = HeadScan::default();
+        assert_eq!(
+            scan.advance(b"GET / HTTP/1.1\r\nA: b\r\nB: c\r\nC: d\r\n", &small),
+            Err(HeadError::TooManyFields)
+        );
     }
 
     #[test]
