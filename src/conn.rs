@@ -16,6 +16,8 @@ use crate::error::{canned_response, canned_response_with, ErrorKind, ProxyError,
 use crate::http::head::{parse_request, HeadScan, Limits, RequestHead};
 use crate::io::{read_more, write_all, IoFail};
 use crate::proxy;
+use crate::reqtimeout::{RateDeadline, Which};
+use crate::timer::coarse_now;
 use crate::worker::Worker;
 
 /// Client read buffer (from the worker's pool). Heads rarely exceed this; it grows up to the
@@ -59,6 +61,8 @@ pub struct ClientConn {
     pub started: std::time::Instant,
     /// Access-log record of the current request, when access logs are configured.
     pub log: Option<Box<Record>>,
+    /// When the connection was accepted (the first request's header stage starts here).
+    pub opened: std::time::Instant,
     /// Withdraws the receive an idle connection waits in (see `wait_idle`); made on first
     /// use and kept for the connection's life.
     pub canceller: Option<Canceller>,
@@ -125,6 +129,7 @@ pub async fn serve(w: Rc<Worker>, stream: TcpStream, start: Start) -> Served {
         vhost: 0,
         started: std::time::Instant::now(),
         log: None,
+        opened: coarse_now(),
         canceller: None,
     };
     let mut w = w;
@@ -189,10 +194,11 @@ async fn wait_idle(w: &Worker, c: &mut ClientConn) -> Result<Idle, ProxyError> {
     if w.thread.drain.is_draining() {
         return Ok(Idle::Closed);
     }
-    let t = if c.requests > 0 {
-        core.keepalive_timeout
-    } else {
-        core.timeout
+    // A first request waits for its first byte as long as its header stage allows.
+    let t = match (c.requests, core.read_timeouts.header) {
+        (0, Some(stage)) => core.timeout.min(stage.initial),
+        (0, None) => core.timeout,
+        _ => core.keepalive_timeout,
     };
     let now = crate::timer::coarse_now();
     let deadline = now + t;
@@ -426,6 +432,18 @@ async fn read_head(
     let core = &w.shared.cfg.core;
     // New bytes are scanned once for the head's end; the parser runs once, on a whole head.
     let mut scan = HeadScan::default();
+    // mod_reqtimeout's header stage: from the connection's start for its first request,
+    // from the first byte for later ones.
+    let mut rate = core.read_timeouts.header.map(|stage| {
+        let start = if c.requests == 0 {
+            c.opened
+        } else {
+            coarse_now()
+        };
+        let mut d = RateDeadline::new(stage, start);
+        d.received(c.buf.len());
+        d
+    });
     loop {
         if !c.buf.is_empty() {
             let first_bytes = scan.scanned() == 0;
@@ -456,16 +474,25 @@ async fn read_head(
         if idle && w.thread.drain.is_draining() {
             return Ok(false);
         }
-        // Between requests the keep-alive timeout applies; within a head, Timeout.
-        let t = if idle && c.requests > 0 {
+        // Between requests the keep-alive timeout applies; within a head, Timeout, and the
+        // head's RequestReadTimeout stage (which for a first request also covers the wait
+        // for its first byte).
+        let socket_t = if idle && c.requests > 0 {
             core.keepalive_timeout
         } else {
             core.timeout
+        };
+        let staged = rate.filter(|_| !idle || c.requests == 0);
+        let (t, by_rate) = match staged.map(|d| d.next_wait(socket_t, coarse_now())) {
+            Some(Some(wait)) => wait,
+            Some(None) => return head_too_slow(w, !idle),
+            None => (socket_t, false),
         };
         if c.buf.capacity() == 0 {
             c.buf = w.thread.read_bufs.get();
         }
         let buf = std::mem::take(&mut c.buf);
+        let before = buf.len();
         let (r, buf) = if idle {
             // An idle connection also ends when the worker starts draining.
             monoio::select! {
@@ -475,11 +502,16 @@ async fn read_head(
         } else {
             read_more(&mut c.stream, buf, 4096, t).await
         };
+        if let Some(d) = rate.as_mut() {
+            d.received(buf.len().saturating_sub(before));
+        }
         c.buf = buf;
         match r {
             Ok(0) if idle => return Ok(false),
             Ok(0) => return Err(ErrorKind::ClientClosed.into()),
             Ok(_) => {}
+            // (A timed-out read keeps no buffer: whether a head had begun is `idle`.)
+            Err(IoFail::Timeout) if by_rate => return head_too_slow(w, !idle),
             Err(IoFail::Timeout) if idle => return Ok(false),
             Err(IoFail::Timeout) => return Err(ErrorKind::ClientTimeout.into()),
             Err(IoFail::Io(e)) => return Err(ErrorKind::ClientIo(e).into()),
@@ -487,9 +519,23 @@ async fn read_head(
     }
 }
 
+/// The head's RequestReadTimeout stage ran out: 408 when part of a head came (counted and
+/// logged, as Apache's AH01382), a silent close for a connection that never sent a byte
+/// (as Apache, and as browsers expect of connections they opened ahead of need).
+fn head_too_slow(w: &Worker, begun: bool) -> Result<bool, ProxyError> {
+    if !begun {
+        return Ok(false);
+    }
+    w.stats().read_timeouts[Which::Header as usize].fetch_add(1, Ordering::Relaxed);
+    Err(ErrorKind::RequestReadTimeout(Which::Header).into())
+}
+
 /// Logs an error once and, when nothing of a response went out yet, answers it.
 async fn finish_with_error(c: &mut ClientConn, e: ProxyError) {
     match e.side {
+        Side::Client if matches!(e.kind, ErrorKind::RequestReadTimeout(_)) => {
+            info!("client {}: {e}", c.peer_ip)
+        }
         Side::Client => debug!("client {}: {e}", c.peer_ip),
         Side::Proxy
             if matches!(

@@ -57,6 +57,9 @@ pub enum ErrorKind {
     BackendProtocol(String, String),
     #[error("client timed out")]
     ClientTimeout,
+    /// mod_reqtimeout's stages (AH01382 / AH01383 in Apache).
+    #[error("Request {} read timeout (RequestReadTimeout)", .0.label())]
+    RequestReadTimeout(crate::reqtimeout::Which),
     #[error("client I/O error: {0}")]
     ClientIo(std::io::Error),
     #[error("client closed the connection")]
@@ -82,6 +85,7 @@ impl ProxyError {
             | ErrorKind::BadPath(_)
             | ErrorKind::TraceDisabled
             | ErrorKind::TraceWithBody
+            | ErrorKind::RequestReadTimeout(_)
             | ErrorKind::ClientTimeout
             | ErrorKind::ClientIo(_)
             | ErrorKind::ClientClosed => (Side::Client, false),
@@ -114,6 +118,7 @@ impl ProxyError {
             ErrorKind::BadPath(e) => e.status(),
             ErrorKind::TraceDisabled => 405,
             ErrorKind::TraceWithBody => 413,
+            ErrorKind::RequestReadTimeout(_) => 408,
             ErrorKind::NotProxied => 404,
             ErrorKind::Forbidden => 403,
             ErrorKind::RewriteStatus(s) | ErrorKind::Redirect(s, _) => *s,

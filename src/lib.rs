@@ -25,6 +25,7 @@ pub mod logging;
 pub mod park;
 pub mod pool;
 pub mod proxy;
+pub mod reqtimeout;
 pub mod route;
 pub mod shutdown;
 pub mod splice;

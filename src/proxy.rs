@@ -26,9 +26,11 @@ use crate::http::write::{
 };
 use crate::io::{is_disconnect, read_more, write_all, write_range, IoFail};
 use crate::pool::{BackendConn, Pool, BACKEND_BUF};
+use crate::reqtimeout::{RateDeadline, Which};
 use crate::route;
 use crate::route::normalize::EncodedSlashes;
 use crate::splice::{splice_exact, splice_to_eof, NonBlocking, PipePool, SpliceError};
+use crate::timer::coarse_now;
 use crate::worker::Worker;
 
 /// A request body up to this size that has fully arrived with the head is sent in the same
@@ -52,6 +54,8 @@ impl From<ProxyError> for ExchangeError {
 /// Why streaming a body stopped early.
 enum StreamError {
     SrcTimeout,
+    /// The client fell behind its RequestReadTimeout body rate.
+    SrcTooSlow,
     SrcIo(std::io::Error),
     SrcEof,
     DstTimeout,
@@ -182,6 +186,9 @@ async fn forward_routed(
         return Err(ErrorKind::Forbidden.into());
     }
 
+    // A body up to ProxyRequestBuffer is read whole now, before a member is chosen: a
+    // client sending it slowly then holds no member connection (no Tomcat thread).
+    buffer_body(w, c).await?;
     // How much of the request body is already here, validated (chunked framing errors are
     // caught before anything is sent to a backend).
     let mut framing = match c.head.body() {
@@ -193,7 +200,7 @@ async fn forward_routed(
     let adv = probe
         .advance(&c.buf[c.head.len..])
         .map_err(|e| ProxyError::new(e.into()))?;
-    let inline = adv.done && adv.consumed <= INLINE_BODY_MAX;
+    let inline = adv.done && adv.consumed <= INLINE_BODY_MAX.max(cfg.core.request_buffer);
     if inline {
         framing = probe;
     }
@@ -347,6 +354,89 @@ async fn forward_routed(
             return Err(failure);
         }
         warn!("{failure}; trying another member of {}", view.name);
+    }
+}
+
+/// The body stage of RequestReadTimeout for this request, started when its head was whole.
+fn body_deadline(w: &Worker, c: &ClientConn) -> Option<RateDeadline> {
+    let stage = w.shared.cfg.core.read_timeouts.body?;
+    Some(RateDeadline::new(stage, c.started))
+}
+
+/// Counts and reports a body that arrived too slowly (408).
+fn body_too_slow(w: &Worker) -> ProxyError {
+    w.stats().read_timeouts[Which::Body as usize].fetch_add(1, Ordering::Relaxed);
+    ErrorKind::RequestReadTimeout(Which::Body).into()
+}
+
+/// Reads the request body into the client buffer when all of it fits in
+/// `ProxyRequestBuffer` (a chunked body: until it ends or passes the bound; the rest then
+/// streams). Framing is checked as it arrives; the body stage of RequestReadTimeout and
+/// `Timeout` per read apply. A client waiting for `100 Continue` gets it first.
+async fn buffer_body(w: &Worker, c: &mut ClientConn) -> Result<(), ProxyError> {
+    let core = &w.shared.cfg.core;
+    let bound = core.request_buffer;
+    let mut framing = match c.head.body() {
+        RequestBody::None => return Ok(()),
+        RequestBody::Length(n) if n > bound as u64 => return Ok(()),
+        RequestBody::Length(n) => Framing::Length(n),
+        RequestBody::Chunked => Framing::Chunked(Default::default()),
+    };
+    let adv = framing
+        .advance(&c.buf[c.head.len..])
+        .map_err(|e| ProxyError::new(e.into()))?;
+    if adv.done || bound == 0 {
+        return Ok(());
+    }
+    let mut pos = c.head.len + adv.consumed;
+    if c.head.expect_continue && !c.continue_sent {
+        let mut out = std::mem::take(&mut c.out);
+        out.clear();
+        out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+        let (r, out) = write_all(&mut c.stream, out, core.timeout).await;
+        c.out = out;
+        r.map_err(|e| ProxyError::new(client_fail(e)))?;
+        c.continue_sent = true;
+    }
+    let mut rate = body_deadline(w, c);
+    if let Some(d) = rate.as_mut() {
+        d.received(c.buf.len() - c.head.len);
+    }
+    while c.buf.len() - c.head.len <= bound {
+        let (t, by_rate) = match rate.map(|d| d.next_wait(core.timeout, coarse_now())) {
+            Some(Some(wait)) => wait,
+            Some(None) => return Err(body_too_slow(w)),
+            None => (core.timeout, false),
+        };
+        let want = (bound + 1 - (c.buf.len() - c.head.len)).min(core.io_buffer_size);
+        let buf = std::mem::take(&mut c.buf);
+        let (r, buf) = read_more(&mut c.stream, buf, want, t).await;
+        c.buf = buf;
+        match r {
+            Ok(0) => return Err(ErrorKind::ClientClosed.into()),
+            Ok(n) => {
+                if let Some(d) = rate.as_mut() {
+                    d.received(n);
+                }
+            }
+            Err(IoFail::Timeout) if by_rate => return Err(body_too_slow(w)),
+            Err(e) => return Err(ProxyError::new(client_fail(e))),
+        }
+        let adv = framing
+            .advance(&c.buf[pos..])
+            .map_err(|e| ProxyError::new(e.into()))?;
+        pos += adv.consumed;
+        if adv.done {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+fn client_fail(e: IoFail) -> ErrorKind {
+    match e {
+        IoFail::Timeout => ErrorKind::ClientTimeout,
+        IoFail::Io(e) => ErrorKind::ClientIo(e),
     }
 }
 
@@ -978,6 +1068,7 @@ async fn exchange(
                 r.map_err(client_io)?;
                 c.continue_sent = true;
             }
+            let rate = body_deadline(w, c);
             let buf = std::mem::take(&mut c.buf);
             let start = c.head.len;
             let mut moved = 0;
@@ -988,7 +1079,7 @@ async fn exchange(
                 &mut bc.stream,
                 &mut framing,
                 false,
-                &Streaming::new(w, core.timeout, x.timeout),
+                &Streaming::new(w, core.timeout, x.timeout).with_rate(rate),
                 &mut moved,
             )
             .await;
@@ -997,6 +1088,7 @@ async fn exchange(
             c.consumed = match r {
                 Ok(pos) => pos,
                 Err(StreamError::SrcTimeout) => return Err(ErrorKind::ClientTimeout.into_ex()),
+                Err(StreamError::SrcTooSlow) => return Err(ExchangeError::Fatal(body_too_slow(w))),
                 Err(StreamError::SrcEof) => return Err(ErrorKind::ClientClosed.into_ex()),
                 Err(StreamError::SrcIo(e)) => return Err(ErrorKind::ClientIo(e).into_ex()),
                 Err(StreamError::DstTimeout) => {
@@ -1164,7 +1256,9 @@ async fn exchange(
         Ok(end) => end,
         // Anything after the head was sent: the only honest signal left is closing the
         // client connection, so a truncated body never looks complete.
-        Err(StreamError::SrcTimeout) => return Err(ErrorKind::BackendTimeout(name()).into_ex()),
+        Err(StreamError::SrcTimeout) | Err(StreamError::SrcTooSlow) => {
+            return Err(ErrorKind::BackendTimeout(name()).into_ex())
+        }
         Err(StreamError::SrcEof) => return Err(ErrorKind::BackendClosed(name()).into_ex()),
         Err(StreamError::SrcIo(e)) => return Err(ErrorKind::BackendIo(name(), e).into_ex()),
         Err(StreamError::Framing(e)) => {
@@ -1207,6 +1301,8 @@ struct Streaming<'a> {
     chunk: usize,
     /// The worker's pipes and SpliceThreshold.
     splice: (&'a PipePool, u64),
+    /// The source's RequestReadTimeout stage (a request body from the client).
+    rate: std::cell::Cell<Option<RateDeadline>>,
 }
 
 impl<'a> Streaming<'a> {
@@ -1217,6 +1313,33 @@ impl<'a> Streaming<'a> {
             write_t,
             chunk: core.io_buffer_size,
             splice: (&w.thread.pipes, core.splice_threshold),
+            rate: std::cell::Cell::new(None),
+        }
+    }
+
+    /// The source must also keep up with this rate (mod_reqtimeout's body stage).
+    fn with_rate(self, rate: Option<RateDeadline>) -> Self {
+        self.rate.set(rate);
+        self
+    }
+
+    /// How long the next read may wait, and whether the rate (not `read_t`) set that.
+    fn next_read(&self) -> Result<(Duration, bool), StreamError> {
+        match self
+            .rate
+            .get()
+            .map(|d| d.next_wait(self.read_t, coarse_now()))
+        {
+            Some(Some(wait)) => Ok(wait),
+            Some(None) => Err(StreamError::SrcTooSlow),
+            None => Ok((self.read_t, false)),
+        }
+    }
+
+    fn received(&self, n: usize) {
+        if let Some(mut d) = self.rate.get() {
+            d.received(n);
+            self.rate.set(Some(d));
         }
     }
 }
@@ -1289,7 +1412,16 @@ async fn stream_body(
                     Ok(p) => p,
                     Err(e) => return (Err(StreamError::SrcIo(e)), buf),
                 };
-                let r = splice_exact(src, dst, &mut pipe, rest, (read_t, write_t), moved).await;
+                let r = splice_exact(
+                    src,
+                    dst,
+                    &mut pipe,
+                    rest,
+                    (read_t, write_t),
+                    &how.rate,
+                    moved,
+                )
+                .await;
                 return match r {
                     Ok(()) => {
                         pipes.put_empty(pipe);
@@ -1299,6 +1431,7 @@ async fn stream_body(
                     Err(e) => (
                         Err(match e {
                             SpliceError::SrcTimeout => StreamError::SrcTimeout,
+                            SpliceError::SrcTooSlow => StreamError::SrcTooSlow,
                             SpliceError::SrcEof => StreamError::SrcEof,
                             SpliceError::SrcIo(e) => StreamError::SrcIo(e),
                             SpliceError::DstTimeout => StreamError::DstTimeout,
@@ -1309,7 +1442,11 @@ async fn stream_body(
                 };
             }
         }
-        let (r, b) = read_more(src, buf, chunk, read_t).await;
+        let (t, by_rate) = match how.next_read() {
+            Ok(wait) => wait,
+            Err(e) => return (Err(e), buf),
+        };
+        let (r, b) = read_more(src, buf, chunk, t).await;
         buf = b;
         match r {
             Ok(0) => {
@@ -1318,7 +1455,8 @@ async fn stream_body(
                 }
                 return (Err(StreamError::SrcEof), buf);
             }
-            Ok(_) => {}
+            Ok(n) => how.received(n),
+            Err(IoFail::Timeout) if by_rate => return (Err(StreamError::SrcTooSlow), buf),
             Err(IoFail::Timeout) => return (Err(StreamError::SrcTimeout), buf),
             Err(IoFail::Io(e)) => return (Err(StreamError::SrcIo(e)), buf),
         }

@@ -17,6 +17,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use crate::reqtimeout::RateDeadline;
+use crate::timer::coarse_now;
 use monoio::net::TcpStream;
 
 /// The capacity asked for a pipe that carries a body, which is also the most one splice
@@ -242,6 +244,8 @@ impl PipePool {
 #[derive(Debug)]
 pub enum SpliceError {
     SrcTimeout,
+    /// The source fell behind its RequestReadTimeout rate.
+    SrcTooSlow,
     SrcEof,
     SrcIo(io::Error),
     DstTimeout,
@@ -444,6 +448,7 @@ pub async fn splice_exact(
     pipe: &mut PipePair,
     mut len: u64,
     (read_t, write_t): (Duration, Duration),
+    rate: &Cell<Option<RateDeadline>>,
     moved: &mut u64,
 ) -> Result<(), SpliceError> {
     let (src_fd, dst_fd) = (src.as_raw_fd(), dst.as_raw_fd());
@@ -461,6 +466,13 @@ pub async fn splice_exact(
                 Ok(0) => return Err(SpliceError::SrcEof),
                 Ok(n) => break n,
                 Err(e) if would_block(&e) => {
+                    // The source's RequestReadTimeout stage may leave less than read_t.
+                    let (read_t, by_rate) =
+                        match rate.get().map(|d| d.next_wait(read_t, coarse_now())) {
+                            Some(Some(wait)) => wait,
+                            Some(None) => return Err(SpliceError::SrcTooSlow),
+                            None => (read_t, false),
+                        };
                     // Never more than the rest of the body, which must end the wait.
                     let batching = lowat.raise(if batch { want } else { 1 });
                     batch = true;
@@ -475,12 +487,17 @@ pub async fn splice_exact(
                         // Fewer bytes than the batch came in time: take them, and wait for
                         // the next ones for the full read timeout.
                         Err(_) if batching => batch = false,
+                        Err(_) if by_rate => return Err(SpliceError::SrcTooSlow),
                         Err(_) => return Err(SpliceError::SrcTimeout),
                     }
                 }
                 Err(e) => return Err(SpliceError::SrcIo(e)),
             }
         };
+        if let Some(mut d) = rate.get() {
+            d.received(n);
+            rate.set(Some(d));
+        }
         drain_pipe(pr, dst, n, write_t).await?;
         *moved += n as u64;
         len -= n as u64;

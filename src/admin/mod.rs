@@ -10,6 +10,7 @@ use std::sync::atomic::Ordering;
 
 use crate::balancer::flag;
 use crate::config::{Handler, VirtualHost};
+use crate::reqtimeout::Which;
 use crate::worker::Shared;
 
 /// What the locations say about a request.
@@ -146,6 +147,15 @@ pub fn server_status(shared: &Shared, auto: bool, server_name: &str) -> (&'stati
             format!("{:.6}", t.bytes_out as f64 / (t.requests.max(1)) as f64),
         ),
         ("BusyWorkers".into(), t.busy.to_string()),
+        // ringproxy's own: requests cut off by RequestReadTimeout (408).
+        (
+            "ReadTimeoutsHeader".into(),
+            t.read_timeouts[Which::Header as usize].to_string(),
+        ),
+        (
+            "ReadTimeoutsBody".into(),
+            t.read_timeouts[Which::Body as usize].to_string(),
+        ),
         ("IdleWorkers".into(), idle_capacity.to_string()),
         ("Processes".into(), "1".into()),
         ("ConnsTotal".into(), t.conns_open.to_string()),
@@ -352,6 +362,20 @@ pub fn metrics(shared: &Shared) -> (&'static str, String) {
             "ringproxy_backend_retries_total{{reason=\"{}\"}} {}",
             reason.label(),
             t.retries[reason as usize]
+        );
+    }
+    family(
+        &mut o,
+        "ringproxy_request_read_timeouts_total",
+        "counter",
+        "Requests answered 408 because their head or body arrived slower than RequestReadTimeout allows.",
+    );
+    for stage in [Which::Header, Which::Body] {
+        let _ = writeln!(
+            o,
+            "ringproxy_request_read_timeouts_total{{stage=\"{}\"}} {}",
+            stage.label(),
+            t.read_timeouts[stage as usize]
         );
     }
     family(

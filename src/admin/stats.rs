@@ -29,6 +29,8 @@ pub struct WorkerStats {
     pub pool_misses: AtomicU64,
     /// Requests sent again, by reason (see [`Retry`]).
     pub retries: [AtomicU64; 3],
+    /// RequestReadTimeout stages that ran out (header, body).
+    pub read_timeouts: [AtomicU64; 2],
     pub epoll: AtomicBool,
     /// Time spent busy polling (`BusyPolling`), in microseconds: the CPU it costs.
     pub busy_poll_us: AtomicU64,
@@ -66,6 +68,7 @@ pub struct Totals {
     pub pool_hits: u64,
     pub pool_misses: u64,
     pub retries: [u64; 3],
+    pub read_timeouts: [u64; 2],
     pub busy_poll_us: u64,
 }
 
@@ -112,6 +115,9 @@ pub fn totals(all: &[WorkerStats]) -> Totals {
         t.pool_hits += s.pool_hits.load(r);
         t.pool_misses += s.pool_misses.load(r);
         for (a, b) in t.retries.iter_mut().zip(&s.retries) {
+            *a += b.load(r);
+        }
+        for (a, b) in t.read_timeouts.iter_mut().zip(&s.read_timeouts) {
             *a += b.load(r);
         }
         t.busy_poll_us += s.busy_poll_us.load(r);

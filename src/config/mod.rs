@@ -75,6 +75,11 @@ pub struct CoreSettings {
     /// of sleeping in the kernel (see `busypoll`). `None`: Off (default); `Duration::MAX`:
     /// On, never sleep.
     pub busy_polling: Option<Duration>,
+    /// `RequestReadTimeout` (mod_reqtimeout): deadlines for a request's head and body.
+    pub read_timeouts: crate::reqtimeout::ReadTimeouts,
+    /// `ProxyRequestBuffer`: a request body up to this many bytes is read whole before a
+    /// member is chosen, so a slow client never holds a member's connection (0: off).
+    pub request_buffer: usize,
 }
 
 impl Default for CoreSettings {
@@ -107,6 +112,9 @@ impl Default for CoreSettings {
             idle_park_after: Some(Duration::from_millis(250)),
             proxy_status: false,
             busy_polling: None,
+            read_timeouts: crate::reqtimeout::ReadTimeouts::default(),
+            // As large as the body that is sent with the head in one write anyway.
+            request_buffer: 64 * 1024,
         }
     }
 }
@@ -396,6 +404,7 @@ const PROVIDED_MODULES: &[&str] = &[
     "access_compat",
     "rewrite",
     "proxy_wstunnel",
+    "reqtimeout",
 ];
 
 /// Directives accepted for compatibility that have nothing to act on in ringproxy; each
@@ -514,6 +523,8 @@ const KNOWN_DIRECTIVES: &[&str] = &[
     "AllowEncodedSlashes",
     "ServletDotSegments",
     "TraceEnable",
+    "RequestReadTimeout",
+    "ProxyRequestBuffer",
     "Require",
     "Order",
     "Allow",
@@ -1432,6 +1443,19 @@ impl Builder<'_> {
             "splicethreshold" => {
                 if let Some(n) = self.one_num(d, 0, u64::MAX >> 1) {
                     self.core.splice_threshold = n;
+                }
+            }
+            "requestreadtimeout" => {
+                match crate::reqtimeout::parse(args, self.core.read_timeouts) {
+                    Ok(t) => self.core.read_timeouts = t,
+                    Err(m) => return self.err(loc, format!("RequestReadTimeout: {m}")),
+                }
+                self.vhost_wide_note(d, in_vhost);
+            }
+            "proxyrequestbuffer" => {
+                if let Some(n) = self.one_num(d, 0, 64 << 20) {
+                    self.core.request_buffer = n as usize;
+                    self.vhost_wide_note(d, in_vhost);
                 }
             }
             "proxyiobuffersize" => {
