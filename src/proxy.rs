@@ -369,16 +369,16 @@ fn body_too_slow(w: &Worker) -> ProxyError {
     ErrorKind::RequestReadTimeout(Which::Body).into()
 }
 
-/// Reads the request body into the client buffer when all of it fits in
-/// `ProxyRequestBuffer` (a chunked body: until it ends or passes the bound; the rest then
-/// streams). Framing is checked as it arrives; the body stage of RequestReadTimeout and
+/// Reads the request body into the client buffer until it ends or passes
+/// `ProxyRequestBuffer`; a larger body then streams from there. Either way a client has
+/// sent that much before it gets a member connection, so a slow one never holds one for
+/// long. Framing is checked as it arrives; the body stage of RequestReadTimeout and
 /// `Timeout` per read apply. A client waiting for `100 Continue` gets it first.
 async fn buffer_body(w: &Worker, c: &mut ClientConn) -> Result<(), ProxyError> {
     let core = &w.shared.cfg.core;
     let bound = core.request_buffer;
     let mut framing = match c.head.body() {
         RequestBody::None => return Ok(()),
-        RequestBody::Length(n) if n > bound as u64 => return Ok(()),
         RequestBody::Length(n) => Framing::Length(n),
         RequestBody::Chunked => Framing::Chunked(Default::default()),
     };

@@ -110,10 +110,17 @@ fn a_slow_small_body_never_holds_a_member_connection() {
 #[test]
 fn a_slow_large_body_is_cut_off_by_its_rate() {
     let b = backend(|req| ok(&format!("got {}", req.body_len)));
-    // Bodies over 16 bytes stream; the body stage still applies to them.
+    // Bodies stream once 16 bytes are here; the body stage still applies to them.
     let p = site(&b, "RequestReadTimeout body=1\nProxyRequestBuffer 16");
     let mut slow = Client::connect(p.addrs[0]);
     slow.send(b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n0123456789");
+    // Below the bound: no member yet.
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(b.connections.load(std::sync::atomic::Ordering::SeqCst), 0);
+    slow.send(b"0123456789");
+    wait_until("the body streams to a member", || {
+        b.connections.load(std::sync::atomic::Ordering::SeqCst) == 1
+    });
     let started = Instant::now();
     let r = slow.read_response(false).expect("408");
     assert_eq!(r.status, 408);
