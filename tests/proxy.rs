@@ -623,8 +623,10 @@ fn client_to_counting_backend(
     std::sync::mpsc::Receiver<usize>,
 ) {
     let (addr, seen) = counting_backend();
+    // Only `Timeout` governs here: bodies stream from their first byte, and no
+    // RequestReadTimeout stage cuts in.
     let config = format!(
-        "Listen 127.0.0.1:0\nTimeout {timeout_s}\nProxyPass / http://127.0.0.1:{}/\n",
+        "Listen 127.0.0.1:0\nTimeout {timeout_s}\nProxyRequestBuffer 0\nRequestReadTimeout body=0\nProxyPass / http://127.0.0.1:{}/\n",
         addr.port()
     );
     let p = proxy_with(&config, 1, driver);
