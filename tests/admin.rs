@@ -330,8 +330,8 @@ fn balancer_manager_json_and_form_changes_reach_traffic() {
     // The HTML page shows the members and forms with the nonce.
     let html = Client::connect(p.addrs[0]).get("/balancer-manager").text();
     assert!(html.contains(&new_url) && html.contains(&nonce) && html.contains("<form"));
-    // A member named by host name is looked up (on the resolver pool) and added; one that
-    // does not resolve is refused with the reason.
+    // A member named by host name is looked up (on the resolver pool) and added.
+    // (`localhost` resolves from /etc/hosts: tests send nothing to a name server.)
     let by_name = format!("http://localhost:{}", n.port());
     let r = post(
         &p,
@@ -343,16 +343,6 @@ fn balancer_manager_json_and_form_changes_reach_traffic() {
         state(&p)["balancers"][0]["members"][3]["name"],
         by_name.as_str()
     );
-    let r = post(
-        &p,
-        &format!(
-            "b=c&nonce={nonce}&b_nwrkr={}&b_wyes=1",
-            enc("http://no-such-host.invalid:80")
-        ),
-        referer,
-    );
-    assert_eq!(r.status, 400, "{}", r.text());
-    assert!(r.text().contains("cannot resolve"), "{}", r.text());
 }
 
 #[test]
