@@ -76,6 +76,7 @@ fn main() -> ExitCode {
     let dump = cli.dump || cli.defines.iter().any(|d| d == "DUMP_CONFIG");
     let opts = LoadOptions {
         defines: cli.defines,
+        ..Default::default()
     };
     let config_path = path.clone();
     let cfg = match config::load(&path, &opts) {

@@ -1004,11 +1004,8 @@ async fn exchange(
         &c.head,
         &RequestRewrite {
             path: &target,
-            host: if vh.preserve_host {
-                None
-            } else {
-                Some(member.host_header.as_bytes())
-            },
+            host: member.host_header.as_bytes(),
+            preserve_host: vh.preserve_host,
             client_ip: c.peer_ip.as_bytes(),
             server_name: server_name.as_bytes(),
             proto: b"http",

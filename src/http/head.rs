@@ -565,6 +565,11 @@ pub fn parse_response(
     };
     head.len = len;
     head.status = res.code.unwrap_or(0);
+    // Three digits, the first 1 to 9 (RFC 9110 §15): `062` is not status 62, and a status
+    // written back with fewer digits would be no status line at all.
+    if head.status < 100 {
+        return Err(HeadError::Malformed("invalid status code"));
+    }
     head.reason = match res.reason {
         Some(r) if !r.is_empty() => range_of(buf, r.as_bytes()),
         // httparse gives "" both for no reason and for one with obs-text (not UTF-8):
@@ -1009,6 +1014,15 @@ mod tests {
                 "{}",
                 String::from_utf8_lossy(raw)
             );
+        }
+    }
+
+    #[test]
+    fn status_codes_below_100_are_refused() {
+        // Found by the response_head fuzz target: `062` was forwarded as `62`.
+        for raw in [&b"HTTP/1.1 062 \r\n\r\n"[..], b"HTTP/1.1 000 x\r\n\r\n"] {
+            let mut h = ResponseHead::default();
+            assert!(parse_response(raw, false, &mut h).is_err());
         }
     }
 

@@ -78,8 +78,12 @@ fn push_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 pub struct RequestRewrite<'a> {
     /// The request-target to send (path and query).
     pub path: &'a [u8],
-    /// `Some`: send this Host (the member's); `None`: keep the client's (ProxyPreserveHost).
-    pub host: Option<&'a [u8]>,
+    /// The member's `host[:port]`: the Host sent, unless `preserve_host` and the client
+    /// sent one (an HTTP/1.0 client may not have: the member's then, as Apache does, so
+    /// what goes out is always a valid HTTP/1.1 request).
+    pub host: &'a [u8],
+    /// ProxyPreserveHost.
+    pub preserve_host: bool,
     /// The client's address, appended to X-Forwarded-For.
     pub client_ip: &'a [u8],
     pub server_name: &'a [u8],
@@ -127,13 +131,9 @@ pub fn write_request_head(out: &mut Vec<u8>, buf: &[u8], head: &RequestHead, rw:
     out.extend_from_slice(rw.path);
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let client_host = head.host.as_ref().map(|r| &buf[r.clone()]);
-    match rw.host {
+    match client_host.filter(|_| rw.preserve_host) {
         Some(h) => push_header(out, b"Host", h),
-        None => {
-            if let Some(h) = client_host {
-                push_header(out, b"Host", h);
-            }
-        }
+        None => push_header(out, b"Host", rw.host),
     }
     for h in &head.headers {
         let name = &buf[h.name.clone()];
@@ -455,7 +455,7 @@ mod tests {
     use super::*;
     use crate::http::head::{parse_request, parse_response, Limits};
 
-    fn forward(raw: &[u8], host: Option<&[u8]>) -> String {
+    fn forward(raw: &[u8], preserve_host: bool) -> String {
         let mut head = RequestHead::default();
         let limits = Limits {
             request_line: 8190,
@@ -470,7 +470,8 @@ mod tests {
             &head,
             &RequestRewrite {
                 path: b"/app/x",
-                host,
+                host: b"127.0.0.1:9001",
+                preserve_host,
                 client_ip: b"10.1.2.3",
                 server_name: b"lb.example",
                 proto: b"http",
@@ -485,16 +486,20 @@ mod tests {
     #[test]
     fn request_head_hop_by_hop_and_forwarded() {
         let raw = b"GET /x HTTP/1.1\r\nHost: public\r\nConnection: keep-alive, X-Secret, X-Forwarded-For\r\nX-Secret: 1\r\nKeep-Alive: 5\r\nTE: trailers\r\nUpgrade: h2c\r\nX-Forwarded-For: 1.1.1.1\r\nAccept: */*\r\n\r\n";
-        let out = forward(raw, Some(b"127.0.0.1:9001"));
+        let out = forward(raw, false);
         assert_eq!(
             out,
             "GET /app/x HTTP/1.1\r\nHost: 127.0.0.1:9001\r\nAccept: */*\r\nX-Forwarded-For: 1.1.1.1, 10.1.2.3\r\nX-Forwarded-Host: public\r\nX-Forwarded-Server: lb.example\r\nX-Forwarded-Proto: http\r\n\r\n"
         );
         let out = forward(
             b"GET / HTTP/1.1\r\nHost: public\r\nX-Forwarded-Proto: https\r\n\r\n",
-            None,
+            true,
         );
         assert!(out.contains("Host: public\r\n"));
+        // Found by the request_head fuzz target: an HTTP/1.0 request without Host, with
+        // ProxyPreserveHost, went out as HTTP/1.1 without Host.
+        let out = forward(b"GET / HTTP/1.0\r\n\r\n", true);
+        assert!(out.contains("Host: 127.0.0.1:9001\r\n"), "{out}");
         assert!(out.contains("X-Forwarded-Proto: http\r\n"));
         assert!(!out.contains("https"));
     }

@@ -50,6 +50,8 @@ pub enum PathError {
     NotAbsolute,
     #[error("invalid %-escape in the request path")]
     BadEscape,
+    #[error("raw control character or space in the request path")]
+    RawControl,
     #[error("request path climbs above /")]
     AboveRoot,
     #[error("encoded slash (%2F) in the request path (AllowEncodedSlashes Off)")]
@@ -99,6 +101,11 @@ fn escape_at(p: &[u8], i: usize) -> Option<u8> {
 /// hex digits.
 fn char_at(p: &[u8], i: usize, decode: bool) -> Result<Option<(u8, usize)>, PathError> {
     let Some(&b) = p.get(i) else { return Ok(None) };
+    // A request-target never carries these raw (the head parser refuses them); the first
+    // pass refuses them too, so this function stands on its own.
+    if decode && (b <= b' ' || b == 0x7f) {
+        return Err(PathError::RawControl);
+    }
     if decode && b == b'%' {
         let Some(c) = escape_at(p, i) else {
             return Err(PathError::BadEscape);
@@ -201,24 +208,27 @@ pub fn normalize(
         std::mem::swap(out, scratch);
         resolve_dots(scratch, policy.merge_slashes, false, out)?;
     }
-    // Looked for in the path as the client sent it: `/app/.;x/../manager` resolves to
-    // `/app/manager` here, but to `/manager` in a servlet container.
-    if !policy.servlet_dot_segments && has_servlet_dot_segment(raw) {
+    // Looked for in the path as the client sent it (`/app/.;x/../manager` resolves to
+    // `/app/manager` here, but to `/manager` in a servlet container) and as it is now
+    // (with `AllowEncodedSlashes On`, `/%2F..;x` has made such a segment by decoding).
+    if !policy.servlet_dot_segments
+        && (has_servlet_dot_segment(raw, true) || has_servlet_dot_segment(out, false))
+    {
         return Err(PathError::ServletDotSegment);
     }
     Ok(())
 }
 
-/// A segment `.;…` or `..;…` (in any spelling: `%2e%2e;`, `..%3B`): a servlet container
-/// drops the `;` parameter and then reads a `.` or `..` segment.
-fn has_servlet_dot_segment(raw: &[u8]) -> bool {
-    raw.split(|&b| b == b'/').any(|seg| {
+/// A segment `.;…` or `..;…` (in any spelling when `decode`: `%2e%2e;`, `..%3B`): a
+/// servlet container drops the `;` parameter and then reads a `.` or `..` segment.
+fn has_servlet_dot_segment(path: &[u8], decode: bool) -> bool {
+    path.split(|&b| b == b'/').any(|seg| {
         // The segment's first characters, decoded, up to the first `;`.
         let mut dots = 0;
         let mut i = 0;
         while i < seg.len() {
             let (c, n) = match seg[i] {
-                b'%' => match escape_at(seg, i) {
+                b'%' if decode => match escape_at(seg, i) {
                     Some(c) => (c, 3),
                     None => return false,
                 },
@@ -355,6 +365,11 @@ mod tests {
                 Ok("/app/page;jsessionid=abc.n1"),
             ),
             ("a/b", Err(NotAbsolute)),
+            // Found by the path_normalize fuzz target: a raw NUL passed, then came back
+            // from the member's side as %00 (refused).
+            ("/\0", Err(RawControl)),
+            ("/a b", Err(RawControl)),
+            ("/a\x7f", Err(RawControl)),
             ("", Err(NotAbsolute)),
         ];
         for (raw, want) in cases {
@@ -378,6 +393,10 @@ mod tests {
         // Decoding a slash can make new dot segments: resolved again.
         assert_eq!(norm("/a/b%2F..%2Fc", &on).unwrap(), "/a/c");
         assert_eq!(norm("/a%2F..%2F..%2Fx", &on), Err(PathError::AboveRoot));
+        // Found by the path_normalize fuzz target: a decoded slash makes a servlet dot
+        // segment that the raw path did not show.
+        assert_eq!(norm("/%2F.;", &on), Err(PathError::ServletDotSegment));
+        assert_eq!(norm("/x%2F..;y/z", &on), Err(PathError::ServletDotSegment));
         let keep = PathPolicy {
             encoded_slashes: EncodedSlashes::NoDecode,
             ..Default::default()
