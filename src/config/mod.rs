@@ -1769,15 +1769,24 @@ impl Builder<'_> {
             [t, p, f] => (t, p, Some(f)),
             _ => return self.err(loc, "RewriteCond takes TestString CondPattern [flags]"),
         };
+        // `get(..5)` rather than slicing: a name may hold any character, and byte 5 may
+        // fall inside one (found by the rewrite fuzz target). Header names are tokens.
+        let header = |v: &str, prefix: &str| -> Option<String> {
+            let name = v
+                .get(..prefix.len())
+                .filter(|p| p.eq_ignore_ascii_case(prefix))
+                .and_then(|_| v.get(prefix.len()..))?;
+            params::is_token(name).then(|| name.to_ascii_lowercase())
+        };
         let var = match test.strip_prefix("%{").and_then(|t| t.strip_suffix('}')) {
-            Some(v) if v.len() > 5 && v[..5].eq_ignore_ascii_case("HTTP:") => {
-                RewriteVar::Header(v[5..].to_ascii_lowercase())
+            Some(v) if header(v, "HTTP:").is_some() => {
+                RewriteVar::Header(header(v, "HTTP:").unwrap_or_default())
             }
             Some(v) if v.eq_ignore_ascii_case("REQUEST_URI") => RewriteVar::RequestUri,
             Some(v) if v.eq_ignore_ascii_case("QUERY_STRING") => RewriteVar::QueryString,
             Some(v) if v.eq_ignore_ascii_case("REQUEST_METHOD") => RewriteVar::RequestMethod,
-            Some(v) if v.len() > 5 && v[..5].eq_ignore_ascii_case("HTTP_") => {
-                RewriteVar::Header(v[5..].to_ascii_lowercase().replace('_', "-"))
+            Some(v) if header(v, "HTTP_").is_some() => {
+                RewriteVar::Header(header(v, "HTTP_").unwrap_or_default().replace('_', "-"))
             }
             _ => {
                 return self.err(
@@ -2916,6 +2925,26 @@ mod tests {
         assert!(e[0].starts_with("t.conf:2: ProxyRequests On"), "{e:?}");
         assert!(e[1].starts_with("t.conf:3: unknown or unsupported directive 'BalancerMemeber'"));
         assert!(e[1].contains("did you mean 'BalancerMember'"));
+    }
+
+    #[test]
+    fn rewrite_cond_names_with_any_characters_are_errors_not_panics() {
+        // Found by the rewrite fuzz target: byte 5 fell inside a character.
+        for test in [
+            "%{HTTP\u{1ea}pgra}",
+            "%{HTTP:\u{dc}}",
+            "%{HTTP_\u{e9}t\u{e9}}",
+            "%{HTTP:}",
+        ] {
+            let e = errs(&format!(
+                "Listen 80\nRewriteEngine On\nRewriteCond {test} x\nRewriteRule ^/ - [F]\n"
+            ));
+            assert!(e[0].starts_with("t.conf:3: RewriteCond"), "{test}: {e:?}");
+        }
+        assert!(load(
+            "Listen 80\nRewriteEngine On\nRewriteCond %{HTTP:X-Up} x\nRewriteRule ^/ - [F]\n"
+        )
+        .is_ok());
     }
 
     #[test]
