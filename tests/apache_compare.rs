@@ -367,6 +367,14 @@ fn corpus_vhosts_answer_as_apache_does() {
             "/examples/%zz",
             "/manager",
             "/managerx",
+            "/hidden",
+            "/hidden/a",
+            "/x/../hidden/a",
+            "/%68idden/a",
+            "/hiddenx",
+            "/a/b.secret",
+            "/a/b.%73ecret",
+            "/a/b.secretx",
         ]
         // One connection each: Apache closes after a 400 without saying so.
         .map(|p| get(p, h, "Connection: close\r\n")),

@@ -218,6 +218,34 @@ fn regex_rules_match_the_normalized_path_even_when_it_is_not_utf8() {
 }
 
 #[test]
+fn location_match_sections_see_the_normalized_path() {
+    let b = echo();
+    let p = proxy(&fill(
+        "Listen 127.0.0.1:0\n\
+         <LocationMatch \"^/(admin|private)(/|$)\">\n  Require all denied\n</LocationMatch>\n\
+         <Location ~ \"\\.bak$\">\n  Require all denied\n</Location>\n\
+         ProxyPass / http://127.0.0.1:{B0}/\n",
+        &[&b],
+    ));
+    let cases: &[(&str, u16)] = &[
+        ("/admin", 403),
+        ("/admin/x", 403),
+        ("/x/../admin/y", 403),
+        ("/%61dmin/y", 403),
+        ("//private", 403),
+        ("/administrator", 200),
+        ("/public", 200),
+        ("/a/b.bak", 403),
+        ("/a/b.%62ak", 403),
+        ("/a/b.bakx", 200),
+    ];
+    for (target, want) in cases {
+        let (s, body) = status_of(&p, target);
+        assert_eq!(s, *want, "{target}: {body}");
+    }
+}
+
+#[test]
 fn invalid_hosts_are_refused_and_never_forwarded() {
     let b = echo();
     let p = site(&b, "");

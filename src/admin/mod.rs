@@ -24,7 +24,7 @@ pub enum Local {
 /// in config order); then the last matching one with a handler serves the request.
 /// `path` is the normalized path (see `route::normalize`); a section matches whole
 /// segments, as Apache's location walk does (`<Location /admin>` covers `/admin/x`, not
-/// `/administrator`).
+/// `/administrator`), or by regex (`<LocationMatch>`).
 pub fn check(
     vh: &VirtualHost,
     path: &[u8],
@@ -34,11 +34,7 @@ pub fn check(
     if vh.locations.is_empty() {
         return None;
     }
-    let matching = || {
-        vh.locations.iter().filter(move |l| {
-            crate::route::normalize::prefix_match(path, l.path.as_bytes()).is_some()
-        })
-    };
+    let matching = || vh.locations.iter().filter(move |l| l.matches(path));
     if let Some(access) = matching().filter_map(|l| l.access.as_ref()).next_back() {
         if !access.allows_named(client, client_name) {
             return Some(Local::Forbidden);

@@ -177,6 +177,17 @@ pub enum Handler {
     BalancerManager,
 }
 
+impl LocationRule {
+    /// Whether the section covers `path` (normalized): whole segments of a prefix, as
+    /// Apache's location walk, or anywhere the regex matches.
+    pub fn matches(&self, path: &[u8]) -> bool {
+        match &self.regex {
+            Some(re) => re.is_match(path),
+            None => crate::route::normalize::prefix_match(path, self.path.as_bytes()).is_some(),
+        }
+    }
+}
+
 impl Handler {
     /// The `SetHandler` word for it.
     pub fn name(self) -> &'static str {
@@ -190,7 +201,10 @@ impl Handler {
 
 #[derive(Clone, Debug)]
 pub struct LocationRule {
+    /// As written; `~re` for `<LocationMatch re>` / `<Location ~ re>`.
     pub path: String,
+    /// The regex of a `<LocationMatch>`, matched against the normalized path's bytes.
+    pub regex: Option<regex::bytes::Regex>,
     pub handler: Option<Handler>,
     /// Where `SetHandler` was given (for the warning when a ProxyPass takes the path).
     pub handler_loc: Option<Loc>,
@@ -820,15 +834,26 @@ impl Builder<'_> {
                 }
             }
             "location" | "locationmatch" => {
-                let Some(path) = s.args.first() else {
-                    return self.err(&s.loc, "<Location> needs a path");
+                // A regex section (`<LocationMatch re>` or `<Location ~ re>`) is kept as
+                // `~re`: Location paths start with `/`, so the marker is unambiguous.
+                let is_match = s.name.eq_ignore_ascii_case("locationmatch");
+                let owned;
+                let path = match (is_match, s.args.as_slice()) {
+                    (true, [re]) | (false, [_, re]) if is_match || s.args[0] == "~" => {
+                        if let Err(e) = path_regex(re) {
+                            return self.err(&s.loc, format!("<{} {re}>: bad regex: {e}", s.name));
+                        }
+                        owned = format!("~{re}");
+                        &owned
+                    }
+                    (false, [p]) => p,
+                    _ => {
+                        return self.err(
+                            &s.loc,
+                            format!("<{}> takes one path (or ~ and a regex)", s.name),
+                        )
+                    }
                 };
-                if s.name.eq_ignore_ascii_case("locationmatch") {
-                    return self.err(
-                        &s.loc,
-                        "<LocationMatch> is not supported; use ProxyPassMatch at server level",
-                    );
-                }
                 let vh = ctx.vhost();
                 for child in &s.children {
                     match child {
@@ -879,7 +904,8 @@ impl Builder<'_> {
         }
     }
 
-    /// The rule for `<Location path>` in a vhost, created on first use.
+    /// The rule for `<Location path>` in a vhost, created on first use (`~re` for a
+    /// regex section, already checked to compile).
     fn location_rule(&mut self, vh: usize, path: &str) -> &mut LocationRule {
         let list = &mut self.vhosts[vh].locations;
         let i = match list.iter().position(|r| r.path == path) {
@@ -887,6 +913,7 @@ impl Builder<'_> {
             None => {
                 list.push(LocationRule {
                     path: path.to_string(),
+                    regex: path.strip_prefix('~').and_then(|re| path_regex(re).ok()),
                     handler: None,
                     handler_loc: None,
                     access: None,
@@ -1068,6 +1095,13 @@ impl Builder<'_> {
         if let Ctx::Location(_) = ctx {
             let path = location.unwrap_or("/");
             return match name.as_str() {
+                "proxypass" | "proxypassreverse" if path.starts_with('~') => self.err(
+                    loc,
+                    format!(
+                        "{} inside <LocationMatch> is not supported; use ProxyPassMatch with the regex",
+                        d.name
+                    ),
+                ),
                 "proxypass" | "proxypassreverse" => {
                     let mut full = vec![path.to_string()];
                     full.extend(args.iter().cloned());
@@ -1623,7 +1657,7 @@ impl Builder<'_> {
         let mut found = Vec::new();
         for v in &self.vhosts {
             for l in &v.locations {
-                let (Some(h), Some(at)) = (l.handler, &l.handler_loc) else {
+                let (Some(h), Some(at), None) = (l.handler, &l.handler_loc, &l.regex) else {
                     continue;
                 };
                 let covering = v.rules.iter().find(|r| match &r.matcher {
@@ -2925,6 +2959,32 @@ mod tests {
         assert!(e[0].starts_with("t.conf:2: ProxyRequests On"), "{e:?}");
         assert!(e[1].starts_with("t.conf:3: unknown or unsupported directive 'BalancerMemeber'"));
         assert!(e[1].contains("did you mean 'BalancerMember'"));
+    }
+
+    #[test]
+    fn location_match_sections() {
+        let c = load("Listen 80\n<LocationMatch \"^/a(/|$)\">\nRequire all denied\n</LocationMatch>\n<Location ~ \"\\.bak$\">\nRequire all denied\n</Location>\n").unwrap();
+        let l = &c.vhosts[0].locations;
+        assert_eq!(l.len(), 2);
+        assert!(l[0].matches(b"/a/x") && !l[0].matches(b"/ab"));
+        assert!(l[1].matches(b"/x.bak") && !l[1].matches(b"/x.bakx"));
+        let e = errs("Listen 80\n<LocationMatch \"(\">\nRequire all denied\n</LocationMatch>\n");
+        assert!(
+            e[0].starts_with("t.conf:2: <LocationMatch (>: bad regex"),
+            "{e:?}"
+        );
+        let e = errs(
+            "Listen 80\n<LocationMatch ^/a>\nProxyPass http://127.0.0.1:1/\n</LocationMatch>\n",
+        );
+        assert!(
+            e[0].starts_with("t.conf:3: ProxyPass inside <LocationMatch>"),
+            "{e:?}"
+        );
+        let e = errs("Listen 80\n<Location /a /b>\n</Location>\n");
+        assert!(
+            e[0].starts_with("t.conf:2: <Location> takes one path"),
+            "{e:?}"
+        );
     }
 
     #[test]
