@@ -389,15 +389,9 @@ async fn buffer_body(w: &Worker, c: &mut ClientConn) -> Result<(), ProxyError> {
         return Ok(());
     }
     let mut pos = c.head.len + adv.consumed;
-    if c.head.expect_continue && !c.continue_sent {
-        let mut out = std::mem::take(&mut c.out);
-        out.clear();
-        out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
-        let (r, out) = write_all(&mut c.stream, out, core.timeout).await;
-        c.out = out;
-        r.map_err(|e| ProxyError::new(client_fail(e)))?;
-        c.continue_sent = true;
-    }
+    send_continue(c, core.timeout)
+        .await
+        .map_err(|e| ProxyError::new(client_fail(e)))?;
     let mut rate = body_deadline(w, c);
     if let Some(d) = rate.as_mut() {
         d.received(c.buf.len() - c.head.len);
@@ -430,6 +424,22 @@ async fn buffer_body(w: &Worker, c: &mut ClientConn) -> Result<(), ProxyError> {
             return Ok(());
         }
     }
+    Ok(())
+}
+
+/// `100 Continue`, once, to a client that asked for it before sending its body (RFC 9110
+/// §10.1.1): before ringproxy reads the body, whether to buffer or to stream it.
+async fn send_continue(c: &mut ClientConn, t: Duration) -> Result<(), IoFail> {
+    if !c.head.expect_continue || c.continue_sent {
+        return Ok(());
+    }
+    let mut out = std::mem::take(&mut c.out);
+    out.clear();
+    out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+    let (r, out) = write_all(&mut c.stream, out, t).await;
+    c.out = out;
+    r?;
+    c.continue_sent = true;
     Ok(())
 }
 
@@ -1055,16 +1065,7 @@ async fn exchange(
     match x.inline_end {
         Some(end) => c.consumed = end,
         None => {
-            if c.head.expect_continue && !c.continue_sent {
-                // The client waits for this before sending its body (RFC 9110 §10.1.1).
-                let mut buf = std::mem::take(&mut c.out);
-                buf.clear();
-                buf.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
-                let (r, buf) = write_all(&mut c.stream, buf, core.timeout).await;
-                c.out = buf;
-                r.map_err(client_io)?;
-                c.continue_sent = true;
-            }
+            send_continue(c, core.timeout).await.map_err(client_io)?;
             let rate = body_deadline(w, c);
             let buf = std::mem::take(&mut c.buf);
             let start = c.head.len;

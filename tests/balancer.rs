@@ -189,16 +189,6 @@ fn idempotent_requests_fail_over_on_backend_close_but_posts_do_not() {
     assert_eq!(c.read_response(false).unwrap().status, 502);
 }
 
-/// The value of one sample line in the proxy's metrics page.
-fn metric(p: &Server, line_prefix: &str) -> f64 {
-    let mut c = Client::connect(p.addrs[0]);
-    let page = c.get("/metrics").text();
-    page.lines()
-        .find_map(|l| l.strip_prefix(line_prefix))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {line_prefix} in metrics:\n{page}"))
-}
-
 const METRICS: &str = "<Location /metrics>\nSetHandler metrics\n</Location>\nProxyPass /metrics !";
 
 #[test]

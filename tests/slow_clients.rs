@@ -17,14 +17,6 @@ fn site(b: &Backend, extra: &str) -> ringproxy::worker::Server {
     ))
 }
 
-fn metric(p: &ringproxy::worker::Server, line_prefix: &str) -> f64 {
-    let page = Client::connect(p.addrs[0]).get("/metrics").text();
-    page.lines()
-        .find_map(|l| l.strip_prefix(line_prefix))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {line_prefix} in metrics:\n{page}"))
-}
-
 const HEADER_TIMEOUTS: &str = "ringproxy_request_read_timeouts_total{stage=\"header\"}";
 const BODY_TIMEOUTS: &str = "ringproxy_request_read_timeouts_total{stage=\"body\"}";
 

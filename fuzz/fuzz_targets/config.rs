@@ -6,12 +6,6 @@
 use libfuzzer_sys::fuzz_target;
 use ringproxy::config::{load_str, LoadOptions};
 
-fn literal_only(host: &str, port: u16) -> Option<std::net::SocketAddr> {
-    host.parse()
-        .ok()
-        .map(|ip| std::net::SocketAddr::new(ip, port))
-}
-
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -20,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let opts = LoadOptions {
-        resolve: Some(literal_only),
+        resolve: Some(ringproxy::config::literal_addresses_only),
         ..Default::default()
     };
     if let Err(errors) = load_str(text, "fuzz.conf", &opts) {

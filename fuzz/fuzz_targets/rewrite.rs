@@ -6,12 +6,6 @@ use libfuzzer_sys::fuzz_target;
 use ringproxy::config::{load_str, LoadOptions};
 use ringproxy::route::{normalize, rewrite, PathInput, RewriteInput, Rewritten};
 
-fn literal_only(host: &str, port: u16) -> Option<std::net::SocketAddr> {
-    host.parse()
-        .ok()
-        .map(|ip| std::net::SocketAddr::new(ip, port))
-}
-
 fuzz_target!(|data: &[u8]| {
     // Line 1: a RewriteRule's arguments; line 2: a RewriteCond's (may be empty); the rest:
     // the request target.
@@ -34,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let text = format!("Listen 127.0.0.1:80\nRewriteEngine On\n{cond_line}RewriteRule {rule}\n");
     let opts = LoadOptions {
-        resolve: Some(literal_only),
+        resolve: Some(ringproxy::config::literal_addresses_only),
         ..Default::default()
     };
     let Ok(cfg) = load_str(&text, "fuzz.conf", &opts) else {

@@ -565,6 +565,12 @@ const KNOWN_DIRECTIVES: &[&str] = &[
 /// A name lookup for member hosts.
 pub type Resolve = fn(&str, u16) -> Option<SocketAddr>;
 
+/// A [`Resolve`] that knows only literal addresses: names do not resolve, and nothing is
+/// asked of the system's resolver (for fuzzing, where any input must stay on the machine).
+pub fn literal_addresses_only(host: &str, port: u16) -> Option<SocketAddr> {
+    host.parse().ok().map(|ip| SocketAddr::new(ip, port))
+}
+
 /// Options for loading: `-D` defines for `<IfDefine>`.
 #[derive(Clone, Debug, Default)]
 pub struct LoadOptions {

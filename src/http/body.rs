@@ -244,7 +244,8 @@ impl ChunkedDecoder {
     }
 }
 
-fn hex(b: u8) -> Option<u8> {
+/// The value of one hex digit.
+pub(crate) fn hex(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
         b'a'..=b'f' => Some(b - b'a' + 10),
@@ -312,37 +313,43 @@ impl Framing {
     }
 }
 
+/// Decodes a whole chunked body fed in pieces of `step` bytes, as reads would deliver it;
+/// returns (data, bytes consumed, done). For tests and the fuzz target: the answer must not
+/// depend on how the input was split.
+pub fn decode_in_pieces(input: &[u8], step: usize) -> Result<(Vec<u8>, usize, bool), BodyError> {
+    let mut d = ChunkedDecoder::new();
+    let mut data = Vec::new();
+    let mut total = 0;
+    let mut pos = 0;
+    while pos < input.len() {
+        let end = (pos + step.max(1)).min(input.len());
+        let piece = &input[pos..end];
+        let mut off = 0;
+        loop {
+            let s = d.decode(&piece[off..])?;
+            if let Some(r) = s.data {
+                data.extend_from_slice(&piece[off + r.start..off + r.end]);
+            }
+            off += s.consumed;
+            if s.done {
+                return Ok((data, total + off, true));
+            }
+            if off == piece.len() {
+                break;
+            }
+        }
+        total += piece.len();
+        pos = end;
+    }
+    Ok((data, total, false))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Feeds `input` in pieces of `step` bytes; returns (data, consumed, done).
     fn run(input: &[u8], step: usize) -> Result<(Vec<u8>, usize, bool), BodyError> {
-        let mut d = ChunkedDecoder::new();
-        let mut data = Vec::new();
-        let mut total = 0;
-        let mut pos = 0;
-        while pos < input.len() {
-            let end = (pos + step).min(input.len());
-            let piece = &input[pos..end];
-            let mut off = 0;
-            loop {
-                let s = d.decode(&piece[off..])?;
-                if let Some(r) = s.data {
-                    data.extend_from_slice(&piece[off + r.start..off + r.end]);
-                }
-                off += s.consumed;
-                if s.done {
-                    return Ok((data, total + off, true));
-                }
-                if off == piece.len() {
-                    break;
-                }
-            }
-            total += piece.len();
-            pos = end;
-        }
-        Ok((data, total, false))
+        decode_in_pieces(input, step)
     }
 
     #[test]

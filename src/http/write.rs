@@ -28,17 +28,11 @@ fn is_hop_by_hop(name: &[u8], buf: &[u8], tokens: &[std::ops::Range<usize>]) -> 
             .any(|t| name.eq_ignore_ascii_case(&buf[t.clone()]))
 }
 
-/// Names a backend may read as a framing, hop-by-hop or forwarding header once `_` is
-/// `-` (CGI, WSGI, PHP and Rack turn both into `HTTP_CONTENT_LENGTH`).
+/// Besides the hop-by-hop ones, names a backend may read as a framing or forwarding header
+/// once `_` is `-` (CGI, WSGI, PHP and Rack turn both into `HTTP_CONTENT_LENGTH`).
 const UNDERSCORE_SENSITIVE: &[&[u8]] = &[
     b"content-length",
     b"transfer-encoding",
-    b"connection",
-    b"keep-alive",
-    b"proxy-connection",
-    b"te",
-    b"trailer",
-    b"upgrade",
     b"host",
     b"expect",
     b"forwarded",
@@ -48,13 +42,14 @@ const UNDERSCORE_SENSITIVE: &[&[u8]] = &[
     b"x-forwarded-proto",
 ];
 
-/// A request header written with `_` that reads as one of [`UNDERSCORE_SENSITIVE`] with
-/// `-`: dropped, so `Content_Length` cannot frame a body or `X_Forwarded_For` forge the
-/// client's address at a backend that folds the two. Other names with `_` pass (nginx
-/// drops them all by default, which breaks applications that use such headers).
+/// A request header written with `_` that reads as a hop-by-hop name or one of
+/// [`UNDERSCORE_SENSITIVE`] with `-`: dropped, so `Content_Length` cannot frame a body or
+/// `X_Forwarded_For` forge the client's address at a backend that folds the two. Other
+/// names with `_` pass (nginx drops them all by default, which breaks applications that
+/// use such headers).
 fn underscore_alias(name: &[u8]) -> bool {
     name.contains(&b'_')
-        && UNDERSCORE_SENSITIVE.iter().any(|s| {
+        && HOP_BY_HOP.iter().chain(UNDERSCORE_SENSITIVE).any(|s| {
             s.len() == name.len()
                 && s.iter().zip(name).all(|(a, b)| {
                     let b = if *b == b'_' {

@@ -536,3 +536,13 @@ pub fn read_head(r: &mut BufReader<TcpStream>) -> String {
         }
     }
 }
+
+/// The value of one sample line (`name{labels}`) on the proxy's metrics page, which the
+/// config serves at `/metrics`.
+pub fn metric(p: &Server, line_prefix: &str) -> f64 {
+    let page = Client::connect(p.addrs[0]).get("/metrics").text();
+    page.lines()
+        .find_map(|l| l.strip_prefix(line_prefix))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {line_prefix} in metrics:\n{page}"))
+}
