@@ -371,13 +371,11 @@ fn log_record(w: &Worker, c: &ClientConn) -> Record {
     let mut headers = Vec::new();
     for t in w.logs.targets() {
         for want in t.wanted_headers() {
-            if let Some(h) = c
-                .head
-                .headers
-                .iter()
-                .find(|h| buf[h.name.clone()].eq_ignore_ascii_case(want.as_bytes()))
-            {
-                headers.push((want.to_ascii_lowercase(), text(h.value.clone())));
+            if let Some(v) = c.head.header(buf, want.as_bytes()) {
+                headers.push((
+                    want.to_ascii_lowercase(),
+                    crate::accesslog::escape_log_item(v),
+                ));
             }
         }
     }

@@ -101,13 +101,7 @@ async fn forward_routed(
         }
     }
     // Every rule below sees the normalized path, never the raw one (see route::normalize).
-    let target = c.head.path.clone();
-    let raw_end = c.buf[target.clone()]
-        .iter()
-        .position(|&b| b == b'?')
-        .map_or(target.end, |i| target.start + i);
-    let raw = target.start..raw_end;
-    let query = (raw_end < target.end).then(|| raw_end + 1..target.end);
+    let (raw, query) = c.head.target_parts(&c.buf);
     if &c.buf[raw.clone()] == b"*" {
         // `OPTIONS *` names no path: no rule can take it.
         c.npath.clear();
@@ -131,12 +125,7 @@ async fn forward_routed(
     let rewritten = if vh.rewrite_engine {
         let buf = &c.buf;
         let head = &c.head;
-        let header = |name: &str| -> Option<&[u8]> {
-            head.headers
-                .iter()
-                .find(|h| buf[h.name.clone()].eq_ignore_ascii_case(name.as_bytes()))
-                .map(|h| &buf[h.value.clone()])
-        };
+        let header = |name: &str| -> Option<&[u8]> { head.header(buf, name.as_bytes()) };
         route::rewrite(
             vh,
             &route::RewriteInput {
@@ -191,11 +180,7 @@ async fn forward_routed(
     buffer_body(w, c).await?;
     // How much of the request body is already here, validated (chunked framing errors are
     // caught before anything is sent to a backend).
-    let mut framing = match c.head.body() {
-        RequestBody::None => Framing::Length(0),
-        RequestBody::Length(n) => Framing::Length(n),
-        RequestBody::Chunked => Framing::Chunked(Default::default()),
-    };
+    let mut framing = Framing::from(c.head.body());
     let mut probe = framing;
     let adv = probe
         .advance(&c.buf[c.head.len..])
@@ -377,11 +362,10 @@ fn body_too_slow(w: &Worker) -> ProxyError {
 async fn buffer_body(w: &Worker, c: &mut ClientConn) -> Result<(), ProxyError> {
     let core = &w.shared.cfg.core;
     let bound = core.request_buffer;
-    let mut framing = match c.head.body() {
-        RequestBody::None => return Ok(()),
-        RequestBody::Length(n) => Framing::Length(n),
-        RequestBody::Chunked => Framing::Chunked(Default::default()),
-    };
+    if c.head.body() == RequestBody::None {
+        return Ok(());
+    }
+    let mut framing = Framing::from(c.head.body());
     let adv = framing
         .advance(&c.buf[c.head.len..])
         .map_err(|e| ProxyError::new(e.into()))?;
@@ -488,12 +472,10 @@ async fn answer_locally(
     handler: Handler,
 ) -> Result<bool, ProxyError> {
     let shared = &w.shared;
-    let target = &c.buf[c.head.path.clone()];
-    let query = target
-        .iter()
-        .position(|&b| b == b'?')
-        .map(|i| &target[i + 1..])
-        .unwrap_or(b"");
+    let query = match c.head.target_parts(&c.buf) {
+        (_, Some(q)) => &c.buf[q],
+        (_, None) => b"",
+    };
     let name = shared.cfg.server_name_of(vh);
     let (ctype, body) = match handler {
         Handler::ServerStatus => {
@@ -533,10 +515,8 @@ async fn answer_locally(
 /// The value of request header `name`, if present and text.
 fn header_str<'a>(c: &'a ClientConn, name: &[u8]) -> Option<&'a str> {
     c.head
-        .headers
-        .iter()
-        .find(|h| c.buf[h.name.clone()].eq_ignore_ascii_case(name))
-        .and_then(|h| std::str::from_utf8(&c.buf[h.value.clone()]).ok())
+        .header(&c.buf, name)
+        .and_then(|v| std::str::from_utf8(v).ok())
 }
 
 /// Largest form a balancer-manager POST may send.
@@ -694,20 +674,19 @@ impl Drop for Busy<'_> {
 /// routed.
 fn requested_route(view: &BalancerView, c: &ClientConn) -> Option<String> {
     let sticky = view.sticky.as_ref()?;
-    let target = &c.buf[c.head.path.clone()];
-    let query = target.iter().position(|&b| b == b'?').map(|i| &target[i..]);
     let mut url = String::from_utf8_lossy(&c.npath).into_owned();
-    url.push_str(&String::from_utf8_lossy(query.unwrap_or_default()));
+    if let (_, Some(q)) = c.head.target_parts(&c.buf) {
+        url.push('?');
+        url.push_str(&String::from_utf8_lossy(&c.buf[q]));
+    }
     let cookies = header_values(c, b"cookie");
     sticky::requested_route(sticky, &url, cookies).map(str::to_string)
 }
 
 fn header_values<'a>(c: &'a ClientConn, name: &'a [u8]) -> impl Iterator<Item = &'a str> + 'a {
     c.head
-        .headers
-        .iter()
-        .filter(move |h| c.buf[h.name.clone()].eq_ignore_ascii_case(name))
-        .filter_map(|h| std::str::from_utf8(&c.buf[h.value.clone()]).ok())
+        .headers_named(&c.buf, name)
+        .filter_map(|v| std::str::from_utf8(v).ok())
 }
 
 /// The key `lbmethod=hash` hashes; the client address when the header or cookie is absent.
@@ -1208,12 +1187,7 @@ async fn exchange(
     c.head_out = out.len() as u64;
     // Body bytes that arrived with the head go out in the same write, when they are the
     // whole body (the common small-response case).
-    let mut resp_framing = match resp_body {
-        ResponseBody::None => Framing::Length(0),
-        ResponseBody::Length(n) => Framing::Length(n),
-        ResponseBody::Chunked => Framing::Chunked(Default::default()),
-        ResponseBody::UntilClose => Framing::UntilClose,
-    };
+    let mut resp_framing = Framing::from(resp_body);
     let mut pos = rh.len;
     if !dechunk {
         let mut probe = resp_framing;

@@ -19,7 +19,7 @@ use tracing::{info, warn};
 
 use crate::balancer::{flag, MemberView};
 use crate::http::body::Framing;
-use crate::http::head::{parse_response, ResponseBody, ResponseHead};
+use crate::http::head::{parse_response, ResponseHead};
 use crate::io::{read_more, write_all, IoFail};
 use crate::worker::Shared;
 
@@ -185,12 +185,7 @@ async fn check(shared: &Shared, balancer: usize, mv: &MemberView, method: &str) 
         return (200..400).contains(&status);
     };
     // The body, bounded, for hc('body').
-    let mut framing = match head.body() {
-        ResponseBody::None => Framing::Length(0),
-        ResponseBody::Length(n) => Framing::Length(n),
-        ResponseBody::Chunked => Framing::Chunked(Default::default()),
-        ResponseBody::UntilClose => Framing::UntilClose,
-    };
+    let mut framing = Framing::from(head.body());
     let mut body = buf[head.len..].to_vec();
     let mut pos = 0;
     loop {

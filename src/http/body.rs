@@ -272,6 +272,31 @@ pub struct Advance {
     pub done: bool,
 }
 
+/// A request's declared framing as the state that follows it.
+impl From<crate::http::head::RequestBody> for Framing {
+    fn from(b: crate::http::head::RequestBody) -> Self {
+        use crate::http::head::RequestBody;
+        match b {
+            RequestBody::None => Framing::Length(0),
+            RequestBody::Length(n) => Framing::Length(n),
+            RequestBody::Chunked => Framing::Chunked(ChunkedDecoder::new()),
+        }
+    }
+}
+
+/// A response's declared framing as the state that follows it.
+impl From<crate::http::head::ResponseBody> for Framing {
+    fn from(b: crate::http::head::ResponseBody) -> Self {
+        use crate::http::head::ResponseBody;
+        match b {
+            ResponseBody::None => Framing::Length(0),
+            ResponseBody::Length(n) => Framing::Length(n),
+            ResponseBody::Chunked => Framing::Chunked(ChunkedDecoder::new()),
+            ResponseBody::UntilClose => Framing::UntilClose,
+        }
+    }
+}
+
 impl Framing {
     pub fn is_done(&self) -> bool {
         match self {

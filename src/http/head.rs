@@ -118,6 +118,36 @@ impl RequestHead {
     pub fn method<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
         &buf[self.method.clone()]
     }
+
+    /// The values of every header `name` (ASCII case-insensitive), in order.
+    pub fn headers_named<'a>(
+        &'a self,
+        buf: &'a [u8],
+        name: &'a [u8],
+    ) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.headers
+            .iter()
+            .filter(move |h| buf[h.name.clone()].eq_ignore_ascii_case(name))
+            .map(move |h| &buf[h.value.clone()])
+    }
+
+    /// The value of the first header `name`.
+    pub fn header<'a>(&self, buf: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+        self.headers
+            .iter()
+            .find(|h| buf[h.name.clone()].eq_ignore_ascii_case(name))
+            .map(|h| &buf[h.value.clone()])
+    }
+
+    /// The request-target's path and query (without `?`), as received: where the path
+    /// ends in `buf`, and the query's range.
+    pub fn target_parts(&self, buf: &[u8]) -> (Range<usize>, Option<Range<usize>>) {
+        let t = self.path.clone();
+        match memchr::memchr(b'?', &buf[t.clone()]) {
+            Some(i) => (t.start..t.start + i, Some(t.start + i + 1..t.end)),
+            None => (t, None),
+        }
+    }
     pub fn body(&self) -> RequestBody {
         self.body.unwrap_or(RequestBody::None)
     }
