@@ -8,6 +8,7 @@ use std::io::Write as _;
 use crate::http::body::BodyError;
 use crate::http::head::HeadError;
 use crate::http::write::default_reason;
+use crate::io::IoFail;
 use crate::route::normalize::PathError;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -135,6 +136,24 @@ impl ProxyError {
                 return None
             }
         })
+    }
+}
+
+impl ErrorKind {
+    /// A read or write on the client's connection that failed or timed out.
+    pub fn client(e: IoFail) -> ErrorKind {
+        match e {
+            IoFail::Timeout => ErrorKind::ClientTimeout,
+            IoFail::Io(e) => ErrorKind::ClientIo(e),
+        }
+    }
+
+    /// A write to `member` that failed or timed out.
+    pub fn backend_send(member: &str, e: IoFail) -> ErrorKind {
+        match e {
+            IoFail::Timeout => ErrorKind::BackendSendTimeout(member.to_string()),
+            IoFail::Io(e) => ErrorKind::BackendIo(member.to_string(), e),
+        }
     }
 }
 

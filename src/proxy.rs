@@ -375,7 +375,7 @@ async fn buffer_body(w: &Worker, c: &mut ClientConn) -> Result<(), ProxyError> {
     let mut pos = c.head.len + adv.consumed;
     send_continue(c, core.timeout)
         .await
-        .map_err(|e| ProxyError::new(client_fail(e)))?;
+        .map_err(|e| ProxyError::new(ErrorKind::client(e)))?;
     let mut rate = body_deadline(w, c);
     if let Some(d) = rate.as_mut() {
         d.received(c.buf.len() - c.head.len);
@@ -398,7 +398,7 @@ async fn buffer_body(w: &Worker, c: &mut ClientConn) -> Result<(), ProxyError> {
                 }
             }
             Err(IoFail::Timeout) if by_rate => return Err(body_too_slow(w)),
-            Err(e) => return Err(ProxyError::new(client_fail(e))),
+            Err(e) => return Err(ProxyError::new(ErrorKind::client(e))),
         }
         let adv = framing
             .advance(&c.buf[pos..])
@@ -425,13 +425,6 @@ async fn send_continue(c: &mut ClientConn, t: Duration) -> Result<(), IoFail> {
     r?;
     c.continue_sent = true;
     Ok(())
-}
-
-fn client_fail(e: IoFail) -> ErrorKind {
-    match e {
-        IoFail::Timeout => ErrorKind::ClientTimeout,
-        IoFail::Io(e) => ErrorKind::ClientIo(e),
-    }
 }
 
 /// Spends the one extra attempt ringproxy allows beyond Apache's failover, if left.
@@ -505,10 +498,7 @@ async fn answer_locally(
     c.consumed = c.head.len;
     let (r, out) = write_all(&mut c.stream, out, core.timeout).await;
     c.out = out;
-    r.map_err(|e| match e {
-        IoFail::Timeout => ProxyError::new(ErrorKind::ClientTimeout),
-        IoFail::Io(e) => ProxyError::new(ErrorKind::ClientIo(e)),
-    })?;
+    r.map_err(|e| ProxyError::new(ErrorKind::client(e)))?;
     Ok(keep)
 }
 
@@ -646,10 +636,7 @@ async fn balancer_manager(
     c.response_started = true;
     let (r, out) = write_all(&mut c.stream, out, core.timeout).await;
     c.out = out;
-    r.map_err(|e| match e {
-        IoFail::Timeout => ProxyError::new(ErrorKind::ClientTimeout),
-        IoFail::Io(e) => ProxyError::new(ErrorKind::ClientIo(e)),
-    })?;
+    r.map_err(|e| ProxyError::new(ErrorKind::client(e)))?;
     Ok(keep)
 }
 
@@ -829,12 +816,7 @@ async fn tunnel(
     c.consumed = c.buf.len();
     if !pending.is_empty() {
         let (r, _) = write_all(&mut bc.stream, pending, idle).await;
-        r.map_err(|e| match e {
-            IoFail::Io(e) => ErrorKind::BackendIo(mv.state.member.name.clone(), e).into_ex(),
-            IoFail::Timeout => {
-                ErrorKind::BackendSendTimeout(mv.state.member.name.clone()).into_ex()
-            }
-        })?;
+        r.map_err(|e| ErrorKind::backend_send(&mv.state.member.name, e).into_ex())?;
     }
     let (Ok(mut to_client), Ok(mut to_backend)) = (dup_stream(&c.stream), dup_stream(&bc.stream))
     else {
@@ -1259,10 +1241,7 @@ impl IntoEx for ErrorKind {
 }
 
 fn client_io(e: IoFail) -> ExchangeError {
-    match e {
-        IoFail::Timeout => ErrorKind::ClientTimeout.into_ex(),
-        IoFail::Io(e) => ErrorKind::ClientIo(e).into_ex(),
-    }
+    ErrorKind::client(e).into_ex()
 }
 
 /// How one body is moved: timeouts, read size, and when to splice.
