@@ -3,11 +3,9 @@
 //! Each error says which side it came from and whether the request may be retried on
 //! another connection or member (Pingora's model).
 
-use std::io::Write as _;
-
 use crate::http::body::BodyError;
 use crate::http::head::HeadError;
-use crate::http::write::default_reason;
+use crate::http::write::{default_reason, local_head};
 use crate::io::IoFail;
 use crate::route::normalize::PathError;
 
@@ -171,11 +169,9 @@ pub fn canned_response(out: &mut Vec<u8>, status: u16) {
 /// The same with extra header lines (each ending in CRLF), e.g. a redirect's Location.
 pub fn canned_response_with(out: &mut Vec<u8>, status: u16, extra: &str) {
     let reason = default_reason(status);
-    let body_len = 3 + 1 + reason.len() + 1;
-    let _ = write!(
-        out,
-        "HTTP/1.1 {status} {reason}\r\n{extra}Content-Type: text/plain\r\nContent-Length: {body_len}\r\nConnection: close\r\n\r\n{status} {reason}\n"
-    );
+    let body = format!("{status} {reason}\n");
+    local_head(out, status, "text/plain", body.len(), extra, false);
+    out.extend_from_slice(body.as_bytes());
 }
 
 #[cfg(test)]

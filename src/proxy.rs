@@ -10,7 +10,6 @@ use tracing::{debug, error, warn};
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use crate::balancer::{hash, sticky, BalancerView, MemberView, NoChoice, RequestKeys};
-use std::io::Write as _;
 use std::os::fd::AsRawFd;
 
 use crate::admin;
@@ -482,24 +481,34 @@ async fn answer_locally(
     // rather than reading it.
     let core = &shared.cfg.core;
     let keep = client_may_keep(w, c) && c.head.body() == RequestBody::None;
+    c.consumed = c.head.len;
+    let extra = "Cache-Control: no-store\r\n";
+    send_local(c, 200, ctype, body.as_bytes(), extra, keep, core.timeout).await?;
+    Ok(keep)
+}
+
+/// Sends a response ringproxy makes itself (a status page, the manager) and accounts for
+/// it as for a proxied one.
+async fn send_local(
+    c: &mut ClientConn,
+    status: u16,
+    ctype: &str,
+    body: &[u8],
+    extra: &str,
+    keep: bool,
+    t: Duration,
+) -> Result<(), ProxyError> {
     let mut out = std::mem::take(&mut c.out);
     out.clear();
-    let _ = write!(
-        out,
-        "HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nCache-Control: no-store\r\n{}\r\n",
-        body.len(),
-        if keep { "" } else { "Connection: close\r\n" }
-    );
+    crate::http::write::local_head(&mut out, status, ctype, body.len(), extra, keep);
     c.head_out = out.len() as u64;
-    out.extend_from_slice(body.as_bytes());
-    c.status = 200;
+    out.extend_from_slice(body);
+    c.status = status;
     c.bytes_out = out.len() as u64;
     c.response_started = true;
-    c.consumed = c.head.len;
-    let (r, out) = write_all(&mut c.stream, out, core.timeout).await;
+    let (r, out) = write_all(&mut c.stream, out, t).await;
     c.out = out;
-    r.map_err(|e| ProxyError::new(ErrorKind::client(e)))?;
-    Ok(keep)
+    r.map_err(|e| ProxyError::new(ErrorKind::client(e)))
 }
 
 /// The value of request header `name`, if present and text.
@@ -613,30 +622,20 @@ async fn balancer_manager(
         c.consumed = c.head.len;
     }
     let keep = client_may_keep(w, c);
-    let mut out = std::mem::take(&mut c.out);
-    out.clear();
-    let _ = write!(
-        out,
-        "HTTP/1.1 {status} {}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nX-Frame-Options: DENY\r\n",
-        crate::http::write::default_reason(status),
-        body.len()
-    );
+    let mut extra = String::from("Cache-Control: no-store\r\nX-Frame-Options: DENY\r\n");
     if let Some(l) = location {
-        let _ = write!(out, "Location: {l}\r\n");
+        extra.push_str(&format!("Location: {l}\r\n"));
     }
-    out.extend_from_slice(if keep {
-        b"\r\n"
-    } else {
-        b"Connection: close\r\n\r\n"
-    });
-    c.head_out = out.len() as u64;
-    out.extend_from_slice(body.as_bytes());
-    c.status = status;
-    c.bytes_out = out.len() as u64;
-    c.response_started = true;
-    let (r, out) = write_all(&mut c.stream, out, core.timeout).await;
-    c.out = out;
-    r.map_err(|e| ProxyError::new(ErrorKind::client(e)))?;
+    send_local(
+        c,
+        status,
+        ctype,
+        body.as_bytes(),
+        &extra,
+        keep,
+        core.timeout,
+    )
+    .await?;
     Ok(keep)
 }
 

@@ -371,6 +371,25 @@ pub fn rewrite_cookie(
     changed.then(|| parts.join(";"))
 }
 
+/// The head of a response ringproxy makes itself: status line, Content-Type,
+/// Content-Length, the `extra` lines (each ending in CRLF), and `Connection: close` unless
+/// the connection stays.
+pub fn local_head(
+    out: &mut Vec<u8>,
+    status: u16,
+    ctype: &str,
+    len: usize,
+    extra: &str,
+    keep: bool,
+) {
+    let _ = write!(
+        out,
+        "HTTP/1.1 {status} {}\r\nContent-Type: {ctype}\r\nContent-Length: {len}\r\n{extra}{}\r\n",
+        default_reason(status),
+        if keep { "" } else { "Connection: close\r\n" }
+    );
+}
+
 /// The reason phrase for a status ringproxy answers itself ("" for a code with none).
 pub fn default_reason(status: u16) -> &'static str {
     reason_phrase(status).unwrap_or("")
