@@ -1,7 +1,7 @@
 //! Typed request errors, mapped once to a status code and a small response.
 //!
-//! Each error says which side it came from and whether the request may be retried on
-//! another connection or member (Pingora's model).
+//! Each error says which side it came from; whether a request may be sent again is decided
+//! from its kind where requests are sent (proxy.rs), by the retry rules.
 
 use crate::http::body::BodyError;
 use crate::http::head::HeadError;
@@ -63,8 +63,6 @@ pub enum ErrorKind {
     ClientIo(std::io::Error),
     #[error("client closed the connection")]
     ClientClosed,
-    #[error("too many connections (MaxRequestWorkers)")]
-    Overloaded,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,13 +70,11 @@ pub enum ErrorKind {
 pub struct ProxyError {
     pub kind: ErrorKind,
     pub side: Side,
-    /// The request never reached the backend, so another member may take it.
-    pub retryable: bool,
 }
 
 impl ProxyError {
     pub fn new(kind: ErrorKind) -> Self {
-        let (side, retryable) = match &kind {
+        let side = match &kind {
             ErrorKind::BadHead(_)
             | ErrorKind::BadBody(_)
             | ErrorKind::BadPath(_)
@@ -87,25 +83,21 @@ impl ProxyError {
             | ErrorKind::RequestReadTimeout(_)
             | ErrorKind::ClientTimeout
             | ErrorKind::ClientIo(_)
-            | ErrorKind::ClientClosed => (Side::Client, false),
+            | ErrorKind::ClientClosed => Side::Client,
             ErrorKind::NotProxied
             | ErrorKind::Forbidden
             | ErrorKind::RewriteStatus(_)
             | ErrorKind::Redirect(..)
-            | ErrorKind::NoMember(_)
-            | ErrorKind::Overloaded => (Side::Proxy, false),
-            ErrorKind::Connect(..) | ErrorKind::ConnectTimeout(_) => (Side::Backend, true),
-            ErrorKind::BackendTimeout(_)
+            | ErrorKind::NoMember(_) => Side::Proxy,
+            ErrorKind::Connect(..)
+            | ErrorKind::ConnectTimeout(_)
+            | ErrorKind::BackendTimeout(_)
             | ErrorKind::BackendSendTimeout(_)
             | ErrorKind::BackendClosed(_)
             | ErrorKind::BackendIo(..)
-            | ErrorKind::BackendProtocol(..) => (Side::Backend, false),
+            | ErrorKind::BackendProtocol(..) => Side::Backend,
         };
-        ProxyError {
-            kind,
-            side,
-            retryable,
-        }
+        ProxyError { kind, side }
     }
 
     /// The status the client receives; `None`: close without an answer (the client is gone
@@ -122,10 +114,7 @@ impl ProxyError {
             ErrorKind::Forbidden => 403,
             ErrorKind::RewriteStatus(s) | ErrorKind::Redirect(s, _) => *s,
             // Apache answers 503 when it cannot connect (the worker goes into error state).
-            ErrorKind::NoMember(_)
-            | ErrorKind::Connect(..)
-            | ErrorKind::ConnectTimeout(_)
-            | ErrorKind::Overloaded => 503,
+            ErrorKind::NoMember(_) | ErrorKind::Connect(..) | ErrorKind::ConnectTimeout(_) => 503,
             ErrorKind::BackendTimeout(_) | ErrorKind::BackendSendTimeout(_) => 504,
             ErrorKind::BackendClosed(_)
             | ErrorKind::BackendIo(..)
@@ -181,66 +170,54 @@ mod tests {
     #[test]
     fn status_mapping_table() {
         let io = || std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
-        let cases: Vec<(ErrorKind, Option<u16>, Side, bool)> = vec![
+        let cases: Vec<(ErrorKind, Option<u16>, Side)> = vec![
             (
                 ErrorKind::BadHead(HeadError::LineTooLong),
                 Some(414),
                 Side::Client,
-                false,
             ),
             (
                 ErrorKind::BadBody(BodyError::BadSize),
                 Some(400),
                 Side::Client,
-                false,
             ),
-            (ErrorKind::NotProxied, Some(404), Side::Proxy, false),
+            (ErrorKind::NotProxied, Some(404), Side::Proxy),
             (
                 ErrorKind::BadPath(PathError::EncodedSlash),
                 Some(404),
                 Side::Client,
-                false,
             ),
             (
                 ErrorKind::BadPath(PathError::AboveRoot),
                 Some(400),
                 Side::Client,
-                false,
             ),
-            (ErrorKind::TraceDisabled, Some(405), Side::Client, false),
+            (ErrorKind::TraceDisabled, Some(405), Side::Client),
             (
                 ErrorKind::NoMember("balancer://c".into()),
                 Some(503),
                 Side::Proxy,
-                false,
             ),
             (
                 ErrorKind::Connect("m".into(), io()),
                 Some(503),
                 Side::Backend,
-                true,
             ),
             (
                 ErrorKind::BackendTimeout("m".into()),
                 Some(504),
                 Side::Backend,
-                false,
             ),
             (
                 ErrorKind::BackendClosed("m".into()),
                 Some(502),
                 Side::Backend,
-                false,
             ),
-            (ErrorKind::ClientTimeout, None, Side::Client, false),
+            (ErrorKind::ClientTimeout, None, Side::Client),
         ];
-        for (kind, status, side, retryable) in cases {
+        for (kind, status, side) in cases {
             let e = ProxyError::new(kind);
-            assert_eq!(
-                (e.status(), e.side, e.retryable),
-                (status, side, retryable),
-                "{e}"
-            );
+            assert_eq!((e.status(), e.side), (status, side), "{e}");
         }
     }
 

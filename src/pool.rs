@@ -5,7 +5,7 @@
 //! by the backend's own keep-alive timeout, and the older ones age out through `ttl`.
 //! Stacks are created on first use, so members added at run time get one too.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
 use monoio::net::TcpStream;
@@ -96,8 +96,6 @@ fn limits(m: &Member) -> (usize, Option<Duration>, bool) {
 pub struct Pool {
     /// Indexed [balancer][member].
     members: RefCell<Vec<Vec<MemberPool>>>,
-    pub hits: Cell<u64>,
-    pub misses: Cell<u64>,
 }
 
 impl Pool {
@@ -134,12 +132,6 @@ impl Pool {
             pool.low = pool.low.min(pool.idle.len());
             found
         });
-        let counter = if found.is_some() {
-            &self.hits
-        } else {
-            &self.misses
-        };
-        counter.set(counter.get() + 1);
         found
     }
 
