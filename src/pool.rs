@@ -117,7 +117,7 @@ impl Pool {
     /// An idle connection to the member, if one is fresh enough.
     pub fn checkout(&self, b: usize, m: usize, member: &Member) -> Option<BackendConn> {
         let (_, ttl, _) = limits(member);
-        let found = self.with(b, m, |pool| {
+        self.with(b, m, |pool| {
             let mut found = None;
             while let Some(mut c) = pool.idle.pop() {
                 if ttl.is_some_and(|ttl| {
@@ -131,8 +131,7 @@ impl Pool {
             }
             pool.low = pool.low.min(pool.idle.len());
             found
-        });
-        found
+        })
     }
 
     /// Returns a connection after a complete exchange; dropped when the pool is full.
