@@ -14,7 +14,7 @@ use std::os::fd::AsRawFd;
 
 use crate::admin;
 use crate::admin::stats::Retry;
-use crate::config::{Handler, HashKey, LbMethod, Member, TraceEnable};
+use crate::config::{HashKey, LbMethod, Member, TraceEnable};
 use crate::conn::ClientConn;
 use crate::error::{ErrorKind, ProxyError};
 use crate::http::body::{BodyError, Framing};
@@ -157,7 +157,7 @@ async fn forward_routed(
             // takes the path: mod_proxy's handler runs first in Apache, which is why its
             // docs pair `<Location /balancer-manager>` with `ProxyPass /balancer-manager !`.
             None => match handler {
-                Some(h) => return answer_locally(w, c, vh, h).await,
+                Some(h) => return admin::http::answer(w, c, vh, h).await,
                 None => return Err(ErrorKind::NotProxied.into()),
             },
         },
@@ -433,7 +433,6 @@ fn take_budget(budget: &mut u8) -> bool {
     had
 }
 
-/// Answers a `SetHandler` location (server-status, metrics) from this process.
 /// `<Proxy URL>` access rules: the last section matching the URL the request is proxied to
 /// decides (`balancer://name/path`, or the member URL and path for a plain ProxyPass).
 fn proxy_access_allows(
@@ -455,188 +454,6 @@ fn proxy_access_allows(
     peer_ip
         .parse()
         .is_ok_and(|ip| rule.access.allows_named(ip, client_name))
-}
-
-async fn answer_locally(
-    w: &Worker,
-    c: &mut ClientConn,
-    vh: &crate::config::VirtualHost,
-    handler: Handler,
-) -> Result<bool, ProxyError> {
-    let shared = &w.shared;
-    let query = match c.head.target_parts(&c.buf) {
-        (_, Some(q)) => &c.buf[q],
-        (_, None) => b"",
-    };
-    let name = shared.cfg.server_name_of(vh);
-    let (ctype, body) = match handler {
-        Handler::ServerStatus => {
-            let auto = query.split(|&b| b == b'&').any(|q| q == b"auto");
-            admin::server_status(shared, auto, name)
-        }
-        Handler::Metrics => admin::metrics(shared),
-        Handler::BalancerManager => return balancer_manager(w, c, query.to_vec()).await,
-    };
-    // These pages take no request body; one that came with a body closes the connection
-    // rather than reading it.
-    let core = &shared.cfg.core;
-    let keep = client_may_keep(w, c) && c.head.body() == RequestBody::None;
-    c.consumed = c.head.len;
-    let extra = "Cache-Control: no-store\r\n";
-    send_local(c, 200, ctype, body.as_bytes(), extra, keep, core.timeout).await?;
-    Ok(keep)
-}
-
-/// Sends a response ringproxy makes itself (a status page, the manager) and accounts for
-/// it as for a proxied one.
-async fn send_local(
-    c: &mut ClientConn,
-    status: u16,
-    ctype: &str,
-    body: &[u8],
-    extra: &str,
-    keep: bool,
-    t: Duration,
-) -> Result<(), ProxyError> {
-    let mut out = std::mem::take(&mut c.out);
-    out.clear();
-    crate::http::write::local_head(&mut out, status, ctype, body.len(), extra, keep);
-    c.head_out = out.len() as u64;
-    out.extend_from_slice(body);
-    c.status = status;
-    c.bytes_out = out.len() as u64;
-    c.response_started = true;
-    let (r, out) = write_all(&mut c.stream, out, t).await;
-    c.out = out;
-    r.map_err(|e| ProxyError::new(ErrorKind::client(e)))
-}
-
-/// The value of request header `name`, if present and text.
-fn header_str<'a>(c: &'a ClientConn, name: &[u8]) -> Option<&'a str> {
-    c.head
-        .header(&c.buf, name)
-        .and_then(|v| std::str::from_utf8(v).ok())
-}
-
-/// Largest form a balancer-manager POST may send.
-const MAX_FORM: u64 = 64 * 1024;
-
-/// balancer-manager: GET shows the page (or JSON with `?json` / `Accept: application/json`),
-/// POST applies changes (nonce and same-host Referer/Origin required).
-async fn balancer_manager(
-    w: &Worker,
-    c: &mut ClientConn,
-    query: Vec<u8>,
-) -> Result<bool, ProxyError> {
-    let shared = &w.shared;
-    let core = &shared.cfg.core;
-    let wants_json = query.split(|&b| b == b'&').any(|q| q == b"json")
-        || header_str(c, b"accept").is_some_and(|a| a.contains("application/json"));
-    let path = String::from_utf8_lossy(&c.buf[c.head.path.clone()])
-        .split('?')
-        .next()
-        .unwrap_or("/")
-        .to_string();
-    let method = c.head.method(&c.buf).to_vec();
-    let (status, ctype, body, location) = if method == b"POST" {
-        // The form: small, read whole.
-        let len = match c.head.body() {
-            RequestBody::Length(n) if n <= MAX_FORM => n as usize,
-            RequestBody::None => 0,
-            _ => {
-                return Err(ErrorKind::BadHead(crate::http::head::HeadError::Malformed(
-                    "balancer-manager takes a form of at most 64 KiB",
-                ))
-                .into())
-            }
-        };
-        let end = c.head.len + len;
-        while c.buf.len() < end {
-            let buf = std::mem::take(&mut c.buf);
-            let (r, buf) = crate::io::read_more(&mut c.stream, buf, len, core.timeout).await;
-            c.buf = buf;
-            match r {
-                Ok(0) => return Err(ErrorKind::ClientClosed.into()),
-                Ok(_) => {}
-                Err(IoFail::Timeout) => return Err(ErrorKind::ClientTimeout.into()),
-                Err(IoFail::Io(e)) => return Err(ErrorKind::ClientIo(e).into()),
-            }
-        }
-        c.consumed = end;
-        let host = header_str(c, b"host");
-        if !admin::manager::same_host(host, header_str(c, b"referer"), header_str(c, b"origin")) {
-            warn!(
-                "balancer-manager: change from {} refused: Referer/Origin is not this host",
-                c.peer_ip
-            );
-            (
-                403,
-                "text/plain",
-                "403 Forbidden: Referer or Origin must name this host\n".to_string(),
-                None,
-            )
-        } else {
-            let form = admin::manager::parse_form(&c.buf[c.head.len..end]);
-            // A member's name is looked up on the resolver pool, never on this event loop.
-            let addr = match admin::manager::new_member_host(&form) {
-                Some((host, port)) => crate::dns::resolve(&host, port).await,
-                None => None,
-            };
-            match admin::manager::apply(shared, &c.peer_ip, &form, addr) {
-                Ok(_) if wants_json => (
-                    200,
-                    "application/json",
-                    admin::manager::state_json(shared),
-                    None,
-                ),
-                Ok(_) => (
-                    303,
-                    "text/plain",
-                    "changed\n".to_string(),
-                    Some(path.clone()),
-                ),
-                Err((status, msg)) => {
-                    warn!("balancer-manager: change from {} refused: {msg}", c.peer_ip);
-                    let text = format!("{status} {}\n", admin::escape(&msg));
-                    (status, "text/plain", text, None)
-                }
-            }
-        }
-    } else if wants_json {
-        (
-            200,
-            "application/json",
-            admin::manager::state_json(shared),
-            None,
-        )
-    } else {
-        c.consumed = c.head.len;
-        (
-            200,
-            "text/html; charset=utf-8",
-            admin::manager::page(shared, &path),
-            None,
-        )
-    };
-    if method != b"POST" {
-        c.consumed = c.head.len;
-    }
-    let keep = client_may_keep(w, c);
-    let mut extra = String::from("Cache-Control: no-store\r\nX-Frame-Options: DENY\r\n");
-    if let Some(l) = location {
-        extra.push_str(&format!("Location: {l}\r\n"));
-    }
-    send_local(
-        c,
-        status,
-        ctype,
-        body.as_bytes(),
-        &extra,
-        keep,
-        core.timeout,
-    )
-    .await?;
-    Ok(keep)
 }
 
 /// Counts a request in flight on a member while alive.
@@ -738,7 +555,7 @@ struct Exchange<'a> {
 /// Whether the client connection may stay open after this request, as far as the
 /// connection itself goes (KeepAlive, the client's `Connection: close`, draining,
 /// MaxKeepAliveRequests); each kind of answer adds its own framing conditions.
-fn client_may_keep(w: &Worker, c: &ClientConn) -> bool {
+pub(crate) fn client_may_keep(w: &Worker, c: &ClientConn) -> bool {
     let core = &w.shared.cfg.core;
     let max_reqs = core.max_keepalive_requests;
     core.keepalive

@@ -1,6 +1,7 @@
 //! What ringproxy answers itself: `<Location>` access rules and the `SetHandler` pages
-//! (server-status, metrics). Balancer-manager is not available yet.
+//! (server-status, metrics, balancer-manager); `http` serves them.
 
+pub mod http;
 pub mod manager;
 pub mod stats;
 

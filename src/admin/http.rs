@@ -1,0 +1,199 @@
+//! The HTTP side of the pages ringproxy serves itself (`SetHandler server-status`,
+//! `metrics`, `balancer-manager`): reading a manager form, answering, accounting for the
+//! answer as for a proxied request. What the pages say is in the modules beside this one.
+
+use std::time::Duration;
+
+use tracing::warn;
+
+use crate::admin;
+use crate::config::Handler;
+use crate::conn::ClientConn;
+use crate::error::{ErrorKind, ProxyError};
+use crate::http::head::RequestBody;
+use crate::io::write_all;
+use crate::proxy::client_may_keep;
+use crate::worker::Worker;
+
+/// Answers a `SetHandler` location (server-status, metrics, balancer-manager) from this
+/// process. Returns whether the client connection stays.
+pub async fn answer(
+    w: &Worker,
+    c: &mut ClientConn,
+    vh: &crate::config::VirtualHost,
+    handler: Handler,
+) -> Result<bool, ProxyError> {
+    let shared = &w.shared;
+    let query = match c.head.target_parts(&c.buf) {
+        (_, Some(q)) => &c.buf[q],
+        (_, None) => b"",
+    };
+    let name = shared.cfg.server_name_of(vh);
+    let (ctype, body) = match handler {
+        Handler::ServerStatus => {
+            let auto = query.split(|&b| b == b'&').any(|q| q == b"auto");
+            admin::server_status(shared, auto, name)
+        }
+        Handler::Metrics => admin::metrics(shared),
+        Handler::BalancerManager => return balancer_manager(w, c, query.to_vec()).await,
+    };
+    // These pages take no request body; one that came with a body closes the connection
+    // rather than reading it.
+    let core = &shared.cfg.core;
+    let keep = client_may_keep(w, c) && c.head.body() == RequestBody::None;
+    c.consumed = c.head.len;
+    let extra = "Cache-Control: no-store\r\n";
+    send_local(c, 200, ctype, body.as_bytes(), extra, keep, core.timeout).await?;
+    Ok(keep)
+}
+
+/// Sends a response ringproxy makes itself (a status page, the manager) and accounts for
+/// it as for a proxied one.
+async fn send_local(
+    c: &mut ClientConn,
+    status: u16,
+    ctype: &str,
+    body: &[u8],
+    extra: &str,
+    keep: bool,
+    t: Duration,
+) -> Result<(), ProxyError> {
+    let mut out = std::mem::take(&mut c.out);
+    out.clear();
+    crate::http::write::local_head(&mut out, status, ctype, body.len(), extra, keep);
+    c.head_out = out.len() as u64;
+    out.extend_from_slice(body);
+    c.status = status;
+    c.bytes_out = out.len() as u64;
+    c.response_started = true;
+    let (r, out) = write_all(&mut c.stream, out, t).await;
+    c.out = out;
+    r.map_err(|e| ProxyError::new(ErrorKind::client(e)))
+}
+
+/// The value of request header `name`, if present and text.
+fn header_str<'a>(c: &'a ClientConn, name: &[u8]) -> Option<&'a str> {
+    c.head
+        .header(&c.buf, name)
+        .and_then(|v| std::str::from_utf8(v).ok())
+}
+
+/// Largest form a balancer-manager POST may send.
+const MAX_FORM: u64 = 64 * 1024;
+
+/// balancer-manager: GET shows the page (or JSON with `?json` / `Accept: application/json`),
+/// POST applies changes (nonce and same-host Referer/Origin required).
+async fn balancer_manager(
+    w: &Worker,
+    c: &mut ClientConn,
+    query: Vec<u8>,
+) -> Result<bool, ProxyError> {
+    let shared = &w.shared;
+    let core = &shared.cfg.core;
+    let wants_json = query.split(|&b| b == b'&').any(|q| q == b"json")
+        || header_str(c, b"accept").is_some_and(|a| a.contains("application/json"));
+    let path = String::from_utf8_lossy(&c.buf[c.head.path.clone()])
+        .split('?')
+        .next()
+        .unwrap_or("/")
+        .to_string();
+    let method = c.head.method(&c.buf).to_vec();
+    let (status, ctype, body, location) = if method == b"POST" {
+        // The form: small, read whole.
+        let len = match c.head.body() {
+            RequestBody::Length(n) if n <= MAX_FORM => n as usize,
+            RequestBody::None => 0,
+            _ => {
+                return Err(ErrorKind::BadHead(crate::http::head::HeadError::Malformed(
+                    "balancer-manager takes a form of at most 64 KiB",
+                ))
+                .into())
+            }
+        };
+        let end = c.head.len + len;
+        while c.buf.len() < end {
+            let buf = std::mem::take(&mut c.buf);
+            let (r, buf) = crate::io::read_more(&mut c.stream, buf, len, core.timeout).await;
+            c.buf = buf;
+            match r {
+                Ok(0) => return Err(ErrorKind::ClientClosed.into()),
+                Ok(_) => {}
+                Err(e) => return Err(ErrorKind::client(e).into()),
+            }
+        }
+        c.consumed = end;
+        let host = header_str(c, b"host");
+        if !admin::manager::same_host(host, header_str(c, b"referer"), header_str(c, b"origin")) {
+            warn!(
+                "balancer-manager: change from {} refused: Referer/Origin is not this host",
+                c.peer_ip
+            );
+            (
+                403,
+                "text/plain",
+                "403 Forbidden: Referer or Origin must name this host\n".to_string(),
+                None,
+            )
+        } else {
+            let form = admin::manager::parse_form(&c.buf[c.head.len..end]);
+            // A member's name is looked up on the resolver pool, never on this event loop.
+            let addr = match admin::manager::new_member_host(&form) {
+                Some((host, port)) => crate::dns::resolve(&host, port).await,
+                None => None,
+            };
+            match admin::manager::apply(shared, &c.peer_ip, &form, addr) {
+                Ok(_) if wants_json => (
+                    200,
+                    "application/json",
+                    admin::manager::state_json(shared),
+                    None,
+                ),
+                Ok(_) => (
+                    303,
+                    "text/plain",
+                    "changed\n".to_string(),
+                    Some(path.clone()),
+                ),
+                Err((status, msg)) => {
+                    warn!("balancer-manager: change from {} refused: {msg}", c.peer_ip);
+                    let text = format!("{status} {}\n", admin::escape(&msg));
+                    (status, "text/plain", text, None)
+                }
+            }
+        }
+    } else if wants_json {
+        (
+            200,
+            "application/json",
+            admin::manager::state_json(shared),
+            None,
+        )
+    } else {
+        c.consumed = c.head.len;
+        (
+            200,
+            "text/html; charset=utf-8",
+            admin::manager::page(shared, &path),
+            None,
+        )
+    };
+    if method != b"POST" {
+        c.consumed = c.head.len;
+    }
+    let keep = client_may_keep(w, c);
+    let mut extra = String::from("Cache-Control: no-store\r\nX-Frame-Options: DENY\r\n");
+    if let Some(l) = location {
+        extra.push_str(&format!("Location: {l}\r\n"));
+    }
+    send_local(
+        c,
+        status,
+        ctype,
+        body.as_bytes(),
+        &extra,
+        keep,
+        core.timeout,
+    )
+    .await?;
+    Ok(keep)
+}
