@@ -331,50 +331,38 @@ pub fn metrics(shared: &Shared) -> (&'static str, String) {
         "ringproxy_busy_poll_seconds_total {:.6}",
         t.busy_poll_us as f64 / 1e6
     );
-    family(
+    // Counters with one label: one family, one line per label value.
+    let labelled = |o: &mut String, name: &str, help: &str, label: &str, rows: &[(&str, u64)]| {
+        family(o, name, "counter", help);
+        for (value, n) in rows {
+            let _ = writeln!(o, "{name}{{{label}=\"{value}\"}} {n}");
+        }
+    };
+    labelled(
         &mut o,
         "ringproxy_backend_pool_total",
-        "counter",
         "Backend connections lent from the keep-alive pool (hit) or newly opened (miss).",
+        "result",
+        &[("hit", t.pool_hits), ("miss", t.pool_misses)],
     );
-    let _ = writeln!(
-        o,
-        "ringproxy_backend_pool_total{{result=\"hit\"}} {}",
-        t.pool_hits
-    );
-    let _ = writeln!(
-        o,
-        "ringproxy_backend_pool_total{{result=\"miss\"}} {}",
-        t.pool_misses
-    );
-    family(
+    let retries: Vec<(&str, u64)> = stats::Retry::ALL
+        .iter()
+        .map(|r| (r.label(), t.retries[*r as usize]))
+        .collect();
+    labelled(
         &mut o,
         "ringproxy_backend_retries_total",
-        "counter",
         "Requests sent again: on a fresh connection after a stale pooled one (stale), to another member after a failed connect (connect), or once to another member after an idempotent request's connection closed before any response byte (idempotent). Never after a timeout.",
+        "reason",
+        &retries,
     );
-    for reason in stats::Retry::ALL {
-        let _ = writeln!(
-            o,
-            "ringproxy_backend_retries_total{{reason=\"{}\"}} {}",
-            reason.label(),
-            t.retries[reason as usize]
-        );
-    }
-    family(
+    labelled(
         &mut o,
         "ringproxy_request_read_timeouts_total",
-        "counter",
         "Requests answered 408 because their head or body arrived slower than RequestReadTimeout allows.",
+        "stage",
+        &[Which::Header, Which::Body].map(|w| (w.label(), t.read_timeouts[w as usize])),
     );
-    for stage in [Which::Header, Which::Body] {
-        let _ = writeln!(
-            o,
-            "ringproxy_request_read_timeouts_total{{stage=\"{}\"}} {}",
-            stage.label(),
-            t.read_timeouts[stage as usize]
-        );
-    }
     family(
         &mut o,
         "ringproxy_request_duration_seconds",
