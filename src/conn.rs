@@ -3,21 +3,20 @@
 //! from the buffer only after the previous response went out.
 
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 
-use monoio::io::{CancelableAsyncReadRent, Canceller};
-use monoio::net::TcpStream;
+use monoio::io::Canceller;
 use tracing::{debug, info, warn};
 
 use crate::accesslog::Record;
 use crate::error::{canned_response, canned_response_with, ErrorKind, ProxyError, Side};
 use crate::http::head::{parse_request, HeadScan, Limits, RequestHead};
-use crate::io::{read_more, write_all, IoFail};
 use crate::proxy;
 use crate::reqtimeout::{RateDeadline, Which};
 use crate::timer::coarse_now;
+use crate::transport::io::{read_more, write_all, IoFail};
+use crate::transport::{ClientStream, Transport};
 use crate::worker::Worker;
 
 /// Client read buffer (from the worker's pool). Heads rarely exceed this; it grows up to the
@@ -27,7 +26,7 @@ pub const CLIENT_BUF: usize = 8 * 1024;
 pub const SMALL_BUF: usize = 2 * 1024;
 
 pub struct ClientConn {
-    pub stream: TcpStream,
+    pub stream: ClientStream,
     pub peer: SocketAddr,
     pub peer_ip: String,
     pub local: SocketAddr,
@@ -93,18 +92,15 @@ pub enum Served {
 }
 
 /// Serves one client connection until it closes, times out, parks or the worker drains.
-pub async fn serve(w: Rc<Worker>, stream: TcpStream, start: Start) -> Served {
+pub async fn serve(w: Rc<Worker>, stream: ClientStream, start: Start) -> Served {
     let (peer, local, requests, resumed) = match start {
-        Start::Accepted(peer) => {
-            let _ = stream.set_nodelay(true);
-            match stream.local_addr() {
-                Ok(local) => (peer, local, 0, false),
-                Err(e) => {
-                    debug!("client {peer}: local_addr failed: {e}");
-                    return Served::Closed;
-                }
+        Start::Accepted(peer) => match stream.local_addr() {
+            Ok(local) => (peer, local, 0, false),
+            Err(e) => {
+                debug!("client {peer}: local_addr failed: {e}");
+                return Served::Closed;
             }
-        }
+        },
         Start::Resumed(r) => (r.peer, r.local, r.requests, true),
     };
     let mut c = ClientConn {
@@ -221,12 +217,11 @@ async fn wait_idle(w: &Worker, c: &mut ClientConn) -> Result<Idle, ProxyError> {
     loop {
         let wake_at = park_at.unwrap_or(deadline);
         let ready = monoio::select! {
-            r = c.stream.readable(false) => r,
+            r = c.stream.readable() => r,
             _ = crate::timer::deadline(wake_at) => {
                 if park_at.take().is_some() && crate::timer::coarse_now() < deadline {
-                    let fd = c.stream.as_raw_fd();
                     let thread = &w.thread;
-                    if thread.lot.park(thread, fd, c.peer, c.local, c.requests, deadline) {
+                    if thread.lot.park(thread, &c.stream, c.peer, c.local, c.requests, deadline) {
                         return Ok(Idle::Parked);
                     }
                     // Not parked (no descriptor to spare, say): wait here as before.
@@ -240,9 +235,9 @@ async fn wait_idle(w: &Worker, c: &mut ClientConn) -> Result<Idle, ProxyError> {
             Err(e) => Err(ErrorKind::ClientIo(e).into()),
             Ok(()) => {
                 c.buf = w.thread.read_bufs.get();
-                // Readable now: take the bytes here with one recv(2) instead of another
+                // Readable now: take the bytes here at once instead of with another
                 // io_uring receive and task wake-up in `read_head`.
-                match crate::io::recv_now(c.stream.as_raw_fd(), &mut c.buf) {
+                match c.stream.read_now(&mut c.buf) {
                     Ok(Some(0)) => {
                         w.thread.read_bufs.put(std::mem::take(&mut c.buf));
                         Ok(Idle::Closed)
@@ -265,7 +260,7 @@ async fn wait_reading(
 ) -> Result<Option<Idle>, ProxyError> {
     let handle = c.canceller.get_or_insert_with(Canceller::new).handle();
     let buf = std::mem::take(&mut c.buf);
-    let mut read = std::pin::pin!(c.stream.cancelable_read(buf, handle));
+    let mut read = std::pin::pin!(c.stream.read_cancelable(buf, handle));
     enum First {
         Read(monoio::BufResult<usize, Vec<u8>>),
         Park,
@@ -570,6 +565,6 @@ async fn finish_with_error(c: &mut ClientConn, e: ProxyError) {
     if r.is_ok() {
         // Half-close so the client reads the answer before seeing the connection end,
         // even if it is still sending (RFC 9112 §9.6).
-        let _ = monoio::io::AsyncWriteRent::shutdown(&mut c.stream).await;
+        c.stream.shutdown_write().await;
     }
 }

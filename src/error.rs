@@ -6,8 +6,8 @@
 use crate::http::body::BodyError;
 use crate::http::head::HeadError;
 use crate::http::write::{default_reason, local_head};
-use crate::io::IoFail;
 use crate::route::normalize::PathError;
+use crate::transport::io::IoFail;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Side {

@@ -20,16 +20,14 @@ pub mod dns;
 pub mod error;
 pub mod health;
 pub mod http;
-pub mod io;
 pub mod logging;
-pub mod park;
 pub mod pool;
 pub mod proxy;
 pub mod reqtimeout;
 pub mod route;
 pub mod shutdown;
-pub mod splice;
 pub mod timer;
+pub mod transport;
 pub mod worker;
 
 #[cfg(test)]

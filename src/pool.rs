@@ -8,10 +8,9 @@
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
-use monoio::net::TcpStream;
-
 use crate::config::Member;
 use crate::http::head::ResponseHead;
+use crate::transport::BackendStream;
 
 /// Idle connections kept per member per worker when neither `smax` nor `max` is given.
 pub const DEFAULT_MAX_IDLE: usize = 256;
@@ -20,7 +19,7 @@ pub const DEFAULT_MAX_IDLE: usize = 256;
 pub const BACKEND_BUF: usize = 16 * 1024;
 
 pub struct BackendConn {
-    pub stream: TcpStream,
+    pub stream: BackendStream,
     /// Read buffer, lent from the worker's `backend_bufs` for one exchange; without
     /// capacity while the connection waits in the pool.
     pub buf: Vec<u8>,

@@ -4,13 +4,11 @@
 
 use std::time::Duration;
 
-use monoio::net::TcpStream;
 use tracing::{debug, error, warn};
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use crate::balancer::{hash, sticky, BalancerView, MemberView, NoChoice, RequestKeys};
-use std::os::fd::AsRawFd;
 
 use crate::admin;
 use crate::admin::stats::Retry;
@@ -23,13 +21,14 @@ use crate::http::headers::Env as HeaderEnv;
 use crate::http::write::{
     write_request_head, write_response_head, RequestRewrite, ResponseRewrite,
 };
-use crate::io::{is_disconnect, read_more, write_all, write_range, IoFail};
 use crate::pool::{BackendConn, Pool, BACKEND_BUF};
 use crate::reqtimeout::{RateDeadline, Which};
 use crate::route;
 use crate::route::normalize::EncodedSlashes;
-use crate::splice::{splice_exact, splice_to_eof, NonBlocking, PipePool, SpliceError};
 use crate::timer::coarse_now;
+use crate::transport::io::{is_disconnect, read_more, write_all, write_range, IoFail};
+use crate::transport::splice::{splice_exact, worth_splicing, PipePool, SpliceError};
+use crate::transport::{BackendStream, ConnectError, Transport};
 use crate::worker::Worker;
 
 /// A request body up to this size that has fully arrived with the head is sent in the same
@@ -518,16 +517,14 @@ fn fail_member(w: &Worker, mv: &MemberView, e: &dyn std::fmt::Display, what: &st
 }
 
 async fn connect(member: &Member, t: Duration) -> Result<BackendConn, ProxyError> {
-    let stream = match crate::timer::timeout(t, TcpStream::connect_addr(member.addr)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return Err(ErrorKind::Connect(member.name.clone(), e).into()),
-        Err(_) => return Err(ErrorKind::ConnectTimeout(member.name.clone()).into()),
+    let keepalive = member.params.keepalive == Some(true);
+    let stream = match BackendStream::connect(member.addr, t, keepalive).await {
+        Ok(s) => s,
+        Err(ConnectError::Io(e)) => return Err(ErrorKind::Connect(member.name.clone(), e).into()),
+        Err(ConnectError::Timeout) => {
+            return Err(ErrorKind::ConnectTimeout(member.name.clone()).into())
+        }
     };
-    // Heads and small bodies go out in one write; Nagle would only add latency.
-    let _ = stream.set_nodelay(true);
-    if member.params.keepalive == Some(true) {
-        let _ = stream.set_tcp_keepalive(None, None, None);
-    }
     Ok(BackendConn {
         stream,
         buf: Vec::new(),
@@ -603,11 +600,9 @@ fn upgrade_request(
 }
 
 /// After `101 Switching Protocols`: the backend's head goes to the client as sent, then bytes
-/// flow both ways until both sides have closed, or nothing moved either way for `idle`
-/// (Apache's ProxyWebsocketIdleTimeout defaults to the worker timeout too). Each direction
-/// owns its own descriptors (the second one a dup) so both run at once without splitting
-/// the connection objects. Bytes move with splice(2) through a pipe per direction unless
-/// `SpliceThreshold 0` turned splicing off. Neither connection is reused afterwards.
+/// flow both ways (see [`crate::transport::tunnel`]) until both sides have closed, or
+/// nothing moved either way for `idle` (Apache's ProxyWebsocketIdleTimeout defaults to the
+/// worker timeout too). Neither connection is reused afterwards.
 async fn tunnel(
     c: &mut ClientConn,
     bc: &mut BackendConn,
@@ -634,128 +629,12 @@ async fn tunnel(
         let (r, _) = write_all(&mut bc.stream, pending, idle).await;
         r.map_err(|e| ErrorKind::backend_send(&mv.state.member.name, e).into_ex())?;
     }
-    let (Ok(mut to_client), Ok(mut to_backend)) = (dup_stream(&c.stream), dup_stream(&bc.stream))
-    else {
-        return Ok((false, false));
-    };
-    let fds = [c.stream.as_raw_fd(), bc.stream.as_raw_fd()];
-    // Splicing needs both sockets non-blocking for as long as either direction runs.
-    let spliced = pipes.and_then(|pipes| {
-        let nb = (
-            NonBlocking::set(fds[0]).ok()?,
-            NonBlocking::set(fds[1]).ok()?,
-        );
-        Some((pipes, nb))
-    });
-    let pipes = spliced.as_ref().map(|(p, _)| *p);
-    let ends = TunnelEnds {
-        last: std::cell::Cell::new(std::time::Instant::now()),
-        idle,
-        fds,
-        pipes,
-    };
-    let (up, down) = monoio::join!(
-        pump(&mut c.stream, &mut to_backend, &ends),
-        pump(&mut bc.stream, &mut to_client, &ends)
-    );
-    drop(spliced);
+    let (up, down) =
+        crate::transport::tunnel::run(&mut c.stream, &mut bc.stream, idle, pipes).await;
     mv.state.sent.fetch_add(up, Ordering::Relaxed);
     mv.state.received.fetch_add(down, Ordering::Relaxed);
     c.bytes_out += down;
     Ok((false, false))
-}
-
-/// A second monoio stream on a dup of `s`'s socket.
-fn dup_stream(s: &TcpStream) -> std::io::Result<TcpStream> {
-    use std::os::fd::FromRawFd;
-    // SAFETY: dup(2) of a descriptor we own; the new descriptor is owned by the new stream.
-    let fd = unsafe { libc::dup(s.as_raw_fd()) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: `fd` is a fresh descriptor nothing else owns.
-    let std_stream = unsafe { std::net::TcpStream::from_raw_fd(fd) };
-    TcpStream::from_std(std_stream)
-}
-
-/// What both directions of a tunnel share.
-struct TunnelEnds<'a> {
-    /// When bytes last moved either way.
-    last: std::cell::Cell<std::time::Instant>,
-    idle: Duration,
-    /// The client's and the member's sockets.
-    fds: [i32; 2],
-    /// The worker's pipes, when the sockets were made non-blocking for splicing.
-    pipes: Option<&'a PipePool>,
-}
-
-impl TunnelEnds<'_> {
-    /// Ends both directions after an error: shutting both sockets wakes the other one.
-    fn end_both(&self) {
-        for fd in self.fds {
-            // SAFETY: shutdown(2) on descriptors owned by the connections, alive here.
-            unsafe {
-                libc::shutdown(fd, libc::SHUT_RDWR);
-            }
-        }
-    }
-}
-
-/// Half-closes a tunnel direction's destination after its source ended cleanly.
-fn shutdown_write(dst: &TcpStream) {
-    // SAFETY: shutdown(2) on a descriptor the stream owns; only the writing side closes.
-    unsafe {
-        libc::shutdown(dst.as_raw_fd(), libc::SHUT_WR);
-    }
-}
-
-/// One direction of a tunnel: moves bytes until `src` ends (then half-closes `dst`), an
-/// error (then shuts both sockets so the other direction ends too), or `idle` without
-/// traffic either way. Returns the bytes moved.
-async fn pump(src: &mut TcpStream, dst: &mut TcpStream, ends: &TunnelEnds<'_>) -> u64 {
-    const TUNNEL_BUF: usize = 16 * 1024;
-    let mut moved = 0u64;
-    if let Some(pipes) = ends.pipes {
-        if let Ok(mut pipe) = pipes.get_for_tunnel() {
-            match splice_to_eof(src, dst, &mut pipe, ends.idle, &ends.last, &mut moved).await {
-                Ok(()) => {
-                    shutdown_write(dst);
-                    pipes.put_empty(pipe);
-                }
-                // The pipe may hold bytes: it is dropped, not returned.
-                Err(_) => ends.end_both(),
-            }
-            return moved;
-        }
-    }
-    let mut buf = Vec::with_capacity(TUNNEL_BUF);
-    loop {
-        buf.clear();
-        let (r, b) = read_more(src, buf, TUNNEL_BUF, ends.idle).await;
-        buf = b;
-        match r {
-            Ok(0) => {
-                shutdown_write(dst);
-                return moved;
-            }
-            Ok(n) => {
-                ends.last.set(std::time::Instant::now());
-                moved += n as u64;
-                let (w, b) = write_all(dst, buf, ends.idle).await;
-                buf = b;
-                if w.is_err() {
-                    ends.end_both();
-                    return moved;
-                }
-            }
-            // The other direction may be busy: only a tunnel idle both ways times out.
-            Err(IoFail::Timeout) if ends.last.get().elapsed() < ends.idle => {}
-            Err(_) => {
-                ends.end_both();
-                return moved;
-            }
-        }
-    }
 }
 
 /// One request/response over one backend connection. Returns (client keep-alive, backend
@@ -783,6 +662,8 @@ async fn exchange(
     let mut target = std::mem::take(&mut c.scratch);
     route::backend_target(&member.path, x.routed, &mut target);
     let server_name = cfg.server_name_of(vh);
+    // The scheme the client used: X-Forwarded-Proto, and ProxyPassReverse's public base.
+    let scheme = if c.stream.is_tls() { "https" } else { "http" };
     let mut out = std::mem::take(&mut c.out);
     out.clear();
     write_request_head(
@@ -795,7 +676,7 @@ async fn exchange(
             preserve_host: vh.preserve_host,
             client_ip: c.peer_ip.as_bytes(),
             server_name: server_name.as_bytes(),
-            proto: b"http",
+            proto: scheme.as_bytes(),
             close: !reuse && upgrade.is_none(),
             rules: &vh.request_headers,
             env: x.env,
@@ -814,7 +695,8 @@ async fn exchange(
     // The address the client used, for ProxyPassReverse. Taken now: streaming the body
     // below reuses the client buffer that the head's ranges point into.
     target.clear();
-    target.extend_from_slice(b"http://");
+    target.extend_from_slice(scheme.as_bytes());
+    target.extend_from_slice(b"://");
     target.extend_from_slice(
         c.head
             .host
@@ -1116,10 +998,10 @@ impl<'a> Streaming<'a> {
 /// requests on the client side); `moved` counts the bytes written.
 #[allow(clippy::too_many_arguments)]
 async fn stream_body(
-    src: &mut TcpStream,
+    src: &mut impl Transport,
     mut buf: Vec<u8>,
     mut pos: usize,
-    dst: &mut TcpStream,
+    dst: &mut impl Transport,
     framing: &mut Framing,
     dechunk: bool,
     how: &Streaming<'_>,
@@ -1174,7 +1056,7 @@ async fn stream_body(
         // A large rest of a known length goes through a pipe, never through user space.
         let (pipes, threshold) = how.splice;
         if let (Framing::Length(rest), false) = (*framing, dechunk) {
-            if threshold > 0 && rest >= threshold {
+            if worth_splicing(src, dst, rest, threshold) {
                 let mut pipe = match pipes.get_for_body() {
                     Ok(p) => p,
                     Err(e) => return (Err(StreamError::SrcIo(e)), buf),

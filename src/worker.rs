@@ -7,7 +7,6 @@
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::rc::Weak;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -25,10 +24,11 @@ use crate::balancer::{LocalBalancer, SharedTable};
 use crate::buffer::{BufPool, FutureBoxes};
 use crate::config::Config;
 use crate::conn;
-use crate::park::{LotOwner, ParkingLot, Resumed};
 use crate::pool::Pool;
 use crate::shutdown::{Drain, ShutdownSignal};
-use crate::splice::PipePool;
+use crate::transport::park::{LotOwner, ParkingLot, Resumed};
+use crate::transport::splice::PipePool;
+use crate::transport::ClientStream;
 
 /// About what a connection's task held before it parked (its state and future).
 const PARKED_TASK_BYTES: usize = 1200;
@@ -200,12 +200,7 @@ impl Thread {
     /// Runs one client connection in its own task. The task owns the connection's counts
     /// (open connections, MaxRequestWorkers, drain) and gives them up when the connection
     /// closes; a parked connection's counts go to the parking lot with it.
-    fn spawn_conn(
-        self: &Rc<Self>,
-        w: Rc<Worker>,
-        stream: monoio::net::TcpStream,
-        start: conn::Start,
-    ) {
+    fn spawn_conn(self: &Rc<Self>, w: Rc<Worker>, stream: ClientStream, start: conn::Start) {
         let t = self.clone();
         monoio::spawn(async move {
             let served = CatchUnwind(Box::pin(conn::serve(w, stream, start))).await;
@@ -318,7 +313,7 @@ impl LotOwner for Thread {
         self.parked_delta(-1);
         // A parked connection comes back on the latest configuration.
         let w = self.current();
-        match monoio::net::TcpStream::from_std(r.stream) {
+        match ClientStream::from_std(r.stream) {
             Ok(stream) => {
                 let start = conn::Start::Resumed(conn::Resume {
                     peer: r.peer,
@@ -862,20 +857,12 @@ async fn accept_loop(thread: Rc<Thread>, shutdown: Arc<ShutdownSignal>, listener
         let accepted = monoio::select! {
             r = listener.accept() => r,
             _ = &mut stop => {
-                // Stop listening now, synchronously. Dropping the listener is not enough
-                // on io_uring: its close is queued behind the cancelled accept and may only
-                // run after several ring round trips (or never, if the runtime ends first).
-                // shutdown(2) on a listening socket makes Linux refuse new connections at
-                // once.
-                // SAFETY: the fd belongs to `listener`, which is alive for this call.
-                unsafe {
-                    libc::shutdown(listener.as_raw_fd(), libc::SHUT_RDWR);
-                }
+                crate::transport::stop_listening(&listener);
                 return;
             }
         };
         let (stream, peer) = match accepted {
-            Ok(a) => a,
+            Ok((s, peer)) => (ClientStream::accepted(s), peer),
             Err(e) => {
                 // EMFILE and friends: keep serving what we have.
                 warn!("accept failed: {e}");
@@ -904,10 +891,11 @@ async fn accept_loop(thread: Rc<Thread>, shutdown: Arc<ShutdownSignal>, listener
 }
 
 /// Over MaxRequestWorkers: answer 503 rather than leave the client hanging in the backlog.
-async fn refuse_overloaded(mut stream: monoio::net::TcpStream) {
+async fn refuse_overloaded(mut stream: ClientStream) {
     let mut out = Vec::new();
     crate::error::canned_response(&mut out, 503);
-    let _ = crate::io::write_all(&mut stream, out, std::time::Duration::from_secs(1)).await;
+    let _ =
+        crate::transport::io::write_all(&mut stream, out, std::time::Duration::from_secs(1)).await;
 }
 
 /// Runs a connection future, turning a panic into an error so one connection's bug never

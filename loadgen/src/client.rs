@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use monoio::net::TcpStream;
 use ringproxy::http::body::Framing;
 use ringproxy::http::head::{parse_response, ResponseBody, ResponseHead};
-use ringproxy::io::{read_more, write_all, IoFail};
+use ringproxy::transport::io::{read_more, write_all, IoFail};
 
 use crate::engine::{ErrorKind, ThreadState, SCHEDULING_TOLERANCE};
 

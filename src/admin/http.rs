@@ -11,8 +11,8 @@ use crate::config::Handler;
 use crate::conn::ClientConn;
 use crate::error::{ErrorKind, ProxyError};
 use crate::http::head::RequestBody;
-use crate::io::write_all;
 use crate::proxy::client_may_keep;
+use crate::transport::io::write_all;
 use crate::worker::Worker;
 
 /// Answers a `SetHandler` location (server-status, metrics, balancer-manager) from this
@@ -113,7 +113,8 @@ async fn balancer_manager(
         let end = c.head.len + len;
         while c.buf.len() < end {
             let buf = std::mem::take(&mut c.buf);
-            let (r, buf) = crate::io::read_more(&mut c.stream, buf, len, core.timeout).await;
+            let (r, buf) =
+                crate::transport::io::read_more(&mut c.stream, buf, len, core.timeout).await;
             c.buf = buf;
             match r {
                 Ok(0) => return Err(ErrorKind::ClientClosed.into()),

@@ -14,13 +14,13 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use monoio::net::TcpStream;
 use tracing::{info, warn};
 
 use crate::balancer::{flag, MemberView};
 use crate::http::body::Framing;
 use crate::http::head::{parse_response, ResponseHead};
-use crate::io::{read_more, write_all, IoFail};
+use crate::transport::io::{read_more, write_all, IoFail};
+use crate::transport::BackendStream;
 use crate::worker::Shared;
 
 /// Apache's default `hcinterval`.
@@ -128,11 +128,11 @@ async fn check(shared: &Shared, balancer: usize, mv: &MemberView, method: &str) 
         .or(cfg.balancers.get(balancer).and_then(|b| b.params.timeout))
         .unwrap_or(cfg.core.timeout);
     let connect_timeout = p.connection_timeout.unwrap_or(timeout);
-    let mut stream =
-        match monoio::time::timeout(connect_timeout, TcpStream::connect_addr(member.addr)).await {
-            Ok(Ok(s)) => s,
-            _ => return false,
-        };
+    let keepalive = p.keepalive == Some(true);
+    let Ok(mut stream) = BackendStream::connect(member.addr, connect_timeout, keepalive).await
+    else {
+        return false;
+    };
     if method == "TCP" {
         return true;
     }

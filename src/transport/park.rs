@@ -26,6 +26,8 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, warn};
 
+use super::Transport;
+
 /// Events taken from the epoll set per call.
 const BATCH: usize = 64;
 /// How often the lot looks for expired deadlines while it holds connections.
@@ -151,13 +153,14 @@ impl ParkingLot {
         self.len() == 0
     }
 
-    /// Parks the connection on `fd` (which the caller closes afterwards: the lot keeps its
-    /// own duplicate). Returns false, and changes nothing, when it cannot; the connection
-    /// then keeps waiting in its task.
+    /// Parks the connection on `stream` (which the caller closes afterwards: the lot keeps
+    /// its own duplicate of the socket). Returns false, and changes nothing, when it
+    /// cannot (a stream whose state is not all in the kernel, such as TLS, never parks);
+    /// the connection then keeps waiting in its task.
     pub fn park<O: LotOwner + 'static>(
         &self,
         owner: &Rc<O>,
-        fd: RawFd,
+        stream: &impl Transport,
         peer: SocketAddr,
         local: SocketAddr,
         requests: u32,
@@ -166,6 +169,9 @@ impl ParkingLot {
         if owner.draining() {
             return false;
         }
+        let Some(fd) = stream.socket().map(AsRawFd::as_raw_fd) else {
+            return false;
+        };
         let set = match self.epoll_set() {
             Ok(s) => s,
             Err(e) => {

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use super::Transport;
 use crate::reqtimeout::RateDeadline;
 use crate::timer::coarse_now;
 use monoio::net::TcpStream;
@@ -252,6 +253,18 @@ pub enum SpliceError {
     DstIo(io::Error),
 }
 
+/// Whether a body of `rest` bytes from `src` to `dst` goes through a pipe: both streams
+/// must be bare sockets (no TLS layer), and the body at least `threshold` long
+/// (SpliceThreshold; 0 turns splicing off). The one place that decides.
+pub fn worth_splicing(
+    src: &impl Transport,
+    dst: &impl Transport,
+    rest: u64,
+    threshold: u64,
+) -> bool {
+    threshold > 0 && rest >= threshold && src.socket().is_some() && dst.socket().is_some()
+}
+
 /// One splice(2) between two descriptors, never blocking on the pipe side.
 fn splice_once(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
     loop {
@@ -443,14 +456,17 @@ async fn drain_pipe(
 /// Moves exactly `len` bytes from `src` to `dst` through `pipe`, counting them in `moved`.
 /// On error the pipe may hold bytes and must not be reused.
 pub async fn splice_exact(
-    src: &mut TcpStream,
-    dst: &mut TcpStream,
+    src: &mut impl Transport,
+    dst: &mut impl Transport,
     pipe: &mut PipePair,
     mut len: u64,
     (read_t, write_t): (Duration, Duration),
     rate: &Cell<Option<RateDeadline>>,
     moved: &mut u64,
 ) -> Result<(), SpliceError> {
+    let (Some(src), Some(dst)) = (src.socket(), dst.socket()) else {
+        return Err(SpliceError::SrcIo(io::ErrorKind::Unsupported.into()));
+    };
     let (src_fd, dst_fd) = (src.as_raw_fd(), dst.as_raw_fd());
     let _src_nb = NonBlocking::set(src_fd).map_err(SpliceError::SrcIo)?;
     let _dst_nb = NonBlocking::set(dst_fd).map_err(SpliceError::DstIo)?;
@@ -515,13 +531,16 @@ pub async fn splice_exact(
 /// trying a splice that would only report `EAGAIN`. `last` is shared with the other
 /// direction: only a tunnel quiet both ways for `idle` times out.
 pub async fn splice_to_eof(
-    src: &mut TcpStream,
-    dst: &mut TcpStream,
+    src: &mut impl Transport,
+    dst: &mut impl Transport,
     pipe: &mut PipePair,
     idle: Duration,
     last: &Cell<Instant>,
     moved: &mut u64,
 ) -> Result<(), SpliceError> {
+    let (Some(src), Some(dst)) = (src.socket(), dst.socket()) else {
+        return Err(SpliceError::SrcIo(io::ErrorKind::Unsupported.into()));
+    };
     let src_fd = src.as_raw_fd();
     let (pr, pw) = (pipe.read.as_raw_fd(), pipe.write.as_raw_fd());
     let mut wait_first = false;

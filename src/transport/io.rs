@@ -11,8 +11,7 @@ use std::time::Duration;
 
 use monoio::buf::{IoBuf, IoBufMut};
 
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
-use monoio::net::TcpStream;
+use super::Transport;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IoFail {
@@ -25,7 +24,7 @@ pub enum IoFail {
 /// Reads more bytes after `buf.len()`, growing capacity so at least `spare` bytes fit.
 /// `Ok(0)` means the peer closed.
 pub async fn read_more(
-    stream: &mut TcpStream,
+    stream: &mut impl Transport,
     mut buf: Vec<u8>,
     spare: usize,
     t: Duration,
@@ -34,7 +33,7 @@ pub async fn read_more(
         buf.reserve(spare);
     }
     let len = buf.len();
-    match crate::timer::timeout(t, stream.read(buf.slice_mut(len..))).await {
+    match crate::timer::timeout(t, Transport::read(stream, buf.slice_mut(len..))).await {
         Ok((res, slice)) => (res.map_err(IoFail::Io), slice.into_inner()),
         Err(_) => (Err(IoFail::Timeout), Vec::new()),
     }
@@ -42,7 +41,7 @@ pub async fn read_more(
 
 /// Writes `buf[range]` completely.
 pub async fn write_range(
-    stream: &mut TcpStream,
+    stream: &mut impl Transport,
     buf: Vec<u8>,
     range: Range<usize>,
     t: Duration,
@@ -50,7 +49,7 @@ pub async fn write_range(
     if range.is_empty() {
         return (Ok(()), buf);
     }
-    match crate::timer::timeout(t, stream.write_all(buf.slice(range))).await {
+    match crate::timer::timeout(t, Transport::write_all(stream, buf.slice(range))).await {
         Ok((res, slice)) => (res.map(|_| ()).map_err(IoFail::Io), slice.into_inner()),
         Err(_) => (Err(IoFail::Timeout), Vec::new()),
     }
@@ -58,46 +57,12 @@ pub async fn write_range(
 
 /// Writes all of `buf`.
 pub async fn write_all(
-    stream: &mut TcpStream,
+    stream: &mut impl Transport,
     buf: Vec<u8>,
     t: Duration,
 ) -> (Result<(), IoFail>, Vec<u8>) {
     let n = buf.bytes_init();
     write_range(stream, buf, 0..n, t).await
-}
-
-/// One non-blocking `recv(2)` into the spare capacity of `buf`, on the worker's own thread.
-///
-/// For a socket already known to be readable this replaces an io_uring receive, which
-/// would cost a submission, a completion and another wake-up of the connection's task.
-/// `Ok(None)`: nothing to read after all (the readiness was spurious); `Ok(Some(0))`: the
-/// peer closed.
-pub fn recv_now(fd: std::os::fd::RawFd, buf: &mut Vec<u8>) -> io::Result<Option<usize>> {
-    let spare = buf.spare_capacity_mut();
-    if spare.is_empty() {
-        return Ok(None);
-    }
-    // SAFETY: the pointer and length describe `buf`'s spare capacity, which recv(2) may
-    // write; `fd` is borrowed from a live stream for the duration of the call.
-    let n = unsafe {
-        libc::recv(
-            fd,
-            spare.as_mut_ptr().cast(),
-            spare.len(),
-            libc::MSG_DONTWAIT,
-        )
-    };
-    if n < 0 {
-        let e = io::Error::last_os_error();
-        return match e.kind() {
-            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(None),
-            _ => Err(e),
-        };
-    }
-    let n = n as usize;
-    // SAFETY: recv(2) initialised the first `n` bytes of the spare capacity.
-    unsafe { buf.set_len(buf.len() + n) };
-    Ok(Some(n))
 }
 
 /// True for errors that mean "the peer closed or reset", which on a pooled backend

@@ -1,0 +1,218 @@
+//! The transport seam: every byte to or from a socket, client or member, goes through a
+//! stream type of this module.
+//!
+//! [`ClientStream`] (what a listener accepted) and [`BackendStream`] (what ringproxy
+//! connected to a member) are enums with one variant per transport: plain TCP today, TLS
+//! next (a server-side variant on the client stream, a client-side one on the backend
+//! stream). monoio's owned-buffer I/O traits are not object-safe, so an enum, not a trait
+//! object, is the shape; callers are generic over [`Transport`] where a function moves
+//! bytes between either kind (bodies, tunnels).
+//!
+//! What bypasses user-space buffers is a capability a stream reports rather than something
+//! callers take from a raw descriptor: splicing ([`splice`]), parking an idle connection
+//! ([`park`]), a tunnel's second handle ([`tunnel`]), a receive made on the spot
+//! ([`Transport::read_now`]). A TLS stream answers "no" to the first three and serves the
+//! last from the plaintext it already decrypted, so nothing can skip its layer.
+
+pub mod io;
+pub mod park;
+mod plain;
+pub mod splice;
+pub mod tunnel;
+
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+use monoio::buf::{IoBuf, IoBufMut};
+use monoio::io::CancelHandle;
+use monoio::net::{TcpListener, TcpStream};
+use monoio::BufResult;
+
+/// What a TLS layer negotiated: for X-Forwarded-Proto, logs and the choice of virtual host
+/// by server name. No transport yields one yet (plain TCP has none).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsFacts {
+    /// The server name the client asked for (SNI).
+    pub server_name: Option<String>,
+    /// `TLSv1.2`, `TLSv1.3`.
+    pub protocol: &'static str,
+    /// The negotiated cipher suite, by its IANA name.
+    pub cipher: &'static str,
+    /// The ALPN protocol agreed on (`h2`, `http/1.1`).
+    pub alpn: Option<Vec<u8>>,
+}
+
+/// One connection's byte stream, whatever carries it.
+///
+/// The methods are what the HTTP and proxy layers need; capabilities that only a bare
+/// socket has (splice, park, dup) are reached through [`Transport::socket`], which only
+/// this module's code calls.
+// The runtime is single-threaded per core: these futures never cross threads, so the
+// `Send` bounds that `async fn` in a public trait cannot promise are not needed.
+#[allow(async_fn_in_trait)]
+pub trait Transport {
+    /// Reads into `buf`'s spare room. `Ok(0)`: the peer closed.
+    async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T>;
+    /// As `read`, withdrawable through `handle` (an idle wait that may end in parking).
+    async fn read_cancelable<T: IoBufMut>(
+        &mut self,
+        buf: T,
+        handle: CancelHandle,
+    ) -> BufResult<usize, T>;
+    /// Writes all of `buf`.
+    async fn write_all<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T>;
+    /// Takes what is readable now into `buf`'s spare capacity without waiting. `Ok(None)`:
+    /// nothing after all; `Ok(Some(0))`: the peer closed.
+    fn read_now(&mut self, buf: &mut Vec<u8>) -> std::io::Result<Option<usize>>;
+    /// Waits until a read would not block (for a TLS stream: including plaintext it holds).
+    async fn readable(&mut self) -> std::io::Result<()>;
+    /// Ends the sending direction (a TLS stream sends close_notify first); the peer reads
+    /// what was sent, then end of stream.
+    async fn shutdown_write(&mut self);
+    fn peer_addr(&self) -> std::io::Result<SocketAddr>;
+    fn local_addr(&self) -> std::io::Result<SocketAddr>;
+    /// TLS facts, when the stream is TLS.
+    fn tls(&self) -> Option<&TlsFacts>;
+    /// The bare socket when the bytes on it are the application's own (no TLS record
+    /// layer): only then may they be spliced, the descriptor parked or duplicated.
+    fn socket(&self) -> Option<&TcpStream>;
+    /// A second stream on the same connection, for the other direction of a tunnel.
+    /// `None` when this transport cannot be duplicated (its state lives in user space).
+    fn duplicate(&self) -> Option<std::io::Result<Self>>
+    where
+        Self: Sized;
+
+    /// Whether an idle connection on this stream can wait in the parking lot (its state
+    /// is all in the kernel).
+    fn can_park(&self) -> bool {
+        self.socket().is_some()
+    }
+    /// The descriptor to splice to or from, when splicing is possible.
+    fn splice_fd(&self) -> Option<RawFd> {
+        self.socket().map(std::os::fd::AsRawFd::as_raw_fd)
+    }
+    /// Whether this is a TLS stream (X-Forwarded-Proto, `%{HTTPS}`).
+    fn is_tls(&self) -> bool {
+        self.tls().is_some()
+    }
+}
+
+/// A client connection's stream.
+pub enum ClientStream {
+    /// Plain TCP.
+    Plain(TcpStream),
+}
+
+/// A member connection's stream.
+pub enum BackendStream {
+    /// Plain TCP.
+    Plain(TcpStream),
+}
+
+/// Implements [`Transport`] for a stream enum by handing each call to its variant.
+macro_rules! delegate_transport {
+    ($ty:ident { $($variant:ident),+ }) => {
+        impl Transport for $ty {
+            async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
+                match self { $($ty::$variant(s) => Transport::read(s, buf).await),+ }
+            }
+            async fn read_cancelable<T: IoBufMut>(
+                &mut self,
+                buf: T,
+                handle: CancelHandle,
+            ) -> BufResult<usize, T> {
+                match self { $($ty::$variant(s) => s.read_cancelable(buf, handle).await),+ }
+            }
+            async fn write_all<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+                match self { $($ty::$variant(s) => Transport::write_all(s, buf).await),+ }
+            }
+            fn read_now(&mut self, buf: &mut Vec<u8>) -> std::io::Result<Option<usize>> {
+                match self { $($ty::$variant(s) => s.read_now(buf)),+ }
+            }
+            async fn readable(&mut self) -> std::io::Result<()> {
+                match self { $($ty::$variant(s) => Transport::readable(s).await),+ }
+            }
+            async fn shutdown_write(&mut self) {
+                match self { $($ty::$variant(s) => s.shutdown_write().await),+ }
+            }
+            fn peer_addr(&self) -> std::io::Result<SocketAddr> {
+                match self { $($ty::$variant(s) => Transport::peer_addr(s)),+ }
+            }
+            fn local_addr(&self) -> std::io::Result<SocketAddr> {
+                match self { $($ty::$variant(s) => Transport::local_addr(s)),+ }
+            }
+            fn tls(&self) -> Option<&TlsFacts> {
+                match self { $($ty::$variant(s) => s.tls()),+ }
+            }
+            fn socket(&self) -> Option<&TcpStream> {
+                match self { $($ty::$variant(s) => s.socket()),+ }
+            }
+            fn duplicate(&self) -> Option<std::io::Result<Self>> {
+                match self {
+                    $($ty::$variant(s) => s.duplicate().map(|r| r.map($ty::$variant))),+
+                }
+            }
+        }
+    };
+}
+
+delegate_transport!(ClientStream { Plain });
+delegate_transport!(BackendStream { Plain });
+
+impl ClientStream {
+    /// A connection a listener accepted (or the parking lot gave back).
+    pub fn accepted(stream: TcpStream) -> ClientStream {
+        // Small answers go out in one write; Nagle would only delay them.
+        let _ = stream.set_nodelay(true);
+        ClientStream::Plain(stream)
+    }
+
+    /// A connection the parking lot held as a bare socket.
+    pub(crate) fn from_std(stream: std::net::TcpStream) -> std::io::Result<ClientStream> {
+        Ok(ClientStream::Plain(TcpStream::from_std(stream)?))
+    }
+}
+
+/// Why a connection to a member could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("timed out")]
+    Timeout,
+}
+
+impl BackendStream {
+    /// Connects to a member within `t`. `keepalive`: the member's `keepalive=On` (TCP
+    /// keep-alive probes on an otherwise idle pooled connection).
+    pub async fn connect(
+        addr: SocketAddr,
+        t: Duration,
+        keepalive: bool,
+    ) -> Result<BackendStream, ConnectError> {
+        let stream = match crate::timer::timeout(t, TcpStream::connect_addr(addr)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(ConnectError::Io(e)),
+            Err(_) => return Err(ConnectError::Timeout),
+        };
+        // Heads and small bodies go out in one write; Nagle would only add latency.
+        let _ = stream.set_nodelay(true);
+        if keepalive {
+            let _ = stream.set_tcp_keepalive(None, None, None);
+        }
+        Ok(BackendStream::Plain(stream))
+    }
+}
+
+/// Stops a listener at once. Dropping it is not enough on io_uring: its close is queued
+/// behind the cancelled accept and may only run after several ring round trips (or never,
+/// if the runtime ends first), while shutdown(2) on a listening socket makes Linux refuse
+/// new connections immediately.
+pub fn stop_listening(listener: &TcpListener) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: the descriptor belongs to `listener`, which is alive for this call.
+    unsafe {
+        libc::shutdown(listener.as_raw_fd(), libc::SHUT_RDWR);
+    }
+}
