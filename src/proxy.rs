@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tracing::{debug, error, warn};
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::Ordering;
 
 use crate::balancer::{hash, sticky, BalancerView, MemberView, NoChoice, RequestKeys};
 
@@ -252,8 +252,10 @@ async fn forward_routed(
                 .then_some(mv.route.as_deref())
                 .flatten(),
         };
-        // Counted in flight (bybusyness) for as long as this member has the request.
-        let _busy = Busy::new(&mv.state.busy);
+        // Counted in flight for as long as this member has the request.
+        let _busy = mv
+            .state
+            .busy_guard(w.id, view.lbmethod == LbMethod::ByBusyness);
         let mut allow_pooled = true;
         let failure = loop {
             let pooled = if allow_pooled {
@@ -455,22 +457,6 @@ fn proxy_access_allows(
         .is_ok_and(|ip| rule.access.allows_named(ip, client_name))
 }
 
-/// Counts a request in flight on a member while alive.
-struct Busy<'a>(&'a AtomicI64);
-
-impl<'a> Busy<'a> {
-    fn new(counter: &'a AtomicI64) -> Self {
-        counter.fetch_add(1, Ordering::Relaxed);
-        Busy(counter)
-    }
-}
-
-impl Drop for Busy<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 /// The sticky route in the request (URL parameter first, then cookie). The parameter is
 /// looked for in the normalized path and the query, as Apache reads it from the URL it
 /// routed.
@@ -604,6 +590,7 @@ fn upgrade_request(
 /// nothing moved either way for `idle` (Apache's ProxyWebsocketIdleTimeout defaults to the
 /// worker timeout too). Neither connection is reused afterwards.
 async fn tunnel(
+    w: &Worker,
     c: &mut ClientConn,
     bc: &mut BackendConn,
     mv: &MemberView,
@@ -631,8 +618,8 @@ async fn tunnel(
     }
     let (up, down) =
         crate::transport::tunnel::run(&mut c.stream, &mut bc.stream, idle, pipes).await;
-    mv.state.sent.fetch_add(up, Ordering::Relaxed);
-    mv.state.received.fetch_add(down, Ordering::Relaxed);
+    mv.state.on_core(w.id).add_sent(up);
+    mv.state.on_core(w.id).add_received(down);
     c.bytes_out += down;
     Ok((false, false))
 }
@@ -713,7 +700,7 @@ async fn exchange(
     c.out = out;
     match res {
         Ok(()) => {
-            mv.state.sent.fetch_add(head_bytes, Ordering::Relaxed);
+            mv.state.on_core(w.id).add_sent(head_bytes);
         }
         Err(IoFail::Io(e)) if is_disconnect(&e) => return Err(ExchangeError::Stale),
         Err(IoFail::Io(e)) => return Err(ErrorKind::BackendIo(name(), e).into_ex()),
@@ -740,7 +727,7 @@ async fn exchange(
                 &mut moved,
             )
             .await;
-            mv.state.sent.fetch_add(moved, Ordering::Relaxed);
+            mv.state.on_core(w.id).add_sent(moved);
             c.buf = buf;
             c.consumed = match r {
                 Ok(pos) => pos,
@@ -767,7 +754,7 @@ async fn exchange(
                     if (100..200).contains(&rh.status) {
                         if rh.status == 101 && upgrade.is_some() {
                             let pipes = (core.splice_threshold > 0).then_some(&w.thread.pipes);
-                            return tunnel(c, bc, mv, rh.len, x.timeout, pipes).await;
+                            return tunnel(w, c, bc, mv, rh.len, x.timeout, pipes).await;
                         }
                         if rh.status == 101 {
                             return Err(ErrorKind::BackendProtocol(
@@ -879,7 +866,7 @@ async fn exchange(
             }
         }
     }
-    mv.state.received.fetch_add(pos as u64, Ordering::Relaxed);
+    mv.state.on_core(w.id).add_received(pos as u64);
     c.status = rh.status;
     c.bytes_out = out.len() as u64;
     c.response_started = true;
@@ -901,7 +888,7 @@ async fn exchange(
         &mut moved,
     )
     .await;
-    mv.state.received.fetch_add(moved, Ordering::Relaxed);
+    mv.state.on_core(w.id).add_received(moved);
     c.bytes_out += moved;
     bc.buf = buf;
     let end = match r {

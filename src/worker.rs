@@ -358,7 +358,7 @@ impl Worker {
                 .table
                 .balancers
                 .iter()
-                .map(LocalBalancer::new)
+                .map(|b| LocalBalancer::new(b, thread.id))
                 .collect(),
             pool: Pool::default(),
             logs: WorkerLogs::new(shared.cfg.access_logs.clone()),
@@ -610,7 +610,7 @@ pub fn start(cfg: Arc<Config>, opts: RunOptions) -> io::Result<Server> {
         }
     }
     let shared = Arc::new(Shared {
-        table: SharedTable::new(&cfg),
+        table: SharedTable::new(&cfg, n),
         cfg: cfg.clone(),
         nonces: cfg
             .balancers

@@ -37,10 +37,7 @@ fn reload_applies_to_new_and_kept_alive_connections_and_keeps_member_state() {
     p.shared().table.balancers[0].update(|v| v.maxattempts = 0);
     let mut kept = Client::connect(p.addrs[0]);
     assert_eq!(bodies(&mut kept, 4), set(&["a"]));
-    let elected_before = view.members[0]
-        .state
-        .elected
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let elected_before = view.members[0].state.elected();
     assert!(elected_before >= 4);
 
     let generation = p
@@ -62,7 +59,7 @@ fn reload_applies_to_new_and_kept_alive_connections_and_keeps_member_state() {
     assert!(now.members[1].state.has(flag::D), "runtime D flag kept");
     assert_eq!(now.maxattempts, 0, "runtime balancer setting kept");
     assert!(
-        now.members[0].state.elected.load(Ordering::Relaxed) >= elected_before,
+        now.members[0].state.elected() >= elected_before,
         "counters carried over"
     );
 

@@ -9,7 +9,6 @@
 //! CVE-2007-6421, CVE-2012-4558, CVE-2007-6422).
 
 use std::fmt::Write as _;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
@@ -97,7 +96,6 @@ fn members_json(shared: &Shared, b: usize) -> Vec<Value> {
         .iter()
         .map(|m| {
             let st = &m.state;
-            let r = Ordering::Relaxed;
             json!({
                 "name": st.member.name,
                 "route": m.route,
@@ -106,11 +104,11 @@ fn members_json(shared: &Shared, b: usize) -> Vec<Value> {
                 "lbset": m.lbset,
                 "status": flag::describe(st.status()),
                 "usable": shared.table.usable(st),
-                "elected": st.elected.load(r),
-                "busy": st.busy.load(r).max(0),
-                "sent": st.sent.load(r),
-                "received": st.received.load(r),
-                "errors": st.failures.load(r),
+                "elected": st.elected(),
+                "busy": st.busy(),
+                "sent": st.sent(),
+                "received": st.received(),
+                "errors": st.failures(),
                 "hcmethod": st.member.params.hc.method,
             })
         })
@@ -169,7 +167,6 @@ pub fn page(shared: &Shared, path: &str) -> String {
         o.push_str("<table border=\"1\"><tr><th>Worker URL</th><th>Route</th><th>RouteRedir</th><th>Factor</th><th>Set</th><th>Status</th><th>Elected</th><th>Busy</th><th>Errors</th><th>To</th><th>From</th><th>Edit</th></tr>\n");
         for m in &v.members {
             let st = &m.state;
-            let r = Ordering::Relaxed;
             let url = &st.member.name;
             let id = format!("{}-{}", name, url.trim_start_matches("http://"));
             let _ = write!(
@@ -181,11 +178,11 @@ pub fn page(shared: &Shared, path: &str) -> String {
                 f64::from(m.lbfactor) / 100.0,
                 m.lbset,
                 escape(&flag::describe(st.status())),
-                st.elected.load(r),
-                st.busy.load(r).max(0),
-                st.failures.load(r),
-                st.sent.load(r),
-                st.received.load(r),
+                st.elected(),
+                st.busy(),
+                st.failures(),
+                st.sent(),
+                st.received(),
                 escape(path),
                 escape(&id),
                 escape(name),
@@ -394,7 +391,7 @@ pub fn apply(
             if let Some(member) = new_member.clone() {
                 // A new member starts disabled (Apache), so it takes traffic only when the
                 // operator enables it.
-                let st = SharedMember::new(member);
+                let st = SharedMember::new(member, shared.table.cores);
                 st.set_flag(flag::D, true);
                 v.members.push(MemberView {
                     state: Arc::new(st),

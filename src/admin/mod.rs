@@ -187,19 +187,15 @@ pub fn server_status(shared: &Shared, auto: bool, server_name: &str) -> (&'stati
             for (n, mv) in view.members.iter().enumerate() {
                 let st = &mv.state;
                 let p = format!("ProxyBalancer[{i}]Worker[{n}]");
-                let r = Ordering::Relaxed;
                 lines.push((format!("{p}Name"), st.member.name.clone()));
                 lines.push((
                     format!("{p}Status"),
                     status_words(st.status(), shared.table.usable(st)),
                 ));
-                lines.push((format!("{p}Elected"), st.elected.load(r).to_string()));
-                lines.push((format!("{p}Busy"), st.busy.load(r).max(0).to_string()));
-                lines.push((format!("{p}Sent"), format!("{}K", st.sent.load(r) >> 10)));
-                lines.push((
-                    format!("{p}Rcvd"),
-                    format!("{}K", st.received.load(r) >> 10),
-                ));
+                lines.push((format!("{p}Elected"), st.elected().to_string()));
+                lines.push((format!("{p}Busy"), st.busy().to_string()));
+                lines.push((format!("{p}Sent"), format!("{}K", st.sent() >> 10)));
+                lines.push((format!("{p}Rcvd"), format!("{}K", st.received() >> 10)));
             }
         }
     }
@@ -233,7 +229,6 @@ pub fn server_status(shared: &Shared, auto: bool, server_name: &str) -> (&'stati
             );
             for mv in &view.members {
                 let st = &mv.state;
-                let r = Ordering::Relaxed;
                 let _ = writeln!(
                     out,
                     "<tr><td>{}</td><td>{}</td><td>{:.2}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}K</td><td>{}K</td></tr>",
@@ -242,10 +237,10 @@ pub fn server_status(shared: &Shared, auto: bool, server_name: &str) -> (&'stati
                     f64::from(mv.lbfactor) / 100.0,
                     mv.lbset,
                     escape(&status_words(st.status(), shared.table.usable(st))),
-                    st.elected.load(r),
-                    st.busy.load(r).max(0),
-                    st.sent.load(r) >> 10,
-                    st.received.load(r) >> 10
+                    st.elected(),
+                    st.busy(),
+                    st.sent() >> 10,
+                    st.received() >> 10
                 );
             }
             out.push_str("</table>\n");
@@ -410,12 +405,11 @@ pub fn metrics(shared: &Shared) -> (&'static str, String) {
                 .collect::<Vec<_>>()
         })
         .collect();
-    let r = Ordering::Relaxed;
     for (b, m, st) in &members {
         let _ = writeln!(
             o,
             "ringproxy_member_requests_total{{balancer=\"{b}\",member=\"{m}\"}} {}",
-            st.elected.load(r)
+            st.elected()
         );
     }
     family(
@@ -428,9 +422,9 @@ pub fn metrics(shared: &Shared) -> (&'static str, String) {
         let _ = writeln!(
             o,
             "ringproxy_member_bytes_total{{balancer=\"{b}\",member=\"{m}\",direction=\"sent\"}} {}",
-            st.sent.load(r)
+            st.sent()
         );
-        let _ = writeln!(o, "ringproxy_member_bytes_total{{balancer=\"{b}\",member=\"{m}\",direction=\"received\"}} {}", st.received.load(r));
+        let _ = writeln!(o, "ringproxy_member_bytes_total{{balancer=\"{b}\",member=\"{m}\",direction=\"received\"}} {}", st.received());
     }
     family(
         &mut o,
@@ -455,7 +449,7 @@ pub fn metrics(shared: &Shared) -> (&'static str, String) {
         let _ = writeln!(
             o,
             "ringproxy_member_busy{{balancer=\"{b}\",member=\"{m}\"}} {}",
-            st.busy.load(r).max(0)
+            st.busy()
         );
     }
     ("text/plain; version=0.0.4; charset=utf-8", o)

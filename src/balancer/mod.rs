@@ -83,25 +83,85 @@ pub mod flag {
     }
 }
 
+/// Keeps what it holds on cache lines of its own. 128 bytes, not 64: the adjacent-line
+/// prefetcher of current x86 cores fetches lines in pairs, so two cores writing neighbouring
+/// 64-byte lines still slow each other.
+#[repr(align(128))]
+#[derive(Debug, Default)]
+pub struct Padded<T>(pub T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// One core's counters for one member. Only that core writes them (see
+/// [`SharedMember::on_core`]), with a plain load and store rather than a locked
+/// read-modify-write, and on a line no other core writes; readers (status pages, metrics,
+/// bytraffic) sum the cores.
+#[derive(Debug, Default)]
+pub struct CoreCounters {
+    elected: AtomicU64,
+    /// Requests in flight on this core.
+    busy: AtomicI64,
+    sent: AtomicU64,
+    received: AtomicU64,
+}
+
+impl CoreCounters {
+    /// Single writer: a lost update is impossible, and no locked instruction is needed.
+    fn bump(a: &AtomicU64, n: u64) {
+        a.store(a.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+    }
+
+    pub fn elected_one(&self) {
+        Self::bump(&self.elected, 1);
+    }
+
+    pub fn add_sent(&self, n: u64) {
+        Self::bump(&self.sent, n);
+    }
+
+    pub fn add_received(&self, n: u64) {
+        Self::bump(&self.received, n);
+    }
+
+    fn add_busy(&self, d: i64) {
+        let b = &self.busy;
+        b.store(b.load(Ordering::Relaxed) + d, Ordering::Relaxed);
+    }
+}
+
 /// One member's shared state. Lives as long as any view holds it.
+///
+/// What every core reads per request (the configuration, the status word) is written only
+/// on state changes; what changes per request is per core ([`CoreCounters`]), except
+/// `busy_all`, which bybusyness must compare across cores and which only that method writes.
 #[derive(Debug)]
 pub struct SharedMember {
     pub member: Member,
+    /// Status flags and the error deadline: read per request, written on state changes.
+    flags: Padded<StatusWord>,
+    /// Requests in flight on all cores, kept only for `lbmethod=bybusyness`.
+    busy_all: Padded<AtomicI64>,
+    /// Indexed by core (worker thread id).
+    per_core: Box<[Padded<CoreCounters>]>,
+}
+
+#[derive(Debug, Default)]
+struct StatusWord {
     status: AtomicU32,
     /// Milliseconds since the table's start until which E holds (0: none).
     error_until_ms: AtomicU64,
-    pub elected: AtomicU64,
-    /// Requests in flight, all workers (bybusyness).
-    pub busy: AtomicI64,
-    /// Bytes sent to / received from the member, all workers (bytraffic, status).
-    pub sent: AtomicU64,
-    pub received: AtomicU64,
     /// Failed attempts (connect errors, failonstatus, timeouts).
-    pub failures: AtomicU64,
+    failures: AtomicU64,
 }
 
 impl SharedMember {
-    pub fn new(member: Member) -> SharedMember {
+    /// A member's state for `cores` workers.
+    pub fn new(member: Member, cores: usize) -> SharedMember {
         let mut bits = 0;
         for (c, set) in &member.params.status {
             if let Some(b) = flag::from_char(*c) {
@@ -112,20 +172,20 @@ impl SharedMember {
                 }
             }
         }
+        let flags = StatusWord {
+            status: AtomicU32::new(bits),
+            ..Default::default()
+        };
         SharedMember {
             member,
-            status: AtomicU32::new(bits),
-            error_until_ms: AtomicU64::new(0),
-            elected: AtomicU64::new(0),
-            busy: AtomicI64::new(0),
-            sent: AtomicU64::new(0),
-            received: AtomicU64::new(0),
-            failures: AtomicU64::new(0),
+            flags: Padded(flags),
+            busy_all: Padded::default(),
+            per_core: (0..cores.max(1)).map(|_| Padded::default()).collect(),
         }
     }
 
     pub fn status(&self) -> u32 {
-        self.status.load(Ordering::Acquire)
+        self.flags.status.load(Ordering::Acquire)
     }
 
     pub fn has(&self, f: u32) -> bool {
@@ -134,9 +194,92 @@ impl SharedMember {
 
     pub fn set_flag(&self, f: u32, on: bool) {
         if on {
-            self.status.fetch_or(f, Ordering::AcqRel);
+            self.flags.status.fetch_or(f, Ordering::AcqRel);
         } else {
-            self.status.fetch_and(!f, Ordering::AcqRel);
+            self.flags.status.fetch_and(!f, Ordering::AcqRel);
+        }
+    }
+
+    /// The counters core `core` writes. Only that core's thread may call this for writing.
+    pub fn on_core(&self, core: usize) -> &CoreCounters {
+        &self.per_core[core % self.per_core.len()]
+    }
+
+    fn sum(&self, f: impl Fn(&CoreCounters) -> u64) -> u64 {
+        self.per_core
+            .iter()
+            .map(|c| f(c))
+            .fold(0, u64::wrapping_add)
+    }
+
+    /// Times chosen, all cores.
+    pub fn elected(&self) -> u64 {
+        self.sum(|c| c.elected.load(Ordering::Relaxed))
+    }
+
+    /// Bytes sent to the member, all cores.
+    pub fn sent(&self) -> u64 {
+        self.sum(|c| c.sent.load(Ordering::Relaxed))
+    }
+
+    /// Bytes received from the member, all cores.
+    pub fn received(&self) -> u64 {
+        self.sum(|c| c.received.load(Ordering::Relaxed))
+    }
+
+    /// Requests in flight, all cores (never below zero when read mid-change).
+    pub fn busy(&self) -> i64 {
+        let n: i64 = self
+            .per_core
+            .iter()
+            .map(|c| c.busy.load(Ordering::Relaxed))
+            .sum();
+        n.max(0)
+    }
+
+    /// Failed attempts, all cores.
+    pub fn failures(&self) -> u64 {
+        self.flags.failures.load(Ordering::Relaxed)
+    }
+
+    /// Counts a request in flight on this member from `core` while the guard lives;
+    /// `for_busyness`: the balancer compares members by it (bybusyness), so the count
+    /// shared by all cores moves too.
+    pub fn busy_guard(&self, core: usize, for_busyness: bool) -> BusyGuard<'_> {
+        self.on_core(core).add_busy(1);
+        if for_busyness {
+            self.busy_all.fetch_add(1, Ordering::Relaxed);
+        }
+        BusyGuard {
+            member: self,
+            core,
+            for_busyness,
+        }
+    }
+
+    /// The counters of `old` (a reload's previous table) become this member's starting
+    /// point. Runs before the table is published, so no core writes meanwhile.
+    fn carry_counters(&self, old: &SharedMember) {
+        let first = &self.per_core[0];
+        first.elected.store(old.elected(), Ordering::Relaxed);
+        first.sent.store(old.sent(), Ordering::Relaxed);
+        first.received.store(old.received(), Ordering::Relaxed);
+        self.flags.failures.store(old.failures(), Ordering::Relaxed);
+    }
+}
+
+/// A request in flight on a member (see [`SharedMember::busy_guard`]).
+pub struct BusyGuard<'a> {
+    member: &'a SharedMember,
+    core: usize,
+    for_busyness: bool,
+}
+
+impl Drop for BusyGuard<'_> {
+    fn drop(&mut self) {
+        self.member.on_core(self.core).add_busy(-1);
+        if self.for_busyness {
+            self.member.busy_all.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }
@@ -169,13 +312,13 @@ pub struct BalancerView {
 }
 
 impl BalancerView {
-    fn from_config(b: &Balancer) -> BalancerView {
+    fn from_config(b: &Balancer, cores: usize) -> BalancerView {
         let p = &b.params;
         let members: Vec<MemberView> = b
             .members
             .iter()
             .map(|m| MemberView {
-                state: Arc::new(SharedMember::new(m.clone())),
+                state: Arc::new(SharedMember::new(m.clone(), cores)),
                 lbfactor: m.params.lbfactor.unwrap_or(DEFAULT_LBFACTOR),
                 lbset: m.params.lbset.unwrap_or(0),
                 route: m.params.route.clone(),
@@ -234,18 +377,21 @@ impl SharedBalancer {
 /// Everything shared about balancers, indexed like `Config::balancers`.
 pub struct SharedTable {
     start: Instant,
+    /// Worker threads: each member keeps a counter block per core.
+    pub cores: usize,
     pub balancers: Vec<SharedBalancer>,
 }
 
 impl SharedTable {
-    pub fn new(cfg: &Config) -> SharedTable {
+    pub fn new(cfg: &Config, cores: usize) -> SharedTable {
         SharedTable {
             start: Instant::now(),
+            cores,
             balancers: cfg
                 .balancers
                 .iter()
                 .map(|b| SharedBalancer {
-                    view: ArcSwap::from_pointee(BalancerView::from_config(b)),
+                    view: ArcSwap::from_pointee(BalancerView::from_config(b, cores)),
                     epoch: AtomicU64::new(1),
                 })
                 .collect(),
@@ -264,7 +410,7 @@ impl SharedTable {
             .balancers
             .iter()
             .map(|b| {
-                let mut view = BalancerView::from_config(b);
+                let mut view = BalancerView::from_config(b, old.cores);
                 let found = old_cfg
                     .balancers
                     .iter()
@@ -282,6 +428,7 @@ impl SharedTable {
         SharedTable {
             // Error deadlines are kept relative to this instant.
             start: old.start,
+            cores: old.cores,
             balancers,
         }
     }
@@ -294,7 +441,7 @@ impl SharedTable {
     /// taken out of E here (Apache's `ap_proxy_retry_worker`): it is tried again.
     pub fn usable(&self, m: &SharedMember) -> bool {
         let bits = m.status();
-        if bits & flag::E != 0 && m.error_until_ms.load(Ordering::Acquire) <= self.now_ms() {
+        if bits & flag::E != 0 && m.flags.error_until_ms.load(Ordering::Acquire) <= self.now_ms() {
             m.set_flag(flag::E, false);
             return bits & (flag::NOT_USABLE & !flag::E) == 0;
         }
@@ -302,25 +449,25 @@ impl SharedTable {
     }
 
     pub fn in_error(&self, m: &SharedMember) -> bool {
-        m.has(flag::E) && m.error_until_ms.load(Ordering::Acquire) > self.now_ms()
+        m.has(flag::E) && m.flags.error_until_ms.load(Ordering::Acquire) > self.now_ms()
     }
 
     /// Puts a member in error for `retry` (members with flag I are exempt).
     /// Returns whether it was put in error.
     pub fn set_error(&self, m: &SharedMember, retry: Duration) -> bool {
-        m.failures.fetch_add(1, Ordering::Relaxed);
+        m.flags.failures.fetch_add(1, Ordering::Relaxed);
         if m.has(flag::I) {
             return false;
         }
         let until = self.now_ms() + retry.as_millis().max(1) as u64;
-        m.error_until_ms.store(until, Ordering::Release);
+        m.flags.error_until_ms.store(until, Ordering::Release);
         m.set_flag(flag::E, true);
         true
     }
 
     pub fn clear_error(&self, m: &SharedMember) {
         m.set_flag(flag::E, false);
-        m.error_until_ms.store(0, Ordering::Release);
+        m.flags.error_until_ms.store(0, Ordering::Release);
     }
 }
 
@@ -358,17 +505,12 @@ fn carry_balancer(view: &mut BalancerView, b: &Balancer, old: &BalancerView, ob:
         } else {
             (ns.status() & !RUNTIME_FLAGS) | (os.status() & RUNTIME_FLAGS)
         };
-        ns.status.store(bits, Ordering::Release);
-        ns.error_until_ms
-            .store(os.error_until_ms.load(Ordering::Acquire), Ordering::Release);
-        for (to, from) in [
-            (&ns.elected, &os.elected),
-            (&ns.sent, &os.sent),
-            (&ns.received, &os.received),
-            (&ns.failures, &os.failures),
-        ] {
-            to.store(from.load(Ordering::Relaxed), Ordering::Relaxed);
-        }
+        ns.flags.status.store(bits, Ordering::Release);
+        ns.flags.error_until_ms.store(
+            os.flags.error_until_ms.load(Ordering::Acquire),
+            Ordering::Release,
+        );
+        ns.carry_counters(os);
         if let Some(o) = was {
             if o.params.lbfactor == m.params.lbfactor {
                 mv.lbfactor = omv.lbfactor;
@@ -421,9 +563,16 @@ pub enum NoChoice {
 }
 
 /// One worker's view and counters for one balancer.
+/// A core's handle on a balancer view. Cloning it per request touches only this core's
+/// reference count; the `Arc` inside, shared by every core, is cloned only when the epoch
+/// moves (an `Arc` clone per request would be an atomic write to a line all cores share).
+pub type CoreView = std::rc::Rc<Arc<BalancerView>>;
+
 pub struct LocalBalancer {
+    /// The core (worker thread id) whose counters this balancer's selections write.
+    core: usize,
     epoch: Cell<u64>,
-    view: RefCell<Arc<BalancerView>>,
+    view: RefCell<CoreView>,
     lbstatus: RefCell<Vec<i64>>,
     /// (set of candidate members as a bit list, table) for lbmethod=hash.
     maglev: RefCell<Option<(Vec<usize>, Maglev)>>,
@@ -433,24 +582,25 @@ pub struct LocalBalancer {
 }
 
 impl LocalBalancer {
-    pub fn new(shared: &SharedBalancer) -> LocalBalancer {
+    pub fn new(shared: &SharedBalancer, core: usize) -> LocalBalancer {
         let view = shared.view();
         LocalBalancer {
+            core,
             epoch: Cell::new(shared.epoch()),
             lbstatus: RefCell::new(vec![0; view.members.len()]),
-            view: RefCell::new(view),
+            view: RefCell::new(std::rc::Rc::new(view)),
             maglev: RefCell::new(None),
             scratch: RefCell::new(Default::default()),
         }
     }
 
     /// The current view (after picking up any change: one atomic load when nothing moved).
-    pub fn view(&self, shared: &SharedBalancer) -> Arc<BalancerView> {
+    pub fn view(&self, shared: &SharedBalancer) -> CoreView {
         let e = shared.epoch();
         if e != self.epoch.get() {
             let v = shared.view();
             self.lbstatus.borrow_mut().resize(v.members.len(), 0);
-            *self.view.borrow_mut() = v;
+            *self.view.borrow_mut() = std::rc::Rc::new(v);
             *self.maglev.borrow_mut() = None;
             self.epoch.set(e);
         }
@@ -470,10 +620,7 @@ impl LocalBalancer {
         if let (Some(route), Some(_)) = (keys.route, &view.sticky) {
             if let Some(m) = find_route(view, route, &usable) {
                 self.sticky_hit(view, m, &usable);
-                view.members[m]
-                    .state
-                    .elected
-                    .fetch_add(1, Ordering::Relaxed);
+                view.members[m].state.on_core(self.core).elected_one();
                 return Ok(Choice {
                     member: m,
                     route_changed: view.members[m].route.as_deref() != Some(route),
@@ -508,10 +655,7 @@ impl LocalBalancer {
             None => None,
         };
         let m = pick.ok_or(NoChoice::AllInError)?;
-        view.members[m]
-            .state
-            .elected
-            .fetch_add(1, Ordering::Relaxed);
+        view.members[m].state.on_core(self.core).elected_one();
         Ok(Choice {
             member: m,
             route_changed: keys
@@ -627,7 +771,7 @@ impl LocalBalancer {
                 b
             }
             LbMethod::ByBusyness => {
-                let busy = |i: usize| view.members[i].state.busy.load(Ordering::Relaxed);
+                let busy = |i: usize| view.members[i].state.busy_all.load(Ordering::Relaxed);
                 let mut total = 0;
                 let mut best: Option<usize> = None;
                 for &i in candidates {
@@ -648,8 +792,7 @@ impl LocalBalancer {
             LbMethod::ByTraffic => {
                 let traffic = |i: usize| {
                     let s = &view.members[i].state;
-                    (s.sent.load(Ordering::Relaxed) + s.received.load(Ordering::Relaxed))
-                        / factor(i) as u64
+                    (s.sent() + s.received()) / factor(i) as u64
                 };
                 let mut best = candidates[0];
                 for &i in &candidates[1..] {
@@ -737,8 +880,8 @@ mod tests {
             }
         );
         let cfg = load_str(&text, "t", &LoadOptions::default()).unwrap();
-        let table = SharedTable::new(&cfg);
-        let local = LocalBalancer::new(&table.balancers[0]);
+        let table = SharedTable::new(&cfg, 1);
+        let local = LocalBalancer::new(&table.balancers[0], 0);
         Fixture { table, local }
     }
 
@@ -930,12 +1073,18 @@ mod tests {
     #[test]
     fn bybusyness_prefers_idle_members_and_bytraffic_light_ones() {
         let f = fixture(&members(&["", "", ""]), "lbmethod=bybusyness");
-        f.member(0).busy.store(3, Ordering::Relaxed);
-        f.member(1).busy.store(1, Ordering::Relaxed);
-        f.member(2).busy.store(2, Ordering::Relaxed);
+        let m: Vec<_> = (0..3).map(|i| f.member(i)).collect();
+        // Requests in flight, as the proxy counts them (a guard each).
+        fn hold(m: &SharedMember, n: usize) -> Vec<BusyGuard<'_>> {
+            (0..n).map(|_| m.busy_guard(0, true)).collect()
+        }
+        let (_a, mut b, _c) = (hold(&m[0], 3), hold(&m[1], 1), hold(&m[2], 2));
         assert_eq!(f.seq(2), "bb");
-        f.member(1).busy.store(5, Ordering::Relaxed);
+        b.extend(hold(&m[1], 4));
         assert_eq!(f.seq(1), "c");
+        assert_eq!(m[1].busy(), 5);
+        drop(b);
+        assert_eq!(m[1].busy(), 0);
         // Equal busyness: byrequests order.
         let f = fixture(&members(&["", "", ""]), "lbmethod=bybusyness");
         let s = f.seq(30);
@@ -943,11 +1092,11 @@ mod tests {
             assert_eq!(s.matches(c).count(), 10, "{s}");
         }
         let f = fixture(&members(&["loadfactor=2", ""]), "lbmethod=bytraffic");
-        f.member(0).sent.store(3000, Ordering::Relaxed);
-        f.member(1).received.store(1000, Ordering::Relaxed);
+        f.member(0).on_core(0).add_sent(3000);
+        f.member(1).on_core(0).add_received(1000);
         // 3000/200 = 15 > 1000/100 = 10
         assert_eq!(f.seq(1), "b");
-        f.member(1).received.store(2000, Ordering::Relaxed);
+        f.member(1).on_core(0).add_received(1000);
         assert_eq!(f.seq(1), "a");
     }
 
