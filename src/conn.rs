@@ -9,15 +9,15 @@ use std::sync::atomic::Ordering;
 use monoio::io::Canceller;
 use tracing::{debug, info, warn};
 
-use crate::accesslog::Record;
 use crate::error::{canned_response, canned_response_with, ErrorKind, ProxyError, Side};
 use crate::http::head::{parse_request, HeadScan, Limits, RequestHead};
+use crate::observe::accesslog::Record;
 use crate::proxy;
 use crate::reqtimeout::{RateDeadline, Which};
-use crate::timer::coarse_now;
+use crate::runtime::timer::coarse_now;
+use crate::runtime::CoreGen;
 use crate::transport::io::{read_more, write_all, IoFail};
 use crate::transport::{ClientStream, Transport};
-use crate::worker::Worker;
 
 /// Client read buffer (from the worker's pool). Heads rarely exceed this; it grows up to the
 /// configured head limits when they do.
@@ -92,7 +92,7 @@ pub enum Served {
 }
 
 /// Serves one client connection until it closes, times out, parks or the worker drains.
-pub async fn serve(w: Rc<Worker>, stream: ClientStream, start: Start) -> Served {
+pub async fn serve(w: Rc<CoreGen>, stream: ClientStream, start: Start) -> Served {
     let (peer, local, requests, resumed) = match start {
         Start::Accepted(peer) => match stream.local_addr() {
             Ok(local) => (peer, local, 0, false),
@@ -185,7 +185,7 @@ enum Idle {
 /// park, and one receive costs less than a readiness poll followed by a receive (see
 /// bench/RESULTS.md). Without parking the buffer goes back to the pool at once and the wait
 /// is for readiness only, so idle connections hold no buffer at all.
-async fn wait_idle(w: &Worker, c: &mut ClientConn) -> Result<Idle, ProxyError> {
+async fn wait_idle(w: &CoreGen, c: &mut ClientConn) -> Result<Idle, ProxyError> {
     let core = &w.shared.cfg.core;
     if w.thread.drain.is_draining() {
         return Ok(Idle::Closed);
@@ -196,7 +196,7 @@ async fn wait_idle(w: &Worker, c: &mut ClientConn) -> Result<Idle, ProxyError> {
         (0, None) => core.timeout,
         _ => core.keepalive_timeout,
     };
-    let now = crate::timer::coarse_now();
+    let now = crate::runtime::timer::coarse_now();
     let deadline = now + t;
     let mut park_at = core
         .idle_park_after
@@ -218,8 +218,8 @@ async fn wait_idle(w: &Worker, c: &mut ClientConn) -> Result<Idle, ProxyError> {
         let wake_at = park_at.unwrap_or(deadline);
         let ready = monoio::select! {
             r = c.stream.readable() => r,
-            _ = crate::timer::deadline(wake_at) => {
-                if park_at.take().is_some() && crate::timer::coarse_now() < deadline {
+            _ = crate::runtime::timer::deadline(wake_at) => {
+                if park_at.take().is_some() && crate::runtime::timer::coarse_now() < deadline {
                     let thread = &w.thread;
                     if thread.lot.park(thread, &c.stream, c.peer, c.local, c.requests, deadline) {
                         return Ok(Idle::Parked);
@@ -254,7 +254,7 @@ async fn wait_idle(w: &Worker, c: &mut ClientConn) -> Result<Idle, ProxyError> {
 /// into its (empty) read buffer. `Ok(None)` when `park_at` came first and the receive was
 /// withdrawn with nothing in it; the buffer is then back in the worker's pool.
 async fn wait_reading(
-    w: &Worker,
+    w: &CoreGen,
     c: &mut ClientConn,
     park_at: std::time::Instant,
 ) -> Result<Option<Idle>, ProxyError> {
@@ -268,7 +268,7 @@ async fn wait_reading(
     }
     let first = monoio::select! {
         r = &mut read => First::Read(r),
-        _ = crate::timer::deadline(park_at) => First::Park,
+        _ = crate::runtime::timer::deadline(park_at) => First::Park,
         _ = w.thread.drain.draining() => First::Drain,
     };
     let (res, buf) = match first {
@@ -297,7 +297,7 @@ async fn wait_reading(
 }
 
 /// Reads one request head and forwards the request. Returns whether the connection stays.
-async fn one_request(w: &Worker, c: &mut ClientConn) -> bool {
+async fn one_request(w: &CoreGen, c: &mut ClientConn) -> bool {
     let core = &w.shared.cfg.core;
     let limits = Limits {
         request_line: core.limit_request_line,
@@ -348,10 +348,10 @@ async fn one_request(w: &Worker, c: &mut ClientConn) -> bool {
 }
 
 /// The request's part of its access-log line, copied while the head is in the buffer.
-fn log_record(w: &Worker, c: &ClientConn) -> Record {
+fn log_record(w: &CoreGen, c: &ClientConn) -> Record {
     let buf = &c.buf;
     // Escaped as Apache escapes log items: what a client sends cannot forge a log line.
-    let text = |r: std::ops::Range<usize>| crate::accesslog::escape_log_item(&buf[r]);
+    let text = |r: std::ops::Range<usize>| crate::observe::accesslog::escape_log_item(&buf[r]);
     let target = text(c.head.path.clone());
     let (path, query) = match target.split_once('?') {
         Some((p, q)) => (p.to_string(), q.to_string()),
@@ -369,7 +369,7 @@ fn log_record(w: &Worker, c: &ClientConn) -> Record {
             if let Some(v) = c.head.header(buf, want.as_bytes()) {
                 headers.push((
                     want.to_ascii_lowercase(),
-                    crate::accesslog::escape_log_item(v),
+                    crate::observe::accesslog::escape_log_item(v),
                 ));
             }
         }
@@ -389,7 +389,7 @@ fn log_record(w: &Worker, c: &ClientConn) -> Record {
 
 /// Forwards the request (or answers it locally) and handles its error; returns whether
 /// the connection stays.
-async fn forward_and_answer(w: &Worker, c: &mut ClientConn) -> bool {
+async fn forward_and_answer(w: &CoreGen, c: &mut ClientConn) -> bool {
     let core = &w.shared.cfg.core;
     match proxy::forward(w, c).await {
         Ok(true) => {
@@ -417,7 +417,7 @@ async fn forward_and_answer(w: &Worker, c: &mut ClientConn) -> bool {
 /// Reads until a complete head is in `c.buf`. `Ok(false)`: the client closed (or idled out)
 /// cleanly between requests.
 async fn read_head(
-    w: &Worker,
+    w: &CoreGen,
     c: &mut ClientConn,
     limits: &Limits,
     max_head: usize,
@@ -515,7 +515,7 @@ async fn read_head(
 /// The head's RequestReadTimeout stage ran out: 408 when part of a head came (counted and
 /// logged, as Apache's AH01382), a silent close for a connection that never sent a byte
 /// (as Apache, and as browsers expect of connections they opened ahead of need).
-fn head_too_slow(w: &Worker, begun: bool) -> Result<bool, ProxyError> {
+fn head_too_slow(w: &CoreGen, begun: bool) -> Result<bool, ProxyError> {
     if !begun {
         return Ok(false);
     }

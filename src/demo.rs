@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{load_str, LoadOptions};
-use crate::worker::{self, RunOptions};
+use crate::runtime::{self, RunOptions};
 
 /// The example from the Apache guides, with ports filled in at run time.
 pub const DEMO_CONFIG: &str = r#"# ringproxy demo: the balancer block as an Apache admin writes it.
@@ -87,7 +87,7 @@ fn serve_demo(s: TcpStream, name: &str) {
 
 /// A running demo: the proxy, its config text and the two backends.
 pub struct Demo {
-    pub server: worker::Server,
+    pub server: runtime::Server,
     pub config: String,
     pub backends: [SocketAddr; 2],
 }
@@ -116,7 +116,7 @@ pub fn start(port: u16, opts: RunOptions) -> Result<Demo, String> {
             .collect::<Vec<_>>()
             .join("\n")
     })?;
-    let server = worker::start(Arc::new(cfg), opts).map_err(|e| e.to_string())?;
+    let server = runtime::start(Arc::new(cfg), opts).map_err(|e| e.to_string())?;
     Ok(Demo {
         server,
         config: text,

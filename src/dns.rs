@@ -145,7 +145,7 @@ async fn lookup(q: Query) -> Option<Answer> {
             }
         }
     }
-    crate::timer::timeout(LOOKUP_TIMEOUT, Wait { slot })
+    crate::runtime::timer::timeout(LOOKUP_TIMEOUT, Wait { slot })
         .await
         .ok()
 }
@@ -294,7 +294,7 @@ mod tests {
     #[test]
     fn concurrent_lookups_of_one_address_share_a_job_and_all_get_the_answer() {
         let jobs_before = JOBS_RUN.load(std::sync::atomic::Ordering::Relaxed);
-        let names = crate::worker::run_local(crate::worker::DriverChoice::Auto, |_| async {
+        let names = crate::runtime::run_local(crate::runtime::DriverChoice::Auto, |_| async {
             let ip: IpAddr = "127.0.0.1".parse().unwrap();
             // Fifty tasks ask at once: one job runs, all fifty get its answer.
             let tasks: Vec<_> = (0..50)

@@ -6,7 +6,7 @@
 use crate::http::body::BodyError;
 use crate::http::head::HeadError;
 use crate::http::write::{default_reason, local_head};
-use crate::route::normalize::PathError;
+use crate::routing::normalize::PathError;
 use crate::transport::io::IoFail;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

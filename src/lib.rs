@@ -7,12 +7,8 @@
 //! (rewriting heads with [`http::write`], framing bodies with [`http::body`]) -> back to
 //! [`conn`] for the next request on the connection, or to [`park`] while it idles.
 
-pub mod access;
-pub mod accesslog;
 pub mod admin;
 pub mod balancer;
-pub mod buffer;
-pub mod busypoll;
 pub mod config;
 pub mod conn;
 pub mod demo;
@@ -20,15 +16,13 @@ pub mod dns;
 pub mod error;
 pub mod health;
 pub mod http;
-pub mod logging;
-pub mod pool;
+pub mod observe;
 pub mod proxy;
 pub mod reqtimeout;
-pub mod route;
-pub mod shutdown;
-pub mod timer;
+pub mod routing;
+pub mod runtime;
 pub mod transport;
-pub mod worker;
+pub mod upstream;
 
 #[cfg(test)]
 mod testutil;

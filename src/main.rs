@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use ringproxy::config::{self, LoadOptions};
-use ringproxy::worker::{self, DriverChoice, RunOptions};
+use ringproxy::runtime::{self, DriverChoice, RunOptions};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 
 #[derive(Parser, Debug)]
@@ -29,7 +29,7 @@ struct Cli {
     /// With -t: also print the effective configuration (same as -D DUMP_CONFIG).
     #[arg(long)]
     dump: bool,
-    /// Worker threads (overrides WorkerThreads; default: one per core).
+    /// CoreGen threads (overrides WorkerThreads; default: one per core).
     #[arg(long)]
     workers: Option<usize>,
     /// Event driver: auto (io_uring, falling back to epoll) or epoll.
@@ -60,7 +60,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Command::Demo { seconds, port }) = cli.command {
-        let _ = ringproxy::logging::init(config::LogLevel::Warn, None);
+        let _ = ringproxy::observe::logging::init(config::LogLevel::Warn, None);
         return match ringproxy::demo::run(seconds, port) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -103,7 +103,9 @@ fn main() -> ExitCode {
         println!("Syntax OK");
         return ExitCode::SUCCESS;
     }
-    if let Err(e) = ringproxy::logging::init(cfg.core.log_level, cfg.core.error_log.as_deref()) {
+    if let Err(e) =
+        ringproxy::observe::logging::init(cfg.core.log_level, cfg.core.error_log.as_deref())
+    {
         eprintln!("ringproxy: cannot open ErrorLog: {e}");
         return ExitCode::FAILURE;
     }
@@ -113,7 +115,7 @@ fn main() -> ExitCode {
     let driver = match cli.driver.as_deref() {
         Some("epoll") => DriverChoice::Epoll,
         Some(_) => DriverChoice::Auto,
-        None => worker::driver_from_env(),
+        None => runtime::driver_from_env(),
     };
     // Signals are registered before the workers start so none is missed.
     let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGUSR1, SIGHUP])
@@ -133,7 +135,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let server = match worker::start(
+    let server = match runtime::start(
         Arc::new(cfg),
         RunOptions {
             workers: cli.workers,
@@ -175,7 +177,7 @@ fn main() -> ExitCode {
         }
         if sig == SIGUSR1 {
             // logrotate: every worker reopens its access logs at its next flush.
-            ringproxy::accesslog::REOPEN_GENERATION
+            ringproxy::observe::accesslog::REOPEN_GENERATION
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::info!("SIGUSR1: reopening access logs");
             continue;
@@ -193,7 +195,7 @@ fn main() -> ExitCode {
 }
 
 /// SIGHUP / `-k graceful`: re-read the file; an invalid one changes nothing.
-fn reload(server: &worker::Server, path: &std::path::Path, opts: &LoadOptions) {
+fn reload(server: &runtime::Server, path: &std::path::Path, opts: &LoadOptions) {
     tracing::info!("SIGHUP: reloading {}", path.display());
     let cfg = match config::load(path, opts) {
         Ok(c) => c,

@@ -21,15 +21,15 @@ use crate::http::headers::Env as HeaderEnv;
 use crate::http::write::{
     write_request_head, write_response_head, RequestRewrite, ResponseRewrite,
 };
-use crate::pool::{BackendConn, Pool, BACKEND_BUF};
 use crate::reqtimeout::{RateDeadline, Which};
-use crate::route;
-use crate::route::normalize::EncodedSlashes;
-use crate::timer::coarse_now;
+use crate::routing;
+use crate::routing::normalize::EncodedSlashes;
+use crate::runtime::timer::coarse_now;
+use crate::runtime::CoreGen;
 use crate::transport::io::{is_disconnect, read_more, write_all, write_range, IoFail};
 use crate::transport::splice::{splice_exact, worth_splicing, PipePool, SpliceError};
 use crate::transport::{BackendStream, ConnectError, Transport};
-use crate::worker::Worker;
+use crate::upstream::pool::{BackendConn, Pool, BACKEND_BUF};
 
 /// A request body up to this size that has fully arrived with the head is sent in the same
 /// write as the head, and can be replayed if a pooled connection turns out to be stale.
@@ -63,7 +63,7 @@ enum StreamError {
 
 /// Forwards the request whose head is in `c.head`. Returns whether the client connection
 /// stays open. On error, `c.response_started` tells the caller whether it may still answer.
-pub async fn forward(w: &Worker, c: &mut ClientConn) -> Result<bool, ProxyError> {
+pub async fn forward(w: &CoreGen, c: &mut ClientConn) -> Result<bool, ProxyError> {
     // The routed path is built in a buffer the connection keeps, not a new one per request.
     let mut path = std::mem::take(&mut c.routed);
     let r = forward_routed(w, c, &mut path).await;
@@ -72,13 +72,13 @@ pub async fn forward(w: &Worker, c: &mut ClientConn) -> Result<bool, ProxyError>
 }
 
 async fn forward_routed(
-    w: &Worker,
+    w: &CoreGen,
     c: &mut ClientConn,
     path: &mut Vec<u8>,
 ) -> Result<bool, ProxyError> {
     let cfg = &w.shared.cfg;
     let host = c.head.host.clone().map(|r| &c.buf[r]);
-    let vh_idx = route::select_vhost(cfg, c.local, host);
+    let vh_idx = routing::select_vhost(cfg, c.local, host);
     let vh = &cfg.vhosts[vh_idx];
     c.vhost = vh_idx;
     // `<Location>` access rules come first.
@@ -98,35 +98,35 @@ async fn forward_routed(
             _ => {}
         }
     }
-    // Every rule below sees the normalized path, never the raw one (see route::normalize).
+    // Every rule below sees the normalized path, never the raw one (see routing::normalize).
     let (raw, query) = c.head.target_parts(&c.buf);
     if &c.buf[raw.clone()] == b"*" {
         // `OPTIONS *` names no path: no rule can take it.
         c.npath.clear();
         c.npath.push(b'*');
     } else {
-        route::normalize::normalize(&c.buf[raw.clone()], &vh.paths, &mut c.npath, path)
+        routing::normalize::normalize(&c.buf[raw.clone()], &vh.paths, &mut c.npath, path)
             .map_err(|e| ProxyError::new(e.into()))?;
     }
-    let input = route::PathInput {
+    let input = routing::PathInput {
         path: &c.npath,
         raw: &c.buf[raw],
         query: query.map(|q| &c.buf[q]),
         keep_encoded_slashes: vh.paths.encoded_slashes == EncodedSlashes::NoDecode,
     };
     let mut handler = None;
-    match admin::check(vh, input.path, ip, client_name.as_deref()) {
-        Some(admin::Local::Forbidden) => return Err(ErrorKind::Forbidden.into()),
-        Some(admin::Local::Handler(h)) => handler = Some(h),
+    match routing::location::check(vh, input.path, ip, client_name.as_deref()) {
+        Some(routing::location::Local::Forbidden) => return Err(ErrorKind::Forbidden.into()),
+        Some(routing::location::Local::Handler(h)) => handler = Some(h),
         None => {}
     }
     let rewritten = if vh.rewrite_engine {
         let buf = &c.buf;
         let head = &c.head;
         let header = |name: &str| -> Option<&[u8]> { head.header(buf, name.as_bytes()) };
-        route::rewrite(
+        routing::rewrite(
             vh,
-            &route::RewriteInput {
+            &routing::RewriteInput {
                 path: input,
                 method: &buf[head.method.clone()],
                 header: &header,
@@ -136,7 +136,7 @@ async fn forward_routed(
         None
     };
     let balancer = match rewritten {
-        Some(route::Rewritten::Proxy {
+        Some(routing::Rewritten::Proxy {
             balancer,
             path: rewritten,
         }) => {
@@ -144,13 +144,13 @@ async fn forward_routed(
             path.extend_from_slice(&rewritten);
             balancer
         }
-        Some(route::Rewritten::Status(s)) => return Err(ErrorKind::RewriteStatus(s).into()),
-        Some(route::Rewritten::Redirect { status, location }) => {
+        Some(routing::Rewritten::Status(s)) => return Err(ErrorKind::RewriteStatus(s).into()),
+        Some(routing::Rewritten::Redirect { status, location }) => {
             let host = c.head.host.clone().map(|r| &c.buf[r]);
-            let location = route::fully_qualify(location, host, cfg.server_name_of(vh));
+            let location = routing::fully_qualify(location, host, cfg.server_name_of(vh));
             return Err(ErrorKind::Redirect(status, location).into());
         }
-        None => match route::route_into(vh, &input, path) {
+        None => match routing::route_into(vh, &input, path) {
             Some(balancer) => balancer,
             // A `SetHandler` page is served only where no ProxyPass or RewriteRule [P]
             // takes the path: mod_proxy's handler runs first in Apache, which is why its
@@ -162,7 +162,7 @@ async fn forward_routed(
         },
     };
     if !vh.proxy_access.is_empty()
-        && !proxy_access_allows(
+        && !routing::location::proxy_allows(
             vh,
             &cfg.balancers[balancer],
             path,
@@ -343,13 +343,13 @@ async fn forward_routed(
 }
 
 /// The body stage of RequestReadTimeout for this request, started when its head was whole.
-fn body_deadline(w: &Worker, c: &ClientConn) -> Option<RateDeadline> {
+fn body_deadline(w: &CoreGen, c: &ClientConn) -> Option<RateDeadline> {
     let stage = w.shared.cfg.core.read_timeouts.body?;
     Some(RateDeadline::new(stage, c.started))
 }
 
 /// Counts and reports a body that arrived too slowly (408).
-fn body_too_slow(w: &Worker) -> ProxyError {
+fn body_too_slow(w: &CoreGen) -> ProxyError {
     w.stats().read_timeouts[Which::Body as usize].fetch_add(1, Ordering::Relaxed);
     ErrorKind::RequestReadTimeout(Which::Body).into()
 }
@@ -359,7 +359,7 @@ fn body_too_slow(w: &Worker) -> ProxyError {
 /// sent that much before it gets a member connection, so a slow one never holds one for
 /// long. Framing is checked as it arrives; the body stage of RequestReadTimeout and
 /// `Timeout` per read apply. A client waiting for `100 Continue` gets it first.
-async fn buffer_body(w: &Worker, c: &mut ClientConn) -> Result<(), ProxyError> {
+async fn buffer_body(w: &CoreGen, c: &mut ClientConn) -> Result<(), ProxyError> {
     let core = &w.shared.cfg.core;
     let bound = core.request_buffer;
     if c.head.body() == RequestBody::None {
@@ -434,29 +434,6 @@ fn take_budget(budget: &mut u8) -> bool {
     had
 }
 
-/// `<Proxy URL>` access rules: the last section matching the URL the request is proxied to
-/// decides (`balancer://name/path`, or the member URL and path for a plain ProxyPass).
-fn proxy_access_allows(
-    vh: &crate::config::VirtualHost,
-    b: &crate::config::Balancer,
-    path: &[u8],
-    peer_ip: &str,
-    client_name: Option<&str>,
-) -> bool {
-    let path = String::from_utf8_lossy(path);
-    let url = match (b.implicit, b.members.first()) {
-        (true, Some(m)) => format!("{}{}{}", m.name, m.path, path),
-        _ => format!("{}{}", b.name, path),
-    };
-    let Some(rule) = vh.proxy_access.iter().rfind(|p| p.matches(&url)) else {
-        return true;
-    };
-    // An address that does not parse cannot match an allow rule: deny.
-    peer_ip
-        .parse()
-        .is_ok_and(|ip| rule.access.allows_named(ip, client_name))
-}
-
 /// The sticky route in the request (URL parameter first, then cookie). The parameter is
 /// looked for in the normalized path and the query, as Apache reads it from the URL it
 /// routed.
@@ -488,7 +465,7 @@ fn hash_key(view: &BalancerView, c: &ClientConn) -> u64 {
 }
 
 /// Puts a member in error state for its `retry` (Apache logs AH00959 for connect failures).
-fn fail_member(w: &Worker, mv: &MemberView, e: &dyn std::fmt::Display, what: &str) {
+fn fail_member(w: &CoreGen, mv: &MemberView, e: &dyn std::fmt::Display, what: &str) {
     let member = &mv.state.member;
     let retry = member
         .params
@@ -514,7 +491,7 @@ async fn connect(member: &Member, t: Duration) -> Result<BackendConn, ProxyError
     Ok(BackendConn {
         stream,
         buf: Vec::new(),
-        idle_since: crate::timer::coarse_now(),
+        idle_since: crate::runtime::timer::coarse_now(),
         reused: false,
         head: Default::default(),
     })
@@ -538,7 +515,7 @@ struct Exchange<'a> {
 /// Whether the client connection may stay open after this request, as far as the
 /// connection itself goes (KeepAlive, the client's `Connection: close`, draining,
 /// MaxKeepAliveRequests); each kind of answer adds its own framing conditions.
-pub(crate) fn client_may_keep(w: &Worker, c: &ClientConn) -> bool {
+pub(crate) fn client_may_keep(w: &CoreGen, c: &ClientConn) -> bool {
     let core = &w.shared.cfg.core;
     let max_reqs = core.max_keepalive_requests;
     core.keepalive
@@ -590,7 +567,7 @@ fn upgrade_request(
 /// nothing moved either way for `idle` (Apache's ProxyWebsocketIdleTimeout defaults to the
 /// worker timeout too). Neither connection is reused afterwards.
 async fn tunnel(
-    w: &Worker,
+    w: &CoreGen,
     c: &mut ClientConn,
     bc: &mut BackendConn,
     mv: &MemberView,
@@ -627,7 +604,7 @@ async fn tunnel(
 /// One request/response over one backend connection. Returns (client keep-alive, backend
 /// connection reusable).
 async fn exchange(
-    w: &Worker,
+    w: &CoreGen,
     c: &mut ClientConn,
     bc: &mut BackendConn,
     x: &Exchange<'_>,
@@ -647,7 +624,7 @@ async fn exchange(
 
     // 1. Head (and a small complete body) in one write.
     let mut target = std::mem::take(&mut c.scratch);
-    route::backend_target(&member.path, x.routed, &mut target);
+    routing::backend_target(&member.path, x.routed, &mut target);
     let server_name = cfg.server_name_of(vh);
     // The scheme the client used: X-Forwarded-Proto, and ProxyPassReverse's public base.
     let scheme = if c.stream.is_tls() { "https" } else { "http" };
@@ -942,7 +919,7 @@ struct Streaming<'a> {
 }
 
 impl<'a> Streaming<'a> {
-    fn new(w: &'a Worker, read_t: Duration, write_t: Duration) -> Self {
+    fn new(w: &'a CoreGen, read_t: Duration, write_t: Duration) -> Self {
         let core = &w.shared.cfg.core;
         Streaming {
             read_t,

@@ -5,7 +5,7 @@ mod common;
 use std::collections::HashMap;
 
 use common::*;
-use ringproxy::worker::DriverChoice;
+use ringproxy::runtime::DriverChoice;
 
 fn cfg(a: &Backend, b: &Backend, locations: &str) -> String {
     format!(
@@ -17,7 +17,7 @@ fn cfg(a: &Backend, b: &Backend, locations: &str) -> String {
 
 const STATUS_AND_METRICS: &str = "<Location /server-status>\n  SetHandler server-status\n  Require local\n</Location>\n<Location /metrics>\n  SetHandler metrics\n  Require ip 127.0.0.1\n</Location>";
 
-fn auto(p: &ringproxy::worker::Server) -> HashMap<String, String> {
+fn auto(p: &ringproxy::runtime::Server) -> HashMap<String, String> {
     let r = Client::connect(p.addrs[0]).get("/server-status?auto");
     assert_eq!(r.status, 200);
     assert!(r.header("content-type").unwrap().starts_with("text/plain"));
@@ -201,7 +201,8 @@ fn access_log_lines_match_apache_formats_and_reopen() {
     // logrotate: move the file away, ask for a reopen (what SIGUSR1 does), log more.
     let rotated = dir.join("access.log.1");
     std::fs::rename(&combined, &rotated).unwrap();
-    ringproxy::accesslog::REOPEN_GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    ringproxy::observe::accesslog::REOPEN_GENERATION
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     // The worker reopens at its next tick (within 100 ms): the new file appears.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while !combined.exists() {
@@ -253,7 +254,7 @@ fn manager_cfg(a: &Backend, b: &Backend, rules: &str) -> String {
     )
 }
 
-fn post(p: &ringproxy::worker::Server, form: &str, extra_headers: &str) -> Response {
+fn post(p: &ringproxy::runtime::Server, form: &str, extra_headers: &str) -> Response {
     let mut c = Client::connect(p.addrs[0]);
     c.send(
         format!(
@@ -265,7 +266,7 @@ fn post(p: &ringproxy::worker::Server, form: &str, extra_headers: &str) -> Respo
     c.read_response(false).unwrap()
 }
 
-fn state(p: &ringproxy::worker::Server) -> serde_json::Value {
+fn state(p: &ringproxy::runtime::Server) -> serde_json::Value {
     let r = Client::connect(p.addrs[0]).get("/balancer-manager?json");
     assert_eq!(r.status, 200);
     serde_json::from_str(&r.text()).unwrap()
@@ -409,7 +410,7 @@ fn busy_poll_time_shows_in_status_and_metrics() {
         1,
         DriverChoice::Auto,
     );
-    let seconds = |p: &ringproxy::worker::Server| -> f64 {
+    let seconds = |p: &ringproxy::runtime::Server| -> f64 {
         auto(p)["Worker0BusyPollSeconds"].parse().unwrap()
     };
     // Status requests are requests too: asking starts the polling it reports.

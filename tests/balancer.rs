@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use ringproxy::balancer::flag;
-use ringproxy::worker::{DriverChoice, Server};
+use ringproxy::runtime::{DriverChoice, Server};
 
 fn member_flags(p: &Server, m: usize) -> u32 {
     p.shared().table.balancers[0].view().members[m]

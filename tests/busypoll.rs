@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use ringproxy::admin::stats::totals;
-use ringproxy::worker::{DriverChoice, Server};
+use ringproxy::runtime::{DriverChoice, Server};
 
 fn busy_poll_us(p: &Server) -> u64 {
     totals(&p.shared().stats).busy_poll_us

@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 
-fn single(b: &Backend) -> ringproxy::worker::Server {
+fn single(b: &Backend) -> ringproxy::runtime::Server {
     proxy(&balancer_config(&[(b, "")], ""))
 }
 

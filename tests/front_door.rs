@@ -9,7 +9,7 @@ use common::*;
 
 /// Two "webapps" on one member, an excluded path, a protected location and the manager
 /// page guarded by an exclusion, as a site moving from Apache would have them.
-fn site(b: &Backend, extra: &str) -> ringproxy::worker::Server {
+fn site(b: &Backend, extra: &str) -> ringproxy::runtime::Server {
     proxy(&fill(
         &format!(
             "Listen 127.0.0.1:0\n\
@@ -31,7 +31,7 @@ fn echo() -> Backend {
     backend(|req| ok(req.request_line()))
 }
 
-fn status_of(p: &ringproxy::worker::Server, target: &str) -> (u16, String) {
+fn status_of(p: &ringproxy::runtime::Server, target: &str) -> (u16, String) {
     let mut c = Client::connect(p.addrs[0]);
     c.send(format!("GET {target} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes());
     let r = c.read_response(false).expect("an answer");

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use ringproxy::admin::stats::{totals, Totals};
 use ringproxy::config::{load_str, LoadOptions};
-use ringproxy::worker::{DriverChoice, Server};
+use ringproxy::runtime::{DriverChoice, Server};
 
 fn config(b: &Backend, extra: &str) -> String {
     balancer_config(

@@ -6,9 +6,9 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::*;
-use ringproxy::worker::DriverChoice;
+use ringproxy::runtime::DriverChoice;
 
-fn single(b: &Backend) -> ringproxy::worker::Server {
+fn single(b: &Backend) -> ringproxy::runtime::Server {
     proxy(&balancer_config(&[(b, "")], ""))
 }
 
@@ -618,7 +618,7 @@ fn client_to_counting_backend(
     timeout_s: u32,
     driver: DriverChoice,
 ) -> (
-    ringproxy::worker::Server,
+    ringproxy::runtime::Server,
     std::net::TcpStream,
     std::sync::mpsc::Receiver<usize>,
 ) {

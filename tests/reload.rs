@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use ringproxy::balancer::flag;
 use ringproxy::config::{load_str, Config, LoadOptions};
-use ringproxy::worker::ReloadError;
+use ringproxy::runtime::ReloadError;
 
 fn parse(text: &str) -> Config {
     load_str(text, "reload.conf", &LoadOptions::default())
@@ -240,7 +240,7 @@ fn health_check_results_survive_a_reload_and_the_new_checker_takes_over() {
         "",
     );
     let p = proxy(&text);
-    let health_failed = |p: &ringproxy::worker::Server| {
+    let health_failed = |p: &ringproxy::runtime::Server| {
         p.shared().table.balancers[0].view().members[1]
             .state
             .has(flag::C)

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn site(b: &Backend, extra: &str) -> ringproxy::worker::Server {
+fn site(b: &Backend, extra: &str) -> ringproxy::runtime::Server {
     proxy(&balancer_config(
         &[(b, "")],
         &format!(

@@ -116,7 +116,7 @@ fn every_profile_serves_traffic_and_its_keepalive_limits_show() {
         let server = proxy_with(
             &config_with(p, b.port()),
             1,
-            ringproxy::worker::DriverChoice::Auto,
+            ringproxy::runtime::DriverChoice::Auto,
         );
         let mut c = Client::connect(server.addrs[0]);
         let big = c.get("/big");

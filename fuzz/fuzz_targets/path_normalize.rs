@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ringproxy::route::normalize::{
+use ringproxy::routing::normalize::{
     encode_path, normalize, prefix_match, EncodedSlashes, PathPolicy,
 };
 

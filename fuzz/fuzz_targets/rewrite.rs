@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use ringproxy::config::{load_str, LoadOptions};
-use ringproxy::route::{normalize, rewrite, PathInput, RewriteInput, Rewritten};
+use ringproxy::routing::{normalize, rewrite, PathInput, RewriteInput, Rewritten};
 
 fuzz_target!(|data: &[u8]| {
     // Line 1: a RewriteRule's arguments; line 2: a RewriteCond's (may be empty); the rest:

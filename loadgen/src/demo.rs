@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use ringproxy::worker::{DriverChoice, RunOptions};
+use ringproxy::runtime::{DriverChoice, RunOptions};
 
 use crate::engine::{self, LoadSpec};
 use crate::report;
@@ -16,7 +16,7 @@ pub fn run(seconds: u64) -> Result<(), String> {
         0,
         RunOptions {
             workers: Some(1),
-            driver: ringproxy::worker::driver_from_env(),
+            driver: ringproxy::runtime::driver_from_env(),
         },
     )?;
     let addr = demo.server.addrs[0];

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use hdrhistogram::Histogram;
-use ringproxy::worker::{run_local, DriverChoice};
+use ringproxy::runtime::{run_local, DriverChoice};
 
 use crate::client;
 use crate::pacer::{self, Pacer};

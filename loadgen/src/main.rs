@@ -10,7 +10,7 @@ use loadgen::engine::{self, LoadSpec, RunResult};
 use loadgen::report;
 use loadgen::search::{self, SearchSpec};
 use loadgen::target::{parse_header, RequestSpec, Target};
-use ringproxy::worker::DriverChoice;
+use ringproxy::runtime::DriverChoice;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -302,7 +302,7 @@ fn build_spec(a: &RunArgs) -> Result<LoadSpec, String> {
         driver: if a.epoll {
             DriverChoice::Epoll
         } else {
-            ringproxy::worker::driver_from_env()
+            ringproxy::runtime::driver_from_env()
         },
         pin: !a.no_pin,
         cpus: a.cpus.clone(),

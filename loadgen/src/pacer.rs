@@ -203,7 +203,7 @@ impl Future for Sleep<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ringproxy::worker::{run_local, DriverChoice};
+    use ringproxy::runtime::{run_local, DriverChoice};
 
     /// Runs `body` with a running pacer on each driver, then stops the pacer.
     fn with_pacer_on_each_driver(body: impl Fn(Rc<Pacer>) -> Pin<Box<dyn Future<Output = ()>>>) {

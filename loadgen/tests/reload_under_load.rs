@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ringproxy::config::{load_str, LoadOptions};
-use ringproxy::worker::{self, DriverChoice, RunOptions};
+use ringproxy::runtime::{self, DriverChoice, RunOptions};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ringload");
 
@@ -43,7 +43,7 @@ fn wait_growth(count: &AtomicU64, from: u64, by: u64, what: &str) {
 fn reloads_while_ringload_runs_lose_no_request() {
     let (a, a_count) = counting_backend();
     let (b, b_count) = counting_backend();
-    let proxy = worker::start(
+    let proxy = runtime::start(
         Arc::new(config(&[a])),
         RunOptions {
             workers: Some(2),

@@ -9,7 +9,7 @@ use std::time::Duration;
 use loadgen::engine::{self, LoadSpec, RunResult};
 use loadgen::search::{self, SearchSpec};
 use loadgen::target::{RequestSpec, Target};
-use ringproxy::worker::DriverChoice;
+use ringproxy::runtime::DriverChoice;
 
 mod common;
 

@@ -12,13 +12,13 @@ use crate::conn::ClientConn;
 use crate::error::{ErrorKind, ProxyError};
 use crate::http::head::RequestBody;
 use crate::proxy::client_may_keep;
+use crate::runtime::CoreGen;
 use crate::transport::io::write_all;
-use crate::worker::Worker;
 
 /// Answers a `SetHandler` location (server-status, metrics, balancer-manager) from this
 /// process. Returns whether the client connection stays.
 pub async fn answer(
-    w: &Worker,
+    w: &CoreGen,
     c: &mut ClientConn,
     vh: &crate::config::VirtualHost,
     handler: Handler,
@@ -84,7 +84,7 @@ const MAX_FORM: u64 = 64 * 1024;
 /// balancer-manager: GET shows the page (or JSON with `?json` / `Accept: application/json`),
 /// POST applies changes (nonce and same-host Referer/Origin required).
 async fn balancer_manager(
-    w: &Worker,
+    w: &CoreGen,
     c: &mut ClientConn,
     query: Vec<u8>,
 ) -> Result<bool, ProxyError> {

@@ -17,7 +17,7 @@ use tracing::info;
 use super::escape;
 use crate::balancer::{flag, MemberView, SharedMember, DEFAULT_LBFACTOR};
 use crate::config::{LbMethod, Loc};
-use crate::worker::Shared;
+use crate::runtime::Shared;
 
 /// A per-balancer nonce: `nonce=` from the config, else 128 random bits from the kernel
 /// (getrandom(2)). Without randomness there is no nonce to guard the manager's forms, so
@@ -164,7 +164,7 @@ pub fn page(shared: &Shared, path: &str) -> String {
             escape(&v.name), escape(path), escape(name), escape(name), escape(nonce),
             lbmethod_name(v.lbmethod), v.maxattempts, u8::from(v.nofailover)
         );
-        o.push_str("<table border=\"1\"><tr><th>Worker URL</th><th>Route</th><th>RouteRedir</th><th>Factor</th><th>Set</th><th>Status</th><th>Elected</th><th>Busy</th><th>Errors</th><th>To</th><th>From</th><th>Edit</th></tr>\n");
+        o.push_str("<table border=\"1\"><tr><th>CoreGen URL</th><th>Route</th><th>RouteRedir</th><th>Factor</th><th>Set</th><th>Status</th><th>Elected</th><th>Busy</th><th>Errors</th><th>To</th><th>From</th><th>Edit</th></tr>\n");
         for m in &v.members {
             let st = &m.state;
             let url = &st.member.name;

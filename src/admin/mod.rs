@@ -1,51 +1,16 @@
-//! What ringproxy answers itself: `<Location>` access rules and the `SetHandler` pages
-//! (server-status, metrics, balancer-manager); `http` serves them.
+//! What ringproxy answers itself: the `SetHandler` pages (server-status, metrics,
+//! balancer-manager); `http` serves them. Who may reach them is `routing::location`'s.
 
 pub mod http;
 pub mod manager;
 pub mod stats;
 
 use std::fmt::Write as _;
-use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 
 use crate::balancer::flag;
-use crate::config::{Handler, VirtualHost};
 use crate::reqtimeout::Which;
-use crate::worker::Shared;
-
-/// What the locations say about a request.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Local {
-    Forbidden,
-    Handler(Handler),
-}
-
-/// The last matching `<Location>` with access rules decides access (Apache merges sections
-/// in config order); then the last matching one with a handler serves the request.
-/// `path` is the normalized path (see `route::normalize`); a section matches whole
-/// segments, as Apache's location walk does (`<Location /admin>` covers `/admin/x`, not
-/// `/administrator`), or by regex (`<LocationMatch>`).
-pub fn check(
-    vh: &VirtualHost,
-    path: &[u8],
-    client: IpAddr,
-    client_name: Option<&str>,
-) -> Option<Local> {
-    if vh.locations.is_empty() {
-        return None;
-    }
-    let matching = || vh.locations.iter().filter(move |l| l.matches(path));
-    if let Some(access) = matching().filter_map(|l| l.access.as_ref()).next_back() {
-        if !access.allows_named(client, client_name) {
-            return Some(Local::Forbidden);
-        }
-    }
-    matching()
-        .filter_map(|l| l.handler)
-        .next_back()
-        .map(Local::Handler)
-}
+use crate::runtime::Shared;
 
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -165,17 +130,20 @@ pub fn server_status(shared: &Shared, auto: bool, server_name: &str) -> (&'stati
     for (i, s) in shared.stats.iter().enumerate() {
         let r = Ordering::Relaxed;
         lines.push((
-            format!("Worker{i}Connections"),
+            format!("CoreGen{i}Connections"),
             s.conns_open.load(r).to_string(),
         ));
-        lines.push((format!("Worker{i}Requests"), s.requests.load(r).to_string()));
         lines.push((
-            format!("Worker{i}Driver"),
+            format!("CoreGen{i}Requests"),
+            s.requests.load(r).to_string(),
+        ));
+        lines.push((
+            format!("CoreGen{i}Driver"),
             if s.epoll.load(r) { "epoll" } else { "io_uring" }.into(),
         ));
         // ringproxy's own: what BusyPolling costs on this worker.
         lines.push((
-            format!("Worker{i}BusyPollSeconds"),
+            format!("CoreGen{i}BusyPollSeconds"),
             format!("{:.6}", s.busy_poll_us.load(r) as f64 / 1e6),
         ));
     }
@@ -186,7 +154,7 @@ pub fn server_status(shared: &Shared, auto: bool, server_name: &str) -> (&'stati
             lines.push((format!("ProxyBalancer[{i}]Name"), view.name.clone()));
             for (n, mv) in view.members.iter().enumerate() {
                 let st = &mv.state;
-                let p = format!("ProxyBalancer[{i}]Worker[{n}]");
+                let p = format!("ProxyBalancer[{i}]CoreGen[{n}]");
                 lines.push((format!("{p}Name"), st.member.name.clone()));
                 lines.push((
                     format!("{p}Status"),
@@ -224,7 +192,7 @@ pub fn server_status(shared: &Shared, auto: bool, server_name: &str) -> (&'stati
             let view = sb.view();
             let _ = writeln!(
                 out,
-                "<h2>Proxy LoadBalancer Status for {}</h2>\n<table border=\"1\"><tr><th>Worker</th><th>Route</th><th>Factor</th><th>Set</th><th>Status</th><th>Elected</th><th>Busy</th><th>Sent</th><th>Rcvd</th></tr>",
+                "<h2>Proxy LoadBalancer Status for {}</h2>\n<table border=\"1\"><tr><th>CoreGen</th><th>Route</th><th>Factor</th><th>Set</th><th>Status</th><th>Elected</th><th>Busy</th><th>Sent</th><th>Rcvd</th></tr>",
                 escape(&view.name)
             );
             for mv in &view.members {

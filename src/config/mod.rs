@@ -151,7 +151,7 @@ pub struct VirtualHost {
     pub logs: Vec<usize>,
     /// How request paths are normalized before any rule sees them (`MergeSlashes`,
     /// `AllowEncodedSlashes`, `ServletDotSegments`).
-    pub paths: crate::route::normalize::PathPolicy,
+    pub paths: crate::routing::normalize::PathPolicy,
     /// `TraceEnable`.
     pub trace: TraceEnable,
     pub loc: Option<Loc>,
@@ -183,7 +183,7 @@ impl LocationRule {
     pub fn matches(&self, path: &[u8]) -> bool {
         match &self.regex {
             Some(re) => re.is_match(path),
-            None => crate::route::normalize::prefix_match(path, self.path.as_bytes()).is_some(),
+            None => crate::routing::normalize::prefix_match(path, self.path.as_bytes()).is_some(),
         }
     }
 }
@@ -209,7 +209,7 @@ pub struct LocationRule {
     /// Where `SetHandler` was given (for the warning when a ProxyPass takes the path).
     pub handler_loc: Option<Loc>,
     /// `None`: the section sets no access rules (an earlier matching one may).
-    pub access: Option<crate::access::Access>,
+    pub access: Option<crate::routing::access::Access>,
 }
 
 /// A `RewriteRule` of the supported subset: `[P]` (proxy, the WebSocket recipe), `[R]`,
@@ -277,7 +277,7 @@ pub enum CondPattern {
 pub struct ProxyAccess {
     /// As written in the section, lower-cased; `*` matches any run of characters.
     pub pattern: String,
-    pub access: crate::access::Access,
+    pub access: crate::routing::access::Access,
 }
 
 impl ProxyAccess {
@@ -388,7 +388,7 @@ pub struct Config {
     /// `ProxyHCExpr` conditions by name.
     pub hc_exprs: HashMap<String, crate::health::expr::Expr>,
     /// Every `CustomLog`, in config order.
-    pub access_logs: Vec<crate::accesslog::LogTarget>,
+    pub access_logs: Vec<crate::observe::accesslog::LogTarget>,
     pub warnings: Vec<String>,
     /// The name used where neither the host nor the main server has a `ServerName`
     /// (X-Forwarded-Server, logs, status pages), found as Apache finds it.
@@ -653,7 +653,7 @@ struct Builder<'a> {
     hc_templates: HashMap<String, Vec<(String, String)>>,
     /// `LogFormat` nicknames.
     log_formats: HashMap<String, String>,
-    access_logs: Vec<crate::accesslog::LogTarget>,
+    access_logs: Vec<crate::observe::accesslog::LogTarget>,
 }
 
 fn build(
@@ -679,10 +679,13 @@ fn build(
         hc_exprs: HashMap::new(),
         hc_templates: HashMap::new(),
         log_formats: HashMap::from([
-            ("common".to_string(), crate::accesslog::COMMON.to_string()),
+            (
+                "common".to_string(),
+                crate::observe::accesslog::COMMON.to_string(),
+            ),
             (
                 "combined".to_string(),
-                crate::accesslog::COMBINED.to_string(),
+                crate::observe::accesslog::COMBINED.to_string(),
             ),
         ]),
         access_logs: Vec::new(),
@@ -717,7 +720,7 @@ fn needs_names(v: &VirtualHost) -> bool {
         .iter()
         .filter_map(|l| l.access.as_ref())
         .chain(v.proxy_access.iter().map(|p| &p.access))
-        .any(crate::access::Access::needs_name)
+        .any(crate::routing::access::Access::needs_name)
 }
 
 fn is_require_block(name: &str) -> bool {
@@ -947,7 +950,7 @@ impl Builder<'_> {
     }
 
     /// The access rules a directive in a `<Proxy>` context adds to.
-    fn proxy_access_of(&mut self, ctx: Ctx) -> Option<&mut crate::access::Access> {
+    fn proxy_access_of(&mut self, ctx: Ctx) -> Option<&mut crate::routing::access::Access> {
         let (vh, pi) = match ctx {
             Ctx::ProxyOther(vh, pi) => (vh, pi),
             Ctx::Balancer(vh, b) => {
@@ -960,8 +963,8 @@ impl Builder<'_> {
     }
 
     /// `<RequireAll>`, `<RequireAny>` or `<RequireNone>`, with nested blocks.
-    fn require_block(&mut self, s: &Section) -> Option<crate::access::Require> {
-        use crate::access::Require;
+    fn require_block(&mut self, s: &Section) -> Option<crate::routing::access::Require> {
+        use crate::routing::access::Require;
         let mut list = Vec::new();
         let mut ok = true;
         for child in &s.children {
@@ -1262,7 +1265,7 @@ impl Builder<'_> {
                 }
             }
             "allowencodedslashes" => {
-                use crate::route::normalize::EncodedSlashes;
+                use crate::routing::normalize::EncodedSlashes;
                 let v = match args.as_slice() {
                     [v] if v.eq_ignore_ascii_case("off") => EncodedSlashes::Off,
                     [v] if v.eq_ignore_ascii_case("on") => EncodedSlashes::On,
@@ -1304,7 +1307,7 @@ impl Builder<'_> {
             }
             "proxyset" => self.proxy_set(d, ctx),
             "logformat" => match args.as_slice() {
-                [fmt] | [fmt, _] => match crate::accesslog::parse_format(fmt) {
+                [fmt] | [fmt, _] => match crate::observe::accesslog::parse_format(fmt) {
                     Ok(_) => {
                         let nick = args.get(1).cloned().unwrap_or_else(|| "default".into());
                         self.log_formats.insert(nick, fmt.clone());
@@ -1332,9 +1335,9 @@ impl Builder<'_> {
                         .get(fmt)
                         .cloned()
                         .unwrap_or_else(|| fmt.clone());
-                    match crate::accesslog::parse_format(&text) {
+                    match crate::observe::accesslog::parse_format(&text) {
                         Ok(format) => {
-                            self.access_logs.push(crate::accesslog::LogTarget {
+                            self.access_logs.push(crate::observe::accesslog::LogTarget {
                                 path: PathBuf::from(path),
                                 format,
                             });
@@ -1668,7 +1671,7 @@ impl Builder<'_> {
                 };
                 let covering = v.rules.iter().find(|r| match &r.matcher {
                     Matcher::Prefix(p) => {
-                        crate::route::normalize::prefix_match(l.path.as_bytes(), p.as_bytes())
+                        crate::routing::normalize::prefix_match(l.path.as_bytes(), p.as_bytes())
                             .is_some()
                     }
                     Matcher::Regex(re) => re.is_match(l.path.as_bytes()),
@@ -2287,7 +2290,7 @@ impl Builder<'_> {
         // `<Proxy *>` sections without access rules cost nothing per request.
         for v in &mut self.vhosts {
             v.proxy_access
-                .retain(|p| p.access != crate::access::Access::default());
+                .retain(|p| p.access != crate::routing::access::Access::default());
         }
         let rules = std::mem::take(&mut self.rules);
         for r in rules {
@@ -2300,7 +2303,7 @@ impl Builder<'_> {
                     for (k, v) in &r.params {
                         let b = &mut self.balancers[idx];
                         let res = if b.implicit {
-                            // Worker parameters on a plain URL apply to its one member;
+                            // CoreGen parameters on a plain URL apply to its one member;
                             // balancer parameters (timeout, failonstatus…) to the balancer.
                             match b.members[0].params.apply(k, v) {
                                 Ok(false) => b.params.apply(k, v),
@@ -3273,7 +3276,7 @@ mod tests {
 
     #[test]
     fn require_blocks_table() {
-        use crate::access::Access;
+        use crate::routing::access::Access;
         let cases: &[(&str, &str, bool)] = &[
             ("<RequireAll>\nRequire ip 10.0.0.0/8\nRequire not ip 10.0.0.5\n</RequireAll>", "10.0.0.6", true),
             ("<RequireAll>\nRequire ip 10.0.0.0/8\nRequire not ip 10.0.0.5\n</RequireAll>", "10.0.0.5", false),

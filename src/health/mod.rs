@@ -19,9 +19,9 @@ use tracing::{info, warn};
 use crate::balancer::{flag, MemberView};
 use crate::http::body::Framing;
 use crate::http::head::{parse_response, ResponseHead};
+use crate::runtime::Shared;
 use crate::transport::io::{read_more, write_all, IoFail};
 use crate::transport::BackendStream;
-use crate::worker::Shared;
 
 /// Apache's default `hcinterval`.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);

@@ -33,7 +33,7 @@ pub async fn read_more(
         buf.reserve(spare);
     }
     let len = buf.len();
-    match crate::timer::timeout(t, Transport::read(stream, buf.slice_mut(len..))).await {
+    match crate::runtime::timer::timeout(t, Transport::read(stream, buf.slice_mut(len..))).await {
         Ok((res, slice)) => (res.map_err(IoFail::Io), slice.into_inner()),
         Err(_) => (Err(IoFail::Timeout), Vec::new()),
     }
@@ -49,7 +49,7 @@ pub async fn write_range(
     if range.is_empty() {
         return (Ok(()), buf);
     }
-    match crate::timer::timeout(t, Transport::write_all(stream, buf.slice(range))).await {
+    match crate::runtime::timer::timeout(t, Transport::write_all(stream, buf.slice(range))).await {
         Ok((res, slice)) => (res.map(|_| ()).map_err(IoFail::Io), slice.into_inner()),
         Err(_) => (Err(IoFail::Timeout), Vec::new()),
     }

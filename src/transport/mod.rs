@@ -191,7 +191,7 @@ impl BackendStream {
         t: Duration,
         keepalive: bool,
     ) -> Result<BackendStream, ConnectError> {
-        let stream = match crate::timer::timeout(t, TcpStream::connect_addr(addr)).await {
+        let stream = match crate::runtime::timer::timeout(t, TcpStream::connect_addr(addr)).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => return Err(ConnectError::Io(e)),
             Err(_) => return Err(ConnectError::Timeout),

@@ -31,7 +31,7 @@ use super::Transport;
 /// Events taken from the epoll set per call.
 const BATCH: usize = 64;
 /// How often the lot looks for expired deadlines while it holds connections.
-const TICK: Duration = crate::timer::TICK;
+const TICK: Duration = crate::runtime::timer::TICK;
 
 /// What a parked connection keeps.
 pub struct Parked {

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use super::Transport;
 use crate::reqtimeout::RateDeadline;
-use crate::timer::coarse_now;
+use crate::runtime::timer::coarse_now;
 use monoio::net::TcpStream;
 
 /// The capacity asked for a pipe that carries a body, which is also the most one splice
@@ -441,7 +441,7 @@ async fn drain_pipe(
             Ok(0) => return Err(SpliceError::DstIo(io::ErrorKind::WriteZero.into())),
             Ok(m) => pending -= m,
             Err(e) if would_block(&e) => {
-                match crate::timer::timeout(write_t, dst.writable(false)).await {
+                match crate::runtime::timer::timeout(write_t, dst.writable(false)).await {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => return Err(SpliceError::DstIo(e)),
                     Err(_) => return Err(SpliceError::DstTimeout),
@@ -497,7 +497,7 @@ pub async fn splice_exact(
                     } else {
                         read_t
                     };
-                    match crate::timer::timeout(t, src.readable(false)).await {
+                    match crate::runtime::timer::timeout(t, src.readable(false)).await {
                         Ok(Ok(())) => {}
                         Ok(Err(e)) => return Err(SpliceError::SrcIo(e)),
                         // Fewer bytes than the batch came in time: take them, and wait for
@@ -546,7 +546,7 @@ pub async fn splice_to_eof(
     let mut wait_first = false;
     loop {
         if wait_first {
-            match crate::timer::timeout(idle, src.readable(false)).await {
+            match crate::runtime::timer::timeout(idle, src.readable(false)).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => return Err(SpliceError::SrcIo(e)),
                 Err(_) if last.get().elapsed() < idle => continue,

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ringproxy::config::{load_str, LoadOptions};
-use ringproxy::worker::{self, DriverChoice, RunOptions, Server};
+use ringproxy::runtime::{self, DriverChoice, RunOptions, Server};
 
 /// Bounded waits everywhere: a broken proxy fails a test instead of hanging it.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -450,7 +450,7 @@ pub fn fill(template: &str, backends: &[&Backend]) -> String {
 pub fn proxy_with(config: &str, workers: usize, driver: DriverChoice) -> Server {
     let cfg = load_str(config, "test.conf", &LoadOptions::default())
         .unwrap_or_else(|e| panic!("config errors: {e:?}"));
-    worker::start(
+    runtime::start(
         Arc::new(cfg),
         RunOptions {
             workers: Some(workers),

@@ -33,7 +33,7 @@ use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use crate::worker::Thread;
+use crate::runtime::Thread;
 
 /// How long the runtime goes between parks while spinning. monoio rounds timer deadlines
 /// up to whole milliseconds, so a 1 ms timer set now is due in the runtime's clock once

@@ -120,7 +120,8 @@ impl Pool {
             let mut found = None;
             while let Some(mut c) = pool.idle.pop() {
                 if ttl.is_some_and(|ttl| {
-                    crate::timer::coarse_now().saturating_duration_since(c.idle_since) > ttl
+                    crate::runtime::timer::coarse_now().saturating_duration_since(c.idle_since)
+                        > ttl
                 }) {
                     continue; // dropped: closes the socket
                 }
@@ -146,7 +147,7 @@ impl Pool {
                 // left here is dropped rather than kept by an idle connection.
                 conn.buf = Vec::new();
                 // Idle limits are seconds: the coarse clock is precise enough, and cheaper.
-                conn.idle_since = crate::timer::coarse_now();
+                conn.idle_since = crate::runtime::timer::coarse_now();
                 pool.idle.push(conn);
             }
         });

@@ -1,6 +1,8 @@
 //! Which virtual host answers a request, and which ProxyPass / ProxyPassMatch rule sends it
 //! where. Pure functions over the config: no I/O, no state.
 
+pub mod access;
+pub mod location;
 pub mod normalize;
 
 use std::net::SocketAddr;

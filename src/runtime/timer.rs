@@ -235,7 +235,7 @@ pub fn waiting() -> usize {
 pub fn release_memory() {
     TIMERS.with(|t| {
         let mut wheel = t.wheel.borrow_mut();
-        crate::buffer::shrink_after_burst(&mut wheel.entries, 1024);
+        crate::runtime::buffer::shrink_after_burst(&mut wheel.entries, 1024);
         if wheel.due.capacity() > 1024 {
             wheel.due = Vec::new();
         }

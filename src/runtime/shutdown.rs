@@ -53,7 +53,7 @@ impl Waiters {
     /// that empties it: under load the last waiter often leaves for a moment, and the table
     /// was then grown again, allocation by allocation, for the next requests.
     fn shrink(&mut self) {
-        crate::buffer::shrink_after_burst(&mut self.slots, 64);
+        crate::runtime::buffer::shrink_after_burst(&mut self.slots, 64);
     }
 
     fn take_all(&mut self) -> Vec<Waker> {
