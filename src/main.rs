@@ -29,7 +29,7 @@ struct Cli {
     /// With -t: also print the effective configuration (same as -D DUMP_CONFIG).
     #[arg(long)]
     dump: bool,
-    /// CoreGen threads (overrides WorkerThreads; default: one per core).
+    /// Worker threads (overrides WorkerThreads; default: one per core).
     #[arg(long)]
     workers: Option<usize>,
     /// Event driver: auto (io_uring, falling back to epoll) or epoll.

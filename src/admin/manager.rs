@@ -164,7 +164,7 @@ pub fn page(shared: &Shared, path: &str) -> String {
             escape(&v.name), escape(path), escape(name), escape(name), escape(nonce),
             lbmethod_name(v.lbmethod), v.maxattempts, u8::from(v.nofailover)
         );
-        o.push_str("<table border=\"1\"><tr><th>CoreGen URL</th><th>Route</th><th>RouteRedir</th><th>Factor</th><th>Set</th><th>Status</th><th>Elected</th><th>Busy</th><th>Errors</th><th>To</th><th>From</th><th>Edit</th></tr>\n");
+        o.push_str("<table border=\"1\"><tr><th>Worker URL</th><th>Route</th><th>RouteRedir</th><th>Factor</th><th>Set</th><th>Status</th><th>Elected</th><th>Busy</th><th>Errors</th><th>To</th><th>From</th><th>Edit</th></tr>\n");
         for m in &v.members {
             let st = &m.state;
             let url = &st.member.name;

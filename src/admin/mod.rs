@@ -130,20 +130,20 @@ pub fn server_status(shared: &Shared, auto: bool, server_name: &str) -> (&'stati
     for (i, s) in shared.stats.iter().enumerate() {
         let r = Ordering::Relaxed;
         lines.push((
-            format!("CoreGen{i}Connections"),
+            format!("Worker{i}Connections"),
             s.conns_open.load(r).to_string(),
         ));
         lines.push((
-            format!("CoreGen{i}Requests"),
+            format!("Worker{i}Requests"),
             s.requests.load(r).to_string(),
         ));
         lines.push((
-            format!("CoreGen{i}Driver"),
+            format!("Worker{i}Driver"),
             if s.epoll.load(r) { "epoll" } else { "io_uring" }.into(),
         ));
         // ringproxy's own: what BusyPolling costs on this worker.
         lines.push((
-            format!("CoreGen{i}BusyPollSeconds"),
+            format!("Worker{i}BusyPollSeconds"),
             format!("{:.6}", s.busy_poll_us.load(r) as f64 / 1e6),
         ));
     }
@@ -154,7 +154,7 @@ pub fn server_status(shared: &Shared, auto: bool, server_name: &str) -> (&'stati
             lines.push((format!("ProxyBalancer[{i}]Name"), view.name.clone()));
             for (n, mv) in view.members.iter().enumerate() {
                 let st = &mv.state;
-                let p = format!("ProxyBalancer[{i}]CoreGen[{n}]");
+                let p = format!("ProxyBalancer[{i}]Worker[{n}]");
                 lines.push((format!("{p}Name"), st.member.name.clone()));
                 lines.push((
                     format!("{p}Status"),
@@ -192,7 +192,7 @@ pub fn server_status(shared: &Shared, auto: bool, server_name: &str) -> (&'stati
             let view = sb.view();
             let _ = writeln!(
                 out,
-                "<h2>Proxy LoadBalancer Status for {}</h2>\n<table border=\"1\"><tr><th>CoreGen</th><th>Route</th><th>Factor</th><th>Set</th><th>Status</th><th>Elected</th><th>Busy</th><th>Sent</th><th>Rcvd</th></tr>",
+                "<h2>Proxy LoadBalancer Status for {}</h2>\n<table border=\"1\"><tr><th>Worker</th><th>Route</th><th>Factor</th><th>Set</th><th>Status</th><th>Elected</th><th>Busy</th><th>Sent</th><th>Rcvd</th></tr>",
                 escape(&view.name)
             );
             for mv in &view.members {

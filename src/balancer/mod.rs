@@ -377,7 +377,7 @@ impl SharedBalancer {
 /// Everything shared about balancers, indexed like `Config::balancers`.
 pub struct SharedTable {
     start: Instant,
-    /// CoreGen threads: each member keeps a counter block per core.
+    /// Worker threads: each member keeps a counter block per core.
     pub cores: usize,
     pub balancers: Vec<SharedBalancer>,
 }

@@ -2303,7 +2303,7 @@ impl Builder<'_> {
                     for (k, v) in &r.params {
                         let b = &mut self.balancers[idx];
                         let res = if b.implicit {
-                            // CoreGen parameters on a plain URL apply to its one member;
+                            // Worker parameters on a plain URL apply to its one member;
                             // balancer parameters (timeout, failonstatus…) to the balancer.
                             match b.members[0].params.apply(k, v) {
                                 Ok(false) => b.params.apply(k, v),

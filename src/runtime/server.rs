@@ -50,7 +50,7 @@ pub struct Server {
     /// Bound addresses, in `Listen` order (ports resolved when the config said 0).
     pub addrs: Vec<SocketAddr>,
     gens: Arc<Generations>,
-    /// CoreGen threads, then health checkers (one per generation that needs one).
+    /// Worker threads, then health checkers (one per generation that needs one).
     threads: Mutex<Vec<JoinHandle<()>>>,
     workers: usize,
     /// The worker count came from the command line, not `WorkerThreads`.
