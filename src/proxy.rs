@@ -645,6 +645,7 @@ async fn exchange(
             rules: &vh.request_headers,
             env: x.env,
         },
+        &mut w.thread.fields.borrow_mut(),
     );
     if let Some(u) = &upgrade {
         // The hop-by-hop Upgrade and Connection headers were dropped above; they are
@@ -790,18 +791,23 @@ async fn exchange(
     let public_base = std::mem::take(&mut c.scratch);
     let mut out = std::mem::take(&mut c.out);
     out.clear();
-    let mut extra = Vec::new();
-    if let (Some(route), Some(sticky)) = (x.set_route, &x.view.sticky) {
-        // stickysessioninsert: the value Apache's route parsing reads back as `route`.
-        let sep = sticky.sep.map(String::from).unwrap_or_default();
-        extra.extend_from_slice(
+    // stickysessioninsert: the value Apache's route parsing reads back as `route`.
+    let sticky_cookie = match (x.set_route, &x.view.sticky) {
+        (Some(route), Some(sticky)) => {
+            let sep = sticky.sep.map(String::from).unwrap_or_default();
             format!(
-                "Set-Cookie: {}={sep}{route}; Path=/; HttpOnly; SameSite=Lax\r\n",
+                "{}={sep}{route}; Path=/; HttpOnly; SameSite=Lax",
                 sticky.cookie
             )
-            .as_bytes(),
-        );
-    }
+        }
+        _ => String::new(),
+    };
+    let set_cookie: [(&[u8], &[u8]); 1] = [(b"Set-Cookie", sticky_cookie.as_bytes())];
+    let extra: &[(&[u8], &[u8])] = if sticky_cookie.is_empty() {
+        &[]
+    } else {
+        &set_cookie
+    };
     write_response_head(
         &mut out,
         &bc.buf,
@@ -814,7 +820,7 @@ async fn exchange(
             close: !keep_client,
             keep_alive_10: keep_client && c.head.minor == 0,
             dechunk,
-            extra: &extra,
+            extra,
             rules: &vh.response_headers,
             env: &HeaderEnv {
                 // A clock read only for rules that can print it (`%D`).
@@ -826,6 +832,7 @@ async fn exchange(
                 ..x.env.clone()
             },
         },
+        &mut w.thread.fields.borrow_mut(),
     );
     c.scratch = public_base;
     c.head_out = out.len() as u64;

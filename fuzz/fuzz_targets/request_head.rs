@@ -51,6 +51,7 @@ fuzz_target!(|data: &[u8]| {
             rules: &[],
             env: &Env::default(),
         },
+        &mut Default::default(),
     );
     // What goes to a member is one head: it parses again, with the same framing. (Against
     // a member's limits, not ours: X-Forwarded-* adds lines and merges values.)

@@ -29,10 +29,11 @@ fuzz_target!(|data: &[u8]| {
             close: false,
             keep_alive_10: false,
             dechunk: false,
-            extra: b"",
+            extra: &[],
             rules: &[],
             env: &Env::default(),
         },
+        &mut Default::default(),
     );
     let mut again = ResponseHead::default();
     match parse_response(&out, is_head, &mut again) {

@@ -133,10 +133,7 @@ pub fn server_status(shared: &Shared, auto: bool, server_name: &str) -> (&'stati
             format!("Worker{i}Connections"),
             s.conns_open.load(r).to_string(),
         ));
-        lines.push((
-            format!("Worker{i}Requests"),
-            s.requests.load(r).to_string(),
-        ));
+        lines.push((format!("Worker{i}Requests"), s.requests.load(r).to_string()));
         lines.push((
             format!("Worker{i}Driver"),
             if s.epoll.load(r) { "epoll" } else { "io_uring" }.into(),

@@ -5,6 +5,8 @@
 //! works as written.
 
 use std::borrow::Cow;
+
+use super::message::Headers;
 use std::time::{Duration, SystemTime};
 
 /// Variables a value or condition may use (what mod_proxy_balancer sets).
@@ -230,94 +232,51 @@ fn render(parts: &[Part], env: &Env) -> String {
     s
 }
 
-/// One header line of a head that rules edit. A line no rule changed keeps every byte it
-/// came with (`raw`), whatever its spelling (`Name:value`, extra spaces, bytes that are not
-/// UTF-8); a changed or added one is written as `Name: value`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Field<'a> {
-    pub name: Cow<'a, [u8]>,
-    pub value: Cow<'a, [u8]>,
-    /// The whole line as received, while it is unchanged.
-    pub raw: Option<&'a [u8]>,
-}
-
-impl<'a> Field<'a> {
-    /// A line as received: `name:` then optional whitespace, then the value.
-    pub fn parse(line: &'a [u8]) -> Option<Field<'a>> {
-        let colon = line.iter().position(|&b| b == b':')?;
-        let value = crate::http::head::trim(&line[colon + 1..]);
-        Some(Field {
-            name: Cow::Borrowed(&line[..colon]),
-            value: Cow::Borrowed(value),
-            raw: Some(line),
-        })
-    }
-
-    fn new(name: &str, value: String) -> Field<'a> {
-        Field {
-            name: Cow::Owned(name.as_bytes().to_vec()),
-            value: Cow::Owned(value.into_bytes()),
-            raw: None,
-        }
-    }
-
-    fn set_value(&mut self, value: Vec<u8>) {
-        self.value = Cow::Owned(value);
-        self.raw = None;
-    }
-
-    /// Writes the line (without CRLF). A rule's value cannot smuggle a header or end the
-    /// head early: CR and LF never reach the output.
-    pub fn write(&self, out: &mut Vec<u8>) {
-        if let Some(raw) = self.raw {
-            out.extend_from_slice(raw);
-            return;
-        }
-        out.extend_from_slice(&self.name);
-        out.extend_from_slice(b": ");
-        out.extend(self.value.iter().filter(|&&b| b != b'\r' && b != b'\n'));
-    }
-}
-
-/// Applies `rules` to a header list, in order.
-pub fn apply(rules: &[Rule], headers: &mut Vec<Field<'_>>, env: &Env) {
+/// Applies `rules` to a header list over `input`, in order. A field no rule changed keeps
+/// every byte it came with, whatever its spelling (`Name:value`, extra spaces, bytes that
+/// are not UTF-8); a changed or added one is written as `Name: value`.
+pub fn apply(rules: &[Rule], headers: &mut Headers, input: &[u8], env: &Env) {
     for r in rules {
         if let Some((var, want_set)) = &r.cond {
             if env.get(var).is_some() != *want_set {
                 continue;
             }
         }
-        let is = |h: &Field<'_>| h.name.eq_ignore_ascii_case(r.name.as_bytes());
+        let name = r.name.as_bytes();
+        let named = |h: &Headers, i: usize| h.get(input, i).0.eq_ignore_ascii_case(name);
         match &r.action {
             Action::Set(v) => {
-                headers.retain(|h| !is(h));
-                headers.push(Field::new(&r.name, render(v, env)));
+                headers.retain(input, |n, _| !n.eq_ignore_ascii_case(name));
+                headers.push(name, render(v, env).as_bytes());
             }
-            Action::Add(v) => headers.push(Field::new(&r.name, render(v, env))),
+            Action::Add(v) => headers.push(name, render(v, env).as_bytes()),
             Action::Append(v) | Action::Merge(v) => {
                 let value = render(v, env);
-                match headers.iter_mut().find(|h| is(h)) {
-                    Some(h) => {
+                match (0..headers.len()).find(|&i| named(headers, i)) {
+                    Some(i) => {
+                        let old = headers.get(input, i).1;
                         let merge = matches!(r.action, Action::Merge(_));
-                        let present = h
-                            .value
+                        let present = old
                             .split(|&b| b == b',')
                             .any(|t| crate::http::head::trim(t) == value.as_bytes());
                         if !(merge && present) {
-                            let mut joined = h.value.to_vec();
+                            let mut joined = old.to_vec();
                             joined.extend_from_slice(b", ");
                             joined.extend_from_slice(value.as_bytes());
-                            h.set_value(joined);
+                            headers.set_value(i, &joined);
                         }
                     }
-                    None => headers.push(Field::new(&r.name, value)),
+                    None => headers.push(name, value.as_bytes()),
                 }
             }
-            Action::Unset => headers.retain(|h| !is(h)),
+            Action::Unset => headers.retain(input, |n, _| !n.eq_ignore_ascii_case(name)),
             Action::Edit { re, with, all } => {
-                for h in headers.iter_mut().filter(|h| is(h)) {
+                for i in 0..headers.len() {
+                    if !named(headers, i) {
+                        continue;
+                    }
                     // A value that is not text is left as it is: the regex cannot see it.
-                    let Ok(text) = std::str::from_utf8(&h.value) else {
+                    let Ok(text) = std::str::from_utf8(headers.get(input, i).1) else {
                         continue;
                     };
                     let edited = if *all {
@@ -326,7 +285,7 @@ pub fn apply(rules: &[Rule], headers: &mut Vec<Field<'_>>, env: &Env) {
                         re.replace(text, with.as_str())
                     };
                     if let Cow::Owned(new) = edited {
-                        h.set_value(new.into_bytes());
+                        headers.set_value(i, new.as_bytes());
                     }
                 }
             }
@@ -343,6 +302,18 @@ mod tests {
         parse(&args, response)
     }
 
+    /// The fields after `rules`, as (name, value) text.
+    fn after(rules: &[Rule], lines: &[u8], env: &Env) -> (Vec<(String, String)>, Vec<u8>) {
+        let mut h = Headers::default();
+        h.load_lines(lines);
+        apply(rules, &mut h, lines, env);
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        let fields = h.iter(lines).map(|(n, v)| (text(n), text(v))).collect();
+        let mut out = Vec::new();
+        h.write_h1(lines, &mut out);
+        (fields, out)
+    }
+
     #[test]
     fn sticky_recipe_and_actions() {
         let recipe = rule(r#"add Set-Cookie "ROUTEID=.%{BALANCER_WORKER_ROUTE}e; path=/" env=BALANCER_ROUTE_CHANGED"#, true).unwrap();
@@ -351,16 +322,12 @@ mod tests {
             route_changed: true,
             ..Default::default()
         };
-        let mut h = vec![Field::parse(b"Content-Type: text/plain").unwrap()];
-        apply(std::slice::from_ref(&recipe), &mut h, &env);
-        assert_eq!(
-            (&h[1].name[..], &h[1].value[..]),
-            (&b"Set-Cookie"[..], &b"ROUTEID=.node1; path=/"[..])
-        );
+        let recipe = std::slice::from_ref(&recipe);
+        let (h, _) = after(recipe, b"Content-Type: text/plain\r\n", &env);
+        assert_eq!(h[1], ("Set-Cookie".into(), "ROUTEID=.node1; path=/".into()));
         env.route_changed = false;
-        let mut h2 = Vec::new();
-        apply(std::slice::from_ref(&recipe), &mut h2, &env);
-        assert!(h2.is_empty(), "condition not met");
+        let (h, _) = after(recipe, b"", &env);
+        assert!(h.is_empty(), "condition not met");
 
         let rules: Vec<Rule> = [
             "set X-A one",
@@ -374,15 +341,11 @@ mod tests {
         .iter()
         .map(|r| rule(r, false).unwrap())
         .collect();
-        let mut h = vec![
-            Field::parse(b"X-C: gone").unwrap(),
-            Field::parse(b"X-D:http://x").unwrap(),
-        ];
-        apply(&rules, &mut h, &Env::default());
+        let (h, _) = after(&rules, b"X-C: gone\r\nX-D:http://x\r\n", &Env::default());
         let get = |n: &str| {
             h.iter()
-                .filter(|x| x.name == n.as_bytes())
-                .map(|x| String::from_utf8_lossy(&x.value).into_owned())
+                .filter(|x| x.0 == n)
+                .map(|x| x.1.clone())
                 .collect::<Vec<_>>()
         };
         assert_eq!(get("X-A"), vec!["one, two"]);
@@ -393,20 +356,9 @@ mod tests {
 
     #[test]
     fn unchanged_lines_keep_every_byte() {
-        let lines: [&[u8]; 4] = [
-            b"Content-Length:5",
-            b"X-Bin: caf\xe9",
-            b"X-Spaced:    v",
-            b"X-Edit: http://a",
-        ];
-        let mut h: Vec<Field> = lines.iter().map(|l| Field::parse(l).unwrap()).collect();
+        let lines = b"Content-Length:5\r\nX-Bin: caf\xe9\r\nX-Spaced:    v\r\nX-Edit: http://a\r\n";
         let rules = [rule("edit X-Edit ^http: https:", false).unwrap()];
-        apply(&rules, &mut h, &Env::default());
-        let mut out = Vec::new();
-        for f in &h {
-            f.write(&mut out);
-            out.extend_from_slice(b"\r\n");
-        }
+        let (_, out) = after(&rules, lines, &Env::default());
         assert_eq!(
             out,
             b"Content-Length:5\r\nX-Bin: caf\xe9\r\nX-Spaced:    v\r\nX-Edit: https://a\r\n"

@@ -4,4 +4,5 @@
 pub mod body;
 pub mod head;
 pub mod headers;
+pub mod message;
 pub mod write;

@@ -1,4 +1,6 @@
-//! Forwarded heads: what goes to the backend and back to the client.
+//! Forwarded heads: what goes to the backend and back to the client. The edits
+//! ([`forward_request`], [`forward_response`]) work on the protocol-neutral header list
+//! ([`Headers`]); the `write_*` functions serialize it as HTTP/1.1.
 //!
 //! Header lines that need no change are copied as the client or backend sent them. Hop-by-hop
 //! headers are dropped both ways (RFC 9110 §7.6.1: Connection and every name it lists,
@@ -8,8 +10,9 @@
 
 use std::io::Write as _;
 
-use super::head::{HeaderRange, RequestHead, ResponseHead};
-use super::headers::{apply as apply_rules, Env, Field, Rule};
+use super::head::{RequestHead, ResponseHead};
+use super::headers::{apply as apply_rules, Env, Rule};
+use super::message::Headers;
 use crate::config::ReverseRule;
 
 const HOP_BY_HOP: &[&[u8]] = &[
@@ -62,13 +65,6 @@ fn underscore_alias(name: &[u8]) -> bool {
         })
 }
 
-fn push_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    out.extend_from_slice(name);
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
-}
-
 /// What changes on the way to the backend.
 pub struct RequestRewrite<'a> {
     /// The request-target to send (path and query).
@@ -90,88 +86,79 @@ pub struct RequestRewrite<'a> {
     pub env: &'a Env,
 }
 
-/// Merges an `X-Forwarded-*` header: existing values first, ours appended (Apache's
-/// `apr_table_mergen`).
-fn merged_forwarded(
-    out: &mut Vec<u8>,
-    buf: &[u8],
-    headers: &[HeaderRange],
-    name: &[u8],
-    ours: &[u8],
-) {
-    out.extend_from_slice(name);
-    out.extend_from_slice(b": ");
-    for h in headers {
-        if buf[h.name.clone()].eq_ignore_ascii_case(name) {
-            out.extend_from_slice(&buf[h.value.clone()]);
-            out.extend_from_slice(b", ");
-        }
-    }
-    out.extend_from_slice(ours);
-    out.extend_from_slice(b"\r\n");
-}
+/// Request headers a client may not set for the member: ringproxy sets them itself (Host,
+/// X-Forwarded-*) or handles them at its own hop (Expect: the proxy answers `100 Continue`
+/// itself, so the member gets the body without having to ask for it).
+const REPLACED: &[&[u8]] = &[
+    b"host",
+    b"expect",
+    b"x-forwarded-for",
+    b"x-forwarded-host",
+    b"x-forwarded-server",
+    b"x-forwarded-proto",
+];
 
-pub fn write_request_head(out: &mut Vec<u8>, buf: &[u8], head: &RequestHead, rw: &RequestRewrite) {
-    if !rw.rules.is_empty() {
-        // With RequestHeader rules: build the head, apply the rules (after ringproxy's own
-        // X-Forwarded-*, so `RequestHeader set X-Forwarded-Proto https` wins), write it.
-        let mut plain = Vec::new();
-        let no_rules = RequestRewrite { rules: &[], ..*rw };
-        write_request_head(&mut plain, buf, head, &no_rules);
-        rewrite_with_rules(out, &plain, rw.rules, rw.env, b"");
-        return;
-    }
-    out.extend_from_slice(head.method(buf));
-    out.push(b' ');
-    out.extend_from_slice(rw.path);
-    out.extend_from_slice(b" HTTP/1.1\r\n");
-    let client_host = head.host.as_ref().map(|r| &buf[r.clone()]);
-    match client_host.filter(|_| rw.preserve_host) {
-        Some(h) => push_header(out, b"Host", h),
-        None => push_header(out, b"Host", rw.host),
-    }
-    for h in &head.headers {
-        let name = &buf[h.name.clone()];
-        if is_hop_by_hop(name, buf, &head.connection_tokens)
-            || name.eq_ignore_ascii_case(b"host")
-            // The proxy answers `100 Continue` itself (see proxy.rs), so the backend gets
-            // the body without having to ask for it.
-            || name.eq_ignore_ascii_case(b"expect")
-            || name.eq_ignore_ascii_case(b"x-forwarded-for")
-            || name.eq_ignore_ascii_case(b"x-forwarded-host")
-            || name.eq_ignore_ascii_case(b"x-forwarded-server")
-            || name.eq_ignore_ascii_case(b"x-forwarded-proto")
+/// The request's header list as it goes to a member: the client's fields without
+/// hop-by-hop ones and those ringproxy replaces, then Host first, one Content-Length where
+/// the client sent a list, the X-Forwarded-* set (added after the stripping, so listing
+/// them in `Connection` cannot remove them), and finally the `RequestHeader` rules (after
+/// ringproxy's own, so `RequestHeader set X-Forwarded-Proto https` wins).
+pub fn forward_request(fields: &mut Headers, buf: &[u8], head: &RequestHead, rw: &RequestRewrite) {
+    fields.load(&head.headers);
+    fields.retain(buf, |name, _| {
+        !(is_hop_by_hop(name, buf, &head.connection_tokens)
+            || REPLACED.iter().any(|r| name.eq_ignore_ascii_case(r))
             || (head.rewrite_length && name.eq_ignore_ascii_case(b"content-length"))
-            || underscore_alias(name)
-        {
-            continue;
-        }
-        out.extend_from_slice(&buf[h.name.start..h.value.end]);
-        out.extend_from_slice(b"\r\n");
-    }
+            || underscore_alias(name))
+    });
+    let client_host = head.host.as_ref().map(|r| &buf[r.clone()]);
+    let host = client_host.filter(|_| rw.preserve_host).unwrap_or(rw.host);
+    fields.insert(0, b"Host", host);
     if head.rewrite_length {
         // `Content-Length: 5, 5` or the same value twice: one value, once (RFC 9110 §8.6),
         // so no member has to decide what the list means.
         if let Some(n) = head.content_length {
-            let _ = write!(out, "Content-Length: {n}\r\n");
+            fields.push(b"Content-Length", n.to_string().as_bytes());
         }
     }
-    merged_forwarded(out, buf, &head.headers, b"X-Forwarded-For", rw.client_ip);
+    let sent = |name: &'static [u8]| {
+        head.headers
+            .iter()
+            .filter(move |h| buf[h.name.clone()].eq_ignore_ascii_case(name))
+            .map(|h| &buf[h.value.clone()])
+    };
+    fields.push_merged(b"X-Forwarded-For", sent(b"x-forwarded-for"), rw.client_ip);
     if let Some(h) = client_host {
-        merged_forwarded(out, buf, &head.headers, b"X-Forwarded-Host", h);
+        fields.push_merged(b"X-Forwarded-Host", sent(b"x-forwarded-host"), h);
     }
-    merged_forwarded(
-        out,
-        buf,
-        &head.headers,
+    fields.push_merged(
         b"X-Forwarded-Server",
+        sent(b"x-forwarded-server"),
         rw.server_name,
     );
     // The scheme is what this proxy saw, never what a client claims.
-    push_header(out, b"X-Forwarded-Proto", rw.proto);
+    fields.push(b"X-Forwarded-Proto", rw.proto);
     if rw.close {
-        out.extend_from_slice(b"Connection: close\r\n");
+        fields.push(b"Connection", b"close");
     }
+    apply_rules(rw.rules, fields, buf, rw.env);
+}
+
+/// The HTTP/1.1 request head for a member: [`forward_request`]'s fields after the request
+/// line. `fields` is scratch space (kept per core for its memory).
+pub fn write_request_head(
+    out: &mut Vec<u8>,
+    buf: &[u8],
+    head: &RequestHead,
+    rw: &RequestRewrite,
+    fields: &mut Headers,
+) {
+    forward_request(fields, buf, head, rw);
+    out.extend_from_slice(head.method(buf));
+    out.push(b' ');
+    out.extend_from_slice(rw.path);
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    fields.write_h1(buf, out);
     out.extend_from_slice(b"\r\n");
 }
 
@@ -188,40 +175,75 @@ pub struct ResponseRewrite<'a> {
     pub keep_alive_10: bool,
     /// The body is being de-chunked for an HTTP/1.0 client: drop Transfer-Encoding.
     pub dechunk: bool,
-    /// Complete header lines (CRLF-terminated) added by the proxy.
-    pub extra: &'a [u8],
+    /// Fields added by the proxy (name, value).
+    pub extra: &'a [(&'a [u8], &'a [u8])],
     /// `Header` rules and their variables.
     pub rules: &'a [Rule],
     pub env: &'a Env,
 }
 
+/// The response's header list as it goes to the client: the member's fields without
+/// hop-by-hop ones, Location-like values and cookies mapped back (ProxyPassReverse*), one
+/// Content-Length where the member sent a list, the proxy's own fields, the `Header` rules,
+/// and last (out of the rules' reach) what this hop's connection will do.
+pub fn forward_response(
+    fields: &mut Headers,
+    buf: &[u8],
+    head: &ResponseHead,
+    rw: &ResponseRewrite,
+) {
+    fields.load(&head.headers);
+    fields.retain(buf, |name, _| {
+        !(is_hop_by_hop(name, buf, &head.connection_tokens)
+            || (head.rewrite_length && name.eq_ignore_ascii_case(b"content-length"))
+            || (rw.dechunk && name.eq_ignore_ascii_case(b"transfer-encoding")))
+    });
+    let cookies = !rw.cookie_domains.is_empty() || !rw.cookie_paths.is_empty();
+    if !rw.reverse.is_empty() || cookies {
+        for i in 0..fields.len() {
+            let (name, value) = fields.get(buf, i);
+            let new = if name.eq_ignore_ascii_case(b"location")
+                || name.eq_ignore_ascii_case(b"content-location")
+                || name.eq_ignore_ascii_case(b"uri")
+            {
+                reverse_map(value, rw.reverse, rw.public_base)
+            } else if cookies && name.eq_ignore_ascii_case(b"set-cookie") {
+                rewrite_cookie(value, rw.cookie_domains, rw.cookie_paths).map(String::into_bytes)
+            } else {
+                None
+            };
+            if let Some(new) = new {
+                fields.set_value(i, &new);
+            }
+        }
+    }
+    if head.rewrite_length && !rw.dechunk {
+        if let Some(n) = head.content_length {
+            fields.push(b"Content-Length", n.to_string().as_bytes());
+        }
+    }
+    for (name, value) in rw.extra {
+        fields.push(name, value);
+    }
+    apply_rules(rw.rules, fields, buf, rw.env);
+    if rw.close {
+        fields.push(b"Connection", b"close");
+    } else if rw.keep_alive_10 {
+        fields.push(b"Connection", b"keep-alive");
+    }
+}
+
+/// The HTTP/1.1 response head for the client: status line, then [`forward_response`]'s
+/// fields. The member's reason phrase goes out as it sent it (obs-text included); for none,
+/// the registered phrase, or none for an unregistered code. `fields` is scratch space.
 pub fn write_response_head(
     out: &mut Vec<u8>,
     buf: &[u8],
     head: &ResponseHead,
     rw: &ResponseRewrite,
+    fields: &mut Headers,
 ) {
-    if !rw.rules.is_empty() {
-        let mut plain = Vec::new();
-        let no_rules = ResponseRewrite {
-            rules: &[],
-            close: false,
-            keep_alive_10: false,
-            ..*rw
-        };
-        write_response_head(&mut plain, buf, head, &no_rules);
-        let conn: &[u8] = if rw.close {
-            b"Connection: close\r\n"
-        } else if rw.keep_alive_10 {
-            b"Connection: keep-alive\r\n"
-        } else {
-            b""
-        };
-        rewrite_with_rules(out, &plain, rw.rules, rw.env, conn);
-        return;
-    }
-    // The backend's reason as it sent it (obs-text included); for none, the registered
-    // phrase, or none for an unregistered code.
+    forward_response(fields, buf, head, rw);
     let _ = write!(out, "HTTP/1.1 {} ", head.status);
     if head.reason.is_empty() {
         out.extend_from_slice(default_reason(head.status).as_bytes());
@@ -229,74 +251,7 @@ pub fn write_response_head(
         out.extend_from_slice(&buf[head.reason.clone()]);
     }
     out.extend_from_slice(b"\r\n");
-    for h in &head.headers {
-        let name = &buf[h.name.clone()];
-        let value = &buf[h.value.clone()];
-        if is_hop_by_hop(name, buf, &head.connection_tokens) {
-            continue;
-        }
-        if head.rewrite_length && name.eq_ignore_ascii_case(b"content-length") {
-            continue;
-        }
-        if rw.dechunk && name.eq_ignore_ascii_case(b"transfer-encoding") {
-            continue;
-        }
-        if !rw.reverse.is_empty()
-            && (name.eq_ignore_ascii_case(b"location")
-                || name.eq_ignore_ascii_case(b"content-location")
-                || name.eq_ignore_ascii_case(b"uri"))
-        {
-            if let Some(new) = reverse_map(value, rw.reverse, rw.public_base) {
-                push_header(out, name, &new);
-                continue;
-            }
-        }
-        if name.eq_ignore_ascii_case(b"set-cookie")
-            && (!rw.cookie_domains.is_empty() || !rw.cookie_paths.is_empty())
-        {
-            if let Some(new) = rewrite_cookie(value, rw.cookie_domains, rw.cookie_paths) {
-                push_header(out, name, new.as_bytes());
-                continue;
-            }
-        }
-        out.extend_from_slice(&buf[h.name.start..h.value.end]);
-        out.extend_from_slice(b"\r\n");
-    }
-    if head.rewrite_length && !rw.dechunk {
-        if let Some(n) = head.content_length {
-            let _ = write!(out, "Content-Length: {n}\r\n");
-        }
-    }
-    out.extend_from_slice(rw.extra);
-    if rw.close {
-        out.extend_from_slice(b"Connection: close\r\n");
-    } else if rw.keep_alive_10 {
-        out.extend_from_slice(b"Connection: keep-alive\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
-}
-
-/// Re-reads a head written by this module (first line, header lines as received or as
-/// this module wrote them, blank line), applies header rules, and writes it to `out`, then
-/// `tail` lines and the blank line. Lines no rule touches go out byte for byte.
-fn rewrite_with_rules(out: &mut Vec<u8>, plain: &[u8], rules: &[Rule], env: &Env, tail: &[u8]) {
-    let body = plain.strip_suffix(b"\r\n").unwrap_or(plain);
-    let mut lines = body
-        .split(|&b| b == b'\n')
-        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
-    let first = lines.next().unwrap_or_default();
-    let mut headers: Vec<Field> = lines
-        .filter(|l| !l.is_empty())
-        .filter_map(Field::parse)
-        .collect();
-    apply_rules(rules, &mut headers, env);
-    out.extend_from_slice(first);
-    out.extend_from_slice(b"\r\n");
-    for h in &headers {
-        h.write(out);
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(tail);
+    fields.write_h1(buf, out);
     out.extend_from_slice(b"\r\n");
 }
 
@@ -493,6 +448,7 @@ mod tests {
                 rules: &[],
                 env: &Env::default(),
             },
+            &mut Default::default(),
         );
         String::from_utf8(out).unwrap()
     }
@@ -542,10 +498,11 @@ mod tests {
                 close: false,
                 keep_alive_10: false,
                 dechunk: false,
-                extra: b"",
+                extra: &[],
                 rules: &[],
                 env: &Env::default(),
             },
+            &mut Default::default(),
         );
         assert_eq!(
             String::from_utf8(out).unwrap(),

@@ -43,6 +43,9 @@ pub struct Thread {
     pub backend_bufs: BufPool,
     /// Memory for connections' request futures (see `FutureBoxes`).
     pub request_futures: FutureBoxes,
+    /// Scratch header list for the heads this core forwards (built and written without an
+    /// await in between, so one per core serves every connection).
+    pub fields: RefCell<crate::http::message::Headers>,
     /// Pipes lent to connections splicing a large body.
     pub pipes: PipePool,
     /// Connections idle long enough to give up their tasks (`IdleParkAfter`).
@@ -74,6 +77,7 @@ impl Thread {
             small_bufs: BufPool::new(crate::conn::SMALL_BUF, 512),
             backend_bufs: BufPool::new(crate::upstream::pool::BACKEND_BUF, 256),
             request_futures: FutureBoxes::new(256),
+            fields: RefCell::default(),
             pipes: PipePool::default(),
             lot: ParkingLot::default(),
             activity: Default::default(),
