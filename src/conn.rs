@@ -25,6 +25,10 @@ pub const CLIENT_BUF: usize = 8 * 1024;
 /// Buffers for outgoing heads and small per-request strings.
 pub const SMALL_BUF: usize = 2 * 1024;
 
+/// A client connection: what lasts from request to request (the stream, addresses, read
+/// buffer, keep-alive count, the idle wait's canceller) and reusable buffers. What belongs
+/// to one request is a [`RequestCtx`] beside it, so a protocol with several requests in
+/// flight on one connection (HTTP/2) can hold one context per stream.
 pub struct ClientConn {
     pub stream: ClientStream,
     pub peer: SocketAddr,
@@ -32,39 +36,73 @@ pub struct ClientConn {
     pub local: SocketAddr,
     /// Bytes read from the client; the current request's head starts at 0.
     pub buf: Vec<u8>,
-    pub head: RequestHead,
     /// Reusable buffer for outgoing heads.
     pub out: Vec<u8>,
     /// Reusable buffer for small per-request strings (backend target, public base URL).
     pub scratch: Vec<u8>,
-    /// The current request's path as routed to its balancer (kept for its capacity).
-    pub routed: Vec<u8>,
-    /// The current request's path normalized and decoded: what every rule matches
-    /// (kept for its capacity).
-    pub npath: Vec<u8>,
     /// Requests served on this connection, including the current one.
     pub requests: u32,
-    /// Where the current request (head and body) ends in `buf`.
-    pub consumed: usize,
-    /// Some response bytes went to the client: an error can only close the connection now.
-    pub response_started: bool,
-    pub continue_sent: bool,
-    /// The status sent for the current request (0: none) and the bytes sent to the client.
-    pub status: u16,
-    pub bytes_out: u64,
-    /// Of `bytes_out`, the response head (access logs' %b counts the body only).
-    pub head_out: u64,
-    /// The virtual host that answered the current request.
-    pub vhost: usize,
-    /// When the current request's head was complete.
-    pub started: std::time::Instant,
-    /// Access-log record of the current request, when access logs are configured.
-    pub log: Option<Box<Record>>,
     /// When the connection was accepted (the first request's header stage starts here).
     pub opened: std::time::Instant,
     /// Withdraws the receive an idle connection waits in (see `wait_idle`); made on first
     /// use and kept for the connection's life.
     pub canceller: Option<Canceller>,
+}
+
+/// One request's context: its head, where it was routed, what was answered and counted.
+/// Reset (not reallocated) for each request on a connection.
+pub struct RequestCtx {
+    pub head: RequestHead,
+    /// The path as routed to its balancer (kept for its capacity).
+    pub routed: Vec<u8>,
+    /// The path normalized and decoded: what every rule matches (kept for its capacity).
+    pub npath: Vec<u8>,
+    /// Where the request (head and body) ends in the connection's buffer.
+    pub consumed: usize,
+    /// Some response bytes went to the client: an error can only close the connection now.
+    pub response_started: bool,
+    pub continue_sent: bool,
+    /// The status sent (0: none) and the bytes sent to the client.
+    pub status: u16,
+    pub bytes_out: u64,
+    /// Of `bytes_out`, the response head (access logs' %b counts the body only).
+    pub head_out: u64,
+    /// The virtual host that answered.
+    pub vhost: usize,
+    /// When the head was complete.
+    pub started: std::time::Instant,
+    /// Access-log record, when access logs are configured.
+    pub log: Option<Box<Record>>,
+}
+
+impl Default for RequestCtx {
+    fn default() -> Self {
+        RequestCtx {
+            head: RequestHead::default(),
+            routed: Vec::new(),
+            npath: Vec::new(),
+            consumed: 0,
+            response_started: false,
+            continue_sent: false,
+            status: 0,
+            bytes_out: 0,
+            head_out: 0,
+            vhost: 0,
+            started: std::time::Instant::now(),
+            log: None,
+        }
+    }
+}
+
+impl RequestCtx {
+    /// Ready for the next request on the connection (buffers keep their memory).
+    fn begin(&mut self) {
+        self.response_started = false;
+        self.continue_sent = false;
+        self.status = 0;
+        self.bytes_out = 0;
+        self.head_out = 0;
+    }
 }
 
 /// How a connection task begins.
@@ -110,24 +148,13 @@ pub async fn serve(w: Rc<CoreGen>, stream: ClientStream, start: Start) -> Served
         local,
         // Buffers come from the worker's pools when there is work (see `read_head`).
         buf: Vec::new(),
-        head: RequestHead::default(),
         out: Vec::new(),
         scratch: Vec::new(),
-        routed: Vec::new(),
-        npath: Vec::new(),
         requests,
-        consumed: 0,
-        response_started: false,
-        continue_sent: false,
-        status: 0,
-        bytes_out: 0,
-        head_out: 0,
-        vhost: 0,
-        started: std::time::Instant::now(),
-        log: None,
         opened: coarse_now(),
         canceller: None,
     };
+    let mut r = RequestCtx::default();
     let mut w = w;
     // A resumed connection is known to be readable: it goes straight to reading.
     let mut skip_wait = resumed;
@@ -145,7 +172,7 @@ pub async fn serve(w: Rc<CoreGen>, stream: ClientStream, start: Start) -> Served
                 Ok(Idle::Closed) => return Served::Closed,
                 Ok(Idle::Parked) => return Served::Parked,
                 Err(e) => {
-                    Box::pin(finish_with_error(&mut c, e)).await;
+                    Box::pin(finish_with_error(&mut c, &mut r, e)).await;
                     return Served::Closed;
                 }
             }
@@ -157,7 +184,10 @@ pub async fn serve(w: Rc<CoreGen>, stream: ClientStream, start: Start) -> Served
         // Everything a request needs (head reading, forwarding, error answers) is boxed for
         // the request's duration, so an idle connection's task stays small. The box's
         // memory is the worker's, reused from request to request.
-        let mut request = w.thread.request_futures.pin(one_request(&w, &mut c));
+        let mut request = w
+            .thread
+            .request_futures
+            .pin(one_request(&w, &mut c, &mut r));
         let keep = request.as_mut().await;
         w.thread.request_futures.put(request);
         if !keep {
@@ -297,7 +327,7 @@ async fn wait_reading(
 }
 
 /// Reads one request head and forwards the request. Returns whether the connection stays.
-async fn one_request(w: &CoreGen, c: &mut ClientConn) -> bool {
+async fn one_request(w: &CoreGen, c: &mut ClientConn, r: &mut RequestCtx) -> bool {
     let core = &w.shared.cfg.core;
     let limits = Limits {
         request_line: core.limit_request_line,
@@ -306,21 +336,17 @@ async fn one_request(w: &CoreGen, c: &mut ClientConn) -> bool {
     };
     // The buffer may hold one whole head at its largest, plus the read size.
     let max_head = limits.request_line + 2 + limits.fields * (limits.field_size + 2) + 2;
-    match read_head(w, c, &limits, max_head).await {
+    match read_head(w, c, r, &limits, max_head).await {
         Ok(true) => {}
         Ok(false) => return false,
         Err(e) => {
-            finish_with_error(c, e).await;
+            finish_with_error(c, r, e).await;
             return false;
         }
     }
     w.thread.activity.request_started();
     c.requests += 1;
-    c.response_started = false;
-    c.continue_sent = false;
-    c.status = 0;
-    c.bytes_out = 0;
-    c.head_out = 0;
+    r.begin();
     if c.out.capacity() == 0 {
         c.out = w.thread.small_bufs.get();
         c.scratch = w.thread.small_bufs.get();
@@ -328,18 +354,18 @@ async fn one_request(w: &CoreGen, c: &mut ClientConn) -> bool {
     let stats = w.stats();
     stats.busy.fetch_add(1, Ordering::Relaxed);
     let started = std::time::Instant::now();
-    c.started = started;
+    r.started = started;
     if !w.logs.is_empty() {
-        c.log = Some(Box::new(log_record(w, c)));
+        r.log = Some(Box::new(log_record(w, c, r)));
     }
-    let keep = forward_and_answer(w, c).await;
+    let keep = forward_and_answer(w, c, r).await;
     let took = started.elapsed();
     stats.busy.fetch_sub(1, Ordering::Relaxed);
-    stats.record(c.status, c.bytes_out, took);
-    if let Some(mut rec) = c.log.take() {
-        let vh = &w.shared.cfg.vhosts[c.vhost];
-        rec.status = c.status;
-        rec.bytes = c.bytes_out.saturating_sub(c.head_out);
+    stats.record(r.status, r.bytes_out, took);
+    if let Some(mut rec) = r.log.take() {
+        let vh = &w.shared.cfg.vhosts[r.vhost];
+        rec.status = r.status;
+        rec.bytes = r.bytes_out.saturating_sub(r.head_out);
         rec.took = took;
         rec.server_name = w.shared.cfg.server_name_of(vh).to_string();
         w.logs.log(&vh.logs, &rec);
@@ -348,25 +374,25 @@ async fn one_request(w: &CoreGen, c: &mut ClientConn) -> bool {
 }
 
 /// The request's part of its access-log line, copied while the head is in the buffer.
-fn log_record(w: &CoreGen, c: &ClientConn) -> Record {
+fn log_record(w: &CoreGen, c: &ClientConn, r: &RequestCtx) -> Record {
     let buf = &c.buf;
     // Escaped as Apache escapes log items: what a client sends cannot forge a log line.
     let text = |r: std::ops::Range<usize>| crate::observe::accesslog::escape_log_item(&buf[r]);
-    let target = text(c.head.path.clone());
+    let target = text(r.head.path.clone());
     let (path, query) = match target.split_once('?') {
         Some((p, q)) => (p.to_string(), q.to_string()),
         None => (target.clone(), String::new()),
     };
-    let protocol = if c.head.minor == 0 {
+    let protocol = if r.head.minor == 0 {
         "HTTP/1.0"
     } else {
         "HTTP/1.1"
     };
-    let method = text(c.head.method.clone());
+    let method = text(r.head.method.clone());
     let mut headers = Vec::new();
     for t in w.logs.targets() {
         for want in t.wanted_headers() {
-            if let Some(v) = c.head.header(buf, want.as_bytes()) {
+            if let Some(v) = r.head.header(buf, want.as_bytes()) {
                 headers.push((
                     want.to_ascii_lowercase(),
                     crate::observe::accesslog::escape_log_item(v),
@@ -389,11 +415,11 @@ fn log_record(w: &CoreGen, c: &ClientConn) -> Record {
 
 /// Forwards the request (or answers it locally) and handles its error; returns whether
 /// the connection stays.
-async fn forward_and_answer(w: &CoreGen, c: &mut ClientConn) -> bool {
+async fn forward_and_answer(w: &CoreGen, c: &mut ClientConn, r: &mut RequestCtx) -> bool {
     let core = &w.shared.cfg.core;
-    match proxy::forward(w, c).await {
+    match proxy::forward(w, c, r).await {
         Ok(true) => {
-            let end = c.consumed.min(c.buf.len());
+            let end = r.consumed.min(c.buf.len());
             c.buf.drain(..end);
             if c.buf.is_empty() && core.release_idle_buffers {
                 // Idle until the next request: the buffers go back to the worker. A
@@ -408,7 +434,7 @@ async fn forward_and_answer(w: &CoreGen, c: &mut ClientConn) -> bool {
         }
         Ok(false) => false,
         Err(e) => {
-            finish_with_error(c, e).await;
+            finish_with_error(c, r, e).await;
             false
         }
     }
@@ -419,6 +445,7 @@ async fn forward_and_answer(w: &CoreGen, c: &mut ClientConn) -> bool {
 async fn read_head(
     w: &CoreGen,
     c: &mut ClientConn,
+    r: &mut RequestCtx,
     limits: &Limits,
     max_head: usize,
 ) -> Result<bool, ProxyError> {
@@ -447,7 +474,7 @@ async fn read_head(
             // that garbage (a TLS hello on a plain port) is refused at once, not after the
             // line limit or the timeout.
             if complete || first_bytes {
-                match parse_request(&c.buf, limits, &mut c.head) {
+                match parse_request(&c.buf, limits, &mut r.head) {
                     Ok(Some(())) => return Ok(true),
                     Ok(None) if !complete => {}
                     Ok(None) => {
@@ -486,7 +513,7 @@ async fn read_head(
         }
         let buf = std::mem::take(&mut c.buf);
         let before = buf.len();
-        let (r, buf) = if idle {
+        let (res, buf) = if idle {
             // An idle connection also ends when the worker starts draining.
             monoio::select! {
                 r = read_more(&mut c.stream, buf, 4096, t) => r,
@@ -499,7 +526,7 @@ async fn read_head(
             d.received(buf.len().saturating_sub(before));
         }
         c.buf = buf;
-        match r {
+        match res {
             Ok(0) if idle => return Ok(false),
             Ok(0) => return Err(ErrorKind::ClientClosed.into()),
             Ok(_) => {}
@@ -524,7 +551,7 @@ fn head_too_slow(w: &CoreGen, begun: bool) -> Result<bool, ProxyError> {
 }
 
 /// Logs an error once and, when nothing of a response went out yet, answers it.
-async fn finish_with_error(c: &mut ClientConn, e: ProxyError) {
+async fn finish_with_error(c: &mut ClientConn, r: &mut RequestCtx, e: ProxyError) {
     match e.side {
         Side::Client if matches!(e.kind, ErrorKind::RequestReadTimeout(_)) => {
             info!("client {}: {e}", c.peer_ip)
@@ -540,7 +567,7 @@ async fn finish_with_error(c: &mut ClientConn, e: ProxyError) {
         }
         _ => warn!("client {}: {e}", c.peer_ip),
     }
-    if c.response_started {
+    if r.response_started {
         return;
     }
     let Some(status) = e.status() else { return };
@@ -555,14 +582,14 @@ async fn finish_with_error(c: &mut ClientConn, e: ProxyError) {
         }
         _ => canned_response(&mut out, status),
     }
-    c.status = status;
-    c.bytes_out = out.len() as u64;
-    c.head_out = out
+    r.status = status;
+    r.bytes_out = out.len() as u64;
+    r.head_out = out
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .map_or(0, |i| i as u64 + 4);
-    let (r, _) = write_all(&mut c.stream, out, std::time::Duration::from_secs(5)).await;
-    if r.is_ok() {
+    let (res, _) = write_all(&mut c.stream, out, std::time::Duration::from_secs(5)).await;
+    if res.is_ok() {
         // Half-close so the client reads the answer before seeing the connection end,
         // even if it is still sending (RFC 9112 §9.6).
         c.stream.shutdown_write().await;

@@ -8,7 +8,7 @@ use tracing::warn;
 
 use crate::admin;
 use crate::config::Handler;
-use crate::conn::ClientConn;
+use crate::conn::{ClientConn, RequestCtx};
 use crate::error::{ErrorKind, ProxyError};
 use crate::http::head::RequestBody;
 use crate::proxy::client_may_keep;
@@ -20,11 +20,12 @@ use crate::transport::io::write_all;
 pub async fn answer(
     w: &CoreGen,
     c: &mut ClientConn,
+    r: &mut RequestCtx,
     vh: &crate::config::VirtualHost,
     handler: Handler,
 ) -> Result<bool, ProxyError> {
     let shared = &w.shared;
-    let query = match c.head.target_parts(&c.buf) {
+    let query = match r.head.target_parts(&c.buf) {
         (_, Some(q)) => &c.buf[q],
         (_, None) => b"",
     };
@@ -35,45 +36,67 @@ pub async fn answer(
             admin::server_status(shared, auto, name)
         }
         Handler::Metrics => admin::metrics(shared),
-        Handler::BalancerManager => return balancer_manager(w, c, query.to_vec()).await,
+        Handler::BalancerManager => return balancer_manager(w, c, r, query.to_vec()).await,
     };
     // These pages take no request body; one that came with a body closes the connection
     // rather than reading it.
     let core = &shared.cfg.core;
-    let keep = client_may_keep(w, c) && c.head.body() == RequestBody::None;
-    c.consumed = c.head.len;
+    let keep = client_may_keep(w, c, r) && r.head.body() == RequestBody::None;
+    r.consumed = r.head.len;
     let extra = "Cache-Control: no-store\r\n";
-    send_local(c, 200, ctype, body.as_bytes(), extra, keep, core.timeout).await?;
+    let page = Local {
+        status: 200,
+        ctype,
+        body: body.as_bytes(),
+        extra,
+        keep,
+    };
+    send_local(c, r, &page, core.timeout).await?;
     Ok(keep)
+}
+
+/// A response ringproxy makes itself.
+struct Local<'a> {
+    status: u16,
+    ctype: &'a str,
+    body: &'a [u8],
+    /// Header lines, each ending in CRLF.
+    extra: &'a str,
+    /// The connection stays open afterwards.
+    keep: bool,
 }
 
 /// Sends a response ringproxy makes itself (a status page, the manager) and accounts for
 /// it as for a proxied one.
 async fn send_local(
     c: &mut ClientConn,
-    status: u16,
-    ctype: &str,
-    body: &[u8],
-    extra: &str,
-    keep: bool,
+    r: &mut RequestCtx,
+    page: &Local<'_>,
     t: Duration,
 ) -> Result<(), ProxyError> {
+    let Local {
+        status,
+        ctype,
+        body,
+        extra,
+        keep,
+    } = *page;
     let mut out = std::mem::take(&mut c.out);
     out.clear();
     crate::http::write::local_head(&mut out, status, ctype, body.len(), extra, keep);
-    c.head_out = out.len() as u64;
+    r.head_out = out.len() as u64;
     out.extend_from_slice(body);
-    c.status = status;
-    c.bytes_out = out.len() as u64;
-    c.response_started = true;
-    let (r, out) = write_all(&mut c.stream, out, t).await;
+    r.status = status;
+    r.bytes_out = out.len() as u64;
+    r.response_started = true;
+    let (res, out) = write_all(&mut c.stream, out, t).await;
     c.out = out;
-    r.map_err(|e| ProxyError::new(ErrorKind::client(e)))
+    res.map_err(|e| ProxyError::new(ErrorKind::client(e)))
 }
 
 /// The value of request header `name`, if present and text.
-fn header_str<'a>(c: &'a ClientConn, name: &[u8]) -> Option<&'a str> {
-    c.head
+fn header_str<'a>(c: &'a ClientConn, r: &'a RequestCtx, name: &[u8]) -> Option<&'a str> {
+    r.head
         .header(&c.buf, name)
         .and_then(|v| std::str::from_utf8(v).ok())
 }
@@ -86,21 +109,22 @@ const MAX_FORM: u64 = 64 * 1024;
 async fn balancer_manager(
     w: &CoreGen,
     c: &mut ClientConn,
+    r: &mut RequestCtx,
     query: Vec<u8>,
 ) -> Result<bool, ProxyError> {
     let shared = &w.shared;
     let core = &shared.cfg.core;
     let wants_json = query.split(|&b| b == b'&').any(|q| q == b"json")
-        || header_str(c, b"accept").is_some_and(|a| a.contains("application/json"));
-    let path = String::from_utf8_lossy(&c.buf[c.head.path.clone()])
+        || header_str(c, r, b"accept").is_some_and(|a| a.contains("application/json"));
+    let path = String::from_utf8_lossy(&c.buf[r.head.path.clone()])
         .split('?')
         .next()
         .unwrap_or("/")
         .to_string();
-    let method = c.head.method(&c.buf).to_vec();
+    let method = r.head.method(&c.buf).to_vec();
     let (status, ctype, body, location) = if method == b"POST" {
         // The form: small, read whole.
-        let len = match c.head.body() {
+        let len = match r.head.body() {
             RequestBody::Length(n) if n <= MAX_FORM => n as usize,
             RequestBody::None => 0,
             _ => {
@@ -110,21 +134,25 @@ async fn balancer_manager(
                 .into())
             }
         };
-        let end = c.head.len + len;
+        let end = r.head.len + len;
         while c.buf.len() < end {
             let buf = std::mem::take(&mut c.buf);
-            let (r, buf) =
+            let (res, buf) =
                 crate::transport::io::read_more(&mut c.stream, buf, len, core.timeout).await;
             c.buf = buf;
-            match r {
+            match res {
                 Ok(0) => return Err(ErrorKind::ClientClosed.into()),
                 Ok(_) => {}
                 Err(e) => return Err(ErrorKind::client(e).into()),
             }
         }
-        c.consumed = end;
-        let host = header_str(c, b"host");
-        if !admin::manager::same_host(host, header_str(c, b"referer"), header_str(c, b"origin")) {
+        r.consumed = end;
+        let host = header_str(c, r, b"host");
+        if !admin::manager::same_host(
+            host,
+            header_str(c, r, b"referer"),
+            header_str(c, r, b"origin"),
+        ) {
             warn!(
                 "balancer-manager: change from {} refused: Referer/Origin is not this host",
                 c.peer_ip
@@ -136,7 +164,7 @@ async fn balancer_manager(
                 None,
             )
         } else {
-            let form = admin::manager::parse_form(&c.buf[c.head.len..end]);
+            let form = admin::manager::parse_form(&c.buf[r.head.len..end]);
             // A member's name is looked up on the resolver pool, never on this event loop.
             let addr = match admin::manager::new_member_host(&form) {
                 Some((host, port)) => crate::dns::resolve(&host, port).await,
@@ -170,7 +198,7 @@ async fn balancer_manager(
             None,
         )
     } else {
-        c.consumed = c.head.len;
+        r.consumed = r.head.len;
         (
             200,
             "text/html; charset=utf-8",
@@ -179,22 +207,20 @@ async fn balancer_manager(
         )
     };
     if method != b"POST" {
-        c.consumed = c.head.len;
+        r.consumed = r.head.len;
     }
-    let keep = client_may_keep(w, c);
+    let keep = client_may_keep(w, c, r);
     let mut extra = String::from("Cache-Control: no-store\r\nX-Frame-Options: DENY\r\n");
     if let Some(l) = location {
         extra.push_str(&format!("Location: {l}\r\n"));
     }
-    send_local(
-        c,
+    let page = Local {
         status,
         ctype,
-        body.as_bytes(),
-        &extra,
+        body: body.as_bytes(),
+        extra: &extra,
         keep,
-        core.timeout,
-    )
-    .await?;
+    };
+    send_local(c, r, &page, core.timeout).await?;
     Ok(keep)
 }

@@ -13,7 +13,7 @@ use crate::balancer::{hash, sticky, BalancerView, MemberView, NoChoice, RequestK
 use crate::admin;
 use crate::admin::stats::Retry;
 use crate::config::{HashKey, LbMethod, Member, TraceEnable};
-use crate::conn::ClientConn;
+use crate::conn::{ClientConn, RequestCtx};
 use crate::error::{ErrorKind, ProxyError};
 use crate::http::body::{BodyError, Framing};
 use crate::http::head::{parse_response, RequestBody, ResponseBody};
@@ -61,26 +61,31 @@ enum StreamError {
     Framing(BodyError),
 }
 
-/// Forwards the request whose head is in `c.head`. Returns whether the client connection
-/// stays open. On error, `c.response_started` tells the caller whether it may still answer.
-pub async fn forward(w: &CoreGen, c: &mut ClientConn) -> Result<bool, ProxyError> {
+/// Forwards the request whose head is in `r.head`. Returns whether the client connection
+/// stays open. On error, `r.response_started` tells the caller whether it may still answer.
+pub async fn forward(
+    w: &CoreGen,
+    c: &mut ClientConn,
+    r: &mut RequestCtx,
+) -> Result<bool, ProxyError> {
     // The routed path is built in a buffer the connection keeps, not a new one per request.
-    let mut path = std::mem::take(&mut c.routed);
-    let r = forward_routed(w, c, &mut path).await;
-    c.routed = path;
-    r
+    let mut path = std::mem::take(&mut r.routed);
+    let res = forward_routed(w, c, r, &mut path).await;
+    r.routed = path;
+    res
 }
 
 async fn forward_routed(
     w: &CoreGen,
     c: &mut ClientConn,
+    r: &mut RequestCtx,
     path: &mut Vec<u8>,
 ) -> Result<bool, ProxyError> {
     let cfg = &w.shared.cfg;
-    let host = c.head.host.clone().map(|r| &c.buf[r]);
+    let host = r.head.host.clone().map(|r| &c.buf[r]);
     let vh_idx = routing::select_vhost(cfg, c.local, host);
     let vh = &cfg.vhosts[vh_idx];
-    c.vhost = vh_idx;
+    r.vhost = vh_idx;
     // `<Location>` access rules come first.
     // `Require host` rules need the client's name: looked up (and cached) only then.
     let ip = c.peer.ip();
@@ -89,27 +94,27 @@ async fn forward_routed(
         false => None,
     };
     // TRACE is refused or limited before anything else looks at it (Apache's core).
-    if c.head.method(&c.buf) == b"TRACE" {
+    if r.head.method(&c.buf) == b"TRACE" {
         match vh.trace {
             TraceEnable::Off => return Err(ErrorKind::TraceDisabled.into()),
-            TraceEnable::On if c.head.body() != RequestBody::None => {
+            TraceEnable::On if r.head.body() != RequestBody::None => {
                 return Err(ErrorKind::TraceWithBody.into())
             }
             _ => {}
         }
     }
     // Every rule below sees the normalized path, never the raw one (see routing::normalize).
-    let (raw, query) = c.head.target_parts(&c.buf);
+    let (raw, query) = r.head.target_parts(&c.buf);
     if &c.buf[raw.clone()] == b"*" {
         // `OPTIONS *` names no path: no rule can take it.
-        c.npath.clear();
-        c.npath.push(b'*');
+        r.npath.clear();
+        r.npath.push(b'*');
     } else {
-        routing::normalize::normalize(&c.buf[raw.clone()], &vh.paths, &mut c.npath, path)
+        routing::normalize::normalize(&c.buf[raw.clone()], &vh.paths, &mut r.npath, path)
             .map_err(|e| ProxyError::new(e.into()))?;
     }
     let input = routing::PathInput {
-        path: &c.npath,
+        path: &r.npath,
         raw: &c.buf[raw],
         query: query.map(|q| &c.buf[q]),
         keep_encoded_slashes: vh.paths.encoded_slashes == EncodedSlashes::NoDecode,
@@ -122,7 +127,7 @@ async fn forward_routed(
     }
     let rewritten = if vh.rewrite_engine {
         let buf = &c.buf;
-        let head = &c.head;
+        let head = &r.head;
         let header = |name: &str| -> Option<&[u8]> { head.header(buf, name.as_bytes()) };
         routing::rewrite(
             vh,
@@ -146,7 +151,7 @@ async fn forward_routed(
         }
         Some(routing::Rewritten::Status(s)) => return Err(ErrorKind::RewriteStatus(s).into()),
         Some(routing::Rewritten::Redirect { status, location }) => {
-            let host = c.head.host.clone().map(|r| &c.buf[r]);
+            let host = r.head.host.clone().map(|r| &c.buf[r]);
             let location = routing::fully_qualify(location, host, cfg.server_name_of(vh));
             return Err(ErrorKind::Redirect(status, location).into());
         }
@@ -156,7 +161,7 @@ async fn forward_routed(
             // takes the path: mod_proxy's handler runs first in Apache, which is why its
             // docs pair `<Location /balancer-manager>` with `ProxyPass /balancer-manager !`.
             None => match handler {
-                Some(h) => return admin::http::answer(w, c, vh, h).await,
+                Some(h) => return admin::http::answer(w, c, r, vh, h).await,
                 None => return Err(ErrorKind::NotProxied.into()),
             },
         },
@@ -175,30 +180,30 @@ async fn forward_routed(
 
     // A body up to ProxyRequestBuffer is read whole now, before a member is chosen: a
     // client sending it slowly then holds no member connection (no Tomcat thread).
-    buffer_body(w, c).await?;
+    buffer_body(w, c, r).await?;
     // How much of the request body is already here, validated (chunked framing errors are
     // caught before anything is sent to a backend).
-    let mut framing = Framing::from(c.head.body());
+    let mut framing = Framing::from(r.head.body());
     let mut probe = framing;
     let adv = probe
-        .advance(&c.buf[c.head.len..])
+        .advance(&c.buf[r.head.len..])
         .map_err(|e| ProxyError::new(e.into()))?;
     let inline = adv.done && adv.consumed <= INLINE_BODY_MAX.max(cfg.core.request_buffer);
     if inline {
         framing = probe;
     }
-    let inline_end = c.head.len + if inline { adv.consumed } else { 0 };
+    let inline_end = r.head.len + if inline { adv.consumed } else { 0 };
     // ringproxy's own failover (beyond Apache's, which moves only after a failed connect):
     // a request still whole here whose method may be repeated (RFC 9110 idempotent), at
     // most once per request.
-    let mut idempotent_budget = u8::from(inline && c.head.is_idempotent(&c.buf));
+    let mut idempotent_budget = u8::from(inline && r.head.is_idempotent(&c.buf));
     let shared_b = &w.shared.table.balancers[balancer];
     let local = &w.balancers[balancer];
     let view = local.view(shared_b);
-    let route_owned = requested_route(&view, c);
+    let route_owned = requested_route(&view, c, r);
     let keys = RequestKeys {
         route: route_owned.as_deref(),
-        hash: (view.lbmethod == LbMethod::Hash).then(|| hash_key(&view, c)),
+        hash: (view.lbmethod == LbMethod::Hash).then(|| hash_key(&view, c, r)),
     };
     let mut tried: Vec<usize> = Vec::new();
     loop {
@@ -219,7 +224,7 @@ async fn forward_routed(
         let m = choice.member;
         let mv = &view.members[m];
         let member = &mv.state.member;
-        if let Some(rec) = c.log.as_mut() {
+        if let Some(rec) = r.log.as_mut() {
             rec.balancer = (!cfg.balancers[balancer].implicit).then(|| view.name.clone());
             rec.member = Some(member.name.clone());
             rec.route = mv.route.clone();
@@ -236,7 +241,7 @@ async fn forward_routed(
                 route_changed: mv.route.is_some() && keys.route != mv.route.as_deref(),
                 sticky: view.sticky.as_ref().map(|s| s.cookie.clone()),
                 session_route: keys.route.map(str::to_string),
-                elapsed: c.started.elapsed(),
+                elapsed: r.started.elapsed(),
             }
         };
         let ctx = Exchange {
@@ -289,7 +294,7 @@ async fn forward_routed(
             if bc.buf.capacity() == 0 {
                 bc.buf = w.thread.backend_bufs.get();
             }
-            let exchanged = exchange(w, c, &mut bc, &ctx, framing).await;
+            let exchanged = exchange(w, c, r, &mut bc, &ctx, framing).await;
             // The buffer goes back whatever happened: idle pooled connections (up to
             // hundreds per member) hold none, and a backend that closes every connection
             // does not cost an allocation per request.
@@ -321,7 +326,7 @@ async fn forward_routed(
                     // Only a connection that ended before any response byte, and never a
                     // timeout: a backend that is slow is still running the request, and
                     // sending it again would multiply its load (Apache answers 504 once).
-                    let closed_early = !c.response_started
+                    let closed_early = !r.response_started
                         && matches!(
                             e.kind,
                             ErrorKind::BackendClosed(_) | ErrorKind::BackendIo(..)
@@ -343,9 +348,9 @@ async fn forward_routed(
 }
 
 /// The body stage of RequestReadTimeout for this request, started when its head was whole.
-fn body_deadline(w: &CoreGen, c: &ClientConn) -> Option<RateDeadline> {
+fn body_deadline(w: &CoreGen, r: &RequestCtx) -> Option<RateDeadline> {
     let stage = w.shared.cfg.core.read_timeouts.body?;
-    Some(RateDeadline::new(stage, c.started))
+    Some(RateDeadline::new(stage, r.started))
 }
 
 /// Counts and reports a body that arrived too slowly (408).
@@ -359,38 +364,42 @@ fn body_too_slow(w: &CoreGen) -> ProxyError {
 /// sent that much before it gets a member connection, so a slow one never holds one for
 /// long. Framing is checked as it arrives; the body stage of RequestReadTimeout and
 /// `Timeout` per read apply. A client waiting for `100 Continue` gets it first.
-async fn buffer_body(w: &CoreGen, c: &mut ClientConn) -> Result<(), ProxyError> {
+async fn buffer_body(
+    w: &CoreGen,
+    c: &mut ClientConn,
+    r: &mut RequestCtx,
+) -> Result<(), ProxyError> {
     let core = &w.shared.cfg.core;
     let bound = core.request_buffer;
-    if c.head.body() == RequestBody::None {
+    if r.head.body() == RequestBody::None {
         return Ok(());
     }
-    let mut framing = Framing::from(c.head.body());
+    let mut framing = Framing::from(r.head.body());
     let adv = framing
-        .advance(&c.buf[c.head.len..])
+        .advance(&c.buf[r.head.len..])
         .map_err(|e| ProxyError::new(e.into()))?;
     if adv.done || bound == 0 {
         return Ok(());
     }
-    let mut pos = c.head.len + adv.consumed;
-    send_continue(c, core.timeout)
+    let mut pos = r.head.len + adv.consumed;
+    send_continue(c, r, core.timeout)
         .await
         .map_err(|e| ProxyError::new(ErrorKind::client(e)))?;
-    let mut rate = body_deadline(w, c);
+    let mut rate = body_deadline(w, r);
     if let Some(d) = rate.as_mut() {
-        d.received(c.buf.len() - c.head.len);
+        d.received(c.buf.len() - r.head.len);
     }
-    while c.buf.len() - c.head.len <= bound {
+    while c.buf.len() - r.head.len <= bound {
         let (t, by_rate) = match rate.map(|d| d.next_wait(core.timeout, coarse_now())) {
             Some(Some(wait)) => wait,
             Some(None) => return Err(body_too_slow(w)),
             None => (core.timeout, false),
         };
-        let want = (bound + 1 - (c.buf.len() - c.head.len)).min(core.io_buffer_size);
+        let want = (bound + 1 - (c.buf.len() - r.head.len)).min(core.io_buffer_size);
         let buf = std::mem::take(&mut c.buf);
-        let (r, buf) = read_more(&mut c.stream, buf, want, t).await;
+        let (res, buf) = read_more(&mut c.stream, buf, want, t).await;
         c.buf = buf;
-        match r {
+        match res {
             Ok(0) => return Err(ErrorKind::ClientClosed.into()),
             Ok(n) => {
                 if let Some(d) = rate.as_mut() {
@@ -413,17 +422,17 @@ async fn buffer_body(w: &CoreGen, c: &mut ClientConn) -> Result<(), ProxyError> 
 
 /// `100 Continue`, once, to a client that asked for it before sending its body (RFC 9110
 /// §10.1.1): before ringproxy reads the body, whether to buffer or to stream it.
-async fn send_continue(c: &mut ClientConn, t: Duration) -> Result<(), IoFail> {
-    if !c.head.expect_continue || c.continue_sent {
+async fn send_continue(c: &mut ClientConn, r: &mut RequestCtx, t: Duration) -> Result<(), IoFail> {
+    if !r.head.expect_continue || r.continue_sent {
         return Ok(());
     }
     let mut out = std::mem::take(&mut c.out);
     out.clear();
     out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
-    let (r, out) = write_all(&mut c.stream, out, t).await;
+    let (res, out) = write_all(&mut c.stream, out, t).await;
     c.out = out;
-    r?;
-    c.continue_sent = true;
+    res?;
+    r.continue_sent = true;
     Ok(())
 }
 
@@ -437,29 +446,33 @@ fn take_budget(budget: &mut u8) -> bool {
 /// The sticky route in the request (URL parameter first, then cookie). The parameter is
 /// looked for in the normalized path and the query, as Apache reads it from the URL it
 /// routed.
-fn requested_route(view: &BalancerView, c: &ClientConn) -> Option<String> {
+fn requested_route(view: &BalancerView, c: &ClientConn, r: &RequestCtx) -> Option<String> {
     let sticky = view.sticky.as_ref()?;
-    let mut url = String::from_utf8_lossy(&c.npath).into_owned();
-    if let (_, Some(q)) = c.head.target_parts(&c.buf) {
+    let mut url = String::from_utf8_lossy(&r.npath).into_owned();
+    if let (_, Some(q)) = r.head.target_parts(&c.buf) {
         url.push('?');
         url.push_str(&String::from_utf8_lossy(&c.buf[q]));
     }
-    let cookies = header_values(c, b"cookie");
+    let cookies = header_values(c, r, b"cookie");
     sticky::requested_route(sticky, &url, cookies).map(str::to_string)
 }
 
-fn header_values<'a>(c: &'a ClientConn, name: &'a [u8]) -> impl Iterator<Item = &'a str> + 'a {
-    c.head
+fn header_values<'a>(
+    c: &'a ClientConn,
+    r: &'a RequestCtx,
+    name: &'a [u8],
+) -> impl Iterator<Item = &'a str> + 'a {
+    r.head
         .headers_named(&c.buf, name)
         .filter_map(|v| std::str::from_utf8(v).ok())
 }
 
 /// The key `lbmethod=hash` hashes; the client address when the header or cookie is absent.
-fn hash_key(view: &BalancerView, c: &ClientConn) -> u64 {
+fn hash_key(view: &BalancerView, c: &ClientConn, r: &RequestCtx) -> u64 {
     let value = match &view.hashkey {
         HashKey::ClientIp => None,
-        HashKey::Header(name) => header_values(c, name.as_bytes()).next(),
-        HashKey::Cookie(name) => sticky::cookie_value(header_values(c, b"cookie"), name),
+        HashKey::Header(name) => header_values(c, r, name.as_bytes()).next(),
+        HashKey::Cookie(name) => sticky::cookie_value(header_values(c, r, b"cookie"), name),
     };
     hash::fnv1a(value.unwrap_or(&c.peer_ip).as_bytes())
 }
@@ -515,11 +528,11 @@ struct Exchange<'a> {
 /// Whether the client connection may stay open after this request, as far as the
 /// connection itself goes (KeepAlive, the client's `Connection: close`, draining,
 /// MaxKeepAliveRequests); each kind of answer adds its own framing conditions.
-pub(crate) fn client_may_keep(w: &CoreGen, c: &ClientConn) -> bool {
+pub(crate) fn client_may_keep(w: &CoreGen, c: &ClientConn, r: &RequestCtx) -> bool {
     let core = &w.shared.cfg.core;
     let max_reqs = core.max_keepalive_requests;
     core.keepalive
-        && !c.head.close
+        && !r.head.close
         && !w.thread.drain.is_draining()
         && (max_reqs == 0 || c.requests < max_reqs)
 }
@@ -529,13 +542,14 @@ pub(crate) fn client_may_keep(w: &CoreGen, c: &ClientConn) -> bool {
 /// any protocol, as Apache's mod_proxy_http) and it has no body still to stream.
 fn upgrade_request(
     c: &ClientConn,
+    r: &RequestCtx,
     member: &Member,
     inline_end: Option<usize>,
 ) -> Option<std::ops::Range<usize>> {
     let allowed = member.params.upgrade.as_deref()?;
     // A body still to stream after the head cannot share the connection with a tunnel.
     inline_end?;
-    let asks = c
+    let asks = r
         .head
         .connection_tokens
         .iter()
@@ -543,7 +557,7 @@ fn upgrade_request(
     if !asks {
         return None;
     }
-    let h = c
+    let h = r
         .head
         .headers
         .iter()
@@ -569,35 +583,36 @@ fn upgrade_request(
 async fn tunnel(
     w: &CoreGen,
     c: &mut ClientConn,
+    r: &mut RequestCtx,
     bc: &mut BackendConn,
     mv: &MemberView,
     head_len: usize,
     idle: Duration,
-    pipes: Option<&PipePool>,
 ) -> Result<(bool, bool), ExchangeError> {
     let early = std::mem::take(&mut bc.buf);
-    c.status = 101;
-    c.head_out = head_len as u64;
-    c.bytes_out = early.len() as u64;
-    c.response_started = true;
-    let (r, _) = write_all(&mut c.stream, early, idle).await;
-    r.map_err(client_io)?;
+    r.status = 101;
+    r.head_out = head_len as u64;
+    r.bytes_out = early.len() as u64;
+    r.response_started = true;
+    let (res, _) = write_all(&mut c.stream, early, idle).await;
+    res.map_err(client_io)?;
     // Bytes the client sent after its request head belong to the new protocol.
     let pending = c
         .buf
-        .get(c.consumed..)
+        .get(r.consumed..)
         .map(<[u8]>::to_vec)
         .unwrap_or_default();
-    c.consumed = c.buf.len();
+    r.consumed = c.buf.len();
     if !pending.is_empty() {
-        let (r, _) = write_all(&mut bc.stream, pending, idle).await;
-        r.map_err(|e| ErrorKind::backend_send(&mv.state.member.name, e).into_ex())?;
+        let (res, _) = write_all(&mut bc.stream, pending, idle).await;
+        res.map_err(|e| ErrorKind::backend_send(&mv.state.member.name, e).into_ex())?;
     }
+    let pipes = (w.shared.cfg.core.splice_threshold > 0).then_some(&w.thread.pipes);
     let (up, down) =
         crate::transport::tunnel::run(&mut c.stream, &mut bc.stream, idle, pipes).await;
     mv.state.on_core(w.id).add_sent(up);
     mv.state.on_core(w.id).add_received(down);
-    c.bytes_out += down;
+    r.bytes_out += down;
     Ok((false, false))
 }
 
@@ -606,6 +621,7 @@ async fn tunnel(
 async fn exchange(
     w: &CoreGen,
     c: &mut ClientConn,
+    r: &mut RequestCtx,
     bc: &mut BackendConn,
     x: &Exchange<'_>,
     mut framing: Framing,
@@ -620,7 +636,7 @@ async fn exchange(
     let _ = x.balancer;
 
     // A WebSocket (or other) upgrade the member accepts: forwarded, and tunnelled on 101.
-    let upgrade = upgrade_request(c, member, x.inline_end);
+    let upgrade = upgrade_request(c, r, member, x.inline_end);
 
     // 1. Head (and a small complete body) in one write.
     let mut target = std::mem::take(&mut c.scratch);
@@ -633,7 +649,7 @@ async fn exchange(
     write_request_head(
         &mut out,
         &c.buf,
-        &c.head,
+        &r.head,
         &RequestRewrite {
             path: &target,
             host: member.host_header.as_bytes(),
@@ -663,7 +679,7 @@ async fn exchange(
     target.extend_from_slice(scheme.as_bytes());
     target.extend_from_slice(b"://");
     target.extend_from_slice(
-        c.head
+        r.head
             .host
             .clone()
             .map(|r| &c.buf[r])
@@ -671,7 +687,7 @@ async fn exchange(
     );
     c.scratch = target;
     if let Some(end) = x.inline_end {
-        out.extend_from_slice(&c.buf[c.head.len..end]);
+        out.extend_from_slice(&c.buf[r.head.len..end]);
     }
     let head_bytes = out.len() as u64;
     let (res, out) = write_all(&mut bc.stream, out, x.timeout).await;
@@ -687,14 +703,14 @@ async fn exchange(
 
     // 2. Stream the rest of the body, if it did not come whole with the head.
     match x.inline_end {
-        Some(end) => c.consumed = end,
+        Some(end) => r.consumed = end,
         None => {
-            send_continue(c, core.timeout).await.map_err(client_io)?;
-            let rate = body_deadline(w, c);
+            send_continue(c, r, core.timeout).await.map_err(client_io)?;
+            let rate = body_deadline(w, r);
             let buf = std::mem::take(&mut c.buf);
-            let start = c.head.len;
+            let start = r.head.len;
             let mut moved = 0;
-            let (r, buf) = stream_body(
+            let (res, buf) = stream_body(
                 &mut c.stream,
                 buf,
                 start,
@@ -707,7 +723,7 @@ async fn exchange(
             .await;
             mv.state.on_core(w.id).add_sent(moved);
             c.buf = buf;
-            c.consumed = match r {
+            r.consumed = match res {
                 Ok(pos) => pos,
                 Err(StreamError::SrcTimeout) => return Err(ErrorKind::ClientTimeout.into_ex()),
                 Err(StreamError::SrcTooSlow) => return Err(ExchangeError::Fatal(body_too_slow(w))),
@@ -727,12 +743,11 @@ async fn exchange(
     let mut rh = std::mem::take(&mut bc.head);
     loop {
         if !bc.buf.is_empty() {
-            match parse_response(&bc.buf, c.head.is_head, &mut rh) {
+            match parse_response(&bc.buf, r.head.is_head, &mut rh) {
                 Ok(Some(())) => {
                     if (100..200).contains(&rh.status) {
                         if rh.status == 101 && upgrade.is_some() {
-                            let pipes = (core.splice_threshold > 0).then_some(&w.thread.pipes);
-                            return tunnel(w, c, bc, mv, rh.len, x.timeout, pipes).await;
+                            return tunnel(w, c, r, bc, mv, rh.len, x.timeout).await;
                         }
                         if rh.status == 101 {
                             return Err(ErrorKind::BackendProtocol(
@@ -743,10 +758,10 @@ async fn exchange(
                         }
                         // Our own 100 already went out; others (103 Early Hints) pass to
                         // HTTP/1.1 clients.
-                        if rh.status != 100 && c.head.minor == 1 {
+                        if rh.status != 100 && r.head.minor == 1 {
                             let interim = bc.buf[..rh.len].to_vec();
-                            let (r, _) = write_all(&mut c.stream, interim, core.timeout).await;
-                            r.map_err(client_io)?;
+                            let (res, _) = write_all(&mut c.stream, interim, core.timeout).await;
+                            res.map_err(client_io)?;
                         }
                         bc.buf.drain(..rh.len);
                         continue;
@@ -759,9 +774,9 @@ async fn exchange(
         }
         let nothing_yet = bc.buf.is_empty();
         let buf = std::mem::take(&mut bc.buf);
-        let (r, buf) = read_more(&mut bc.stream, buf, BACKEND_BUF / 2, x.timeout).await;
+        let (res, buf) = read_more(&mut bc.stream, buf, BACKEND_BUF / 2, x.timeout).await;
         bc.buf = buf;
-        match r {
+        match res {
             Ok(0) if nothing_yet && x.inline_end.is_some() => return Err(ExchangeError::Stale),
             Ok(0) => return Err(ErrorKind::BackendClosed(name()).into_ex()),
             Ok(_) => {}
@@ -786,8 +801,8 @@ async fn exchange(
 
     // 4. Decide the client connection's future before the head goes out.
     let resp_body = rh.body();
-    let dechunk = resp_body == ResponseBody::Chunked && c.head.minor == 0;
-    let keep_client = client_may_keep(w, c) && resp_body != ResponseBody::UntilClose && !dechunk;
+    let dechunk = resp_body == ResponseBody::Chunked && r.head.minor == 0;
+    let keep_client = client_may_keep(w, c, r) && resp_body != ResponseBody::UntilClose && !dechunk;
     let public_base = std::mem::take(&mut c.scratch);
     let mut out = std::mem::take(&mut c.out);
     out.clear();
@@ -818,7 +833,7 @@ async fn exchange(
             cookie_paths: &vh.cookie_paths,
             public_base: &public_base,
             close: !keep_client,
-            keep_alive_10: keep_client && c.head.minor == 0,
+            keep_alive_10: keep_client && r.head.minor == 0,
             dechunk,
             extra,
             rules: &vh.response_headers,
@@ -827,7 +842,7 @@ async fn exchange(
                 elapsed: if vh.response_headers.is_empty() {
                     Duration::ZERO
                 } else {
-                    c.started.elapsed()
+                    r.started.elapsed()
                 },
                 ..x.env.clone()
             },
@@ -835,7 +850,7 @@ async fn exchange(
         &mut w.thread.fields.borrow_mut(),
     );
     c.scratch = public_base;
-    c.head_out = out.len() as u64;
+    r.head_out = out.len() as u64;
     // Body bytes that arrived with the head go out in the same write, when they are the
     // whole body (the common small-response case).
     let mut resp_framing = Framing::from(resp_body);
@@ -851,17 +866,17 @@ async fn exchange(
         }
     }
     mv.state.on_core(w.id).add_received(pos as u64);
-    c.status = rh.status;
-    c.bytes_out = out.len() as u64;
-    c.response_started = true;
-    let (r, out) = write_all(&mut c.stream, out, core.timeout).await;
+    r.status = rh.status;
+    r.bytes_out = out.len() as u64;
+    r.response_started = true;
+    let (res, out) = write_all(&mut c.stream, out, core.timeout).await;
     c.out = out;
-    r.map_err(client_io)?;
+    res.map_err(client_io)?;
 
     // 5. The rest of the response body.
     let buf = std::mem::take(&mut bc.buf);
     let mut moved = 0;
-    let (r, buf) = stream_body(
+    let (res, buf) = stream_body(
         &mut bc.stream,
         buf,
         pos,
@@ -873,9 +888,9 @@ async fn exchange(
     )
     .await;
     mv.state.on_core(w.id).add_received(moved);
-    c.bytes_out += moved;
+    r.bytes_out += moved;
     bc.buf = buf;
-    let end = match r {
+    let end = match res {
         Ok(end) => end,
         // Anything after the head was sent: the only honest signal left is closing the
         // client connection, so a truncated body never looks complete.
@@ -1005,9 +1020,9 @@ async fn stream_body(
             };
             if let Some(range) = write {
                 *moved += range.len() as u64;
-                let (r, b) = write_range(dst, buf, range, write_t).await;
+                let (res, b) = write_range(dst, buf, range, write_t).await;
                 buf = b;
-                match r {
+                match res {
                     Ok(()) => {}
                     Err(IoFail::Timeout) => return (Err(StreamError::DstTimeout), buf),
                     Err(IoFail::Io(e)) => return (Err(StreamError::DstIo(e)), buf),
@@ -1032,7 +1047,7 @@ async fn stream_body(
                     Ok(p) => p,
                     Err(e) => return (Err(StreamError::SrcIo(e)), buf),
                 };
-                let r = splice_exact(
+                let res = splice_exact(
                     src,
                     dst,
                     &mut pipe,
@@ -1042,7 +1057,7 @@ async fn stream_body(
                     moved,
                 )
                 .await;
-                return match r {
+                return match res {
                     Ok(()) => {
                         pipes.put_empty(pipe);
                         *framing = Framing::Length(0);
@@ -1066,9 +1081,9 @@ async fn stream_body(
             Ok(wait) => wait,
             Err(e) => return (Err(e), buf),
         };
-        let (r, b) = read_more(src, buf, chunk, t).await;
+        let (res, b) = read_more(src, buf, chunk, t).await;
         buf = b;
-        match r {
+        match res {
             Ok(0) => {
                 if matches!(framing, Framing::UntilClose) {
                     return (Ok(0), buf);
