@@ -5,4 +5,5 @@ pub mod body;
 pub mod head;
 pub mod headers;
 pub mod message;
+pub mod relay;
 pub mod write;

@@ -75,7 +75,7 @@ impl Thread {
             gens,
             read_bufs: BufPool::new(crate::conn::CLIENT_BUF, 256),
             small_bufs: BufPool::new(crate::conn::SMALL_BUF, 512),
-            backend_bufs: BufPool::new(crate::upstream::pool::BACKEND_BUF, 256),
+            backend_bufs: BufPool::new(crate::upstream::http1::BACKEND_BUF, 256),
             request_futures: FutureBoxes::new(256),
             fields: RefCell::default(),
             pipes: PipePool::default(),
@@ -164,7 +164,7 @@ impl Thread {
         let freed = closed * POOLED_CONN_BYTES
             + self.read_bufs.decay() * crate::conn::CLIENT_BUF
             + self.small_bufs.decay() * crate::conn::SMALL_BUF
-            + self.backend_bufs.decay() * crate::upstream::pool::BACKEND_BUF
+            + self.backend_bufs.decay() * crate::upstream::http1::BACKEND_BUF
             + self.request_futures.decay() * REQUEST_FUTURE_BYTES
             + self.lot.take_parked_count() * PARKED_TASK_BYTES;
         let pending = self.freed_since_trim.get() + freed;

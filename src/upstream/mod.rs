@@ -1,5 +1,88 @@
-//! The member side of a request: connections to members and the protocol spoken on them.
+//! The member side of a request: a connection to a member with the protocol spoken on it.
 //!
-//! [`pool`] keeps idle member connections per core, keyed by balancer and member.
+//! [`UpstreamSession`] has one variant per member protocol: HTTP/1.1 now ([`http1`]), AJP
+//! next. The proxy's attempt loop (pooled or new connection, stale retry, failover) only
+//! asks a session whether it came from the pool and lends it a buffer; what is said on it
+//! is the variant's. [`connect`] makes a new one (TCP now; a TLS handshake will fold into
+//! the same connect timeout), [`pool`] keeps idle ones per core, keyed by balancer and
+//! member.
 
+pub mod http1;
 pub mod pool;
+
+use std::time::Duration;
+
+use crate::config::Member;
+use crate::error::{ErrorKind, ProxyError};
+use crate::runtime::buffer::BufPool;
+use crate::transport::{BackendStream, ConnectError};
+use http1::Http1Session;
+
+/// A connection to a member, by protocol.
+pub enum UpstreamSession {
+    Http1(Http1Session),
+}
+
+impl UpstreamSession {
+    /// Lent from the pool (so it may have been closed by the member while idle).
+    pub fn reused(&self) -> bool {
+        match self {
+            UpstreamSession::Http1(s) => s.reused,
+        }
+    }
+
+    /// Gives the session a read buffer from the core's pool for one exchange.
+    pub fn lend_buffer(&mut self, bufs: &BufPool) {
+        match self {
+            UpstreamSession::Http1(s) if s.buf.capacity() == 0 => s.buf = bufs.get(),
+            UpstreamSession::Http1(_) => {}
+        }
+    }
+
+    /// Takes the read buffer back whatever happened: idle pooled connections (up to
+    /// hundreds per member) hold none, and a member that closes every connection does not
+    /// cost an allocation per request.
+    pub fn return_buffer(&mut self, bufs: &BufPool) {
+        match self {
+            UpstreamSession::Http1(s) => bufs.put(std::mem::take(&mut s.buf)),
+        }
+    }
+
+    /// When it went idle (for the pool's `ttl` and purge).
+    pub fn idle_since(&self) -> std::time::Instant {
+        match self {
+            UpstreamSession::Http1(s) => s.idle_since,
+        }
+    }
+
+    /// Into the pool: idle from now, no buffer held.
+    pub(crate) fn park(&mut self) {
+        match self {
+            UpstreamSession::Http1(s) => {
+                s.buf = Vec::new();
+                // Idle limits are seconds: the coarse clock is precise enough, and cheaper.
+                s.idle_since = crate::runtime::timer::coarse_now();
+            }
+        }
+    }
+
+    /// Out of the pool.
+    pub(crate) fn unpark(&mut self) {
+        match self {
+            UpstreamSession::Http1(s) => s.reused = true,
+        }
+    }
+}
+
+/// A new session with `member` within `t` (the member's `connectiontimeout`).
+pub async fn connect(member: &Member, t: Duration) -> Result<UpstreamSession, ProxyError> {
+    let keepalive = member.params.keepalive == Some(true);
+    let stream = match BackendStream::connect(member.addr, t, keepalive).await {
+        Ok(s) => s,
+        Err(ConnectError::Io(e)) => return Err(ErrorKind::Connect(member.name.clone(), e).into()),
+        Err(ConnectError::Timeout) => {
+            return Err(ErrorKind::ConnectTimeout(member.name.clone()).into())
+        }
+    };
+    Ok(UpstreamSession::Http1(Http1Session::new(stream)))
+}

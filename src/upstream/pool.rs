@@ -1,4 +1,4 @@
-//! Per-worker keep-alive connections to backend members.
+//! Per-core keep-alive connections to members (sessions of any member protocol).
 //!
 //! One pool per worker, one idle stack per member: no locks, no sharing. The most recently
 //! used connection is lent first (LIFO) because it is the least likely to have been closed
@@ -8,32 +8,15 @@
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
+use super::UpstreamSession;
 use crate::config::Member;
-use crate::http::head::ResponseHead;
-use crate::transport::BackendStream;
 
 /// Idle connections kept per member per worker when neither `smax` nor `max` is given.
 pub const DEFAULT_MAX_IDLE: usize = 256;
-/// Backend read buffer; large enough that a typical response head and small body arrive in
-/// one read.
-pub const BACKEND_BUF: usize = 16 * 1024;
-
-pub struct BackendConn {
-    pub stream: BackendStream,
-    /// Read buffer, lent from the worker's `backend_bufs` for one exchange; without
-    /// capacity while the connection waits in the pool.
-    pub buf: Vec<u8>,
-    pub idle_since: Instant,
-    /// Lent from the pool (so it may be stale), as opposed to freshly connected.
-    pub reused: bool,
-    /// The last response's parsed head, kept for its allocations (see `proxy::exchange`).
-    pub head: ResponseHead,
-}
-
 #[derive(Default)]
 struct MemberPool {
     /// Oldest first: check-ins push, check-outs pop.
-    idle: Vec<BackendConn>,
+    idle: Vec<UpstreamSession>,
     /// The fewest connections `idle` held since the last purge: that many sat unused the
     /// whole time.
     low: usize,
@@ -44,7 +27,7 @@ struct MemberPool {
 impl MemberPool {
     fn purge(&mut self, now: Instant) -> usize {
         let n = purge_count(
-            self.idle.iter().map(|c| c.idle_since),
+            self.idle.iter().map(UpstreamSession::idle_since),
             self.low,
             self.ttl,
             now,
@@ -114,18 +97,18 @@ impl Pool {
     }
 
     /// An idle connection to the member, if one is fresh enough.
-    pub fn checkout(&self, b: usize, m: usize, member: &Member) -> Option<BackendConn> {
+    pub fn checkout(&self, b: usize, m: usize, member: &Member) -> Option<UpstreamSession> {
         let (_, ttl, _) = limits(member);
         self.with(b, m, |pool| {
             let mut found = None;
             while let Some(mut c) = pool.idle.pop() {
                 if ttl.is_some_and(|ttl| {
-                    crate::runtime::timer::coarse_now().saturating_duration_since(c.idle_since)
+                    crate::runtime::timer::coarse_now().saturating_duration_since(c.idle_since())
                         > ttl
                 }) {
                     continue; // dropped: closes the socket
                 }
-                c.reused = true;
+                c.unpark();
                 found = Some(c);
                 break;
             }
@@ -135,7 +118,7 @@ impl Pool {
     }
 
     /// Returns a connection after a complete exchange; dropped when the pool is full.
-    pub fn checkin(&self, b: usize, m: usize, member: &Member, mut conn: BackendConn) {
+    pub fn checkin(&self, b: usize, m: usize, member: &Member, mut conn: UpstreamSession) {
         let (max_idle, ttl, reuse) = limits(member);
         if !reuse {
             return;
@@ -143,11 +126,9 @@ impl Pool {
         self.with(b, m, |pool| {
             pool.ttl = ttl;
             if pool.idle.len() < max_idle {
-                // The caller returns the buffer to the worker's pool first; whatever is
-                // left here is dropped rather than kept by an idle connection.
-                conn.buf = Vec::new();
-                // Idle limits are seconds: the coarse clock is precise enough, and cheaper.
-                conn.idle_since = crate::runtime::timer::coarse_now();
+                // The caller returns the buffer to the core's pool first; whatever is
+                // left is dropped rather than kept by an idle connection.
+                conn.park();
                 pool.idle.push(conn);
             }
         });

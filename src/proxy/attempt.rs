@@ -1,0 +1,244 @@
+//! The attempt loop: choose a member, take a session (pooled or new), run the exchange,
+//! and on failure ask [`super::policy`] what comes next. Nothing here depends on the
+//! member protocol: sessions come from [`crate::upstream`].
+
+use std::sync::atomic::Ordering;
+
+use tracing::{debug, error, warn};
+
+use crate::admin::stats::Retry;
+use crate::balancer::{BalancerView, Choice, CoreView, NoChoice, RequestKeys};
+use crate::config::LbMethod;
+use crate::conn::{ClientConn, RequestCtx};
+use crate::error::{ErrorKind, ProxyError};
+use crate::http::body::Framing;
+use crate::http::headers::Env as HeaderEnv;
+use crate::runtime::CoreGen;
+use crate::upstream::{self, UpstreamSession};
+
+use super::exchange::{exchange, Exchange, ExchangeError};
+use super::members::{fail_member, hash_key, requested_route};
+use super::policy::{self, Next, Outcome, Retries};
+
+/// A routed request, ready to go to a member of `balancer`.
+pub(super) struct Routed<'a> {
+    pub vh_idx: usize,
+    pub balancer: usize,
+    /// The path as routed (what the member's own path is prefixed to).
+    pub path: &'a [u8],
+    /// The request body's framing from where the buffered part ends.
+    pub framing: Framing,
+    /// Where the request ends in the client buffer when its body came whole with the head.
+    pub inline_end: Option<usize>,
+}
+
+/// Why the attempts on one member ended without an answer.
+enum MemberFailed {
+    /// Try another member (if `maxattempts` allows); this is the error otherwise.
+    Next(ProxyError),
+    /// Answer with this error.
+    GiveUp(ProxyError),
+}
+
+/// Sends the request to members of its balancer until one answers or the policy gives
+/// up. Returns whether the client connection stays.
+pub(super) async fn run(
+    w: &CoreGen,
+    c: &mut ClientConn,
+    r: &mut RequestCtx,
+    routed: &Routed<'_>,
+) -> Result<bool, ProxyError> {
+    let local = &w.balancers[routed.balancer];
+    let view = local.view(&w.shared.table.balancers[routed.balancer]);
+    let route = requested_route(&view, c, r);
+    let keys = RequestKeys {
+        route: route.as_deref(),
+        hash: (view.lbmethod == LbMethod::Hash).then(|| hash_key(&view, c, r)),
+    };
+    let whole = routed.inline_end.is_some();
+    let mut retries = Retries::new(whole, r.head.is_idempotent(&c.buf));
+    let mut tried: Vec<usize> = Vec::new();
+    loop {
+        let choice = choose(w, routed.balancer, &view, keys, &tried)?;
+        let failure = match on_member(w, c, r, routed, &view, keys, choice, &mut retries).await {
+            Ok(keep) => return Ok(keep),
+            Err(MemberFailed::GiveUp(e)) => return Err(e),
+            Err(MemberFailed::Next(e)) => e,
+        };
+        tried.push(choice.member);
+        if !policy::another_member(tried.len(), view.maxattempts) {
+            return Err(failure);
+        }
+        warn!("{failure}; trying another member of {}", view.name);
+    }
+}
+
+/// The balancer's choice among the members not tried yet.
+fn choose(
+    w: &CoreGen,
+    balancer: usize,
+    view: &BalancerView,
+    keys: RequestKeys<'_>,
+    tried: &[usize],
+) -> Result<Choice, ProxyError> {
+    match w.balancers[balancer].select(view, &w.shared.table, keys, tried) {
+        Ok(choice) => Ok(choice),
+        Err(NoChoice::AllInError) => {
+            error!("AH01170: {}: All workers are in error state", view.name);
+            Err(ErrorKind::NoMember(view.name.clone()).into())
+        }
+        Err(NoChoice::RouteUnavailable(route)) => {
+            error!(
+                "AH01172: {}: All workers are in error state for route ({route})",
+                view.name
+            );
+            Err(ErrorKind::NoMember(view.name.clone()).into())
+        }
+    }
+}
+
+/// Attempts on the chosen member: a pooled session first, a new one after a stale one.
+#[allow(clippy::too_many_arguments)]
+async fn on_member(
+    w: &CoreGen,
+    c: &mut ClientConn,
+    r: &mut RequestCtx,
+    routed: &Routed<'_>,
+    view: &CoreView,
+    keys: RequestKeys<'_>,
+    choice: Choice,
+    retries: &mut Retries,
+) -> Result<bool, MemberFailed> {
+    let cfg = &w.shared.cfg;
+    let (b, m) = (routed.balancer, choice.member);
+    let mv = &view.members[m];
+    let member = &mv.state.member;
+    let implicit = cfg.balancers[b].implicit;
+    if let Some(rec) = r.log.as_mut() {
+        rec.balancer = (!implicit).then(|| view.name.clone());
+        rec.member = Some(member.name.clone());
+        rec.route = mv.route.clone();
+    }
+    let env = header_env(w, r, routed, view, keys, m);
+    let x = Exchange {
+        env: &env,
+        vh_idx: routed.vh_idx,
+        member: m,
+        view,
+        routed: routed.path,
+        timeout: cfg.member_timeout(routed.vh_idx, b, member),
+        inline_end: routed.inline_end,
+        set_route: (view.sticky_insert && (keys.route.is_none() || choice.route_changed))
+            .then_some(mv.route.as_deref())
+            .flatten(),
+    };
+    // Counted in flight for as long as this member has the request.
+    let _busy = mv
+        .state
+        .busy_guard(w.id, view.lbmethod == LbMethod::ByBusyness);
+    let mut pooled_ok = true;
+    loop {
+        let (outcome, e) = match session(w, routed, &x, pooled_ok).await {
+            Ok(mut session) => {
+                session.lend_buffer(&w.thread.backend_bufs);
+                let exchanged = exchange(w, c, r, &mut session, &x, routed.framing).await;
+                session.return_buffer(&w.thread.backend_bufs);
+                match exchanged {
+                    Ok((keep, reusable)) => {
+                        if reusable {
+                            w.pool.checkin(b, m, member, session);
+                        }
+                        return Ok(keep);
+                    }
+                    Err(ExchangeError::Stale) => (
+                        Outcome::Stale {
+                            pooled: session.reused(),
+                        },
+                        ProxyError::new(ErrorKind::BackendClosed(member.name.clone())),
+                    ),
+                    Err(ExchangeError::Fatal(e)) => (
+                        Outcome::Failed {
+                            closed_early: policy::closed_early(&e, r.response_started),
+                        },
+                        e,
+                    ),
+                }
+            }
+            Err(e) => {
+                fail_member(w, mv, &e, "ap_proxy_connect_backend disabling worker");
+                (Outcome::ConnectFailed, e)
+            }
+        };
+        match retries.next(outcome) {
+            Next::FreshConnection => {
+                debug!(
+                    "pooled connection to {} was stale; retrying on a new one",
+                    member.name
+                );
+                w.stats().retries[Retry::Stale as usize].fetch_add(1, Ordering::Relaxed);
+                pooled_ok = false;
+            }
+            Next::OtherMember(why) => {
+                w.stats().retries[why as usize].fetch_add(1, Ordering::Relaxed);
+                return Err(MemberFailed::Next(e));
+            }
+            Next::GiveUp => return Err(MemberFailed::GiveUp(e)),
+        }
+    }
+}
+
+/// A session with the exchange's member: from the pool when `pooled_ok` and one is idle,
+/// else a new connection.
+async fn session(
+    w: &CoreGen,
+    routed: &Routed<'_>,
+    x: &Exchange<'_>,
+    pooled_ok: bool,
+) -> Result<UpstreamSession, ProxyError> {
+    let (b, m) = (routed.balancer, x.member);
+    let member = &x.view.members[m].state.member;
+    let pooled = pooled_ok.then(|| w.pool.checkout(b, m, member)).flatten();
+    let stats = w.stats();
+    let counter = match pooled {
+        Some(_) => &stats.pool_hits,
+        None => &stats.pool_misses,
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+    match pooled {
+        Some(s) => Ok(s),
+        None => {
+            let t = w
+                .shared
+                .cfg
+                .member_connect_timeout(routed.vh_idx, b, member);
+            upstream::connect(member, t).await
+        }
+    }
+}
+
+/// mod_proxy_balancer's variables, for Header/RequestHeader (only when rules use them).
+fn header_env(
+    w: &CoreGen,
+    r: &RequestCtx,
+    routed: &Routed<'_>,
+    view: &BalancerView,
+    keys: RequestKeys<'_>,
+    m: usize,
+) -> HeaderEnv {
+    let cfg = &w.shared.cfg;
+    let vh = &cfg.vhosts[routed.vh_idx];
+    if vh.request_headers.is_empty() && vh.response_headers.is_empty() {
+        return HeaderEnv::default();
+    }
+    let mv = &view.members[m];
+    let implicit = cfg.balancers[routed.balancer].implicit;
+    HeaderEnv {
+        balancer: (!implicit).then(|| view.name.clone()),
+        worker_name: Some(mv.state.member.name.clone()),
+        worker_route: mv.route.clone(),
+        route_changed: mv.route.is_some() && keys.route != mv.route.as_deref(),
+        sticky: view.sticky.as_ref().map(|s| s.cookie.clone()),
+        session_route: keys.route.map(str::to_string),
+        elapsed: r.started.elapsed(),
+    }
+}
