@@ -450,7 +450,6 @@ async fn read_head(
     max_head: usize,
 ) -> Result<bool, ProxyError> {
     let core = &w.shared.cfg.core;
-    // New bytes are scanned once for the head's end; the parser runs once, on a whole head.
     let mut scan = HeadScan::default();
     // mod_reqtimeout's header stage: from the connection's start for its first request,
     // from the first byte for later ones.
@@ -465,30 +464,8 @@ async fn read_head(
         d
     });
     loop {
-        if !c.buf.is_empty() {
-            let first_bytes = scan.scanned() == 0;
-            let complete = scan
-                .advance(&c.buf, limits)
-                .map_err(|e| ProxyError::new(ErrorKind::BadHead(e)))?;
-            // The parser also looks at the first bytes of a head that is still arriving, so
-            // that garbage (a TLS hello on a plain port) is refused at once, not after the
-            // line limit or the timeout.
-            if complete || first_bytes {
-                match parse_request(&c.buf, limits, &mut r.head) {
-                    Ok(Some(())) => return Ok(true),
-                    Ok(None) if !complete => {}
-                    Ok(None) => {
-                        return Err(ErrorKind::BadHead(crate::http::head::HeadError::Malformed(
-                            "incomplete head",
-                        ))
-                        .into())
-                    }
-                    Err(e) => return Err(ErrorKind::BadHead(e).into()),
-                }
-            }
-            if c.buf.len() > max_head {
-                return Err(ErrorKind::BadHead(crate::http::head::HeadError::FieldTooLarge).into());
-            }
+        if !c.buf.is_empty() && parse_head(&c.buf, &mut scan, limits, max_head, &mut r.head)? {
+            return Ok(true);
         }
         let idle = c.buf.is_empty();
         if idle && w.thread.drain.is_draining() {
@@ -516,7 +493,7 @@ async fn read_head(
         let (res, buf) = if idle {
             // An idle connection also ends when the worker starts draining.
             monoio::select! {
-                r = read_more(&mut c.stream, buf, 4096, t) => r,
+                res = read_more(&mut c.stream, buf, 4096, t) => res,
                 _ = w.thread.drain.draining() => return Ok(false),
             }
         } else {
@@ -537,6 +514,38 @@ async fn read_head(
             Err(IoFail::Io(e)) => return Err(ErrorKind::ClientIo(e).into()),
         }
     }
+}
+
+/// Looks at what arrived of a head: true once it is whole and parsed into `head`. New bytes
+/// are scanned once for the head's end; the parser runs on a whole head, and also on the
+/// first bytes of one still arriving, so that garbage (a TLS hello on a plain port) is
+/// refused at once, not after the line limit or the timeout.
+fn parse_head(
+    buf: &[u8],
+    scan: &mut HeadScan,
+    limits: &Limits,
+    max_head: usize,
+    head: &mut RequestHead,
+) -> Result<bool, ProxyError> {
+    use crate::http::head::HeadError;
+    let first_bytes = scan.scanned() == 0;
+    let complete = scan
+        .advance(buf, limits)
+        .map_err(|e| ProxyError::new(ErrorKind::BadHead(e)))?;
+    if complete || first_bytes {
+        match parse_request(buf, limits, head) {
+            Ok(Some(())) => return Ok(true),
+            Ok(None) if !complete => {}
+            Ok(None) => {
+                return Err(ErrorKind::BadHead(HeadError::Malformed("incomplete head")).into())
+            }
+            Err(e) => return Err(ErrorKind::BadHead(e).into()),
+        }
+    }
+    if buf.len() > max_head {
+        return Err(ErrorKind::BadHead(HeadError::FieldTooLarge).into());
+    }
+    Ok(false)
 }
 
 /// The head's RequestReadTimeout stage ran out: 408 when part of a head came (counted and

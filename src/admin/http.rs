@@ -15,6 +15,95 @@ use crate::proxy::client_may_keep;
 use crate::runtime::CoreGen;
 use crate::transport::io::write_all;
 
+/// A manager answer: status, content type, body, and where a 303 sends the browser.
+type Answer = (u16, &'static str, String, Option<String>);
+
+/// A change posted to the balancer-manager: the form (small, read whole), the same-host
+/// check against cross-site requests, then the change.
+async fn manager_change(
+    w: &CoreGen,
+    c: &mut ClientConn,
+    r: &mut RequestCtx,
+    wants_json: bool,
+    path: &str,
+) -> Result<Answer, ProxyError> {
+    let shared = &w.shared;
+    let end = read_form(w, c, r).await?;
+    let same_host = admin::manager::same_host(
+        header_str(c, r, b"host"),
+        header_str(c, r, b"referer"),
+        header_str(c, r, b"origin"),
+    );
+    if !same_host {
+        warn!(
+            "balancer-manager: change from {} refused: Referer/Origin is not this host",
+            c.peer_ip
+        );
+        let text = "403 Forbidden: Referer or Origin must name this host\n".to_string();
+        return Ok((403, "text/plain", text, None));
+    }
+    let form = admin::manager::parse_form(&c.buf[r.head.len..end]);
+    // A member's name is looked up on the resolver pool, never on this event loop.
+    let addr = match admin::manager::new_member_host(&form) {
+        Some((host, port)) => crate::dns::resolve(&host, port).await,
+        None => None,
+    };
+    Ok(
+        match admin::manager::apply(shared, &c.peer_ip, &form, addr) {
+            Ok(_) if wants_json => (
+                200,
+                "application/json",
+                admin::manager::state_json(shared),
+                None,
+            ),
+            Ok(_) => (
+                303,
+                "text/plain",
+                "changed\n".to_string(),
+                Some(path.to_string()),
+            ),
+            Err((status, msg)) => {
+                warn!("balancer-manager: change from {} refused: {msg}", c.peer_ip);
+                let text = format!("{status} {}\n", admin::escape(&msg));
+                (status, "text/plain", text, None)
+            }
+        },
+    )
+}
+
+/// Reads a posted form whole into the client buffer (at most MAX_FORM); returns where it
+/// ends there.
+async fn read_form(
+    w: &CoreGen,
+    c: &mut ClientConn,
+    r: &mut RequestCtx,
+) -> Result<usize, ProxyError> {
+    let len = match r.head.body() {
+        RequestBody::Length(n) if n <= MAX_FORM => n as usize,
+        RequestBody::None => 0,
+        _ => {
+            return Err(ErrorKind::BadHead(crate::http::head::HeadError::Malformed(
+                "balancer-manager takes a form of at most 64 KiB",
+            ))
+            .into())
+        }
+    };
+    let end = r.head.len + len;
+    let t = w.shared.cfg.core.timeout;
+    while c.buf.len() < end {
+        let buf = std::mem::take(&mut c.buf);
+        let (res, buf) = crate::transport::io::read_more(&mut c.stream, buf, len, t).await;
+        c.buf = buf;
+        match res {
+            Ok(0) => return Err(ErrorKind::ClientClosed.into()),
+            Ok(_) => {}
+            Err(e) => return Err(ErrorKind::client(e).into()),
+        }
+    }
+    r.consumed = end;
+    Ok(end)
+}
+
 /// Answers a `SetHandler` location (server-status, metrics, balancer-manager) from this
 /// process. Returns whether the client connection stays.
 pub async fn answer(
@@ -121,94 +210,18 @@ async fn balancer_manager(
         .next()
         .unwrap_or("/")
         .to_string();
-    let method = r.head.method(&c.buf).to_vec();
-    let (status, ctype, body, location) = if method == b"POST" {
-        // The form: small, read whole.
-        let len = match r.head.body() {
-            RequestBody::Length(n) if n <= MAX_FORM => n as usize,
-            RequestBody::None => 0,
-            _ => {
-                return Err(ErrorKind::BadHead(crate::http::head::HeadError::Malformed(
-                    "balancer-manager takes a form of at most 64 KiB",
-                ))
-                .into())
-            }
-        };
-        let end = r.head.len + len;
-        while c.buf.len() < end {
-            let buf = std::mem::take(&mut c.buf);
-            let (res, buf) =
-                crate::transport::io::read_more(&mut c.stream, buf, len, core.timeout).await;
-            c.buf = buf;
-            match res {
-                Ok(0) => return Err(ErrorKind::ClientClosed.into()),
-                Ok(_) => {}
-                Err(e) => return Err(ErrorKind::client(e).into()),
-            }
-        }
-        r.consumed = end;
-        let host = header_str(c, r, b"host");
-        if !admin::manager::same_host(
-            host,
-            header_str(c, r, b"referer"),
-            header_str(c, r, b"origin"),
-        ) {
-            warn!(
-                "balancer-manager: change from {} refused: Referer/Origin is not this host",
-                c.peer_ip
-            );
-            (
-                403,
-                "text/plain",
-                "403 Forbidden: Referer or Origin must name this host\n".to_string(),
-                None,
-            )
-        } else {
-            let form = admin::manager::parse_form(&c.buf[r.head.len..end]);
-            // A member's name is looked up on the resolver pool, never on this event loop.
-            let addr = match admin::manager::new_member_host(&form) {
-                Some((host, port)) => crate::dns::resolve(&host, port).await,
-                None => None,
-            };
-            match admin::manager::apply(shared, &c.peer_ip, &form, addr) {
-                Ok(_) if wants_json => (
-                    200,
-                    "application/json",
-                    admin::manager::state_json(shared),
-                    None,
-                ),
-                Ok(_) => (
-                    303,
-                    "text/plain",
-                    "changed\n".to_string(),
-                    Some(path.clone()),
-                ),
-                Err((status, msg)) => {
-                    warn!("balancer-manager: change from {} refused: {msg}", c.peer_ip);
-                    let text = format!("{status} {}\n", admin::escape(&msg));
-                    (status, "text/plain", text, None)
-                }
-            }
-        }
+    let post = r.head.method(&c.buf) == b"POST";
+    let (status, ctype, body, location) = if post {
+        manager_change(w, c, r, wants_json, &path).await?
     } else if wants_json {
-        (
-            200,
-            "application/json",
-            admin::manager::state_json(shared),
-            None,
-        )
+        r.consumed = r.head.len;
+        let json = admin::manager::state_json(shared);
+        (200, "application/json", json, None)
     } else {
         r.consumed = r.head.len;
-        (
-            200,
-            "text/html; charset=utf-8",
-            admin::manager::page(shared, &path),
-            None,
-        )
+        let html = admin::manager::page(shared, &path);
+        (200, "text/html; charset=utf-8", html, None)
     };
-    if method != b"POST" {
-        r.consumed = r.head.len;
-    }
     let keep = client_may_keep(w, c, r);
     let mut extra = String::from("Cache-Control: no-store\r\nX-Frame-Options: DENY\r\n");
     if let Some(l) = location {

@@ -95,30 +95,16 @@ pub async fn stream_body(
     how: &Streaming<'_>,
     moved: &mut u64,
 ) -> (Result<usize, StreamError>, Vec<u8>) {
-    let (read_t, write_t, chunk) = (how.read_t, how.write_t, how.chunk);
+    let (write_t, chunk) = (how.write_t, how.chunk);
     loop {
         if framing.is_done() {
             return (Ok(pos), buf);
         }
         while pos < buf.len() {
             // One framing step, then write what it covered.
-            let (write, consumed, done) = if dechunk {
-                let Framing::Chunked(dec) = framing else {
-                    unreachable!("dechunk is only chosen for chunked bodies")
-                };
-                match dec.decode(&buf[pos..]) {
-                    Ok(step) => (
-                        step.data.map(|d| pos + d.start..pos + d.end),
-                        step.consumed,
-                        step.done,
-                    ),
-                    Err(e) => return (Err(StreamError::Framing(e)), buf),
-                }
-            } else {
-                match framing.advance(&buf[pos..]) {
-                    Ok(adv) => (Some(pos..pos + adv.consumed), adv.consumed, adv.done),
-                    Err(e) => return (Err(StreamError::Framing(e)), buf),
-                }
+            let (write, consumed, done) = match step(framing, dechunk, &buf, pos) {
+                Ok(step) => step,
+                Err(e) => return (Err(StreamError::Framing(e)), buf),
             };
             if let Some(range) = write {
                 *moved += range.len() as u64;
@@ -145,38 +131,11 @@ pub async fn stream_body(
         let (pipes, threshold) = how.splice;
         if let (Framing::Length(rest), false) = (*framing, dechunk) {
             if worth_splicing(src, dst, rest, threshold) {
-                let mut pipe = match pipes.get_for_body() {
-                    Ok(p) => p,
-                    Err(e) => return (Err(StreamError::SrcIo(e)), buf),
-                };
-                let res = splice_exact(
-                    src,
-                    dst,
-                    &mut pipe,
-                    rest,
-                    (read_t, write_t),
-                    &how.rate,
-                    moved,
-                )
-                .await;
-                return match res {
-                    Ok(()) => {
-                        pipes.put_empty(pipe);
-                        *framing = Framing::Length(0);
-                        (Ok(0), buf)
-                    }
-                    Err(e) => (
-                        Err(match e {
-                            SpliceError::SrcTimeout => StreamError::SrcTimeout,
-                            SpliceError::SrcTooSlow => StreamError::SrcTooSlow,
-                            SpliceError::SrcEof => StreamError::SrcEof,
-                            SpliceError::SrcIo(e) => StreamError::SrcIo(e),
-                            SpliceError::DstTimeout => StreamError::DstTimeout,
-                            SpliceError::DstIo(e) => StreamError::DstIo(e),
-                        }),
-                        buf,
-                    ),
-                };
+                let res = splice_rest(src, dst, pipes, rest, how, moved).await;
+                if res.is_ok() {
+                    *framing = Framing::Length(0);
+                }
+                return (res.map(|()| 0), buf);
             }
         }
         let (t, by_rate) = match how.next_read() {
@@ -196,6 +155,53 @@ pub async fn stream_body(
             Err(IoFail::Timeout) if by_rate => return (Err(StreamError::SrcTooSlow), buf),
             Err(IoFail::Timeout) => return (Err(StreamError::SrcTimeout), buf),
             Err(IoFail::Io(e)) => return (Err(StreamError::SrcIo(e)), buf),
+        }
+    }
+}
+
+/// One framing step over `buf[pos..]`: the bytes to write (de-chunked: the data only),
+/// how many were consumed, and whether the body ended.
+type Step = (Option<std::ops::Range<usize>>, usize, bool);
+
+fn step(framing: &mut Framing, dechunk: bool, buf: &[u8], pos: usize) -> Result<Step, BodyError> {
+    if dechunk {
+        let Framing::Chunked(dec) = framing else {
+            unreachable!("dechunk is only chosen for chunked bodies")
+        };
+        let step = dec.decode(&buf[pos..])?;
+        let data = step.data.map(|d| pos + d.start..pos + d.end);
+        return Ok((data, step.consumed, step.done));
+    }
+    let adv = framing.advance(&buf[pos..])?;
+    Ok((Some(pos..pos + adv.consumed), adv.consumed, adv.done))
+}
+
+/// The last `rest` bytes of a body of known length, through a pipe of the core's.
+async fn splice_rest(
+    src: &mut impl Transport,
+    dst: &mut impl Transport,
+    pipes: &PipePool,
+    rest: u64,
+    how: &Streaming<'_>,
+    moved: &mut u64,
+) -> Result<(), StreamError> {
+    let mut pipe = pipes.get_for_body().map_err(StreamError::SrcIo)?;
+    let times = (how.read_t, how.write_t);
+    splice_exact(src, dst, &mut pipe, rest, times, &how.rate, moved).await?;
+    // On error the pipe may hold bytes: it is dropped, not returned.
+    pipes.put_empty(pipe);
+    Ok(())
+}
+
+impl From<SpliceError> for StreamError {
+    fn from(e: SpliceError) -> Self {
+        match e {
+            SpliceError::SrcTimeout => StreamError::SrcTimeout,
+            SpliceError::SrcTooSlow => StreamError::SrcTooSlow,
+            SpliceError::SrcEof => StreamError::SrcEof,
+            SpliceError::SrcIo(e) => StreamError::SrcIo(e),
+            SpliceError::DstTimeout => StreamError::DstTimeout,
+            SpliceError::DstIo(e) => StreamError::DstIo(e),
         }
     }
 }

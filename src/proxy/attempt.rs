@@ -138,36 +138,9 @@ async fn on_member(
         .busy_guard(w.id, view.lbmethod == LbMethod::ByBusyness);
     let mut pooled_ok = true;
     loop {
-        let (outcome, e) = match session(w, routed, &x, pooled_ok).await {
-            Ok(mut session) => {
-                session.lend_buffer(&w.thread.backend_bufs);
-                let exchanged = exchange(w, c, r, &mut session, &x, routed.framing).await;
-                session.return_buffer(&w.thread.backend_bufs);
-                match exchanged {
-                    Ok((keep, reusable)) => {
-                        if reusable {
-                            w.pool.checkin(b, m, member, session);
-                        }
-                        return Ok(keep);
-                    }
-                    Err(ExchangeError::Stale) => (
-                        Outcome::Stale {
-                            pooled: session.reused(),
-                        },
-                        ProxyError::new(ErrorKind::BackendClosed(member.name.clone())),
-                    ),
-                    Err(ExchangeError::Fatal(e)) => (
-                        Outcome::Failed {
-                            closed_early: policy::closed_early(&e, r.response_started),
-                        },
-                        e,
-                    ),
-                }
-            }
-            Err(e) => {
-                fail_member(w, mv, &e, "ap_proxy_connect_backend disabling worker");
-                (Outcome::ConnectFailed, e)
-            }
+        let (outcome, e) = match attempt(w, c, r, routed, &x, pooled_ok).await {
+            Ok(keep) => return Ok(keep),
+            Err(failed) => failed,
         };
         match retries.next(outcome) {
             Next::FreshConnection => {
@@ -183,6 +156,47 @@ async fn on_member(
                 return Err(MemberFailed::Next(e));
             }
             Next::GiveUp => return Err(MemberFailed::GiveUp(e)),
+        }
+    }
+}
+
+/// One attempt on a session with the exchange's member. On failure: what the policy needs
+/// to know, and the error.
+async fn attempt(
+    w: &CoreGen,
+    c: &mut ClientConn,
+    r: &mut RequestCtx,
+    routed: &Routed<'_>,
+    x: &Exchange<'_>,
+    pooled_ok: bool,
+) -> Result<bool, (Outcome, ProxyError)> {
+    let mv = &x.view.members[x.member];
+    let member = &mv.state.member;
+    let mut session = match session(w, routed, x, pooled_ok).await {
+        Ok(s) => s,
+        Err(e) => {
+            fail_member(w, mv, &e, "ap_proxy_connect_backend disabling worker");
+            return Err((Outcome::ConnectFailed, e));
+        }
+    };
+    session.lend_buffer(&w.thread.backend_bufs);
+    let exchanged = exchange(w, c, r, &mut session, x, routed.framing).await;
+    session.return_buffer(&w.thread.backend_bufs);
+    match exchanged {
+        Ok((keep, reusable)) => {
+            if reusable {
+                w.pool.checkin(routed.balancer, x.member, member, session);
+            }
+            Ok(keep)
+        }
+        Err(ExchangeError::Stale) => {
+            let pooled = session.reused();
+            let e = ProxyError::new(ErrorKind::BackendClosed(member.name.clone()));
+            Err((Outcome::Stale { pooled }, e))
+        }
+        Err(ExchangeError::Fatal(e)) => {
+            let closed_early = policy::closed_early(&e, r.response_started);
+            Err((Outcome::Failed { closed_early }, e))
         }
     }
 }

@@ -90,6 +90,40 @@ async fn forward_routed(
     attempt::run(w, c, r, &routed).await
 }
 
+/// mod_rewrite's rules for the request, when the host has RewriteEngine on.
+fn rewrite(
+    vh: &crate::config::VirtualHost,
+    c: &ClientConn,
+    r: &RequestCtx,
+    input: routing::PathInput<'_>,
+) -> Option<routing::Rewritten> {
+    if !vh.rewrite_engine {
+        return None;
+    }
+    let (buf, head) = (&c.buf, &r.head);
+    let header = |name: &str| -> Option<&[u8]> { head.header(buf, name.as_bytes()) };
+    let input = routing::RewriteInput {
+        path: input,
+        method: &buf[head.method.clone()],
+        header: &header,
+    };
+    routing::rewrite(vh, &input)
+}
+
+/// TRACE is refused or limited before anything else looks at it (Apache's core).
+fn check_trace(trace: TraceEnable, c: &ClientConn, r: &RequestCtx) -> Result<(), ProxyError> {
+    if r.head.method(&c.buf) != b"TRACE" {
+        return Ok(());
+    }
+    match trace {
+        TraceEnable::Off => Err(ErrorKind::TraceDisabled.into()),
+        TraceEnable::On if r.head.body() != RequestBody::None => {
+            Err(ErrorKind::TraceWithBody.into())
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The routing phase: which balancer takes the request (and the path it routes, into
 /// `path`), or which page ringproxy answers it with; refusals and redirects as errors.
 async fn route(
@@ -107,16 +141,7 @@ async fn route(
         true => crate::dns::client_name(ip).await,
         false => None,
     };
-    // TRACE is refused or limited before anything else looks at it (Apache's core).
-    if r.head.method(&c.buf) == b"TRACE" {
-        match vh.trace {
-            TraceEnable::Off => return Err(ErrorKind::TraceDisabled.into()),
-            TraceEnable::On if r.head.body() != RequestBody::None => {
-                return Err(ErrorKind::TraceWithBody.into())
-            }
-            _ => {}
-        }
-    }
+    check_trace(vh.trace, c, r)?;
     // Every rule below sees the normalized path, never the raw one (see routing::normalize).
     let (raw, query) = r.head.target_parts(&c.buf);
     if &c.buf[raw.clone()] == b"*" {
@@ -139,21 +164,7 @@ async fn route(
         Some(routing::location::Local::Handler(h)) => handler = Some(h),
         None => {}
     }
-    let rewritten = if vh.rewrite_engine {
-        let buf = &c.buf;
-        let head = &r.head;
-        let header = |name: &str| -> Option<&[u8]> { head.header(buf, name.as_bytes()) };
-        routing::rewrite(
-            vh,
-            &routing::RewriteInput {
-                path: input,
-                method: &buf[head.method.clone()],
-                header: &header,
-            },
-        )
-    } else {
-        None
-    };
+    let rewritten = rewrite(vh, c, r, input);
     let balancer = match rewritten {
         Some(routing::Rewritten::Proxy {
             balancer,
