@@ -1,0 +1,293 @@
+//! After every line is read: rules resolved to balancers, ProxyPassReverse expanded,
+//! virtual hosts inheriting the main server's rules, health-check templates applied,
+//! member names resolved, and the checks that need the whole file (a `SetHandler` page a
+//! ProxyPass shadows, a balancer nothing routes to).
+
+use super::*;
+
+impl Builder<'_> {
+    pub(super) fn finish(mut self) -> Result<Config, Vec<ConfigError>> {
+        // `<Proxy *>` sections without access rules cost nothing per request.
+        for v in &mut self.vhosts {
+            v.proxy_access
+                .retain(|p| p.access != crate::routing::access::Access::default());
+        }
+        let rules = std::mem::take(&mut self.rules);
+        for r in rules {
+            let target = match r.target {
+                None => Target::Exclude,
+                Some((name, template)) => {
+                    let Some(idx) = self.resolve_target(&name, &r.loc) else {
+                        continue;
+                    };
+                    for (k, v) in &r.params {
+                        let b = &mut self.balancers[idx];
+                        let res = if b.implicit {
+                            // Worker parameters on a plain URL apply to its one member;
+                            // balancer parameters (timeout, failonstatus…) to the balancer.
+                            match b.members[0].params.apply(k, v) {
+                                Ok(false) => b.params.apply(k, v),
+                                other => other,
+                            }
+                        } else {
+                            b.params.apply(k, v)
+                        };
+                        match res {
+                            Ok(true) => {}
+                            Ok(false) => {
+                                // Suggest only words valid here; a member parameter on a
+                                // balancer:// line is valid elsewhere, and saying where
+                                // helps more than a near miss.
+                                let implicit = self.balancers[idx].implicit;
+                                let is_member_key = params::MEMBER_KEYS
+                                    .iter()
+                                    .any(|m| m.eq_ignore_ascii_case(k));
+                                let msg = if !implicit && is_member_key {
+                                    format!(
+                                        "'{k}' is a BalancerMember parameter: on a ProxyPass line to {name} only balancer parameters apply; put it on the BalancerMember lines"
+                                    )
+                                } else {
+                                    let mut valid: Vec<&str> = params::BALANCER_KEYS.to_vec();
+                                    if implicit {
+                                        valid.extend_from_slice(params::MEMBER_KEYS);
+                                    }
+                                    let hint = did_you_mean(k, &valid);
+                                    format!("unknown ProxyPass parameter '{k}'{hint}")
+                                };
+                                self.err(&r.loc, msg);
+                            }
+                            Err(m) => self.err(&r.loc, m),
+                        }
+                    }
+                    Target::Backend {
+                        balancer: idx,
+                        template,
+                        noquery: r.noquery,
+                        nocanon: r.nocanon,
+                    }
+                }
+            };
+            self.vhosts[r.vhost].rules.push(ProxyRule {
+                matcher: r.matcher,
+                target,
+                loc: r.loc,
+            });
+        }
+        for r in std::mem::take(&mut self.rewrites) {
+            let mut rule = r.rule;
+            if let Some((name, template)) = r.proxy {
+                let Some(balancer) = self.resolve_target(&name, &rule.loc) else {
+                    continue;
+                };
+                rule.action = RewriteAction::Proxy { balancer, template };
+            }
+            self.vhosts[r.vhost].rewrites.push(rule);
+        }
+        if !self.pending_conds.is_empty() {
+            self.warnings
+                .push("RewriteCond without a following RewriteRule has no effect".into());
+        }
+        for v in &mut self.vhosts {
+            // Set again after the main server's sections are merged in (below) too.
+            v.names_needed = needs_names(v);
+        }
+        let reverses = std::mem::take(&mut self.reverses);
+        for rv in reverses {
+            let lower = rv.url.to_ascii_lowercase();
+            if lower.starts_with("balancer://") {
+                let Some(name) = balancer_name(&rv.url) else {
+                    self.err(&rv.loc, format!("bad balancer URL '{}'", rv.url));
+                    continue;
+                };
+                let full = format!("balancer://{name}");
+                let suffix = &rv.url[full.len()..];
+                let Some(b) = self
+                    .balancers
+                    .iter()
+                    .find(|b| !b.implicit && b.name.eq_ignore_ascii_case(&full))
+                else {
+                    self.err(&rv.loc, format!("{full} is not defined"));
+                    continue;
+                };
+                let urls: Vec<String> = b
+                    .members
+                    .iter()
+                    .map(|m| format!("{}{}{}", m.name, m.path, suffix))
+                    .collect();
+                for url in urls {
+                    self.vhosts[rv.vhost].reverse.push(ReverseRule {
+                        path: rv.path.clone(),
+                        url,
+                    });
+                }
+            } else {
+                self.vhosts[rv.vhost].reverse.push(ReverseRule {
+                    path: rv.path,
+                    url: rv.url,
+                });
+            }
+        }
+        // Health-check templates and expressions referenced by members.
+        let templates = std::mem::take(&mut self.hc_templates);
+        let mut problems = Vec::new();
+        for b in &mut self.balancers {
+            for m in &mut b.members {
+                if let Some(t) = m.params.hc.template.clone() {
+                    match templates.get(&t) {
+                        Some(kvs) => {
+                            // The member's own hc* parameters win over the template's.
+                            let own = m.params.hc.clone();
+                            for (k, v) in kvs {
+                                let _ = m.params.apply(k, v);
+                            }
+                            let merged = m.params.hc.clone();
+                            m.params.hc = crate::config::params::HealthCheckParams {
+                                method: own.method.or(merged.method),
+                                uri: own.uri.or(merged.uri),
+                                interval: own.interval.or(merged.interval),
+                                passes: own.passes.or(merged.passes),
+                                fails: own.fails.or(merged.fails),
+                                expr: own.expr.or(merged.expr),
+                                template: own.template,
+                            };
+                        }
+                        None => problems.push(ConfigError::new(
+                            &m.loc,
+                            format!("hctemplate={t}: no ProxyHCTemplate {t}"),
+                        )),
+                    }
+                }
+                if let Some(e) = &m.params.hc.expr {
+                    if !self.hc_exprs.contains_key(e) {
+                        problems.push(ConfigError::new(
+                            &m.loc,
+                            format!("hcexpr={e}: no ProxyHCExpr {e} is defined"),
+                        ));
+                    }
+                }
+            }
+        }
+        self.errors.extend(problems);
+        for b in &self.balancers {
+            if b.members.is_empty() {
+                self.errors.push(ConfigError::new(
+                    &b.loc,
+                    format!("{} has no BalancerMember", b.name),
+                ));
+            }
+        }
+        // ProxyPassInherit On (Apache's default): vhosts also use the main server's rules,
+        // after their own; ProxyPreserveHost/ProxyTimeout are inherited when not set.
+        let main = self.vhosts[0].clone();
+        for (i, v) in self.vhosts.iter_mut().enumerate().skip(1) {
+            if v.inherit_rules {
+                v.rules.extend(main.rules.iter().cloned());
+            }
+            v.reverse.extend(main.reverse.iter().cloned());
+            v.cookie_domains.extend(main.cookie_domains.iter().cloned());
+            v.cookie_paths.extend(main.cookie_paths.iter().cloned());
+            // Header rules of the main server apply first, then the host's own.
+            let own = std::mem::take(&mut v.request_headers);
+            v.request_headers = main.request_headers.iter().cloned().chain(own).collect();
+            let own = std::mem::take(&mut v.response_headers);
+            v.response_headers = main.response_headers.iter().cloned().chain(own).collect();
+            // A host without its own CustomLog writes the main server's (Apache).
+            if v.logs.is_empty() {
+                v.logs = main.logs.clone();
+            }
+            // Main-server locations apply first; the vhost's own come later and win.
+            let own = std::mem::take(&mut v.locations);
+            v.locations = main.locations.iter().cloned().chain(own).collect();
+            let own = std::mem::take(&mut v.proxy_access);
+            v.proxy_access = main.proxy_access.iter().cloned().chain(own).collect();
+            v.names_needed = needs_names(v);
+            let set = self.vhost_set[i];
+            if !set.preserve_host {
+                v.preserve_host = main.preserve_host;
+            }
+            if !set.merge_slashes {
+                v.paths.merge_slashes = main.paths.merge_slashes;
+            }
+            if !set.encoded_slashes {
+                v.paths.encoded_slashes = main.paths.encoded_slashes;
+            }
+            if !set.servlet_dot_segments {
+                v.paths.servlet_dot_segments = main.paths.servlet_dot_segments;
+            }
+            if !set.trace {
+                v.trace = main.trace;
+            }
+            if v.proxy_timeout.is_none() {
+                v.proxy_timeout = main.proxy_timeout;
+            }
+        }
+        self.warn_shadowed_handlers();
+        if self.listens.is_empty() {
+            self.errors.push(ConfigError::new(
+                &Loc {
+                    file: self.main_file.clone(),
+                    line: 0,
+                },
+                "no Listen directive: nothing to serve",
+            ));
+        }
+        // Apache looks the machine's name up only when the main server has no ServerName.
+        let main_named = self.vhosts.first().is_some_and(|v| v.server_name.is_some());
+        if self.errors.is_empty() {
+            Ok(Config {
+                listens: self.listens,
+                vhosts: self.vhosts,
+                balancers: self.balancers,
+                core: self.core,
+                hc_exprs: self.hc_exprs,
+                access_logs: self.access_logs,
+                warnings: self.warnings,
+                default_server_name: match (main_named, self.opts.resolve) {
+                    (true, _) => String::new(),
+                    // A loader with its own resolver looks nothing up on the system either.
+                    (false, Some(_)) => "127.0.0.1".into(),
+                    (false, None) => crate::dns::local_host_name(),
+                },
+            })
+        } else {
+            Err(self.errors)
+        }
+    }
+
+    /// A `SetHandler` page whose path a ProxyPass also takes is proxied, as in Apache
+    /// (mod_proxy's handler runs first there). That is rarely what the admin meant, so say
+    /// which rule takes it and how to keep the page.
+    pub(super) fn warn_shadowed_handlers(&mut self) {
+        let mut found = Vec::new();
+        for v in &self.vhosts {
+            for l in &v.locations {
+                let (Some(h), Some(at), None) = (l.handler, &l.handler_loc, &l.regex) else {
+                    continue;
+                };
+                let covering = v.rules.iter().find(|r| match &r.matcher {
+                    Matcher::Prefix(p) => {
+                        crate::routing::normalize::prefix_match(l.path.as_bytes(), p.as_bytes())
+                            .is_some()
+                    }
+                    Matcher::Regex(re) => re.is_match(l.path.as_bytes()),
+                });
+                if let Some(r) = covering.filter(|r| !matches!(r.target, Target::Exclude)) {
+                    found.push((
+                        at.clone(),
+                        format!(
+                            "<Location {p}> SetHandler {h}: ProxyPass at {rule} also takes {p}, so it is proxied (as in Apache); add 'ProxyPass {p} !' before that line to serve the page",
+                            p = l.path,
+                            h = h.name(),
+                            rule = r.loc,
+                        ),
+                    ));
+                }
+            }
+        }
+        for (at, msg) in found {
+            if !self.warnings.iter().any(|w| w.ends_with(&msg)) {
+                self.warn(&at, msg);
+            }
+        }
+    }
+}
