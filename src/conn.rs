@@ -49,6 +49,17 @@ pub struct ClientConn {
     pub canceller: Option<Canceller>,
 }
 
+impl ClientConn {
+    /// The scheme the client used: X-Forwarded-Proto, redirects, ProxyPassReverse.
+    pub fn scheme(&self) -> crate::config::url::Scheme {
+        use crate::config::url::Scheme;
+        match self.stream.is_tls() {
+            true => Scheme::Https,
+            false => Scheme::Http,
+        }
+    }
+}
+
 /// One request's context: its head, where it was routed, what was answered and counted.
 /// Reset (not reallocated) for each request on a connection.
 pub struct RequestCtx {

@@ -16,6 +16,7 @@ use tracing::info;
 
 use super::escape;
 use crate::balancer::{flag, MemberView, SharedMember, DEFAULT_LBFACTOR};
+use crate::config::url::{without_scheme, Scheme};
 use crate::config::{LbMethod, Loc};
 use crate::runtime::Shared;
 
@@ -156,7 +157,7 @@ pub fn page(shared: &Shared, path: &str) -> String {
             continue;
         }
         let v = sb.view();
-        let name = v.name.trim_start_matches("balancer://");
+        let name = without_scheme(&v.name);
         let nonce = &shared.nonces[i];
         let _ = writeln!(
             o,
@@ -168,7 +169,7 @@ pub fn page(shared: &Shared, path: &str) -> String {
         for m in &v.members {
             let st = &m.state;
             let url = &st.member.name;
-            let id = format!("{}-{}", name, url.trim_start_matches("http://"));
+            let id = format!("{}-{}", name, without_scheme(url));
             let _ = write!(
                 o,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{}</td><td class=\"status\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><form method=\"post\" action=\"{}\" id=\"w-{}\"><input type=\"hidden\" name=\"b\" value=\"{}\"><input type=\"hidden\" name=\"w\" value=\"{}\"><input type=\"hidden\" name=\"nonce\" value=\"{}\"><input name=\"w_lf\" value=\"{:.2}\" size=\"4\"><input name=\"w_ls\" value=\"{}\" size=\"2\"><input name=\"w_wr\" value=\"{}\" size=\"8\"><input name=\"w_rr\" value=\"{}\" size=\"8\">",
@@ -237,7 +238,7 @@ pub fn apply(
     // A checkbox posts "1" and its hidden companion "0": the first value wins, as in Apache.
     let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     let b_name = get("b").ok_or_else(|| bad("missing balancer (b)"))?;
-    let full = format!("balancer://{b_name}");
+    let full = Scheme::Balancer.url(b_name);
     let bi = shared
         .table
         .balancers

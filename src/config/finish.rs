@@ -94,12 +94,12 @@ impl Builder<'_> {
         let reverses = std::mem::take(&mut self.reverses);
         for rv in reverses {
             let lower = rv.url.to_ascii_lowercase();
-            if lower.starts_with("balancer://") {
+            if is_balancer_url(&lower) {
                 let Some(name) = balancer_name(&rv.url) else {
                     self.err(&rv.loc, format!("bad balancer URL '{}'", rv.url));
                     continue;
                 };
-                let full = format!("balancer://{name}");
+                let full = Scheme::Balancer.url(&name);
                 let suffix = &rv.url[full.len()..];
                 let Some(b) = self
                     .balancers

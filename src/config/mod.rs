@@ -10,7 +10,7 @@ mod finish;
 pub mod lexer;
 mod model;
 pub mod params;
-mod url;
+pub mod url;
 
 pub use model::*;
 
@@ -407,7 +407,7 @@ impl Builder<'_> {
                     return self.err(&s.loc, "<Proxy> needs a URL");
                 };
                 let vh = ctx.vhost();
-                if url.to_ascii_lowercase().starts_with("balancer://") {
+                if is_balancer_url(url) {
                     let Some(name) = balancer_name(url) else {
                         return self.err(&s.loc, format!("bad balancer URL '{url}'"));
                     };
@@ -617,7 +617,7 @@ impl Builder<'_> {
     }
 
     fn balancer_index(&mut self, name: &str, loc: &Loc) -> usize {
-        let full = format!("balancer://{name}");
+        let full = Scheme::Balancer.url(name);
         if let Some(i) = self
             .balancers
             .iter()

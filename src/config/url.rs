@@ -3,9 +3,133 @@
 
 use super::*;
 
+/// The schemes a proxy target may name. Every test of a URL's scheme goes through
+/// [`split_scheme`]; no code compares `"http://"` prefixes of its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    /// mod_proxy_wstunnel's: an HTTP member that tunnels WebSocket upgrades.
+    Ws,
+    Https,
+    Wss,
+    Ajp,
+    Balancer,
+}
+
+impl Scheme {
+    const ALL: [Scheme; 6] = [
+        Scheme::Http,
+        Scheme::Ws,
+        Scheme::Https,
+        Scheme::Wss,
+        Scheme::Ajp,
+        Scheme::Balancer,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Ws => "ws",
+            Scheme::Https => "https",
+            Scheme::Wss => "wss",
+            Scheme::Ajp => "ajp",
+            Scheme::Balancer => "balancer",
+        }
+    }
+
+    /// The port a URL of this scheme means when it names none (Apache's defaults).
+    pub fn default_port(self) -> u16 {
+        match self {
+            Scheme::Http | Scheme::Ws => 80,
+            Scheme::Https | Scheme::Wss => 443,
+            Scheme::Ajp => 8009,
+            Scheme::Balancer => 0,
+        }
+    }
+
+    /// `scheme://authority`.
+    pub fn url(self, authority: &str) -> String {
+        format!("{}://{authority}", self.name())
+    }
+
+    /// Why ringproxy cannot speak this scheme to a member yet, if it cannot.
+    fn unsupported(self) -> Option<&'static str> {
+        match self {
+            Scheme::Http | Scheme::Ws | Scheme::Balancer => None,
+            Scheme::Https | Scheme::Wss => {
+                Some("TLS to backends is not available yet; use http:// or ws://")
+            }
+            Scheme::Ajp => Some("AJP members are not available yet; use http:// or ws://"),
+        }
+    }
+}
+
+/// `scheme://rest` -> the scheme (case-insensitive) and `rest`; `None` for a URL without
+/// `://` or with a scheme a proxy target cannot have.
+pub fn split_scheme(url: &str) -> Option<(Scheme, &str)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let s = Scheme::ALL
+        .into_iter()
+        .find(|s| s.name().eq_ignore_ascii_case(scheme))?;
+    Some((s, rest))
+}
+
+/// Whether `url` is a `balancer://` URL.
+pub fn is_balancer_url(url: &str) -> bool {
+    matches!(split_scheme(url), Some((Scheme::Balancer, _)))
+}
+
+/// `url` without its `scheme://` (the authority and path), for messages and ids.
+pub fn without_scheme(url: &str) -> &str {
+    split_scheme(url).map_or(url, |(_, rest)| rest)
+}
+
+/// A proxy target as ProxyPass and RewriteRule [P] write it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ProxyTarget<'a> {
+    /// `balancer://name` and the path template after the name.
+    Balancer { name: &'a str, template: &'a str },
+    /// `scheme://authority` and the path template after the authority.
+    Member {
+        scheme: Scheme,
+        authority: &'a str,
+        template: &'a str,
+    },
+}
+
+/// Reads a proxy target URL; the error says what is wrong with it.
+pub fn proxy_target(url: &str) -> Result<ProxyTarget<'_>, String> {
+    let Some((scheme, rest)) = split_scheme(url) else {
+        let scheme = url.split("://").next().unwrap_or(url);
+        return Err(format!(
+            "backend scheme '{scheme}' is not supported (http://, ws:// and balancer:// are)"
+        ));
+    };
+    if let Some(why) = scheme.unsupported() {
+        return Err(format!("{url}: {why}"));
+    }
+    if scheme == Scheme::Balancer {
+        let end = rest.find(['/', '$']).unwrap_or(rest.len());
+        if end == 0 {
+            return Err(format!("bad balancer URL '{url}'"));
+        }
+        let (name, template) = rest.split_at(end);
+        return Ok(ProxyTarget::Balancer { name, template });
+    }
+    let (authority, template) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    Ok(ProxyTarget::Member {
+        scheme,
+        authority,
+        template,
+    })
+}
+
 /// `balancer://name/path` -> `name`.
 pub(super) fn balancer_name(url: &str) -> Option<String> {
-    let rest = url.get("balancer://".len()..)?;
+    let rest = match split_scheme(url)? {
+        (Scheme::Balancer, rest) => rest,
+        _ => return None,
+    };
     let name: String = rest.chars().take_while(|&c| c != '/' && c != '$').collect();
     if name.is_empty() {
         None
@@ -36,16 +160,12 @@ pub fn member_from_url_resolved(
 
 /// The host (without brackets) and port a member URL names, without looking anything up.
 pub fn member_host_port(url: &str) -> Option<(String, u16)> {
-    let lower = url.to_ascii_lowercase();
-    let after = ["http://", "ws://"]
-        .iter()
-        .find(|p| lower.starts_with(**p))
-        .map(|p| &url[p.len()..])?;
+    let (scheme, after) = split_scheme(url).filter(|(s, _)| s.unsupported().is_none())?;
     let authority = after.split('/').next()?;
     let (host, port) = split_host_port(authority).ok()?;
     Some((
         host.trim_matches(['[', ']']).to_string(),
-        port.unwrap_or(80),
+        port.unwrap_or(scheme.default_port()),
     ))
 }
 
@@ -54,25 +174,26 @@ pub(super) fn parse_member_url(
     loc: &Loc,
     resolve: &dyn Fn(&str, u16) -> Option<SocketAddr>,
 ) -> Result<Member, ConfigError> {
-    let lower = url.to_ascii_lowercase();
+    let bad = |what: String| ConfigError::new(loc, format!("member '{url}': {what}"));
+    let (scheme, after) = match split_scheme(url) {
+        Some((Scheme::Balancer, _)) | None => {
+            let scheme = url.split("://").next().unwrap_or(url);
+            return Err(bad(format!(
+                "scheme '{scheme}' is not supported (http:// and ws:// are)"
+            )));
+        }
+        Some((s, _)) if s.unsupported().is_some() => {
+            let why = s.unsupported().unwrap_or_default();
+            return Err(bad(format!(
+                "scheme '{}' is not supported ({why})",
+                s.name()
+            )));
+        }
+        Some(found) => found,
+    };
     // ws:// is mod_proxy_wstunnel's scheme: an http:// member that tunnels WebSocket
     // upgrades (as `upgrade=websocket` does for http:// members).
-    let (after, websocket) = if lower.starts_with("http://") {
-        (&url[7..], false)
-    } else if lower.starts_with("ws://") {
-        (&url[5..], true)
-    } else {
-        let scheme = url.split("://").next().unwrap_or(url);
-        let what = if scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("wss") {
-            "TLS to backends is not available yet; use http:// or ws:// members".to_string()
-        } else {
-            "http:// and ws:// are".to_string()
-        };
-        return Err(ConfigError::new(
-            loc,
-            format!("member '{url}': scheme '{scheme}' is not supported ({what})"),
-        ));
-    };
+    let websocket = scheme == Scheme::Ws;
     let (authority, path) = match after.find('/') {
         Some(i) => (&after[..i], after[i..].trim_end_matches('/').to_string()),
         None => (after, String::new()),
@@ -82,16 +203,16 @@ pub(super) fn parse_member_url(
     }
     let (host, port) = split_host_port(authority)
         .map_err(|m| ConfigError::new(loc, format!("member '{url}': {m}")))?;
-    let port = port.unwrap_or(80);
+    let port = port.unwrap_or(scheme.default_port());
     let addr = resolve(host.trim_matches(['[', ']']), port)
         .ok_or_else(|| ConfigError::new(loc, format!("member '{url}': cannot resolve '{host}'")))?;
-    let host_header = if port == 80 {
+    let host_header = if port == scheme.default_port() {
         host.to_string()
     } else {
         format!("{host}:{port}")
     };
     Ok(Member {
-        name: format!("{}://{authority}", if websocket { "ws" } else { "http" }),
+        name: scheme.url(authority),
         addr,
         host_header,
         path,
@@ -104,24 +225,18 @@ pub(super) fn parse_member_url(
 }
 
 pub(super) fn split_host_port(authority: &str) -> Result<(&str, Option<u16>), String> {
-    if let Some(rest) = authority.strip_prefix('[') {
-        let Some(end) = rest.find(']') else {
-            return Err("unclosed '[' in IPv6 address".into());
-        };
-        let host = &authority[..end + 2];
-        let port = match &rest[end + 1..] {
-            "" => None,
-            p => Some(
-                p.strip_prefix(':')
-                    .and_then(|p| p.parse().ok())
-                    .ok_or_else(|| format!("bad port in '{authority}'"))?,
-            ),
-        };
-        return Ok((host, port));
-    }
-    match authority.rsplit_once(':') {
-        Some((h, p)) => Ok((h, Some(p.parse().map_err(|_| format!("bad port '{p}'"))?))),
-        None => Ok((authority, None)),
+    use crate::http::authority::{split_str, AuthorityError};
+    let (host, port) = split_str(authority).map_err(|e| match e {
+        AuthorityError::Unclosed => e.to_string(),
+        AuthorityError::AfterBracket => format!("bad port in '{authority}'"),
+    })?;
+    let Some(p) = port else {
+        return Ok((host, None));
+    };
+    match p.parse() {
+        Ok(port) => Ok((host, Some(port))),
+        Err(_) if host.starts_with('[') => Err(format!("bad port in '{authority}'")),
+        Err(_) => Err(format!("bad port '{p}'")),
     }
 }
 
@@ -161,4 +276,61 @@ pub(super) fn parse_vhost_addr(arg: &str) -> Result<VhostAddr, String> {
         ),
     };
     Ok(VhostAddr { ip, port })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_targets() {
+        use ProxyTarget::*;
+        let member = |scheme, authority, template| Member {
+            scheme,
+            authority,
+            template,
+        };
+        let ok: &[(&str, ProxyTarget<'_>)] = &[
+            (
+                "balancer://app/x/",
+                Balancer {
+                    name: "app",
+                    template: "/x/",
+                },
+            ),
+            (
+                "BALANCER://app",
+                Balancer {
+                    name: "app",
+                    template: "",
+                },
+            ),
+            (
+                "balancer://a$1/x",
+                Balancer {
+                    name: "a",
+                    template: "$1/x",
+                },
+            ),
+            ("http://h:81/p", member(Scheme::Http, "h:81", "/p")),
+            ("WS://h", member(Scheme::Ws, "h", "")),
+        ];
+        for (url, want) in ok {
+            assert_eq!(proxy_target(url).as_ref(), Ok(want), "{url}");
+        }
+        for (url, why) in [
+            ("balancer:///x", "bad balancer URL"),
+            ("https://h/", "TLS to backends is not available yet"),
+            ("ajp://h:8009/", "AJP members are not available yet"),
+            ("gopher://h/", "backend scheme 'gopher' is not supported"),
+            ("/local", "backend scheme '/local' is not supported"),
+        ] {
+            let e = proxy_target(url).unwrap_err();
+            assert!(e.contains(why), "{url}: {e}");
+        }
+        assert_eq!(without_scheme("http://h:1/p"), "h:1/p");
+        assert!(is_balancer_url("Balancer://x") && !is_balancer_url("http://x"));
+        assert_eq!(member_host_port("ws://[::1]/x"), Some(("::1".into(), 80)));
+        assert_eq!(member_host_port("ajp://h"), None);
+    }
 }

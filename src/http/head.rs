@@ -554,17 +554,9 @@ fn valid_host_name(h: &[u8]) -> bool {
 /// aside; port 80 is the default).
 fn same_authority(a: &[u8], b: &[u8]) -> bool {
     fn parts(v: &[u8]) -> (Vec<u8>, &[u8]) {
-        let split = if v.first() == Some(&b'[') {
-            v.iter().position(|&b| b == b']').map(|i| i + 1)
-        } else {
-            v.iter().rposition(|&b| b == b':')
-        };
-        let (host, port) = match split {
-            Some(i) if i < v.len() => (&v[..i], &v[i + 1..]),
-            _ => (v, &b""[..]),
-        };
+        let (host, port) = super::authority::split(v).unwrap_or((v, None));
         let host = host.strip_suffix(b".").unwrap_or(host).to_ascii_lowercase();
-        let port = if port == b"80" { &b""[..] } else { port };
+        let port = port.filter(|p| *p != b"80").unwrap_or_default();
         (host, port)
     }
     parts(a) == parts(b)

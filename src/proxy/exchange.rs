@@ -21,7 +21,6 @@ use crate::http::write::{
 use crate::routing;
 use crate::runtime::CoreGen;
 use crate::transport::io::{write_all, IoFail};
-use crate::transport::Transport;
 use crate::upstream::http1::{self, HeadEvent, Http1Error, Http1Session};
 use crate::upstream::pool::Pool;
 use crate::upstream::UpstreamSession;
@@ -154,7 +153,7 @@ async fn send_request(
     routing::backend_target(&member.path, x.routed, &mut target);
     let server_name = cfg.server_name_of(vh);
     // The scheme the client used: X-Forwarded-Proto, and ProxyPassReverse's public base.
-    let scheme = if c.stream.is_tls() { "https" } else { "http" };
+    let scheme = c.scheme().name();
     let mut out = std::mem::take(&mut c.out);
     out.clear();
     let rewrite = RequestRewrite {

@@ -4,6 +4,7 @@
 use tracing::{error, warn};
 
 use crate::balancer::{hash, sticky, BalancerView, MemberView};
+use crate::config::url::without_scheme;
 use crate::config::HashKey;
 use crate::conn::{ClientConn, RequestCtx};
 use crate::runtime::CoreGen;
@@ -53,7 +54,7 @@ pub(super) fn fail_member(w: &CoreGen, mv: &MemberView, e: &dyn std::fmt::Displa
         .params
         .retry
         .unwrap_or(crate::balancer::DEFAULT_RETRY);
-    let host = member.name.trim_start_matches("http://");
+    let host = without_scheme(&member.name);
     if w.shared.table.set_error(&mv.state, retry) {
         error!("AH00959: {what} for ({host}) for {}s: {e}", retry.as_secs());
     } else {

@@ -177,7 +177,8 @@ async fn route(
         Some(routing::Rewritten::Status(s)) => return Err(ErrorKind::RewriteStatus(s).into()),
         Some(routing::Rewritten::Redirect { status, location }) => {
             let host = r.head.host.clone().map(|r| &c.buf[r]);
-            let location = routing::fully_qualify(location, host, cfg.server_name_of(vh));
+            let location =
+                routing::fully_qualify(location, c.scheme(), host, cfg.server_name_of(vh));
             return Err(ErrorKind::Redirect(status, location).into());
         }
         None => match routing::route_into(vh, &input, path) {

@@ -7,6 +7,7 @@ pub mod normalize;
 
 use std::net::SocketAddr;
 
+use crate::config::url::Scheme;
 use crate::config::{
     CondPattern, Config, Matcher, RewriteAction, RewriteRule, RewriteVar, Target, VirtualHost,
 };
@@ -24,7 +25,7 @@ pub enum Route {
 /// address, the one whose ServerName/ServerAlias matches Host, else the first of them; the
 /// main server when none matches the address.
 pub fn select_vhost(cfg: &Config, local: SocketAddr, host: Option<&[u8]>) -> usize {
-    let host = host.map(strip_port);
+    let host = host.map(crate::http::authority::host);
     let mut first = None;
     for (i, vh) in cfg.vhosts.iter().enumerate().skip(1) {
         let addr_match = vh.addrs.iter().any(|a| {
@@ -43,22 +44,9 @@ pub fn select_vhost(cfg: &Config, local: SocketAddr, host: Option<&[u8]>) -> usi
     first.unwrap_or(0)
 }
 
-fn strip_port(host: &[u8]) -> &[u8] {
-    if host.starts_with(b"[") {
-        return match host.iter().position(|&b| b == b']') {
-            Some(i) => &host[..=i],
-            None => host,
-        };
-    }
-    match host.iter().rposition(|&b| b == b':') {
-        Some(i) => &host[..i],
-        None => host,
-    }
-}
-
 fn name_matches(vh: &VirtualHost, host: &[u8]) -> bool {
     let eq = |name: &str| {
-        let name = strip_port(name.as_bytes());
+        let name = crate::http::authority::host(name.as_bytes());
         if let Some(suffix) = name.strip_prefix(b"*") {
             host.len() >= suffix.len()
                 && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
@@ -70,9 +58,15 @@ fn name_matches(vh: &VirtualHost, host: &[u8]) -> bool {
 }
 
 /// mod_rewrite's `fully_qualify_uri`: an `[R]` target that is a local path becomes
-/// `http://NAME[:PORT]/path`. With UseCanonicalName Off (Apache's default) NAME and PORT
-/// come from the request's Host header, else from the server's name; port 80 is left out.
-pub fn fully_qualify(location: String, host: Option<&[u8]>, server_name: &str) -> String {
+/// `SCHEME://NAME[:PORT]/path`, with the scheme the client used. With UseCanonicalName Off
+/// (Apache's default) NAME and PORT come from the request's Host header, else from the
+/// server's name; the scheme's default port is left out.
+pub fn fully_qualify(
+    location: String,
+    scheme: Scheme,
+    host: Option<&[u8]>,
+    server_name: &str,
+) -> String {
     if is_absolute_uri(&location) {
         return location;
     }
@@ -81,10 +75,12 @@ pub fn fully_qualify(location: String, host: Option<&[u8]>, server_name: &str) -
         .map(str::trim)
         .filter(|h| !h.is_empty())
         .unwrap_or(server_name);
-    let (name, port) = split_authority(authority);
+    // A port that is not a number is treated as absent.
+    let (name, port) = crate::http::authority::split_str(authority).unwrap_or((authority, None));
+    let port = port.and_then(|p| p.parse::<u16>().ok());
     let name = name.trim_end_matches('.').to_ascii_lowercase();
-    let mut out = format!("http://{name}");
-    if let Some(p) = port.filter(|p| *p != 80) {
+    let mut out = scheme.url(&name);
+    if let Some(p) = port.filter(|p| *p != scheme.default_port()) {
         out.push(':');
         out.push_str(&p.to_string());
     }
@@ -93,23 +89,6 @@ pub fn fully_qualify(location: String, host: Option<&[u8]>, server_name: &str) -
     }
     out.push_str(&location);
     out
-}
-
-/// `name[:port]` or `[v6]:port`; a port that is not a number is treated as absent.
-fn split_authority(a: &str) -> (&str, Option<u16>) {
-    if a.starts_with('[') {
-        return match a.find(']') {
-            Some(i) => (
-                &a[..=i],
-                a[i + 1..].strip_prefix(':').and_then(|p| p.parse().ok()),
-            ),
-            None => (a, None),
-        };
-    }
-    match a.rsplit_once(':') {
-        Some((n, p)) => (n, p.parse().ok()),
-        None => (a, None),
-    }
 }
 
 /// A URL with a scheme (`http://…`, `ws://…`, `mailto:…`), which `[R]` sends as it is.
@@ -459,7 +438,7 @@ pub fn backend_target(member_path: &str, routed: &[u8], out: &mut Vec<u8>) {
 
 #[cfg(test)]
 mod fully_qualify_tests {
-    use super::fully_qualify;
+    use super::{fully_qualify, Scheme};
 
     #[test]
     fn redirect_targets_are_made_absolute_as_mod_rewrite_does() {
@@ -506,11 +485,21 @@ mod fully_qualify_tests {
         ];
         for (loc, host, server, want) in cases {
             assert_eq!(
-                fully_qualify(loc.to_string(), host.map(str::as_bytes), server),
+                fully_qualify(
+                    loc.to_string(),
+                    Scheme::Http,
+                    host.map(str::as_bytes),
+                    server
+                ),
                 *want,
                 "{loc} {host:?}"
             );
         }
+        // A client that came over TLS is sent to https, its default port left out.
+        let tls =
+            |host: &str| fully_qualify("/x".into(), Scheme::Https, Some(host.as_bytes()), "s");
+        assert_eq!(tls("a.example:443"), "https://a.example/x");
+        assert_eq!(tls("a.example:80"), "https://a.example:80/x");
     }
 }
 

@@ -218,7 +218,7 @@ impl Builder<'_> {
     /// A ProxyPass or RewriteRule [P] target name: a defined balancer, or an implicit one
     /// for a worker URL.
     pub(in crate::config) fn resolve_target(&mut self, name: &str, loc: &Loc) -> Option<usize> {
-        if name.starts_with("balancer://") {
+        if is_balancer_url(name) {
             let found = self
                 .balancers
                 .iter()
@@ -297,41 +297,24 @@ impl Builder<'_> {
                 params.push((k, v.to_string()));
             }
         }
-        let lower = url.to_ascii_lowercase();
-        let target = if lower.starts_with("balancer://") {
-            let Some(name) = balancer_name(url) else {
-                return self.err(loc, format!("bad balancer URL '{url}'"));
-            };
-            if name.contains('$') {
-                return self.err(loc, "a balancer name built from $N is not supported");
+        let target = match proxy_target(url) {
+            Ok(ProxyTarget::Balancer { name, template }) => {
+                if name.contains('$') {
+                    return self.err(loc, "a balancer name built from $N is not supported");
+                }
+                (Scheme::Balancer.url(name), template.to_string())
             }
-            let template = url["balancer://".len() + name.len()..].to_string();
-            (format!("balancer://{name}"), template)
-        } else if let Some((scheme, rest)) = ["http://", "ws://"]
-            .iter()
-            .find(|p| lower.starts_with(**p))
-            .map(|p| (&url[..p.len()], &url[p.len()..]))
-        {
-            let (authority, template) = match rest.find('/') {
-                Some(i) => (&rest[..i], rest[i..].to_string()),
-                None => (rest, String::new()),
-            };
-            if authority.contains('$') {
-                return self.err(loc, "a backend host built from $N is not supported");
-            }
-            (
-                format!("{}{authority}", scheme.to_ascii_lowercase()),
+            Ok(ProxyTarget::Member {
+                scheme,
+                authority,
                 template,
-            )
-        } else {
-            let scheme = url.split("://").next().unwrap_or(url);
-            return self.err(
-                loc,
-                format!(
-                    "{}: backend scheme '{scheme}' is not supported (http://, ws:// and balancer:// are)",
-                    d.name
-                ),
-            );
+            }) => {
+                if authority.contains('$') {
+                    return self.err(loc, "a backend host built from $N is not supported");
+                }
+                (scheme.url(authority), template.to_string())
+            }
+            Err(m) => return self.err(loc, format!("{}: {m}", d.name)),
         };
         self.rules.push(PendingRule {
             vhost: vh,
@@ -349,12 +332,10 @@ impl Builder<'_> {
         let (bidx, kvs) = match ctx {
             Ctx::Balancer(_, b) => (Some(b), &d.args[..]),
             _ => match d.args.split_first() {
-                Some((url, rest)) if url.to_ascii_lowercase().starts_with("balancer://") => {
-                    match balancer_name(url) {
-                        Some(n) => (Some(self.balancer_index(&n, loc)), rest),
-                        None => return self.err(loc, format!("bad balancer URL '{url}'")),
-                    }
-                }
+                Some((url, rest)) if is_balancer_url(url) => match balancer_name(url) {
+                    Some(n) => (Some(self.balancer_index(&n, loc)), rest),
+                    None => return self.err(loc, format!("bad balancer URL '{url}'")),
+                },
                 _ => (None, &d.args[..]),
             },
         };
@@ -400,12 +381,10 @@ impl Builder<'_> {
             match ctx {
                 Ctx::Balancer(_, b) => (b, &d.args[..]),
                 _ => match d.args.split_first() {
-                    Some((url, rest)) if url.to_ascii_lowercase().starts_with("balancer://") => {
-                        match balancer_name(url) {
-                            Some(n) => (self.balancer_index(&n, loc), rest),
-                            None => return self.err(loc, format!("bad balancer URL '{url}'")),
-                        }
-                    }
+                    Some((url, rest)) if is_balancer_url(url) => match balancer_name(url) {
+                        Some(n) => (self.balancer_index(&n, loc), rest),
+                        None => return self.err(loc, format!("bad balancer URL '{url}'")),
+                    },
                     _ => return self.err(
                         loc,
                         "BalancerMember outside <Proxy balancer://…> must name the balancer first",

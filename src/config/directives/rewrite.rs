@@ -199,35 +199,25 @@ impl Builder<'_> {
         } else if gone {
             RewriteAction::Gone
         } else if proxy {
-            let lower = subst.to_ascii_lowercase();
-            let target = if lower.starts_with("balancer://") {
-                match balancer_name(subst) {
-                    Some(name) if !name.contains('$') && !name.contains('%') => {
-                        let template = subst["balancer://".len() + name.len()..].to_string();
-                        (format!("balancer://{name}"), template)
-                    }
-                    _ => return self.err(loc, format!("RewriteRule [P]: bad balancer URL '{subst}' (the name cannot come from $N)")),
+            let target = match proxy_target(subst) {
+                Ok(ProxyTarget::Balancer { name, template }) if !name.contains(['$', '%']) => {
+                    (Scheme::Balancer.url(name), template.to_string())
                 }
-            } else if let Some(p) = ["http://", "ws://"].iter().find(|p| lower.starts_with(**p)) {
-                let rest = &subst[p.len()..];
-                let (authority, template) = match rest.find('/') {
-                    Some(i) => (&rest[..i], rest[i..].to_string()),
-                    None => (rest, String::new()),
-                };
-                if authority.contains('$') || authority.contains('%') {
+                Ok(ProxyTarget::Balancer { .. }) => {
+                    return self.err(loc, format!("RewriteRule [P]: bad balancer URL '{subst}' (the name cannot come from $N)"))
+                }
+                Ok(ProxyTarget::Member { authority, .. }) if authority.contains(['$', '%']) => {
                     return self.err(
                         loc,
                         "RewriteRule [P]: a backend host built from $N or %N is not supported; name the host (or a balancer://) in the substitution",
                     );
                 }
-                (format!("{}{authority}", &lower[..p.len()]), template)
-            } else {
-                let hint = if lower.starts_with("wss://") || lower.starts_with("https://") {
-                    "TLS to backends is not available yet; use http:// or ws://"
-                } else {
-                    "the substitution must be an http://, ws:// or balancer:// URL"
-                };
-                return self.err(loc, format!("RewriteRule [P] {subst}: {hint}"));
+                Ok(ProxyTarget::Member {
+                    scheme,
+                    authority,
+                    template,
+                }) => (scheme.url(authority), template.to_string()),
+                Err(m) => return self.err(loc, format!("RewriteRule [P] {subst}: {m}")),
             };
             pending_proxy = Some(target);
             RewriteAction::Proxy {
