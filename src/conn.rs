@@ -390,10 +390,8 @@ fn log_record(w: &CoreGen, c: &ClientConn, r: &RequestCtx) -> Record {
     // Escaped as Apache escapes log items: what a client sends cannot forge a log line.
     let text = |r: std::ops::Range<usize>| crate::observe::accesslog::escape_log_item(&buf[r]);
     let target = text(r.head.path.clone());
-    let (path, query) = match target.split_once('?') {
-        Some((p, q)) => (p.to_string(), q.to_string()),
-        None => (target.clone(), String::new()),
-    };
+    let (path, query) = r.head.target_parts(buf);
+    let (path, query) = (text(path), query.map(text).unwrap_or_default());
     let protocol = if r.head.minor == 0 {
         "HTTP/1.0"
     } else {
@@ -521,8 +519,7 @@ async fn read_head(
             // (A timed-out read keeps no buffer: whether a head had begun is `idle`.)
             Err(IoFail::Timeout) if by_rate => return head_too_slow(w, !idle),
             Err(IoFail::Timeout) if idle => return Ok(false),
-            Err(IoFail::Timeout) => return Err(ErrorKind::ClientTimeout.into()),
-            Err(IoFail::Io(e)) => return Err(ErrorKind::ClientIo(e).into()),
+            Err(e) => return Err(ErrorKind::client(e).into()),
         }
     }
 }

@@ -30,9 +30,9 @@ async fn manager_change(
     let shared = &w.shared;
     let end = read_form(w, c, r).await?;
     let same_host = admin::manager::same_host(
-        header_str(c, r, b"host"),
-        header_str(c, r, b"referer"),
-        header_str(c, r, b"origin"),
+        r.head.header_texts(&c.buf, b"host").next(),
+        r.head.header_texts(&c.buf, b"referer").next(),
+        r.head.header_texts(&c.buf, b"origin").next(),
     );
     if !same_host {
         warn!(
@@ -183,13 +183,6 @@ async fn send_local(
     res.map_err(|e| ProxyError::new(ErrorKind::client(e)))
 }
 
-/// The value of request header `name`, if present and text.
-fn header_str<'a>(c: &'a ClientConn, r: &'a RequestCtx, name: &[u8]) -> Option<&'a str> {
-    r.head
-        .header(&c.buf, name)
-        .and_then(|v| std::str::from_utf8(v).ok())
-}
-
 /// Largest form a balancer-manager POST may send.
 const MAX_FORM: u64 = 64 * 1024;
 
@@ -204,12 +197,11 @@ async fn balancer_manager(
     let shared = &w.shared;
     let core = &shared.cfg.core;
     let wants_json = query.split(|&b| b == b'&').any(|q| q == b"json")
-        || header_str(c, r, b"accept").is_some_and(|a| a.contains("application/json"));
-    let path = String::from_utf8_lossy(&c.buf[r.head.path.clone()])
-        .split('?')
-        .next()
-        .unwrap_or("/")
-        .to_string();
+        || r.head
+            .header_texts(&c.buf, b"accept")
+            .next()
+            .is_some_and(|a| a.contains("application/json"));
+    let path = String::from_utf8_lossy(&c.buf[r.head.target_parts(&c.buf).0]).into_owned();
     let post = r.head.method(&c.buf) == b"POST";
     let (status, ctype, body, location) = if post {
         manager_change(w, c, r, wants_json, &path).await?

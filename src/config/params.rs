@@ -168,40 +168,48 @@ pub fn parse_on_off(v: &str) -> Result<bool, String> {
     }
 }
 
-/// Seconds by default; `ms` and `s` suffixes allowed (Apache's `ap_timeout_parameter_parse`
-/// also accepts `mi` and `h`, which we take too).
-pub fn parse_duration(v: &str) -> Result<Duration, String> {
+/// Time units a duration may carry, longest suffix first, in nanoseconds; a bare number is
+/// seconds. Apache's `ap_timeout_parameter_parse` takes `ms`, `s`, `mi` and `h`.
+const APACHE_UNITS: &[(&str, u64)] = &[
+    ("ms", 1_000_000),
+    ("mi", 60_000_000_000),
+    ("h", 3_600_000_000_000),
+    ("s", 1_000_000_000),
+];
+
+/// Apache's units plus `us`, for ringproxy's own directives whose useful values are
+/// shorter than a millisecond (Apache's timeouts take no `us`).
+const FINE_UNITS: &[(&str, u64)] = &[
+    ("us", 1_000),
+    ("ms", 1_000_000),
+    ("mi", 60_000_000_000),
+    ("h", 3_600_000_000_000),
+    ("s", 1_000_000_000),
+];
+
+/// The one duration grammar: a whole number with an optional unit of `units`.
+fn parse_with_units(v: &str, units: &[(&str, u64)], hint: &str) -> Result<Duration, String> {
     let lower = v.to_ascii_lowercase();
-    let (num, mult_ms) = if let Some(n) = lower.strip_suffix("ms") {
-        (n, 1u64)
-    } else if let Some(n) = lower.strip_suffix("mi") {
-        (n, 60_000)
-    } else if let Some(n) = lower.strip_suffix('h') {
-        (n, 3_600_000)
-    } else if let Some(n) = lower.strip_suffix('s') {
-        (n, 1000)
-    } else {
-        (lower.as_str(), 1000)
-    };
+    let (num, nanos) = units
+        .iter()
+        .find_map(|(suffix, ns)| lower.strip_suffix(suffix).map(|n| (n, *ns)))
+        .unwrap_or((lower.as_str(), 1_000_000_000));
     let n: u64 = num
         .parse()
-        .map_err(|_| format!("'{v}' is not a time (seconds, or with an ms suffix)"))?;
-    n.checked_mul(mult_ms)
-        .map(Duration::from_millis)
+        .map_err(|_| format!("'{v}' is not a time (seconds, or with {hint})"))?;
+    n.checked_mul(nanos)
+        .map(Duration::from_nanos)
         .ok_or_else(|| format!("'{v}' is too large"))
 }
 
-/// [`parse_duration`], plus a `us` suffix for microseconds: for ringproxy's own directives
-/// whose useful values are shorter than a millisecond (Apache's timeouts take no `us`).
+/// A timeout as Apache writes it: seconds, or with an `ms`, `s`, `mi` or `h` suffix.
+pub fn parse_duration(v: &str) -> Result<Duration, String> {
+    parse_with_units(v, APACHE_UNITS, "an ms suffix")
+}
+
+/// [`parse_duration`], plus `us` for microseconds.
 pub fn parse_fine_duration(v: &str) -> Result<Duration, String> {
-    // An ASCII suffix, so the slice below ends on a character boundary.
-    if v.to_ascii_lowercase().ends_with("us") {
-        return v[..v.len() - 2]
-            .parse::<u64>()
-            .map(Duration::from_micros)
-            .map_err(|_| format!("'{v}' is not a time (seconds, or with an ms or us suffix)"));
-    }
-    parse_duration(v)
+    parse_with_units(v, FINE_UNITS, "an ms or us suffix")
 }
 
 fn parse_num<T>(key: &str, v: &str, lo: T, hi: T) -> Result<T, String>

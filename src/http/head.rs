@@ -14,6 +14,13 @@ pub struct HeaderRange {
     pub value: Range<usize>,
 }
 
+impl HeaderRange {
+    /// Whether this field is named `name` (ASCII case-insensitive, as RFC 9110 §5.1 says).
+    pub fn is(&self, buf: &[u8], name: &[u8]) -> bool {
+        buf[self.name.clone()].eq_ignore_ascii_case(name)
+    }
+}
+
 /// Request body framing (RFC 9112 §6.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RequestBody {
@@ -119,35 +126,51 @@ impl RequestHead {
         &buf[self.method.clone()]
     }
 
-    /// The values of every header `name` (ASCII case-insensitive), in order.
+    /// The fields named `name` (ASCII case-insensitive), in order: every lookup of a
+    /// request header by name goes through here.
+    pub fn named<'a>(
+        &'a self,
+        buf: &'a [u8],
+        name: &'a [u8],
+    ) -> impl Iterator<Item = &'a HeaderRange> + 'a {
+        self.headers.iter().filter(move |h| h.is(buf, name))
+    }
+
+    /// The values of every header `name`, in order.
     pub fn headers_named<'a>(
         &'a self,
         buf: &'a [u8],
         name: &'a [u8],
     ) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.headers
-            .iter()
-            .filter(move |h| buf[h.name.clone()].eq_ignore_ascii_case(name))
-            .map(move |h| &buf[h.value.clone()])
+        self.named(buf, name).map(move |h| &buf[h.value.clone()])
+    }
+
+    /// The values of every header `name` that are text, in order.
+    pub fn header_texts<'a>(
+        &'a self,
+        buf: &'a [u8],
+        name: &'a [u8],
+    ) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers_named(buf, name)
+            .filter_map(|v| std::str::from_utf8(v).ok())
     }
 
     /// The value of the first header `name`.
     pub fn header<'a>(&self, buf: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
-        self.headers
-            .iter()
-            .find(|h| buf[h.name.clone()].eq_ignore_ascii_case(name))
-            .map(|h| &buf[h.value.clone()])
+        let h = self.headers.iter().find(|h| h.is(buf, name))?;
+        Some(&buf[h.value.clone()])
     }
 
     /// The request-target's path and query (without `?`), as received: where the path
     /// ends in `buf`, and the query's range.
     pub fn target_parts(&self, buf: &[u8]) -> (Range<usize>, Option<Range<usize>>) {
         let t = self.path.clone();
-        match memchr::memchr(b'?', &buf[t.clone()]) {
-            Some(i) => (t.start..t.start + i, Some(t.start + i + 1..t.end)),
-            None => (t, None),
-        }
+        let (path, query) = split_target(&buf[t.clone()]);
+        let start = t.start;
+        let query = query.map(|q| t.end - q.len()..t.end);
+        (start..start + path.len(), query)
     }
+
     pub fn body(&self) -> RequestBody {
         self.body.unwrap_or(RequestBody::None)
     }
@@ -560,6 +583,14 @@ fn same_authority(a: &[u8], b: &[u8]) -> bool {
         (host, port)
     }
     parts(a) == parts(b)
+}
+
+/// A request-target's path and query (without the `?`): the one place a target is split.
+pub fn split_target(target: &[u8]) -> (&[u8], Option<&[u8]>) {
+    match memchr::memchr(b'?', target) {
+        Some(i) => (&target[..i], Some(&target[i + 1..])),
+        None => (target, None),
+    }
 }
 
 /// Parses a backend response head. `request_is_head` decides framing for HEAD.

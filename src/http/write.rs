@@ -121,12 +121,7 @@ pub fn forward_request(fields: &mut Headers, buf: &[u8], head: &RequestHead, rw:
             fields.push(b"Content-Length", n.to_string().as_bytes());
         }
     }
-    let sent = |name: &'static [u8]| {
-        head.headers
-            .iter()
-            .filter(move |h| buf[h.name.clone()].eq_ignore_ascii_case(name))
-            .map(|h| &buf[h.value.clone()])
-    };
+    let sent = |name: &'static [u8]| head.headers_named(buf, name);
     fields.push_merged(b"X-Forwarded-For", sent(b"x-forwarded-for"), rw.client_ip);
     if let Some(h) = client_host {
         fields.push_merged(b"X-Forwarded-Host", sent(b"x-forwarded-host"), h);

@@ -228,18 +228,46 @@ async fn send_body(
     .await;
     x.mv().state.on_core(w.id).add_sent(moved);
     c.buf = buf;
-    let name = || x.member().name.clone();
     r.consumed = match res {
         Ok(pos) => pos,
-        Err(StreamError::SrcTimeout) => return Err(fatal(ErrorKind::ClientTimeout)),
         Err(StreamError::SrcTooSlow) => return Err(ExchangeError::Fatal(body_too_slow(w))),
-        Err(StreamError::SrcEof) => return Err(fatal(ErrorKind::ClientClosed)),
-        Err(StreamError::SrcIo(e)) => return Err(fatal(ErrorKind::ClientIo(e))),
-        Err(StreamError::DstTimeout) => return Err(fatal(ErrorKind::BackendSendTimeout(name()))),
-        Err(StreamError::DstIo(e)) => return Err(fatal(ErrorKind::BackendIo(name(), e))),
-        Err(StreamError::Framing(e)) => return Err(fatal(ErrorKind::BadBody(e))),
+        Err(e) => return Err(fatal(relay_error(e, Source::Client, x.member()))),
     };
     Ok(())
+}
+
+/// Where a relayed body came from.
+enum Source {
+    Client,
+    Member,
+}
+
+/// A body relay's failure as the error it is, by which side the body came from. After a
+/// response head went out, a failure can only close the client connection, so a
+/// truncated body never looks complete.
+fn relay_error(e: StreamError, from: Source, member: &Member) -> ErrorKind {
+    let name = || member.name.clone();
+    match (e, from) {
+        (StreamError::SrcTimeout, Source::Client) => ErrorKind::ClientTimeout,
+        (StreamError::SrcTooSlow, Source::Client) => {
+            ErrorKind::RequestReadTimeout(crate::reqtimeout::Which::Body)
+        }
+        (StreamError::SrcEof, Source::Client) => ErrorKind::ClientClosed,
+        (StreamError::SrcIo(e), Source::Client) => ErrorKind::ClientIo(e),
+        (StreamError::DstTimeout, Source::Client) => ErrorKind::BackendSendTimeout(name()),
+        (StreamError::DstIo(e), Source::Client) => ErrorKind::BackendIo(name(), e),
+        (StreamError::Framing(e), Source::Client) => ErrorKind::BadBody(e),
+        (StreamError::SrcTimeout | StreamError::SrcTooSlow, Source::Member) => {
+            ErrorKind::BackendTimeout(name())
+        }
+        (StreamError::SrcEof, Source::Member) => ErrorKind::BackendClosed(name()),
+        (StreamError::SrcIo(e), Source::Member) => ErrorKind::BackendIo(name(), e),
+        (StreamError::DstTimeout, Source::Member) => ErrorKind::ClientTimeout,
+        (StreamError::DstIo(e), Source::Member) => ErrorKind::ClientIo(e),
+        (StreamError::Framing(e), Source::Member) => {
+            ErrorKind::BackendProtocol(name(), e.to_string())
+        }
+    }
 }
 
 /// How bodies move on this core: the read size, the pipes and SpliceThreshold.
@@ -380,8 +408,7 @@ fn sticky_cookie(x: &Exchange<'_>) -> String {
 }
 
 /// Phase 5: the rest of the response body. Returns whether the session can carry another
-/// request. After the head went out, the only honest signal of a failure left is closing
-/// the client connection, so a truncated body never looks complete.
+/// request.
 async fn relay_response(
     w: &CoreGen,
     c: &mut ClientConn,
@@ -410,19 +437,9 @@ async fn relay_response(
     x.mv().state.on_core(w.id).add_received(moved);
     r.bytes_out += moved;
     s.buf = buf;
-    let name = || x.member().name.clone();
     let end = match res {
         Ok(end) => end,
-        Err(StreamError::SrcTimeout) | Err(StreamError::SrcTooSlow) => {
-            return Err(fatal(ErrorKind::BackendTimeout(name())))
-        }
-        Err(StreamError::SrcEof) => return Err(fatal(ErrorKind::BackendClosed(name()))),
-        Err(StreamError::SrcIo(e)) => return Err(fatal(ErrorKind::BackendIo(name(), e))),
-        Err(StreamError::Framing(e)) => {
-            return Err(fatal(ErrorKind::BackendProtocol(name(), e.to_string())))
-        }
-        Err(StreamError::DstTimeout) => return Err(fatal(ErrorKind::ClientTimeout)),
-        Err(StreamError::DstIo(e)) => return Err(fatal(ErrorKind::ClientIo(e))),
+        Err(e) => return Err(fatal(relay_error(e, Source::Member, x.member()))),
     };
     Ok(s.reusable(Pool::reuse_enabled(x.member()), &framing, end))
 }

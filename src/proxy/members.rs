@@ -23,26 +23,16 @@ pub(super) fn requested_route(
         url.push('?');
         url.push_str(&String::from_utf8_lossy(&c.buf[q]));
     }
-    let cookies = header_values(c, r, b"cookie");
+    let cookies = r.head.header_texts(&c.buf, b"cookie");
     sticky::requested_route(sticky, &url, cookies).map(str::to_string)
-}
-
-fn header_values<'a>(
-    c: &'a ClientConn,
-    r: &'a RequestCtx,
-    name: &'a [u8],
-) -> impl Iterator<Item = &'a str> + 'a {
-    r.head
-        .headers_named(&c.buf, name)
-        .filter_map(|v| std::str::from_utf8(v).ok())
 }
 
 /// The key `lbmethod=hash` hashes; the client address when the header or cookie is absent.
 pub(super) fn hash_key(view: &BalancerView, c: &ClientConn, r: &RequestCtx) -> u64 {
     let value = match &view.hashkey {
         HashKey::ClientIp => None,
-        HashKey::Header(name) => header_values(c, r, name.as_bytes()).next(),
-        HashKey::Cookie(name) => sticky::cookie_value(header_values(c, r, b"cookie"), name),
+        HashKey::Header(name) => r.head.header_texts(&c.buf, name.as_bytes()).next(),
+        HashKey::Cookie(name) => sticky::cookie_value(r.head.header_texts(&c.buf, b"cookie"), name),
     };
     hash::fnv1a(value.unwrap_or(&c.peer_ip).as_bytes())
 }

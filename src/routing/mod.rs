@@ -124,10 +124,7 @@ pub struct PathInput<'a> {
 impl<'a> PathInput<'a> {
     /// For tests and callers with a plain target: normalized with the default policy.
     pub fn split_target(target: &'a [u8]) -> (&'a [u8], Option<&'a [u8]>) {
-        match target.iter().position(|&b| b == b'?') {
-            Some(i) => (&target[..i], Some(&target[i + 1..])),
-            None => (target, None),
-        }
+        crate::http::head::split_target(target)
     }
 
     fn encode(&self, path: &[u8], out: &mut Vec<u8>) {

@@ -165,10 +165,7 @@ pub fn upgrade_request(
     if !asks {
         return None;
     }
-    let h = head
-        .headers
-        .iter()
-        .find(|h| buf[h.name.clone()].eq_ignore_ascii_case(b"upgrade"))?;
+    let h = head.named(buf, b"upgrade").next()?;
     let first = buf[h.value.clone()]
         .split(|&b| b == b',')
         .next()
