@@ -58,7 +58,7 @@ pub enum ErrorKind {
     ClientTimeout,
     /// mod_reqtimeout's stages (AH01382 / AH01383 in Apache).
     #[error("Request {} read timeout (RequestReadTimeout)", .0.label())]
-    RequestReadTimeout(crate::reqtimeout::Which),
+    RequestReadTimeout(crate::http::reqtimeout::Which),
     #[error("client I/O error: {0}")]
     ClientIo(std::io::Error),
     #[error("client closed the connection")]

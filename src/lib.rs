@@ -1,24 +1,29 @@
 //! ringproxy: a thread-per-core io_uring HTTP/1.1 reverse proxy and load balancer that reads
 //! Apache mod_proxy_balancer configuration.
 //!
-//! A request flows one way through the modules: [`worker`] accepts ->
-//! [`conn`] reads the head ([`http::head`]) -> [`route`] picks a rule ->
-//! [`balancer`] picks a member -> [`pool`] lends a backend connection -> [`proxy`] forwards
-//! (rewriting heads with [`http::write`], framing bodies with [`http::body`]) -> back to
-//! [`conn`] for the next request on the connection, or to [`park`] while it idles.
+//! A request flows one way through the modules:
+//! [`runtime`] (a pinned thread per core) accepts ->
+//! [`transport`] carries the bytes (plain TCP; TLS will be a second stream variant) ->
+//! [`http::server`] reads the head on the client connection (HTTP/1.1; HTTP/2 will sit
+//! beside it) into a per-request context ->
+//! [`proxy`] routes it with [`routing`] (virtual host, normalized path, access,
+//! RewriteRule, ProxyPass), has [`balancer`] choose a member and runs the attempt loop ->
+//! [`upstream`] speaks the member's protocol on a session from its pool (HTTP/1.1; AJP will
+//! be a second session variant) -> the response goes back through [`http::write`] and
+//! [`http::relay`] -> [`http::server`] waits for the next request, or
+//! [`transport::park`] holds the idle connection. [`admin`] answers the pages ringproxy
+//! serves itself; [`observe`] logs; [`health`] checks members; [`config`] reads Apache's
+//! configuration.
 
 pub mod admin;
 pub mod balancer;
 pub mod config;
-pub mod conn;
 pub mod demo;
-pub mod dns;
 pub mod error;
 pub mod health;
 pub mod http;
 pub mod observe;
 pub mod proxy;
-pub mod reqtimeout;
 pub mod routing;
 pub mod runtime;
 pub mod transport;

@@ -144,7 +144,7 @@ fn defaults_and_directive_errors() {
     let c = load_str("Listen 80\n", "t.conf", &LoadOptions::default()).unwrap();
     assert_eq!(
         c.core.read_timeouts,
-        ringproxy::reqtimeout::ReadTimeouts::default()
+        ringproxy::http::reqtimeout::ReadTimeouts::default()
     );
     assert_eq!(c.core.request_buffer, 64 * 1024);
     let e = load_str(

@@ -8,9 +8,9 @@ use tracing::warn;
 
 use crate::admin;
 use crate::config::Handler;
-use crate::conn::{ClientConn, RequestCtx};
 use crate::error::{ErrorKind, ProxyError};
 use crate::http::head::RequestBody;
+use crate::http::server::{ClientConn, RequestCtx};
 use crate::proxy::client_may_keep;
 use crate::runtime::CoreGen;
 use crate::transport::io::write_all;
@@ -45,7 +45,7 @@ async fn manager_change(
     let form = admin::manager::parse_form(&c.buf[r.head.len..end]);
     // A member's name is looked up on the resolver pool, never on this event loop.
     let addr = match admin::manager::new_member_host(&form) {
-        Some((host, port)) => crate::dns::resolve(&host, port).await,
+        Some((host, port)) => crate::runtime::dns::resolve(&host, port).await,
         None => None,
     };
     Ok(

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use crate::balancer::flag;
-use crate::reqtimeout::Which;
+use crate::http::reqtimeout::Which;
 use crate::runtime::Shared;
 
 pub fn escape(s: &str) -> String {

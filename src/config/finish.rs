@@ -246,7 +246,7 @@ impl Builder<'_> {
                     (true, _) => String::new(),
                     // A loader with its own resolver looks nothing up on the system either.
                     (false, Some(_)) => "127.0.0.1".into(),
-                    (false, None) => crate::dns::local_host_name(),
+                    (false, None) => crate::runtime::dns::local_host_name(),
                 },
             })
         } else {

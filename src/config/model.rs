@@ -67,7 +67,7 @@ pub struct CoreSettings {
     /// On, never sleep.
     pub busy_polling: Option<Duration>,
     /// `RequestReadTimeout` (mod_reqtimeout): deadlines for a request's head and body.
-    pub read_timeouts: crate::reqtimeout::ReadTimeouts,
+    pub read_timeouts: crate::http::reqtimeout::ReadTimeouts,
     /// `ProxyRequestBuffer`: a request body up to this many bytes is read whole before a
     /// member is chosen, so a slow client never holds a member's connection (0: off).
     pub request_buffer: usize,
@@ -103,7 +103,7 @@ impl Default for CoreSettings {
             idle_park_after: Some(Duration::from_millis(250)),
             proxy_status: false,
             busy_polling: None,
-            read_timeouts: crate::reqtimeout::ReadTimeouts::default(),
+            read_timeouts: crate::http::reqtimeout::ReadTimeouts::default(),
             // As large as the body that is sent with the head in one write anyway.
             request_buffer: 64 * 1024,
         }

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::http::body::{BodyError, Framing};
-use crate::reqtimeout::RateDeadline;
+use crate::http::reqtimeout::RateDeadline;
 use crate::runtime::timer::coarse_now;
 use crate::transport::io::{read_more, write_range, IoFail};
 use crate::transport::splice::{splice_exact, worth_splicing, PipePool, SpliceError};

@@ -9,10 +9,10 @@ use tracing::{debug, error, warn};
 use crate::admin::stats::Retry;
 use crate::balancer::{BalancerView, Choice, CoreView, NoChoice, RequestKeys};
 use crate::config::LbMethod;
-use crate::conn::{ClientConn, RequestCtx};
 use crate::error::{ErrorKind, ProxyError};
 use crate::http::body::Framing;
 use crate::http::headers::Env as HeaderEnv;
+use crate::http::server::{ClientConn, RequestCtx};
 use crate::runtime::CoreGen;
 use crate::upstream::{self, UpstreamSession};
 

@@ -5,11 +5,11 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crate::conn::{ClientConn, RequestCtx};
 use crate::error::{ErrorKind, ProxyError};
 use crate::http::body::Framing;
 use crate::http::head::RequestBody;
-use crate::reqtimeout::{RateDeadline, Which};
+use crate::http::reqtimeout::{RateDeadline, Which};
+use crate::http::server::{ClientConn, RequestCtx};
 use crate::runtime::timer::coarse_now;
 use crate::runtime::CoreGen;
 use crate::transport::io::{read_more, write_all, IoFail};

@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use crate::balancer::{BalancerView, MemberView};
 use crate::config::Member;
-use crate::conn::{ClientConn, RequestCtx};
 use crate::error::{ErrorKind, ProxyError};
 use crate::http::body::Framing;
 use crate::http::head::ResponseBody;
 use crate::http::headers::Env as HeaderEnv;
 use crate::http::relay::{stream_body, StreamError, Streaming};
+use crate::http::server::{ClientConn, RequestCtx};
 use crate::http::write::{
     write_request_head, write_response_head, RequestRewrite, ResponseRewrite,
 };
@@ -250,7 +250,7 @@ fn relay_error(e: StreamError, from: Source, member: &Member) -> ErrorKind {
     match (e, from) {
         (StreamError::SrcTimeout, Source::Client) => ErrorKind::ClientTimeout,
         (StreamError::SrcTooSlow, Source::Client) => {
-            ErrorKind::RequestReadTimeout(crate::reqtimeout::Which::Body)
+            ErrorKind::RequestReadTimeout(crate::http::reqtimeout::Which::Body)
         }
         (StreamError::SrcEof, Source::Client) => ErrorKind::ClientClosed,
         (StreamError::SrcIo(e), Source::Client) => ErrorKind::ClientIo(e),

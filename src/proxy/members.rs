@@ -6,7 +6,7 @@ use tracing::{error, warn};
 use crate::balancer::{hash, sticky, BalancerView, MemberView};
 use crate::config::url::without_scheme;
 use crate::config::HashKey;
-use crate::conn::{ClientConn, RequestCtx};
+use crate::http::server::{ClientConn, RequestCtx};
 use crate::runtime::CoreGen;
 
 /// The sticky route in the request (URL parameter first, then cookie). The parameter is

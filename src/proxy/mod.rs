@@ -12,10 +12,10 @@ pub mod policy;
 
 use crate::admin;
 use crate::config::TraceEnable;
-use crate::conn::{ClientConn, RequestCtx};
 use crate::error::{ErrorKind, ProxyError};
 use crate::http::body::Framing;
 use crate::http::head::RequestBody;
+use crate::http::server::{ClientConn, RequestCtx};
 use crate::routing;
 use crate::routing::normalize::EncodedSlashes;
 use crate::runtime::CoreGen;
@@ -138,7 +138,7 @@ async fn route(
     // `Require host` rules need the client's name: looked up (and cached) only then.
     let ip = c.peer.ip();
     let client_name = match vh.names_needed {
-        true => crate::dns::client_name(ip).await,
+        true => crate::runtime::dns::client_name(ip).await,
         false => None,
     };
     check_trace(vh.trace, c, r)?;

@@ -6,7 +6,7 @@
 //! outcomes (granted, denied, neutral).
 //!
 //! `Require host` and host names in `Allow from`/`Deny from` get the client's verified name
-//! from [`crate::dns`] (looked up only when a host's rules name hosts).
+//! from [`crate::runtime::dns`] (looked up only when a host's rules name hosts).
 
 use std::net::IpAddr;
 

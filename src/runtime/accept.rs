@@ -67,7 +67,7 @@ pub(super) async fn accept_loop(
             .conns_open
             .fetch_add(1, Ordering::Relaxed);
         thread.drain.enter();
-        thread.spawn_conn(w, stream, crate::conn::Start::Accepted(peer));
+        thread.spawn_conn(w, stream, crate::http::server::Start::Accepted(peer));
     }
 }
 

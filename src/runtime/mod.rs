@@ -7,6 +7,7 @@
 pub mod accept;
 pub mod buffer;
 pub mod busypoll;
+pub mod dns;
 pub mod driver;
 pub mod generation;
 pub mod server;

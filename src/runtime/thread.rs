@@ -14,7 +14,7 @@ use super::buffer::{BufPool, FutureBoxes};
 use super::driver::{run_local, DriverChoice};
 use super::generation::{CoreGen, Generations};
 use super::shutdown::Drain;
-use crate::conn;
+use crate::http::server;
 use crate::transport::park::{LotOwner, ParkingLot, Resumed};
 use crate::transport::splice::PipePool;
 use crate::transport::ClientStream;
@@ -73,8 +73,8 @@ impl Thread {
         Thread {
             id,
             gens,
-            read_bufs: BufPool::new(crate::conn::CLIENT_BUF, 256),
-            small_bufs: BufPool::new(crate::conn::SMALL_BUF, 512),
+            read_bufs: BufPool::new(crate::http::server::CLIENT_BUF, 256),
+            small_bufs: BufPool::new(crate::http::server::SMALL_BUF, 512),
             backend_bufs: BufPool::new(crate::upstream::http1::BACKEND_BUF, 256),
             request_futures: FutureBoxes::new(256),
             fields: RefCell::default(),
@@ -129,14 +129,14 @@ impl Thread {
         self: &Rc<Self>,
         w: Rc<CoreGen>,
         stream: ClientStream,
-        start: conn::Start,
+        start: server::Start,
     ) {
         let t = self.clone();
         monoio::spawn(async move {
-            let served = CatchUnwind(Box::pin(conn::serve(w, stream, start))).await;
+            let served = CatchUnwind(Box::pin(server::serve(w, stream, start))).await;
             match served {
-                Ok(conn::Served::Parked) => {}
-                Ok(conn::Served::Closed) => t.conn_closed(),
+                Ok(server::Served::Parked) => {}
+                Ok(server::Served::Closed) => t.conn_closed(),
                 Err(()) => {
                     tracing::error!("client connection handler panicked; connection closed");
                     t.conn_closed();
@@ -162,8 +162,8 @@ impl Thread {
             .map(|w| w.pool.purge(now))
             .sum();
         let freed = closed * POOLED_CONN_BYTES
-            + self.read_bufs.decay() * crate::conn::CLIENT_BUF
-            + self.small_bufs.decay() * crate::conn::SMALL_BUF
+            + self.read_bufs.decay() * crate::http::server::CLIENT_BUF
+            + self.small_bufs.decay() * crate::http::server::SMALL_BUF
             + self.backend_bufs.decay() * crate::upstream::http1::BACKEND_BUF
             + self.request_futures.decay() * REQUEST_FUTURE_BYTES
             + self.lot.take_parked_count() * PARKED_TASK_BYTES;
@@ -245,7 +245,7 @@ impl LotOwner for Thread {
         let w = self.current();
         match ClientStream::from_std(r.stream) {
             Ok(stream) => {
-                let start = conn::Start::Resumed(conn::Resume {
+                let start = server::Start::Resumed(server::Resume {
                     peer: r.peer,
                     local: r.local,
                     requests: r.requests,

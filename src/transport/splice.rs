@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use super::Transport;
-use crate::reqtimeout::RateDeadline;
+use crate::http::reqtimeout::RateDeadline;
 use crate::runtime::timer::coarse_now;
 use monoio::net::TcpStream;
 

@@ -124,7 +124,7 @@ pub(super) fn requestreadtimeout(b: &mut Builder, d: &Directive, ctx: Ctx) {
     let args = &d.args;
     let loc = &d.loc;
     let in_vhost = ctx.vhost() != 0;
-    match crate::reqtimeout::parse(args, b.core.read_timeouts) {
+    match crate::http::reqtimeout::parse(args, b.core.read_timeouts) {
         Ok(t) => b.core.read_timeouts = t,
         Err(m) => return b.err(loc, format!("RequestReadTimeout: {m}")),
     }

@@ -1,5 +1,5 @@
-//! The client connection: read a request head, hand it to [`proxy::forward`], and loop while
-//! keep-alive allows. Pipelined requests are answered in order because each one is read
+//! The HTTP/1.1 server side of a client connection: read a request head, hand it to
+//! [`proxy::forward`], and loop while keep-alive allows; idle, wait cheaply or park. Pipelined requests are answered in order because each one is read
 //! from the buffer only after the previous response went out.
 
 use std::net::SocketAddr;
@@ -11,9 +11,9 @@ use tracing::{debug, info, warn};
 
 use crate::error::{canned_response, canned_response_with, ErrorKind, ProxyError, Side};
 use crate::http::head::{parse_request, HeadScan, Limits, RequestHead};
+use crate::http::reqtimeout::{RateDeadline, Which};
 use crate::observe::accesslog::Record;
 use crate::proxy;
-use crate::reqtimeout::{RateDeadline, Which};
 use crate::runtime::timer::coarse_now;
 use crate::runtime::CoreGen;
 use crate::transport::io::{read_more, write_all, IoFail};
