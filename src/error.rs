@@ -1,7 +1,7 @@
 //! Typed request errors, mapped once to a status code and a small response.
 //!
 //! Each error says which side it came from; whether a request may be sent again is decided
-//! from its kind where requests are sent (proxy.rs), by the retry rules.
+//! from its kind where requests are sent (`proxy::attempt`), by the retry rules (`proxy::policy`).
 
 use crate::http::body::BodyError;
 use crate::http::head::HeadError;

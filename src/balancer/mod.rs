@@ -202,7 +202,9 @@ impl SharedMember {
 
     /// The counters core `core` writes. Only that core's thread may call this for writing.
     pub fn on_core(&self, core: usize) -> &CoreCounters {
-        &self.per_core[core % self.per_core.len()]
+        // A core outside the table (none is: it has a block per worker) shares the first
+        // block rather than panic; no division on this per-request path.
+        self.per_core.get(core).unwrap_or(&self.per_core[0])
     }
 
     fn sum(&self, f: impl Fn(&CoreCounters) -> u64) -> u64 {

@@ -17,21 +17,48 @@ use std::ops::Range;
 
 use super::head::HeaderRange;
 
-/// Where a field's bytes are.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Span {
-    /// In the input buffer.
-    Input(Range<usize>),
-    /// In the list's own arena.
-    Own(Range<usize>),
+/// Where a field's bytes are: `start..end` of the input buffer, or of the list's own arena
+/// (`own`). Offsets are `u32` (heads are limited far below 4 GiB) so a field is 28 bytes
+/// and building the list per request writes little memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Span {
+    own: bool,
+    start: u32,
+    end: u32,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+impl Span {
+    fn input(r: &Range<usize>) -> Span {
+        Span {
+            own: false,
+            start: r.start as u32,
+            end: r.end as u32,
+        }
+    }
+
+    fn range(self) -> Range<usize> {
+        self.start as usize..self.end as usize
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Field {
     name: Span,
     value: Span,
-    /// The whole line as received (`Name:  value`), while the field is unchanged.
-    line: Option<Range<usize>>,
+    /// The whole line as received (`Name:  value`) runs from the name's start to the
+    /// value's end of the input, while the field is unchanged.
+    unchanged: bool,
+}
+
+impl Field {
+    /// A parsed field, borrowed from the input.
+    fn input(h: &HeaderRange) -> Field {
+        Field {
+            name: Span::input(&h.name),
+            value: Span::input(&h.value),
+            unchanged: true,
+        }
+    }
 }
 
 /// A header list over an input buffer (see the module docs).
@@ -51,11 +78,22 @@ impl Headers {
     /// Starts over with the fields of a parsed head, in order, all borrowed.
     pub fn load(&mut self, fields: &[HeaderRange]) {
         self.clear();
-        self.fields.extend(fields.iter().map(|h| Field {
-            name: Span::Input(h.name.clone()),
-            value: Span::Input(h.value.clone()),
-            line: Some(h.name.start..h.value.end),
-        }));
+        self.fields.extend(fields.iter().map(Field::input));
+    }
+
+    /// Starts over with the fields of a parsed head over `input` for which
+    /// `keep(name, value)` holds: loading and filtering in one pass.
+    pub fn load_where(
+        &mut self,
+        input: &[u8],
+        fields: &[HeaderRange],
+        mut keep: impl FnMut(&[u8], &[u8]) -> bool,
+    ) {
+        self.clear();
+        let kept = fields
+            .iter()
+            .filter(|h| keep(&input[h.name.clone()], &input[h.value.clone()]));
+        self.fields.extend(kept.map(Field::input));
     }
 
     /// Starts over with the header lines of `head` (`Name: value` each, CRLF or LF ended;
@@ -72,10 +110,17 @@ impl Headers {
             };
             let value = super::head::trim(&line[colon + 1..]);
             let vstart = start + (value.as_ptr() as usize - line.as_ptr() as usize);
+            // A line kept whole keeps what follows its value (trailing blanks) too.
+            let vend = if value.is_empty() {
+                start + line.len()
+            } else {
+                vstart + value.len()
+            };
+            let unchanged = vend == start + line.len();
             self.fields.push(Field {
-                name: Span::Input(start..start + colon),
-                value: Span::Input(vstart..vstart + value.len()),
-                line: Some(start..start + line.len()),
+                name: Span::input(&(start..start + colon)),
+                value: Span::input(&(vstart..vend.min(vstart + value.len()))),
+                unchanged,
             });
         }
     }
@@ -89,9 +134,9 @@ impl Headers {
     }
 
     fn bytes<'a>(&'a self, input: &'a [u8], s: &Span) -> &'a [u8] {
-        match s {
-            Span::Input(r) => &input[r.clone()],
-            Span::Own(r) => &self.arena[r.clone()],
+        match s.own {
+            false => &input[s.range()],
+            true => &self.arena[s.range()],
         }
     }
 
@@ -115,15 +160,15 @@ impl Headers {
 
     /// Whether the `i`th field is still as received.
     pub fn unchanged(&self, i: usize) -> bool {
-        self.fields[i].line.is_some()
+        self.fields[i].unchanged
     }
 
     /// Keeps the fields for which `keep(name, value)` holds.
     pub fn retain(&mut self, input: &[u8], mut keep: impl FnMut(&[u8], &[u8]) -> bool) {
         let arena = &self.arena;
-        let bytes = |s: &Span| match s {
-            Span::Input(r) => &input[r.clone()],
-            Span::Own(r) => &arena[r.clone()],
+        let bytes = |s: &Span| match s.own {
+            false => &input[s.range()],
+            true => &arena[s.range()],
         };
         self.fields
             .retain(|f| keep(bytes(&f.name), bytes(&f.value)));
@@ -132,14 +177,22 @@ impl Headers {
     fn own(&mut self, b: &[u8]) -> Span {
         let start = self.arena.len();
         self.arena.extend_from_slice(b);
-        Span::Own(start..self.arena.len())
+        self.arena_span(start)
+    }
+
+    fn arena_span(&self, start: usize) -> Span {
+        Span {
+            own: true,
+            start: start as u32,
+            end: self.arena.len() as u32,
+        }
     }
 
     fn owned_field(&mut self, name: &[u8], value: &[u8]) -> Field {
         Field {
             name: self.own(name),
             value: self.own(value),
-            line: None,
+            unchanged: false,
         }
     }
 
@@ -164,11 +217,11 @@ impl Headers {
             self.arena.extend_from_slice(b", ");
         }
         self.arena.extend_from_slice(ours);
-        let value = Span::Own(start..self.arena.len());
+        let value = self.arena_span(start);
         self.fields.push(Field {
             name,
             value,
-            line: None,
+            unchanged: false,
         });
     }
 
@@ -183,7 +236,7 @@ impl Headers {
         let v = self.own(value);
         let f = &mut self.fields[i];
         f.value = v;
-        f.line = None;
+        f.unchanged = false;
     }
 
     /// Writes the fields as HTTP/1.1 header lines, each ending in CRLF: a field as
@@ -192,9 +245,9 @@ impl Headers {
     /// end the head early).
     pub fn write_h1(&self, input: &[u8], out: &mut Vec<u8>) {
         for f in &self.fields {
-            match &f.line {
-                Some(line) => out.extend_from_slice(&input[line.clone()]),
-                None => {
+            match f.unchanged {
+                true => out.extend_from_slice(&input[f.name.start as usize..f.value.end as usize]),
+                false => {
                     out.extend_from_slice(self.bytes(input, &f.name));
                     out.extend_from_slice(b": ");
                     let value = self.bytes(input, &f.value);

@@ -104,8 +104,7 @@ const REPLACED: &[&[u8]] = &[
 /// them in `Connection` cannot remove them), and finally the `RequestHeader` rules (after
 /// ringproxy's own, so `RequestHeader set X-Forwarded-Proto https` wins).
 pub fn forward_request(fields: &mut Headers, buf: &[u8], head: &RequestHead, rw: &RequestRewrite) {
-    fields.load(&head.headers);
-    fields.retain(buf, |name, _| {
+    fields.load_where(buf, &head.headers, |name, _| {
         !(is_hop_by_hop(name, buf, &head.connection_tokens)
             || REPLACED.iter().any(|r| name.eq_ignore_ascii_case(r))
             || (head.rewrite_length && name.eq_ignore_ascii_case(b"content-length"))
@@ -187,8 +186,7 @@ pub fn forward_response(
     head: &ResponseHead,
     rw: &ResponseRewrite,
 ) {
-    fields.load(&head.headers);
-    fields.retain(buf, |name, _| {
+    fields.load_where(buf, &head.headers, |name, _| {
         !(is_hop_by_hop(name, buf, &head.connection_tokens)
             || (head.rewrite_length && name.eq_ignore_ascii_case(b"content-length"))
             || (rw.dechunk && name.eq_ignore_ascii_case(b"transfer-encoding")))
