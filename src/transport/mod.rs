@@ -20,6 +20,7 @@ mod plain;
 pub mod splice;
 pub mod tunnel;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::time::Duration;
@@ -48,28 +49,29 @@ pub struct TlsFacts {
 /// The methods are what the HTTP and proxy layers need; capabilities that only a bare
 /// socket has (splice, park, dup) are reached through [`Transport::socket`], which only
 /// this module's code calls.
-// The runtime is single-threaded per core: these futures never cross threads, so the
-// `Send` bounds that `async fn` in a public trait cannot promise are not needed.
-#[allow(async_fn_in_trait)]
+// The I/O methods return the underlying operation's future itself, not an `async fn`
+// wrapping it: each wrapper would be one more state machine to poll and to move the buffer
+// through on every operation of every request. A second transport (TLS) makes the
+// enums' futures an enum of futures, one variant per transport, in the same way.
 pub trait Transport {
     /// Reads into `buf`'s spare room. `Ok(0)`: the peer closed.
-    async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T>;
+    fn read<T: IoBufMut>(&mut self, buf: T) -> impl Future<Output = BufResult<usize, T>>;
     /// As `read`, withdrawable through `handle` (an idle wait that may end in parking).
-    async fn read_cancelable<T: IoBufMut>(
+    fn read_cancelable<T: IoBufMut>(
         &mut self,
         buf: T,
         handle: CancelHandle,
-    ) -> BufResult<usize, T>;
+    ) -> impl Future<Output = BufResult<usize, T>>;
     /// Writes all of `buf`.
-    async fn write_all<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T>;
+    fn write_all<T: IoBuf>(&mut self, buf: T) -> impl Future<Output = BufResult<usize, T>>;
     /// Takes what is readable now into `buf`'s spare capacity without waiting. `Ok(None)`:
     /// nothing after all; `Ok(Some(0))`: the peer closed.
     fn read_now(&mut self, buf: &mut Vec<u8>) -> std::io::Result<Option<usize>>;
     /// Waits until a read would not block (for a TLS stream: including plaintext it holds).
-    async fn readable(&mut self) -> std::io::Result<()>;
+    fn readable(&mut self) -> impl Future<Output = std::io::Result<()>>;
     /// Ends the sending direction (a TLS stream sends close_notify first); the peer reads
     /// what was sent, then end of stream.
-    async fn shutdown_write(&mut self);
+    fn shutdown_write(&mut self) -> impl Future<Output = ()>;
     fn peer_addr(&self) -> std::io::Result<SocketAddr>;
     fn local_addr(&self) -> std::io::Result<SocketAddr>;
     /// TLS facts, when the stream is TLS.
@@ -110,31 +112,33 @@ pub enum BackendStream {
     Plain(TcpStream),
 }
 
-/// Implements [`Transport`] for a stream enum by handing each call to its variant.
+/// Implements [`Transport`] for a stream enum by handing each call to its variant. With
+/// one variant the variant's future is returned as it is; a second variant needs a future
+/// enum here (see the trait).
 macro_rules! delegate_transport {
     ($ty:ident { $($variant:ident),+ }) => {
         impl Transport for $ty {
-            async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
-                match self { $($ty::$variant(s) => Transport::read(s, buf).await),+ }
+            fn read<T: IoBufMut>(&mut self, buf: T) -> impl Future<Output = BufResult<usize, T>> {
+                match self { $($ty::$variant(s) => Transport::read(s, buf)),+ }
             }
-            async fn read_cancelable<T: IoBufMut>(
+            fn read_cancelable<T: IoBufMut>(
                 &mut self,
                 buf: T,
                 handle: CancelHandle,
-            ) -> BufResult<usize, T> {
-                match self { $($ty::$variant(s) => s.read_cancelable(buf, handle).await),+ }
+            ) -> impl Future<Output = BufResult<usize, T>> {
+                match self { $($ty::$variant(s) => s.read_cancelable(buf, handle)),+ }
             }
-            async fn write_all<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
-                match self { $($ty::$variant(s) => Transport::write_all(s, buf).await),+ }
+            fn write_all<T: IoBuf>(&mut self, buf: T) -> impl Future<Output = BufResult<usize, T>> {
+                match self { $($ty::$variant(s) => Transport::write_all(s, buf)),+ }
             }
             fn read_now(&mut self, buf: &mut Vec<u8>) -> std::io::Result<Option<usize>> {
                 match self { $($ty::$variant(s) => s.read_now(buf)),+ }
             }
-            async fn readable(&mut self) -> std::io::Result<()> {
-                match self { $($ty::$variant(s) => Transport::readable(s).await),+ }
+            fn readable(&mut self) -> impl Future<Output = std::io::Result<()>> {
+                match self { $($ty::$variant(s) => Transport::readable(s)),+ }
             }
-            async fn shutdown_write(&mut self) {
-                match self { $($ty::$variant(s) => s.shutdown_write().await),+ }
+            fn shutdown_write(&mut self) -> impl Future<Output = ()> {
+                match self { $($ty::$variant(s) => s.shutdown_write()),+ }
             }
             fn peer_addr(&self) -> std::io::Result<SocketAddr> {
                 match self { $($ty::$variant(s) => Transport::peer_addr(s)),+ }

@@ -1,5 +1,6 @@
 //! Plain TCP: the bare socket is the stream.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd};
@@ -12,20 +13,20 @@ use monoio::BufResult;
 use super::{TlsFacts, Transport};
 
 impl Transport for TcpStream {
-    async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
-        AsyncReadRent::read(self, buf).await
+    fn read<T: IoBufMut>(&mut self, buf: T) -> impl Future<Output = BufResult<usize, T>> {
+        AsyncReadRent::read(self, buf)
     }
 
-    async fn read_cancelable<T: IoBufMut>(
+    fn read_cancelable<T: IoBufMut>(
         &mut self,
         buf: T,
         handle: CancelHandle,
-    ) -> BufResult<usize, T> {
-        self.cancelable_read(buf, handle).await
+    ) -> impl Future<Output = BufResult<usize, T>> {
+        self.cancelable_read(buf, handle)
     }
 
-    async fn write_all<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
-        AsyncWriteRentExt::write_all(self, buf).await
+    fn write_all<T: IoBuf>(&mut self, buf: T) -> impl Future<Output = BufResult<usize, T>> {
+        AsyncWriteRentExt::write_all(self, buf)
     }
 
     /// One non-blocking `recv(2)` on the worker's own thread. For a socket already known
@@ -59,15 +60,16 @@ impl Transport for TcpStream {
         Ok(Some(n))
     }
 
-    async fn readable(&mut self) -> io::Result<()> {
-        TcpStream::readable(self, false).await
+    fn readable(&mut self) -> impl Future<Output = io::Result<()>> {
+        TcpStream::readable(self, false)
     }
 
-    async fn shutdown_write(&mut self) {
+    fn shutdown_write(&mut self) -> impl Future<Output = ()> {
         // SAFETY: shutdown(2) on the descriptor this stream owns; only sending ends.
         unsafe {
             libc::shutdown(self.as_raw_fd(), libc::SHUT_WR);
         }
+        std::future::ready(())
     }
 
     fn peer_addr(&self) -> io::Result<SocketAddr> {
