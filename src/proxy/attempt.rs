@@ -16,7 +16,7 @@ use crate::http::server::{ClientConn, RequestCtx};
 use crate::runtime::CoreGen;
 use crate::upstream::{self, UpstreamSession};
 
-use super::exchange::{exchange, Exchange, ExchangeError};
+use super::exchange::{http1_exchange, Exchange, ExchangeError};
 use super::members::{fail_member, hash_key, requested_route};
 use super::policy::{self, Next, Outcome, Retries};
 
@@ -180,7 +180,10 @@ async fn attempt(
         }
     };
     session.lend_buffer(&w.thread.backend_bufs);
-    let exchanged = exchange(w, c, r, &mut session, x, routed.framing).await;
+    // The member protocol decides how the exchange goes (one arm per session variant).
+    let exchanged = match &mut session {
+        UpstreamSession::Http1(s) => http1_exchange(w, c, r, s, x, routed.framing).await,
+    };
     session.return_buffer(&w.thread.backend_bufs);
     match exchanged {
         Ok((keep, reusable)) => {

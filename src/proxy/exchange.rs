@@ -1,5 +1,6 @@
-//! One attempt: a request and its response over one member session, in phases. The
-//! session's protocol is chosen in [`exchange`]; for HTTP/1.1 members: send the head (with
+//! One attempt: a request and its response over one member session, in phases. For
+//! HTTP/1.1 members ([`http1_exchange`]; the attempt loop picks the function by the
+//! session's protocol): send the head (with
 //! a small body in the same write), stream the rest of the body, wait for the response
 //! head (passing interim responses on), answer the client, relay the body. An upgrade
 //! accepted with `101` becomes a tunnel.
@@ -23,7 +24,6 @@ use crate::runtime::CoreGen;
 use crate::transport::io::{write_all, IoFail};
 use crate::upstream::http1::{self, HeadEvent, Http1Error, Http1Session};
 use crate::upstream::pool::Pool;
-use crate::upstream::UpstreamSession;
 
 use super::body::{body_deadline, body_too_slow, send_continue};
 use super::members::fail_member;
@@ -88,22 +88,9 @@ fn member_error(member: &Member, e: Http1Error) -> ExchangeError {
     }
 }
 
-/// One request and its response over `session`. Returns (client keep-alive, session
-/// reusable).
-pub(super) async fn exchange(
-    w: &CoreGen,
-    c: &mut ClientConn,
-    r: &mut RequestCtx,
-    session: &mut UpstreamSession,
-    x: &Exchange<'_>,
-    framing: Framing,
-) -> Result<(bool, bool), ExchangeError> {
-    match session {
-        UpstreamSession::Http1(s) => http1_exchange(w, c, r, s, x, framing).await,
-    }
-}
-
-async fn http1_exchange(
+/// One request and its response over an HTTP/1.1 member session. Returns (client
+/// keep-alive, session reusable).
+pub(super) async fn http1_exchange(
     w: &CoreGen,
     c: &mut ClientConn,
     r: &mut RequestCtx,
