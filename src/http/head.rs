@@ -560,11 +560,13 @@ fn valid_host_name(h: &[u8]) -> bool {
     }
     let dotted_decimal = h.iter().all(|&b| b.is_ascii_digit() || b == b'.');
     if dotted_decimal {
-        let parts: Vec<&[u8]> = h.split(|&b| b == b'.').collect();
-        return parts.len() == 4
-            && parts
-                .iter()
-                .all(|p| !p.is_empty() && p.len() <= 3 && (p.len() == 1 || p[0] != b'0'));
+        // Counted, not collected: a Host like 127.0.0.1 comes with every request.
+        let mut parts = 0;
+        let each_ok = h.split(|&b| b == b'.').all(|p| {
+            parts += 1;
+            !p.is_empty() && p.len() <= 3 && (p.len() == 1 || p[0] != b'0')
+        });
+        return each_ok && parts == 4;
     }
     // The top-level label starts with a letter (RFC 1123 §2.1).
     match h.iter().rposition(|&b| b == b'.') {

@@ -220,3 +220,48 @@ pub fn stop_listening(listener: &TcpListener) {
         libc::shutdown(listener.as_raw_fd(), libc::SHUT_RDWR);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::io::{read_more, write_all};
+    use super::*;
+
+    /// What a plain stream answers for each capability, and that bytes and half-closes go
+    /// through both kinds of stream and a tunnel's second handle.
+    #[test]
+    fn plain_streams_report_their_capabilities() {
+        let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let t = Duration::from_secs(5);
+            let (backend, accepted) =
+                monoio::join!(BackendStream::connect(addr, t, false), listener.accept());
+            let mut backend = backend.unwrap();
+            let mut client = ClientStream::accepted(accepted.unwrap().0);
+            for s in [client.socket(), backend.socket()] {
+                assert!(s.is_some());
+            }
+            assert!(client.can_park() && client.splice_fd().is_some());
+            assert!(client.tls().is_none() && !client.is_tls());
+            assert_eq!(client.local_addr().unwrap(), addr);
+            assert_eq!(backend.peer_addr().unwrap(), addr);
+
+            let mut second = client.duplicate().unwrap().unwrap();
+            let (r, _) = write_all(&mut backend, b"ping".to_vec(), t).await;
+            r.unwrap();
+            let (r, buf) = read_more(&mut second, Vec::new(), 16, t).await;
+            assert_eq!((r.unwrap(), &buf[..]), (4, &b"ping"[..]));
+            // Nothing more waiting: an on-the-spot read finds nothing, and says so.
+            let mut spare = Vec::with_capacity(16);
+            assert_eq!(client.read_now(&mut spare).unwrap(), None);
+
+            client.shutdown_write().await;
+            let (r, _) = read_more(&mut backend, Vec::new(), 16, t).await;
+            assert_eq!(r.unwrap(), 0, "the half-close reads as end of stream");
+        });
+    }
+}
