@@ -7,6 +7,8 @@
 use std::mem::MaybeUninit;
 use std::ops::Range;
 
+use crate::config::url::{split_scheme, Scheme};
+
 /// Header lines we look at when forwarding; anything else is copied as bytes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HeaderRange {
@@ -374,10 +376,7 @@ pub fn parse_request(
     let mut absolute_host = None;
     if target.starts_with('/') || (target == "*" && method == "OPTIONS") {
         head.path = target_range;
-    } else if let Some(rest) = target
-        .strip_prefix("http://")
-        .or_else(|| target.strip_prefix("https://"))
-    {
+    } else if let Some((Scheme::Http | Scheme::Https, rest)) = split_scheme(target) {
         let auth_len = rest.find(['/', '?']).unwrap_or(rest.len());
         if auth_len == 0 {
             return Err(HeadError::Malformed("absolute URI without host"));
