@@ -947,6 +947,21 @@ mod tests {
     }
 
     #[test]
+    fn directives_outside_their_contexts_are_refused() {
+        let e = errs(
+            "Listen 80\n<Proxy balancer://c>\nBalancerMember http://127.0.0.1:9001\nTimeout 5\nHeader set X-A 1\n</Proxy>\nProxyPass / balancer://c/\n<VirtualHost *:80>\nListen 81\n</VirtualHost>\n",
+        );
+        let want = [
+            "t.conf:4: Timeout is not allowed inside <Proxy balancer://…>",
+            "t.conf:9: Listen is not allowed inside <VirtualHost>",
+        ];
+        for w in want {
+            assert!(e.iter().any(|m| m == w), "{w} not in {e:?}");
+        }
+        assert_eq!(e.len(), want.len(), "Header is allowed in <Proxy>: {e:?}");
+    }
+
+    #[test]
     fn errors_carry_file_and_line() {
         let e = errs("Listen 80\nProxyRequests On\nBalancerMemeber http://x\n");
         assert_eq!(e.len(), 2, "{e:?}");
