@@ -18,6 +18,7 @@ pub mod io;
 pub mod park;
 mod plain;
 pub mod splice;
+pub mod tls;
 pub mod tunnel;
 
 use std::future::Future;

@@ -1,0 +1,145 @@
+//! A virtual host's certificate as mod_ssl names it: `SSLCertificateFile` (the leaf, then
+//! any intermediates in the same file), `SSLCertificateKeyFile` (or the key inside the
+//! certificate file, when that line is absent), `SSLCertificateChainFile` (intermediates
+//! appended after those of the certificate file). PEM is read with `rustls-pki-types`;
+//! the key must match the leaf, or loading fails naming both files.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+/// The files of one certificate, as the configuration names them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertFiles {
+    pub cert: PathBuf,
+    /// `SSLCertificateKeyFile`; `None`: the key is in `cert`.
+    pub key: Option<PathBuf>,
+    /// `SSLCertificateChainFile`.
+    pub chain: Option<PathBuf>,
+}
+
+/// Why a certificate could not be loaded; each names the file it is about.
+#[derive(Debug, thiserror::Error)]
+pub enum CertError {
+    #[error("{0}: {1}")]
+    Read(PathBuf, rustls_pki_types::pem::Error),
+    #[error("{0}: no certificate in it")]
+    NoCertificate(PathBuf),
+    #[error("{0}: no private key in it")]
+    NoKey(PathBuf),
+    #[error("{key}: this private key does not match the certificate in {cert} ({why})")]
+    Mismatch {
+        key: PathBuf,
+        cert: PathBuf,
+        why: String,
+    },
+    #[error("{0}: the private key is of a kind that cannot sign here ({1})")]
+    Unusable(PathBuf, String),
+}
+
+/// Reads every certificate in a PEM file, in order.
+fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, CertError> {
+    let read = |e| CertError::Read(path.to_path_buf(), e);
+    CertificateDer::pem_file_iter(path)
+        .map_err(read)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(read)
+}
+
+/// Loads and checks one certificate with its key and chain.
+pub fn load(files: &CertFiles) -> Result<Arc<CertifiedKey>, CertError> {
+    let mut chain = read_certs(&files.cert)?;
+    if chain.is_empty() {
+        return Err(CertError::NoCertificate(files.cert.clone()));
+    }
+    if let Some(extra) = &files.chain {
+        chain.extend(read_certs(extra)?);
+    }
+    let key_path = files.key.as_ref().unwrap_or(&files.cert);
+    let key = match PrivateKeyDer::from_pem_file(key_path) {
+        Ok(k) => k,
+        Err(rustls_pki_types::pem::Error::NoItemsFound) => {
+            return Err(CertError::NoKey(key_path.clone()))
+        }
+        Err(e) => return Err(CertError::Read(key_path.clone(), e)),
+    };
+    let provider = super::provider();
+    let signing = provider
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| CertError::Unusable(key_path.clone(), e.to_string()))?;
+    let certified = CertifiedKey::new(chain, signing);
+    certified.keys_match().map_err(|e| CertError::Mismatch {
+        key: key_path.clone(),
+        cert: files.cert.clone(),
+        why: e.to_string(),
+    })?;
+    Ok(Arc::new(certified))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A self-signed certificate for `name` and its key, as PEM.
+    fn make(name: &str) -> (String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec![name.to_string()]).unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn loads_what_mod_ssl_names_and_names_the_file_when_it_cannot() {
+        let dir = std::env::temp_dir().join(format!("ringproxy-certs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (cert, key) = make("a.example");
+        let (other_cert, other_key) = make("b.example");
+        let cert_p = write(&dir, "a.crt", &cert);
+        let key_p = write(&dir, "a.key", &key);
+        let both_p = write(&dir, "a.pem", &format!("{cert}{key}"));
+        let chain_p = write(&dir, "chain.crt", &other_cert);
+        let other_key_p = write(&dir, "b.key", &other_key);
+        let empty_p = write(&dir, "empty.pem", "");
+        let files = |cert: &PathBuf, key: Option<&PathBuf>, chain: Option<&PathBuf>| CertFiles {
+            cert: cert.clone(),
+            key: key.cloned(),
+            chain: chain.cloned(),
+        };
+
+        // Separate files; the key inside the certificate file; a chain file appended.
+        assert_eq!(
+            load(&files(&cert_p, Some(&key_p), None))
+                .unwrap()
+                .cert
+                .len(),
+            1
+        );
+        assert_eq!(load(&files(&both_p, None, None)).unwrap().cert.len(), 1);
+        let chained = load(&files(&cert_p, Some(&key_p), Some(&chain_p))).unwrap();
+        assert_eq!(chained.cert.len(), 2);
+
+        let err = |f: CertFiles| load(&f).err().map(|e| e.to_string()).unwrap();
+        let e = err(files(&cert_p, Some(&other_key_p), None));
+        assert!(
+            e.contains("b.key") && e.contains("does not match") && e.contains("a.crt"),
+            "{e}"
+        );
+        let e = err(files(&cert_p, None, None));
+        assert!(e.contains("a.crt: no private key"), "{e}");
+        let e = err(files(&empty_p, Some(&key_p), None));
+        assert!(e.contains("empty.pem: no certificate"), "{e}");
+        let e = err(files(&dir.join("missing.crt"), Some(&key_p), None));
+        assert!(e.contains("missing.crt"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
