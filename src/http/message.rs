@@ -18,7 +18,7 @@ use std::ops::Range;
 use super::head::HeaderRange;
 
 /// Where a field's bytes are: `start..end` of the input buffer, or of the list's own arena
-/// (`own`). Offsets are `u32` (heads are limited far below 4 GiB) so a field is 28 bytes
+/// (`own`). Offsets are `u32` (heads are limited far below 4 GiB) so a field is 32 bytes
 /// and building the list per request writes little memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Span {
@@ -45,9 +45,10 @@ impl Span {
 struct Field {
     name: Span,
     value: Span,
-    /// The whole line as received (`Name:  value`) runs from the name's start to the
-    /// value's end of the input, while the field is unchanged.
+    /// While the field is unchanged: it is written as the input's bytes from the name's
+    /// start to here (the line as received, blanks after the value included).
     unchanged: bool,
+    line_end: u32,
 }
 
 impl Field {
@@ -57,6 +58,7 @@ impl Field {
             name: Span::input(&h.name),
             value: Span::input(&h.value),
             unchanged: true,
+            line_end: h.value.end as u32,
         }
     }
 }
@@ -110,17 +112,11 @@ impl Headers {
             };
             let value = super::head::trim(&line[colon + 1..]);
             let vstart = start + (value.as_ptr() as usize - line.as_ptr() as usize);
-            // A line kept whole keeps what follows its value (trailing blanks) too.
-            let vend = if value.is_empty() {
-                start + line.len()
-            } else {
-                vstart + value.len()
-            };
-            let unchanged = vend == start + line.len();
             self.fields.push(Field {
                 name: Span::input(&(start..start + colon)),
-                value: Span::input(&(vstart..vend.min(vstart + value.len()))),
-                unchanged,
+                value: Span::input(&(vstart..vstart + value.len())),
+                unchanged: true,
+                line_end: (start + line.len()) as u32,
             });
         }
     }
@@ -193,6 +189,7 @@ impl Headers {
             name: self.own(name),
             value: self.own(value),
             unchanged: false,
+            line_end: 0,
         }
     }
 
@@ -222,6 +219,7 @@ impl Headers {
             name,
             value,
             unchanged: false,
+            line_end: 0,
         });
     }
 
@@ -246,7 +244,7 @@ impl Headers {
     pub fn write_h1(&self, input: &[u8], out: &mut Vec<u8>) {
         for f in &self.fields {
             match f.unchanged {
-                true => out.extend_from_slice(&input[f.name.start as usize..f.value.end as usize]),
+                true => out.extend_from_slice(&input[f.name.start as usize..f.line_end as usize]),
                 false => {
                     out.extend_from_slice(self.bytes(input, &f.name));
                     out.extend_from_slice(b": ");
@@ -280,5 +278,19 @@ mod tests {
         assert_eq!(out, b"Host: h\r\nA: oneX-Evil: 1\r\nB:   two\r\nD: 4\r\n");
         h.clear();
         assert!(h.is_empty());
+    }
+
+    /// Found by the `header_rules` fuzz target: a line with blanks after its value (and a CR
+    /// inside its name) is still unchanged, and goes out as received.
+    #[test]
+    fn lines_with_trailing_blanks_stay_as_received() {
+        let input: &[u8] = b"Odd X\rn:t\0%{BA \r\nB: v  \r\n";
+        let mut h = Headers::default();
+        h.load_lines(input);
+        assert!(h.unchanged(0) && h.unchanged(1));
+        assert_eq!(h.get(input, 1), (&b"B"[..], &b"v"[..]));
+        let mut out = Vec::new();
+        h.write_h1(input, &mut out);
+        assert_eq!(out, input);
     }
 }
