@@ -160,7 +160,8 @@ pub fn member_from_url_resolved(
 
 /// The host (without brackets) and port a member URL names, without looking anything up.
 pub fn member_host_port(url: &str) -> Option<(String, u16)> {
-    let (scheme, after) = split_scheme(url).filter(|(s, _)| s.unsupported().is_none())?;
+    let (scheme, after) =
+        split_scheme(url).filter(|(s, _)| matches!(s, Scheme::Http | Scheme::Ws))?;
     let authority = after.split('/').next()?;
     let (host, port) = split_host_port(authority).ok()?;
     Some((
@@ -176,12 +177,7 @@ pub(super) fn parse_member_url(
 ) -> Result<Member, ConfigError> {
     let bad = |what: String| ConfigError::new(loc, format!("member '{url}': {what}"));
     let (scheme, after) = match split_scheme(url) {
-        Some((Scheme::Balancer, _)) | None => {
-            let scheme = url.split("://").next().unwrap_or(url);
-            return Err(bad(format!(
-                "scheme '{scheme}' is not supported (http:// and ws:// are)"
-            )));
-        }
+        Some(found @ (Scheme::Http | Scheme::Ws, _)) => found,
         Some((s, _)) if s.unsupported().is_some() => {
             let why = s.unsupported().unwrap_or_default();
             return Err(bad(format!(
@@ -189,7 +185,12 @@ pub(super) fn parse_member_url(
                 s.name()
             )));
         }
-        Some(found) => found,
+        _ => {
+            let scheme = url.split("://").next().unwrap_or(url);
+            return Err(bad(format!(
+                "scheme '{scheme}' is not supported (http:// and ws:// are)"
+            )));
+        }
     };
     // ws:// is mod_proxy_wstunnel's scheme: an http:// member that tunnels WebSocket
     // upgrades (as `upgrade=websocket` does for http:// members).
@@ -332,5 +333,6 @@ mod tests {
         assert!(is_balancer_url("Balancer://x") && !is_balancer_url("http://x"));
         assert_eq!(member_host_port("ws://[::1]/x"), Some(("::1".into(), 80)));
         assert_eq!(member_host_port("ajp://h"), None);
+        assert_eq!(member_host_port("balancer://c"), None);
     }
 }
