@@ -32,7 +32,7 @@ use monoio::net::{TcpListener, TcpStream};
 use monoio::BufResult;
 
 /// What a TLS layer negotiated: for X-Forwarded-Proto, logs and the choice of virtual host
-/// by server name. No transport yields one yet (plain TCP has none).
+/// by server name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsFacts {
     /// The server name the client asked for (SNI).
@@ -52,8 +52,8 @@ pub struct TlsFacts {
 /// this module's code calls.
 // The I/O methods return the underlying operation's future itself, not an `async fn`
 // wrapping it: each wrapper would be one more state machine to poll and to move the buffer
-// through on every operation of every request. A second transport (TLS) makes the
-// enums' futures an enum of futures, one variant per transport, in the same way.
+// through on every operation of every request. With a second transport (TLS) the enums'
+// futures are an enum of futures, one variant per transport ([`Either`]).
 pub trait Transport {
     /// Reads into `buf`'s spare room. `Ok(0)`: the peer closed.
     fn read<T: IoBufMut>(&mut self, buf: T) -> impl Future<Output = BufResult<usize, T>>;
@@ -105,6 +105,8 @@ pub trait Transport {
 pub enum ClientStream {
     /// Plain TCP.
     Plain(TcpStream),
+    /// TLS terminated here.
+    Tls(tls::TlsStream),
 }
 
 /// A member connection's stream.
@@ -113,33 +115,63 @@ pub enum BackendStream {
     Plain(TcpStream),
 }
 
+pin_project_lite::pin_project! {
+    /// The future of an operation on a stream enum: the variant's own future, unboxed.
+    #[project = EitherProj]
+    pub enum Either<A, B> {
+        First { #[pin] f: A },
+        Second { #[pin] f: B },
+    }
+}
+
+impl<A: Future, B: Future<Output = A::Output>> Future for Either<A, B> {
+    type Output = A::Output;
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<A::Output> {
+        match self.project() {
+            EitherProj::First { f } => f.poll(cx),
+            EitherProj::Second { f } => f.poll(cx),
+        }
+    }
+}
+
 /// Implements [`Transport`] for a stream enum by handing each call to its variant. With
-/// one variant the variant's future is returned as it is; a second variant needs a future
-/// enum here (see the trait).
+/// one variant the variant's future is returned as it is; with two, an [`Either`] of them.
 macro_rules! delegate_transport {
+    (@fut $self:ident, $ty:ident, [$a:ident], $s:ident => $e:expr) => {
+        match $self { $ty::$a($s) => $e }
+    };
+    (@fut $self:ident, $ty:ident, [$a:ident, $b:ident], $s:ident => $e:expr) => {
+        match $self {
+            $ty::$a($s) => Either::First { f: $e },
+            $ty::$b($s) => Either::Second { f: $e },
+        }
+    };
     ($ty:ident { $($variant:ident),+ }) => {
         impl Transport for $ty {
             fn read<T: IoBufMut>(&mut self, buf: T) -> impl Future<Output = BufResult<usize, T>> {
-                match self { $($ty::$variant(s) => Transport::read(s, buf)),+ }
+                delegate_transport!(@fut self, $ty, [$($variant),+], s => Transport::read(s, buf))
             }
             fn read_cancelable<T: IoBufMut>(
                 &mut self,
                 buf: T,
                 handle: CancelHandle,
             ) -> impl Future<Output = BufResult<usize, T>> {
-                match self { $($ty::$variant(s) => s.read_cancelable(buf, handle)),+ }
+                delegate_transport!(@fut self, $ty, [$($variant),+], s => s.read_cancelable(buf, handle))
             }
             fn write_all<T: IoBuf>(&mut self, buf: T) -> impl Future<Output = BufResult<usize, T>> {
-                match self { $($ty::$variant(s) => Transport::write_all(s, buf)),+ }
+                delegate_transport!(@fut self, $ty, [$($variant),+], s => Transport::write_all(s, buf))
             }
             fn read_now(&mut self, buf: &mut Vec<u8>) -> std::io::Result<Option<usize>> {
                 match self { $($ty::$variant(s) => s.read_now(buf)),+ }
             }
             fn readable(&mut self) -> impl Future<Output = std::io::Result<()>> {
-                match self { $($ty::$variant(s) => Transport::readable(s)),+ }
+                delegate_transport!(@fut self, $ty, [$($variant),+], s => Transport::readable(s))
             }
             fn shutdown_write(&mut self) -> impl Future<Output = ()> {
-                match self { $($ty::$variant(s) => s.shutdown_write()),+ }
+                delegate_transport!(@fut self, $ty, [$($variant),+], s => s.shutdown_write())
             }
             fn peer_addr(&self) -> std::io::Result<SocketAddr> {
                 match self { $($ty::$variant(s) => Transport::peer_addr(s)),+ }
@@ -162,7 +194,7 @@ macro_rules! delegate_transport {
     };
 }
 
-delegate_transport!(ClientStream { Plain });
+delegate_transport!(ClientStream { Plain, Tls });
 delegate_transport!(BackendStream { Plain });
 
 impl ClientStream {
