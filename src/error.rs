@@ -32,6 +32,13 @@ pub enum ErrorKind {
     NotProxied,
     #[error("access denied by the <Location> or <Proxy> rules")]
     Forbidden,
+    /// mod_ssl: the Host header picks a virtual host whose TLS setup differs from the one
+    /// the handshake was made for (by the server name the client sent).
+    #[error("Host '{0}' selects a virtual host with another TLS setup than the server name sent in the handshake (SNI)")]
+    Misdirected(String),
+    /// `SSLStrictSNIVHostCheck On`: the client sent no server name.
+    #[error("no server name was sent in the TLS handshake (SSLStrictSNIVHostCheck On)")]
+    NoServerName,
     /// `RewriteRule … [F]` or `[G]`.
     #[error("answered {0} by a RewriteRule")]
     RewriteStatus(u16),
@@ -84,6 +91,7 @@ impl ProxyError {
             | ErrorKind::ClientTimeout
             | ErrorKind::ClientIo(_)
             | ErrorKind::ClientClosed => Side::Client,
+            ErrorKind::Misdirected(_) | ErrorKind::NoServerName => Side::Client,
             ErrorKind::NotProxied
             | ErrorKind::Forbidden
             | ErrorKind::RewriteStatus(_)
@@ -111,7 +119,8 @@ impl ProxyError {
             ErrorKind::TraceWithBody => 413,
             ErrorKind::RequestReadTimeout(_) => 408,
             ErrorKind::NotProxied => 404,
-            ErrorKind::Forbidden => 403,
+            ErrorKind::Forbidden | ErrorKind::NoServerName => 403,
+            ErrorKind::Misdirected(_) => 421,
             ErrorKind::RewriteStatus(s) | ErrorKind::Redirect(s, _) => *s,
             // Apache answers 503 when it cannot connect (the worker goes into error state).
             ErrorKind::NoMember(_) | ErrorKind::Connect(..) | ErrorKind::ConnectTimeout(_) => 503,

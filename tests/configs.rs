@@ -69,7 +69,7 @@ fn every_corpus_file_loads_or_fails_at_its_known_lines() {
         (
             "broken-tls-and-rewrite.conf",
             &[
-                (5, "SSLEngine On: TLS termination is not available yet"),
+                (6, "/etc/ssl/certs/site.pem: "),
                 (8, "only [P], [R], [F] and [G] rules are supported"),
                 (10, "TLS to backends is not available yet"),
             ],

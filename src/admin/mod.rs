@@ -323,6 +323,36 @@ pub fn metrics(shared: &Shared) -> (&'static str, String) {
         "stage",
         &[Which::Header, Which::Body].map(|w| (w.label(), t.read_timeouts[w as usize])),
     );
+    labelled(
+        &mut o,
+        "ringproxy_tls_handshakes_total",
+        "TLS handshakes completed, by kind: a full TLS 1.3 or TLS 1.2 handshake, or a resumed session.",
+        "kind",
+        &[
+            ("full_tls13", t.tls_handshakes[0]),
+            ("full_tls12", t.tls_handshakes[1]),
+            ("resumed", t.tls_handshakes[2]),
+        ],
+    );
+    let failures: Vec<(&str, u64)> = crate::transport::tls::HandshakeError::REASONS
+        .iter()
+        .zip(t.tls_failures)
+        .map(|(r, n)| (*r, n))
+        .collect();
+    labelled(
+        &mut o,
+        "ringproxy_tls_handshake_failures_total",
+        "TLS handshakes that failed, by reason (timeout, closed, protocol: no common version, cipher: no common suite, client_certificate, alert, protocol_error: not TLS or malformed…).",
+        "reason",
+        &failures,
+    );
+    family(
+        &mut o,
+        "ringproxy_tls_connections_open",
+        "gauge",
+        "Client connections open over TLS.",
+    );
+    let _ = writeln!(o, "ringproxy_tls_connections_open {}", t.tls_open);
     family(
         &mut o,
         "ringproxy_request_duration_seconds",

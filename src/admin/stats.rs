@@ -34,6 +34,12 @@ pub struct WorkerStats {
     pub retries: [AtomicU64; 3],
     /// RequestReadTimeout stages that ran out (header, body).
     pub read_timeouts: [AtomicU64; 2],
+    /// TLS handshakes completed: full TLS 1.3, full TLS 1.2, resumed.
+    pub tls_handshakes: [AtomicU64; 3],
+    /// TLS handshakes that failed, by `HandshakeError::REASONS`.
+    pub tls_failures: [AtomicU64; TLS_REASONS],
+    /// TLS connections open.
+    pub tls_open: AtomicI64,
     pub epoll: AtomicBool,
     /// Time spent busy polling (`BusyPolling`), in microseconds: the CPU it costs.
     pub busy_poll_us: AtomicU64,
@@ -73,7 +79,13 @@ pub struct Totals {
     pub retries: [u64; 3],
     pub read_timeouts: [u64; 2],
     pub busy_poll_us: u64,
+    pub tls_handshakes: [u64; 3],
+    pub tls_failures: [u64; TLS_REASONS],
+    pub tls_open: i64,
 }
+
+/// How many handshake failure reasons are counted.
+pub const TLS_REASONS: usize = crate::transport::tls::HandshakeError::REASONS.len();
 
 /// Why a request was sent again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,6 +136,13 @@ pub fn totals(all: &[WorkerStats]) -> Totals {
             *a += b.load(r);
         }
         t.busy_poll_us += s.busy_poll_us.load(r);
+        for (a, b) in t.tls_handshakes.iter_mut().zip(&s.tls_handshakes) {
+            *a += b.load(r);
+        }
+        for (a, b) in t.tls_failures.iter_mut().zip(&s.tls_failures) {
+            *a += b.load(r);
+        }
+        t.tls_open += s.tls_open.load(r);
     }
     t
 }

@@ -221,6 +221,7 @@ impl Builder<'_> {
                 v.proxy_timeout = main.proxy_timeout;
             }
         }
+        self.finish_tls();
         self.warn_shadowed_handlers();
         if self.listens.is_empty() {
             self.errors.push(ConfigError::new(
@@ -250,7 +251,7 @@ impl Builder<'_> {
                 },
             })
         } else {
-            Err(self.errors)
+            Err(in_line_order(self.errors))
         }
     }
 
@@ -290,4 +291,26 @@ impl Builder<'_> {
             }
         }
     }
+}
+
+/// Errors in the order of their lines within each file (files in the order they were
+/// first named): checks that need the whole file (certificates, references) run after
+/// the walk, and their errors belong among the others.
+fn in_line_order(mut errors: Vec<ConfigError>) -> Vec<ConfigError> {
+    let mut files: Vec<Arc<str>> = Vec::new();
+    for e in &errors {
+        if !files.contains(&e.loc.file) {
+            files.push(e.loc.file.clone());
+        }
+    }
+    // Line 0 is about the whole file: after its lines.
+    errors.sort_by_key(|e| {
+        let line = if e.loc.line == 0 {
+            usize::MAX
+        } else {
+            e.loc.line
+        };
+        (files.iter().position(|f| *f == e.loc.file), line)
+    });
+    errors
 }

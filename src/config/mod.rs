@@ -10,6 +10,7 @@ mod finish;
 pub mod lexer;
 mod model;
 pub mod params;
+mod tls;
 pub mod url;
 
 pub use model::*;
@@ -48,6 +49,8 @@ const PROVIDED_MODULES: &[&str] = &[
     "unixd",
     "status",
     "access_compat",
+    "ssl",
+    "socache_shmcb",
     "rewrite",
     "proxy_wstunnel",
     "reqtimeout",
@@ -230,6 +233,11 @@ struct Builder<'a> {
     /// `LogFormat` nicknames.
     log_formats: HashMap<String, String>,
     access_logs: Vec<crate::observe::accesslog::LogTarget>,
+    /// mod_ssl's settings per server, indexed like `vhosts`.
+    tls: Vec<tls::TlsSet>,
+    https_listens: tls::HttpsListens,
+    /// `SSLSessionCache`: entries of the process-wide session cache (0: none).
+    tls_cache_entries: usize,
 }
 
 fn build(
@@ -265,6 +273,9 @@ fn build(
             ),
         ]),
         access_logs: Vec::new(),
+        tls: vec![tls::TlsSet::default()],
+        https_listens: Vec::new(),
+        tls_cache_entries: crate::transport::tls::host::Settings::default().cache_entries,
     };
     b.walk(nodes, Ctx::Server(0));
     b.finish()
@@ -399,6 +410,7 @@ impl Builder<'_> {
                     ..Default::default()
                 });
                 self.vhost_set.push(VhostSet::default());
+                self.tls.push(tls::TlsSet::default());
                 let idx = self.vhosts.len() - 1;
                 self.walk(&s.children, Ctx::Server(idx));
             }
@@ -1023,7 +1035,7 @@ mod tests {
         assert_eq!(e, ["t.conf:0: no Listen directive: nothing to serve"]);
         let e = errs("Listen 443 https\n");
         assert!(
-            e[0].starts_with("t.conf:1: Listen 443 https: TLS is not available yet"),
+            e[0].starts_with("t.conf:1: Listen 0.0.0.0:443 https: the first virtual host for this address has no SSLEngine On"),
             "{e:?}"
         );
         let e = errs("Listen 8080 gopher\n");
@@ -1216,17 +1228,73 @@ mod tests {
     }
 
     #[test]
-    fn tls_hosts_fail_clearly_instead_of_serving_plain_http() {
-        let e = errs("Listen 443\n<VirtualHost *:443>\nSSLEngine On\nSSLCertificateFile /etc/ssl/x.pem\n</VirtualHost>\n");
-        assert_eq!(e.len(), 1, "{e:?}");
+    fn mod_ssl_lines_load_or_fail_at_their_line() {
+        let dir = std::env::temp_dir().join(format!("ringproxy-ssl-conf-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["s.test".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let other = rcgen::KeyPair::generate().unwrap();
+        let (crt, k, wrong) = (dir.join("s.crt"), dir.join("s.key"), dir.join("o.key"));
+        std::fs::write(&crt, cert.pem()).unwrap();
+        std::fs::write(&k, key.serialize_pem()).unwrap();
+        std::fs::write(&wrong, other.serialize_pem()).unwrap();
+        let host = |lines: &str| {
+            format!("Listen 443 https\n<VirtualHost *:443>\nServerName s.test\nSSLEngine on\n{lines}</VirtualHost>\n")
+        };
+        let good = format!(
+            "SSLCertificateFile {}\nSSLCertificateKeyFile {}\nSSLProtocol all -SSLv3 -TLSv1 -TLSv1.1\nSSLCipherSuite HIGH:!aNULL:!MD5\nSSLHonorCipherOrder on\nSSLSessionTickets off\n",
+            crt.display(),
+            k.display()
+        );
+        let c = load(&host(&good)).unwrap();
+        assert!(c.vhosts[1].tls.is_some() && c.vhosts[0].tls.is_none());
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        // Main-server settings reach the hosts; legacy versions and suites are warned of.
+        let c = load(&format!(
+            "SSLProtocol +TLSv1.1 +TLSv1.2\nSSLCipherSuite ECDHE-RSA-AES128-GCM-SHA256:AES128-SHA\n{}",
+            host(&good.replace("SSLProtocol all -SSLv3 -TLSv1 -TLSv1.1\n", ""))
+        ))
+        .unwrap();
+        assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+        assert!(c.warnings[0].starts_with("t.conf:1: SSLProtocol: TLSv1.1 not offered"));
+        assert!(c.warnings[1].contains("AES128-SHA (CBC mode)"));
+
+        // Each error names the line and the file.
+        let e = errs(&host(""));
         assert!(
-            e[0].starts_with("t.conf:3: SSLEngine On: TLS termination is not available yet"),
+            e[0].starts_with("t.conf:4: SSLEngine On needs an SSLCertificateFile"),
             "{e:?}"
         );
+        let e = errs(&host(&format!(
+            "SSLCertificateFile {}\nSSLCertificateKeyFile {}\n",
+            crt.display(),
+            wrong.display()
+        )));
+        assert!(
+            e[0].starts_with("t.conf:5: ") && e[0].contains("does not match"),
+            "{e:?}"
+        );
+        let e = errs(&host("SSLCertificateFile /nonexistent/x.pem\n"));
+        assert!(e[0].starts_with("t.conf:5: /nonexistent/x.pem"), "{e:?}");
+        let e = errs(&host(&format!("{good}SSLProtocol TLSv1\n")));
+        assert!(e[0].contains("leaves no protocol"), "{e:?}");
+        let e = errs(&host(&format!("{good}SSLVerifyClient require\n")));
+        assert!(e[0].contains("not checked yet"), "{e:?}");
+        let e = errs("Listen 80\nSSLEngine optional\n");
+        assert!(
+            e[0].starts_with("t.conf:2: SSLEngine optional (RFC 2817"),
+            "{e:?}"
+        );
+        // TLS to members is the next step: still refused.
         let e = errs("Listen 80\nSSLProxyEngine On\n");
         assert!(e[0].contains("SSLProxyEngine On"), "{e:?}");
+        // Without SSLEngine On the lines are read and nothing is served over TLS.
         let c = load("Listen 80\nSSLEngine Off\nSSLProtocol all -SSLv3\n").unwrap();
-        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        assert!(c.vhosts[0].tls.is_none() && c.warnings.is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -145,6 +145,8 @@ pub struct VirtualHost {
     pub paths: crate::routing::normalize::PathPolicy,
     /// `TraceEnable`.
     pub trace: TraceEnable,
+    /// `SSLEngine On`: the host's TLS setup (certificates loaded, rustls configured).
+    pub tls: Option<std::sync::Arc<crate::transport::tls::HostTls>>,
     pub loc: Option<Loc>,
 }
 

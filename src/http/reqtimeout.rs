@@ -19,6 +19,8 @@ pub struct Stage {
 /// `RequestReadTimeout`: `None` for a stage that is off (`header=0`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReadTimeouts {
+    /// The TLS handshake (off by default, as in Apache: `Timeout` bounds it then).
+    pub handshake: Option<Stage>,
     pub header: Option<Stage>,
     pub body: Option<Stage>,
 }
@@ -27,6 +29,7 @@ impl Default for ReadTimeouts {
     /// Debian's and Apache 2.4's default: `header=20-40,MinRate=500 body=20,MinRate=500`.
     fn default() -> Self {
         ReadTimeouts {
+            handshake: None,
             header: Some(Stage {
                 initial: Duration::from_secs(20),
                 max: Some(Duration::from_secs(40)),
@@ -157,8 +160,7 @@ pub fn parse(args: &[String], base: ReadTimeouts) -> Result<ReadTimeouts, String
         match name.to_ascii_lowercase().as_str() {
             "header" => out.header = stage,
             "body" => out.body = stage,
-            // The TLS handshake stage has nothing to time until TLS exists.
-            "handshake" => {}
+            "handshake" => out.handshake = stage,
             other => return Err(format!("unknown stage '{other}' (header, body, handshake)")),
         }
     }

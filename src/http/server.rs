@@ -116,6 +116,92 @@ impl RequestCtx {
     }
 }
 
+/// Picks the TLS configuration by the server name the client sent: the host that name
+/// selects among those for the address, when it has TLS; else the address's first host
+/// (no name, or an unknown one: Apache's default host).
+struct SniChoice<'a> {
+    cfg: &'a crate::config::Config,
+    local: SocketAddr,
+    default: &'a crate::transport::tls::HostTls,
+}
+
+impl crate::transport::tls::ChooseConfig for SniChoice<'_> {
+    fn choose(
+        &self,
+        hello: &rustls::server::ClientHello<'_>,
+    ) -> Option<std::sync::Arc<rustls::ServerConfig>> {
+        let by_name = hello.server_name().and_then(|name| {
+            let i = crate::routing::select_vhost(self.cfg, self.local, Some(name.as_bytes()));
+            self.cfg.vhosts[i].tls.as_ref()
+        });
+        Some(by_name.map_or(&self.default.config, |h| &h.config).clone())
+    }
+}
+
+/// Counts a TLS connection open for as long as it lives (TLS connections never park, so
+/// their task's end is theirs).
+struct TlsOpen(Rc<CoreGen>);
+
+impl Drop for TlsOpen {
+    fn drop(&mut self) {
+        let w = &self.0;
+        w.shared.stats[w.thread.id]
+            .tls_open
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A connection to an address whose first host has `SSLEngine On` begins with a TLS
+/// handshake, bounded by `RequestReadTimeout handshake=` (else `Timeout`). `None`: it
+/// failed (counted by reason, logged at info) and the connection is closed.
+async fn start_tls(
+    w: &Rc<CoreGen>,
+    stream: ClientStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+) -> Option<(ClientStream, Option<TlsOpen>)> {
+    let cfg = &w.shared.cfg;
+    let first = crate::routing::first_vhost_for(&cfg.vhosts, local);
+    let default = match (cfg.vhosts[first].tls.as_deref(), stream) {
+        (Some(default), ClientStream::Plain(io)) => (default, io),
+        (_, stream) => return Some((stream, None)),
+    };
+    let (default, io) = default;
+    let t = cfg
+        .core
+        .read_timeouts
+        .handshake
+        .map_or(cfg.core.timeout, |s| s.max.unwrap_or(s.initial));
+    let choice = SniChoice {
+        cfg,
+        local,
+        default,
+    };
+    let stats = &w.shared.stats[w.thread.id];
+    match crate::transport::tls::accept(io, &choice, t).await {
+        Ok(s) => {
+            let kind = match s.tls() {
+                Some(f) if f.resumed => 2,
+                Some(f) if f.protocol == "TLSv1.2" => 1,
+                _ => 0,
+            };
+            stats.tls_handshakes[kind].fetch_add(1, Ordering::Relaxed);
+            stats.tls_open.fetch_add(1, Ordering::Relaxed);
+            Some((ClientStream::Tls(s), Some(TlsOpen(w.clone()))))
+        }
+        Err(e) => {
+            info!("client {peer}: TLS handshake failed: {e}");
+            let reason = e.reason();
+            let i = crate::transport::tls::HandshakeError::REASONS
+                .iter()
+                .position(|r| *r == reason)
+                .unwrap_or(0);
+            stats.tls_failures[i].fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
+}
+
 /// How a connection task begins.
 pub enum Start {
     /// Just accepted from this peer.
@@ -151,6 +237,10 @@ pub async fn serve(w: Rc<CoreGen>, stream: ClientStream, start: Start) -> Served
             }
         },
         Start::Resumed(r) => (r.peer, r.local, r.requests, true),
+    };
+    let (stream, _tls_open) = match start_tls(&w, stream, peer, local).await {
+        Some(s) => s,
+        None => return Served::Closed,
     };
     let mut c = ClientConn {
         stream,
@@ -241,7 +331,7 @@ async fn wait_idle(w: &CoreGen, c: &mut ClientConn) -> Result<Idle, ProxyError> 
     let deadline = now + t;
     let mut park_at = core
         .idle_park_after
-        .filter(|after| *after < t)
+        .filter(|after| *after < t && c.stream.can_park())
         .map(|after| now + after);
     if c.buf.capacity() > 0 {
         match park_at {

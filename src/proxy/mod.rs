@@ -59,6 +59,9 @@ async fn forward_routed(
         r.head.host.clone().map(|h| &c.buf[h]),
     );
     r.vhost = vh_idx;
+    if let Some(facts) = crate::transport::Transport::tls(&c.stream) {
+        check_server_name(&w.shared.cfg, c, r, facts)?;
+    }
     let balancer = match route(w, c, r, path).await? {
         Target::Balancer(b) => b,
         Target::Page(h) => {
@@ -108,6 +111,46 @@ fn rewrite(
         header: &header,
     };
     routing::rewrite(vh, &input)
+}
+
+/// mod_ssl's checks of a request against its TLS connection: a Host that selects a host
+/// whose TLS setup is not the one the handshake chose (by SNI) is answered 421, so a
+/// certificate or access setup made for one name never serves another; a client without
+/// SNI is refused (403) where the host says `SSLStrictSNIVHostCheck On`.
+fn check_server_name(
+    cfg: &crate::config::Config,
+    c: &ClientConn,
+    r: &RequestCtx,
+    facts: &crate::transport::TlsFacts,
+) -> Result<(), ProxyError> {
+    let host_tls = cfg.vhosts[r.vhost].tls.as_deref();
+    let Some(sni) = facts.server_name.as_deref() else {
+        return match host_tls {
+            Some(h) if h.strict_sni => Err(ErrorKind::NoServerName.into()),
+            _ => Ok(()),
+        };
+    };
+    let host = r
+        .head
+        .host
+        .clone()
+        .map(|h| crate::http::authority::host(&c.buf[h]));
+    if host.is_none_or(|h| h.eq_ignore_ascii_case(sni.as_bytes())) {
+        return Ok(());
+    }
+    let by_sni = routing::select_vhost(cfg, c.local, Some(sni.as_bytes()));
+    if by_sni == r.vhost {
+        return Ok(());
+    }
+    let compatible = match (cfg.vhosts[by_sni].tls.as_deref(), host_tls) {
+        (Some(a), Some(b)) => a.compatible(b),
+        _ => false,
+    };
+    if compatible {
+        return Ok(());
+    }
+    let host = String::from_utf8_lossy(host.unwrap_or_default()).into_owned();
+    Err(ErrorKind::Misdirected(host).into())
 }
 
 /// TRACE is refused or limited before anything else looks at it (Apache's core).

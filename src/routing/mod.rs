@@ -28,10 +28,7 @@ pub fn select_vhost(cfg: &Config, local: SocketAddr, host: Option<&[u8]>) -> usi
     let host = host.map(crate::http::authority::host);
     let mut first = None;
     for (i, vh) in cfg.vhosts.iter().enumerate().skip(1) {
-        let addr_match = vh.addrs.iter().any(|a| {
-            a.port.is_none_or(|p| p == local.port()) && a.ip.is_none_or(|ip| ip == local.ip())
-        });
-        if !addr_match {
+        if !serves_address(vh, local) {
             continue;
         }
         first.get_or_insert(i);
@@ -42,6 +39,24 @@ pub fn select_vhost(cfg: &Config, local: SocketAddr, host: Option<&[u8]>) -> usi
         }
     }
     first.unwrap_or(0)
+}
+
+/// The host that answers a connection to `local` before any name is known (no Host, no
+/// server name): the first `<VirtualHost>` for that address, else the main server. Its
+/// TLS setup decides whether connections to `local` speak TLS, as in mod_ssl.
+pub fn first_vhost_for(vhosts: &[VirtualHost], local: SocketAddr) -> usize {
+    vhosts
+        .iter()
+        .enumerate()
+        .skip(1)
+        .find(|(_, vh)| serves_address(vh, local))
+        .map_or(0, |(i, _)| i)
+}
+
+fn serves_address(vh: &VirtualHost, local: SocketAddr) -> bool {
+    vh.addrs
+        .iter()
+        .any(|a| a.port.is_none_or(|p| p == local.port()) && a.ip.is_none_or(|ip| ip == local.ip()))
 }
 
 fn name_matches(vh: &VirtualHost, host: &[u8]) -> bool {

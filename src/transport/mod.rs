@@ -43,6 +43,8 @@ pub struct TlsFacts {
     pub cipher: &'static str,
     /// The ALPN protocol agreed on (`h2`, `http/1.1`).
     pub alpn: Option<Vec<u8>>,
+    /// The session was resumed (no full handshake).
+    pub resumed: bool,
 }
 
 /// One connection's byte stream, whatever carries it.

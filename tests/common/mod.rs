@@ -370,64 +370,7 @@ impl Client {
 
     /// Reads one response; `head_request` = it answers a HEAD (no body).
     pub fn read_response(&mut self, head_request: bool) -> Option<Response> {
-        let head = read_head_lines(&mut self.reader)?;
-        let status = head.split_whitespace().nth(1)?.parse().ok()?;
-        let mut resp = Response {
-            status,
-            head,
-            ..Default::default()
-        };
-        if head_request || (100..200).contains(&status) || status == 204 || status == 304 {
-            return Some(resp);
-        }
-        let te = resp.header("transfer-encoding").unwrap_or_default();
-        let keep = |data: &[u8], resp: &mut Response| {
-            resp.body_len += data.len() as u64;
-            if resp.body.len() < 1 << 20 {
-                resp.body.extend_from_slice(data);
-            }
-        };
-        if te.contains("chunked") {
-            loop {
-                let mut line = String::new();
-                if self.reader.read_line(&mut line).ok()? == 0 {
-                    resp.truncated = true;
-                    return Some(resp);
-                }
-                let size = usize::from_str_radix(line.trim().split(';').next()?, 16).ok()?;
-                if size == 0 {
-                    read_trailers(&mut self.reader)?;
-                    break;
-                }
-                let mut buf = vec![0; size + 2];
-                if self.reader.read_exact(&mut buf).is_err() {
-                    resp.truncated = true;
-                    return Some(resp);
-                }
-                keep(&buf[..size], &mut resp);
-            }
-        } else if let Some(len) = resp.header("content-length") {
-            let mut left: u64 = len.parse().ok()?;
-            let mut buf = vec![0; 64 * 1024];
-            while left > 0 {
-                let n = (left as usize).min(buf.len());
-                match self.reader.read(&mut buf[..n]) {
-                    Ok(0) | Err(_) => {
-                        resp.truncated = true;
-                        return Some(resp);
-                    }
-                    Ok(got) => {
-                        keep(&buf[..got], &mut resp);
-                        left -= got as u64;
-                    }
-                }
-            }
-        } else {
-            let mut buf = Vec::new();
-            let _ = self.reader.read_to_end(&mut buf);
-            keep(&buf, &mut resp);
-        }
-        Some(resp)
+        read_response_from(&mut self.reader, head_request)
     }
 
     /// True when the proxy closed the connection (EOF, or reset).
@@ -435,6 +378,69 @@ impl Client {
         let mut b = [0u8; 1];
         matches!(self.reader.read(&mut b), Ok(0) | Err(_))
     }
+}
+
+/// Reads one response from any byte stream (plain or TLS); `head_request` = it answers a
+/// HEAD (no body).
+pub fn read_response_from(reader: &mut impl BufRead, head_request: bool) -> Option<Response> {
+    let head = read_head_lines(reader)?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    let mut resp = Response {
+        status,
+        head,
+        ..Default::default()
+    };
+    if head_request || (100..200).contains(&status) || status == 204 || status == 304 {
+        return Some(resp);
+    }
+    let te = resp.header("transfer-encoding").unwrap_or_default();
+    let keep = |data: &[u8], resp: &mut Response| {
+        resp.body_len += data.len() as u64;
+        if resp.body.len() < 1 << 20 {
+            resp.body.extend_from_slice(data);
+        }
+    };
+    if te.contains("chunked") {
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).ok()? == 0 {
+                resp.truncated = true;
+                return Some(resp);
+            }
+            let size = usize::from_str_radix(line.trim().split(';').next()?, 16).ok()?;
+            if size == 0 {
+                read_trailers(reader)?;
+                break;
+            }
+            let mut buf = vec![0; size + 2];
+            if reader.read_exact(&mut buf).is_err() {
+                resp.truncated = true;
+                return Some(resp);
+            }
+            keep(&buf[..size], &mut resp);
+        }
+    } else if let Some(len) = resp.header("content-length") {
+        let mut left: u64 = len.parse().ok()?;
+        let mut buf = vec![0; 64 * 1024];
+        while left > 0 {
+            let n = (left as usize).min(buf.len());
+            match reader.read(&mut buf[..n]) {
+                Ok(0) | Err(_) => {
+                    resp.truncated = true;
+                    return Some(resp);
+                }
+                Ok(got) => {
+                    keep(&buf[..got], &mut resp);
+                    left -= got as u64;
+                }
+            }
+        }
+    } else {
+        let mut buf = Vec::new();
+        let _ = reader.read_to_end(&mut buf);
+        keep(&buf, &mut resp);
+    }
+    Some(resp)
 }
 
 /// Replaces `{B0}`, `{B1}`… with the backends' ports.

@@ -10,34 +10,29 @@ pub(super) fn listen(b: &mut Builder, d: &Directive, ctx: Ctx) {
     if in_vhost {
         return b.err(loc, "Listen is not allowed inside <VirtualHost>");
     }
-    // `Listen 443 https`: a protocol other than http would be served as plain
-    // HTTP, which the admin did not ask for.
-    match args.get(1).map(|p| p.to_ascii_lowercase()).as_deref() {
-            None | Some("http") => {}
-            Some("https") => {
-                return b.err(
-                    loc,
-                    format!(
-                        "Listen {} {}: TLS is not available yet, and ringproxy will not serve this port as plain HTTP",
-                        args[0], args[1]
-                    ),
-                )
-            }
-            Some(_) => {
-                return b.err(
-                    loc,
-                    format!(
-                        "Listen {} {}: unknown protocol '{}' (ringproxy serves http)",
-                        args[0], args[1], args[1]
-                    ),
-                )
-            }
+    // `Listen 443 https`: the first host for the address must have SSLEngine On (checked
+    // when all hosts are known), so the port is never served as plain HTTP by mistake.
+    let https = match args.get(1).map(|p| p.to_ascii_lowercase()).as_deref() {
+        None | Some("http") => false,
+        Some("https") => true,
+        Some(_) => {
+            return b.err(
+                loc,
+                format!(
+                    "Listen {} {}: unknown protocol '{}' (ringproxy serves http and https)",
+                    args[0], args[1], args[1]
+                ),
+            )
         }
+    };
     if args.len() > 2 {
         return b.err(loc, "Listen takes [ip:]port [protocol]");
     }
     match args.first().map(|a| parse_listen(a)) {
         Some(Ok(addrs)) => {
+            if https {
+                b.https_listens.push((addrs.clone(), loc.clone()));
+            }
             for a in addrs {
                 if !b.listens.contains(&a) {
                     b.listens.push(a);

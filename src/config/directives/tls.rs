@@ -1,17 +1,233 @@
-//! mod_ssl: refused clearly until TLS is available, never served as plain HTTP.
+//! mod_ssl: TLS termination as its directives say it, mapped onto rustls (see
+//! `transport::tls::host` for what each setting becomes). What rustls cannot do is a
+//! warning that says so; what would weaken security without the admin knowing is an error.
 
 use super::super::*;
+use crate::transport::tls::host;
 
-/// `SSLEngine`, `SSLProxyEngine`.
-pub(super) fn sslengine(b: &mut Builder, d: &Directive, _ctx: Ctx) {
-    let loc = &d.loc;
-    let name = d.name.to_ascii_lowercase();
-    if b.one_flag(d) == Some(true) {
-        let what = if name == "sslengine" {
-            "SSLEngine On: TLS termination is not available yet; ringproxy refuses this host rather than serve it as plain HTTP (terminate TLS in front of ringproxy, or remove the host)"
-        } else {
-            "SSLProxyEngine On: TLS to backends is not available yet; use http:// members"
-        };
-        b.err(loc, what);
+/// Resolves a file path as Apache does for a relative one (ringproxy: against the main
+/// config file's directory, its ServerRoot).
+fn file_path(b: &Builder, arg: &str) -> PathBuf {
+    let p = PathBuf::from(arg);
+    if p.is_absolute() {
+        return p;
     }
+    Path::new(&*b.main_file)
+        .parent()
+        .map(|dir| dir.join(&p))
+        .unwrap_or(p)
+}
+
+fn one_arg<'d>(b: &mut Builder, d: &'d Directive) -> Option<&'d str> {
+    match d.args.as_slice() {
+        [a] => Some(a),
+        _ => {
+            b.err(&d.loc, format!("{} takes one argument", d.name));
+            None
+        }
+    }
+}
+
+/// `SSLEngine`.
+pub(super) fn sslengine(b: &mut Builder, d: &Directive, ctx: Ctx) {
+    let on = match d.args.as_slice() {
+        [a] if a.eq_ignore_ascii_case("optional") => {
+            return b.err(
+                &d.loc,
+                "SSLEngine optional (RFC 2817 upgrade to TLS) is not supported: use SSLEngine On on a port of its own",
+            )
+        }
+        _ => b.one_flag(d),
+    };
+    if let Some(on) = on {
+        b.tls[ctx.vhost()].engine = Some((on, d.loc.clone()));
+    }
+}
+
+/// `SSLProxyEngine`: TLS to members comes with https:// members.
+pub(super) fn sslproxyengine(b: &mut Builder, d: &Directive, _ctx: Ctx) {
+    if b.one_flag(d) == Some(true) {
+        b.err(
+            &d.loc,
+            "SSLProxyEngine On: TLS to backends is not available yet; use http:// members",
+        );
+    }
+}
+
+/// `SSLCertificateFile`, `SSLCertificateKeyFile`, `SSLCertificateChainFile`.
+pub(super) fn certificate(b: &mut Builder, d: &Directive, ctx: Ctx) {
+    let Some(arg) = one_arg(b, d) else { return };
+    let path = file_path(b, arg);
+    let set = &mut b.tls[ctx.vhost()];
+    let entry = (path, d.loc.clone());
+    match d.name.to_ascii_lowercase().as_str() {
+        "sslcertificatefile" => set.certs.push(entry),
+        "sslcertificatekeyfile" => set.keys.push(entry),
+        _ => set.chain = Some(entry),
+    }
+}
+
+/// `SSLProtocol`.
+pub(super) fn sslprotocol(b: &mut Builder, d: &Directive, ctx: Ctx) {
+    match host::protocols(&d.args) {
+        Ok((versions, warnings)) => {
+            for w in warnings {
+                b.warn(&d.loc, w);
+            }
+            b.tls[ctx.vhost()].protocols = Some(versions);
+        }
+        Err(m) => b.err(&d.loc, m),
+    }
+}
+
+/// `SSLCipherSuite [SSL|TLSv1.3] spec`.
+pub(super) fn sslciphersuite(b: &mut Builder, d: &Directive, ctx: Ctx) {
+    let (tls13, spec) = match d.args.as_slice() {
+        [spec] => (false, spec),
+        [p, spec] if p.eq_ignore_ascii_case("SSL") => (false, spec),
+        [p, spec] if p.eq_ignore_ascii_case("TLSv1.3") => (true, spec),
+        _ => {
+            return b.err(
+                &d.loc,
+                "SSLCipherSuite takes [SSL|TLSv1.3] and a cipher string",
+            )
+        }
+    };
+    let (suites, warnings) = if tls13 {
+        host::tls13_suites(spec)
+    } else {
+        host::tls12_suites(spec)
+    };
+    for w in warnings {
+        b.warn(&d.loc, w);
+    }
+    let set = &mut b.tls[ctx.vhost()];
+    if suites.is_empty() {
+        // Nothing left for this version: it is not offered (TLS 1.3 always has suites).
+        b.warn(
+            &d.loc,
+            if tls13 {
+                "SSLCipherSuite TLSv1.3 selects no suite rustls implements: TLS 1.3 keeps its defaults"
+            } else {
+                "SSLCipherSuite selects no suite rustls implements: TLS 1.2 is not offered"
+            },
+        );
+        if tls13 {
+            return;
+        }
+        let set = &mut b.tls[ctx.vhost()];
+        let current = set
+            .protocols
+            .clone()
+            .unwrap_or_else(|| host::Settings::default().protocols);
+        set.protocols = Some(
+            current
+                .into_iter()
+                .filter(|p| p.version != rustls::ProtocolVersion::TLSv1_2)
+                .collect(),
+        );
+        return;
+    }
+    if tls13 {
+        set.tls13 = Some(suites);
+    } else {
+        set.tls12 = Some(suites);
+    }
+}
+
+/// `SSLHonorCipherOrder`, `SSLSessionTickets`, `SSLStrictSNIVHostCheck`.
+pub(super) fn tls_flag(b: &mut Builder, d: &Directive, ctx: Ctx) {
+    let Some(on) = b.one_flag(d) else { return };
+    let set = &mut b.tls[ctx.vhost()];
+    match d.name.to_ascii_lowercase().as_str() {
+        "sslhonorcipherorder" => set.honor_order = Some(on),
+        "sslsessiontickets" => set.tickets = Some(on),
+        _ => set.strict_sni = Some(on),
+    }
+}
+
+/// `SSLSessionCache none|nonenotnull|shmcb:PATH(SIZE)|dbm:PATH|…`: ringproxy keeps one
+/// in-process cache for all workers; the size in bytes becomes a number of sessions.
+pub(super) fn sslsessioncache(b: &mut Builder, d: &Directive, _ctx: Ctx) {
+    let Some(arg) = one_arg(b, d) else { return };
+    let lower = arg.to_ascii_lowercase();
+    if lower == "none" || lower == "nonenotnull" {
+        b.tls_cache_entries = 0;
+        return;
+    }
+    // About 200 bytes per session in shmcb's accounting.
+    let bytes = lower
+        .rsplit_once('(')
+        .and_then(|(_, n)| n.strip_suffix(')'))
+        .and_then(|n| n.parse::<usize>().ok());
+    b.tls_cache_entries = bytes.map_or(host::Settings::default().cache_entries, |n| {
+        (n / 200).clamp(64, 1 << 20)
+    });
+    b.warn(
+        &d.loc,
+        format!(
+            "SSLSessionCache {arg}: ringproxy keeps sessions in memory, shared by its workers ({} sessions); nothing is written to that path",
+            b.tls_cache_entries
+        ),
+    );
+}
+
+/// mod_ssl directives accepted with a warning saying what they do here.
+pub(super) fn noted(b: &mut Builder, d: &Directive, _ctx: Ctx) {
+    let name = d.name.to_ascii_lowercase();
+    let first = d
+        .args
+        .first()
+        .map(|a| a.to_ascii_lowercase())
+        .unwrap_or_default();
+    let why = match name.as_str() {
+        "sslsessioncachetimeout" => "sessions stay in the in-process cache until newer ones push them out; session tickets are valid for up to 6 hours, their keys rotate every 6 hours",
+        "sslopensslconfcmd" => "rustls has no OpenSSL configuration commands; protocol, cipher and curve choices follow SSLProtocol and SSLCipherSuite",
+        "sslusestapling" | "sslstaplingcache" | "sslstaplingrespondertimeout" => "OCSP stapling is not done: clients check revocation themselves",
+        "sslrandomseed" => "aws-lc seeds itself from the operating system",
+        "sslpassphrasedialog" => "keys are read unencrypted; an encrypted key is refused at start",
+        "sslcompression" if first == "off" => return,
+        "sslcompression" => "TLS compression is never offered (CRIME)",
+        "sslinsecurerenegotiation" if first == "off" => return,
+        "sslinsecurerenegotiation" => "rustls never renegotiates",
+        "ssloptions" => "the SSL variables (%{SSL_PROTOCOL}s and others) are available to RequestHeader and LogFormat without it",
+        "sslcryptodevice" => "aws-lc uses the CPU's own instructions",
+        _ => "not acted on by ringproxy",
+    };
+    b.warn(&d.loc, format!("{}: {why}", d.name));
+}
+
+/// `SSLVerifyClient`: only `none` until client certificates are checked; anything else
+/// is refused, never ignored (it is an access rule).
+pub(super) fn sslverifyclient(b: &mut Builder, d: &Directive, _ctx: Ctx) {
+    let Some(arg) = one_arg(b, d) else { return };
+    if !arg.eq_ignore_ascii_case("none") {
+        b.err(
+            &d.loc,
+            format!("SSLVerifyClient {arg}: client certificates are not checked yet; ringproxy refuses rather than let clients in unchecked"),
+        );
+    }
+}
+
+/// `Protocols` (core / mod_http2): what ALPN offers.
+pub(super) fn protocols(b: &mut Builder, d: &Directive, ctx: Ctx) {
+    let mut alpn = Vec::new();
+    for p in &d.args {
+        match p.to_ascii_lowercase().as_str() {
+            "http/1.1" => alpn.push(b"http/1.1".to_vec()),
+            "h2" | "h2c" => b.warn(
+                &d.loc,
+                format!("Protocols {p}: HTTP/2 is not available yet; clients get HTTP/1.1"),
+            ),
+            "acme-tls/1" => b.warn(&d.loc, "Protocols acme-tls/1: not offered"),
+            other => return b.err(&d.loc, format!("Protocols: unknown protocol '{other}'")),
+        }
+    }
+    if alpn.is_empty() {
+        return b.err(
+            &d.loc,
+            "Protocols must include http/1.1 (the only protocol ringproxy serves yet)",
+        );
+    }
+    b.tls[ctx.vhost()].alpn = Some(alpn);
 }

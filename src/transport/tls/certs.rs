@@ -30,6 +30,8 @@ pub enum CertError {
     NoCertificate(PathBuf),
     #[error("{0}: no private key in it")]
     NoKey(PathBuf),
+    #[error("{0}: the private key is encrypted; ringproxy asks for no pass phrase (SSLPassPhraseDialog): store it decrypted, readable by root only (openssl pkey -in KEY -out KEY.plain)")]
+    Encrypted(PathBuf),
     #[error("{key}: this private key does not match the certificate in {cert} ({why})")]
     Mismatch {
         key: PathBuf,
@@ -62,7 +64,12 @@ pub fn load(files: &CertFiles) -> Result<Arc<CertifiedKey>, CertError> {
     let key = match PrivateKeyDer::from_pem_file(key_path) {
         Ok(k) => k,
         Err(rustls_pki_types::pem::Error::NoItemsFound) => {
-            return Err(CertError::NoKey(key_path.clone()))
+            // An encrypted key is skipped by the PEM reader; say what it is.
+            let text = std::fs::read(key_path).unwrap_or_default();
+            if memchr::memmem::find(&text, b"ENCRYPTED").is_some() {
+                return Err(CertError::Encrypted(key_path.clone()));
+            }
+            return Err(CertError::NoKey(key_path.clone()));
         }
         Err(e) => return Err(CertError::Read(key_path.clone(), e)),
     };
@@ -78,6 +85,31 @@ pub fn load(files: &CertFiles) -> Result<Arc<CertifiedKey>, CertError> {
         why: e.to_string(),
     })?;
     Ok(Arc::new(certified))
+}
+
+/// A warning when the leaf certificate has expired or is not valid yet: clients will refuse
+/// it, but an admin may be about to replace it, so loading goes on.
+pub fn expiry_warning(key: &CertifiedKey) -> Option<String> {
+    let leaf = key.cert.first()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf).ok()?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs() as i64;
+    let v = cert.validity();
+    if v.not_after.timestamp() < now {
+        Some(format!(
+            "the certificate expired on {} (clients will refuse it)",
+            v.not_after
+        ))
+    } else if v.not_before.timestamp() > now {
+        Some(format!(
+            "the certificate is not valid before {} (clients will refuse it until then)",
+            v.not_before
+        ))
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]

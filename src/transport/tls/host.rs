@@ -112,7 +112,7 @@ pub fn build(
     keys.sort_by_key(|k| k.key.algorithm() != rustls::SignatureAlgorithm::ECDSA);
     let mut provider = (*super::provider()).clone();
     let mut suites: Vec<SupportedCipherSuite> = Vec::new();
-    let wants = |v: &SupportedProtocolVersion| settings.protocols.iter().any(|p| *p == v);
+    let wants = |v: &'static SupportedProtocolVersion| settings.protocols.contains(&v);
     if wants(&rustls::version::TLS13) {
         suites.extend(pick(&settings.tls13_suites, &provider.cipher_suites, true));
     }

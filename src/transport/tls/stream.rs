@@ -61,9 +61,30 @@ pub enum HandshakeError {
     /// No virtual host takes TLS for the name the client asked for.
     #[error("no TLS virtual host for this connection")]
     NoHost,
+    /// The client spoke plain HTTP to the TLS port (it was told so with a 400).
+    #[error("plain HTTP sent to a TLS port")]
+    PlainHttp,
 }
 
 impl HandshakeError {
+    /// Every label [`Self::reason`] gives, in the order metrics list them.
+    pub const REASONS: [&'static str; 14] = [
+        "timeout",
+        "closed",
+        "plain_http",
+        "io",
+        "no_host",
+        "protocol",
+        "cipher",
+        "key_exchange",
+        "signature",
+        "incompatible",
+        "client_certificate",
+        "certificate",
+        "alert",
+        "protocol_error",
+    ];
+
     /// A short, fixed label for metrics and logs.
     pub fn reason(&self) -> &'static str {
         use rustls::{Error as E, PeerIncompatible as P};
@@ -72,6 +93,7 @@ impl HandshakeError {
             HandshakeError::Closed => "closed",
             HandshakeError::Io(_) => "io",
             HandshakeError::NoHost => "no_host",
+            HandshakeError::PlainHttp => "plain_http",
             HandshakeError::Tls(e) => match e {
                 E::PeerIncompatible(P::Tls12NotOffered | P::Tls13RequiredForQuic)
                 | E::PeerIncompatible(P::SupportedVersionsExtensionRequired) => "protocol",
@@ -140,6 +162,18 @@ async fn handshake(
         rbuf = b;
         if r? == 0 {
             return Err(HandshakeError::Closed);
+        }
+        // Every TLS connection starts with a handshake record (22); a letter is an HTTP
+        // method: say what went wrong, as Apache does, rather than only close.
+        if rbuf.first().is_some_and(u8::is_ascii_uppercase) {
+            let mut out = Vec::new();
+            crate::error::canned_response_with(
+                &mut out,
+                400,
+                "X-Reason: plain HTTP sent to an HTTPS port; use https://\r\n",
+            );
+            let _ = AsyncWriteRentExt::write_all(&mut io, out).await;
+            return Err(HandshakeError::PlainHttp);
         }
         let mut src = &rbuf[..];
         let got = loop {
@@ -220,6 +254,7 @@ fn facts_of(conn: &ServerConnection) -> TlsFacts {
             .and_then(|s| s.suite().as_str())
             .unwrap_or(""),
         alpn: conn.alpn_protocol().map(<[u8]>::to_vec),
+        resumed: conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
     }
 }
 
@@ -622,7 +657,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let peer = std::thread::spawn(move || {
             let mut a = std::net::TcpStream::connect(addr).unwrap();
-            a.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            a.write_all(b"\x16\x03\x01\x00\x05hello").unwrap();
             let _b = std::net::TcpStream::connect(addr).unwrap();
             let mut sink = Vec::new();
             let _ = a.read_to_end(&mut sink);

@@ -1,0 +1,336 @@
+//! HTTPS at the front door, end to end through real sockets: certificates made here,
+//! clients are rustls's own (blocking) streams.
+
+mod common;
+
+use std::io::{BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use common::*;
+use rustls::pki_types::{CertificateDer, ServerName};
+
+/// A certificate made for the test: its PEM files and DER.
+struct Cert {
+    cert: PathBuf,
+    key: PathBuf,
+    der: CertificateDer<'static>,
+}
+
+/// A temporary directory for one test's files, removed at the end.
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(name: &str) -> Dir {
+        let d = std::env::temp_dir().join(format!("ringproxy-tls-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        Dir(d)
+    }
+
+    /// A self-signed certificate for `names` (RSA-2048 or ECDSA P-256).
+    fn cert(&self, file: &str, names: &[&str], rsa: bool) -> Cert {
+        let key = if rsa {
+            rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap()
+        } else {
+            rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap()
+        };
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let cert = rcgen::CertificateParams::new(names)
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let write = |ext: &str, text: String| {
+            let p = self.0.join(format!("{file}.{ext}"));
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        Cert {
+            cert: write("crt", cert.pem()),
+            key: write("key", key.serialize_pem()),
+            der: cert.der().clone(),
+        }
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// A client configuration trusting `certs`.
+fn client_config(certs: &[&Cert]) -> rustls::ClientConfig {
+    client_with(
+        provider(),
+        certs,
+        &[&rustls::version::TLS13, &rustls::version::TLS12],
+    )
+}
+
+fn client_with(
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    certs: &[&Cert],
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> rustls::ClientConfig {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in certs {
+        roots.add(c.der.clone()).unwrap();
+    }
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
+type Tls = BufReader<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>;
+
+/// Connects and completes the handshake, naming `sni`.
+fn connect(addr: SocketAddr, config: rustls::ClientConfig, sni: &str) -> std::io::Result<Tls> {
+    let sock = TcpStream::connect(addr)?;
+    sock.set_read_timeout(Some(IO_TIMEOUT))?;
+    sock.set_write_timeout(Some(IO_TIMEOUT))?;
+    let name = ServerName::try_from(sni.to_string()).unwrap();
+    let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let mut s = rustls::StreamOwned::new(conn, sock);
+    while s.conn.is_handshaking() {
+        s.conn.complete_io(&mut s.sock)?;
+    }
+    Ok(BufReader::new(s))
+}
+
+fn get(tls: &mut Tls, host: &str, path: &str) -> Response {
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    tls.get_mut().write_all(req.as_bytes()).unwrap();
+    read_response_from(tls, false).expect("a response")
+}
+
+fn peer_cert(tls: &Tls) -> CertificateDer<'static> {
+    tls.get_ref().conn.peer_certificates().unwrap()[0].clone()
+}
+
+fn tls_config(dir: &Path, body: &str) -> String {
+    format!(
+        "Listen 127.0.0.1:0\nTimeout 5\nServerName main.test\n{body}\n# {}\n",
+        dir.display()
+    )
+}
+
+/// The server name picks the host and its certificate; no name (or an unknown one) gets
+/// the first host; a Host that picks a host with another TLS setup is answered 421.
+#[test]
+fn sni_chooses_the_host_and_its_certificate() {
+    let dir = Dir::new("sni");
+    let a = dir.cert("a", &["a.test"], false);
+    let b = dir.cert("b", &["b.test", "*.b.test"], false);
+    let (ba, bb) = (named("A"), named("B"));
+    let config = tls_config(
+        &dir.0,
+        &format!(
+            "<VirtualHost *>\nServerName a.test\nSSLEngine on\nSSLCertificateFile {}\nSSLCertificateKeyFile {}\nProxyPass / http://127.0.0.1:{}/\n</VirtualHost>\n<VirtualHost *>\nServerName b.test\nServerAlias *.b.test\nSSLEngine on\nSSLCertificateFile {}\nSSLCertificateKeyFile {}\nProxyPass / http://127.0.0.1:{}/\n</VirtualHost>\n",
+            a.cert.display(),
+            a.key.display(),
+            ba.port(),
+            b.cert.display(),
+            b.key.display(),
+            bb.port()
+        ),
+    );
+    let p = proxy(&config);
+    let addr = p.addrs[0];
+    let both = || client_config(&[&a, &b]);
+
+    let mut ta = connect(addr, both(), "a.test").unwrap();
+    assert_eq!(peer_cert(&ta), a.der);
+    let r = get(&mut ta, "a.test", "/x");
+    assert_eq!((r.status, r.text()), (200, "A".to_string()));
+    assert_eq!(
+        ba.last().header("x-forwarded-proto").as_deref(),
+        Some("https")
+    );
+    // Keep-alive on the same TLS connection.
+    assert_eq!(get(&mut ta, "a.test", "/y").text(), "A");
+
+    let mut tb = connect(addr, both(), "www.b.test").unwrap();
+    assert_eq!(
+        peer_cert(&tb),
+        b.der,
+        "a wildcard alias picks b's certificate"
+    );
+    assert_eq!(get(&mut tb, "www.b.test", "/").text(), "B");
+
+    // SNI a.test, Host b.test: another host with another certificate.
+    let r = get(&mut ta, "b.test", "/");
+    assert_eq!(r.status, 421, "{}", r.head);
+
+    // No server name: the first host's certificate.
+    let mut no_sni = both();
+    no_sni.enable_sni = false;
+    let mut t = connect(addr, no_sni, "a.test").unwrap();
+    assert_eq!(peer_cert(&t), a.der);
+    assert_eq!(get(&mut t, "a.test", "/").text(), "A");
+
+    // Handshakes are counted, and the connections open.
+    let t = ringproxy::admin::stats::totals(&p.shared().stats);
+    assert!(t.tls_handshakes[0] >= 3, "{t:?}");
+    assert_eq!(
+        (t.tls_open, t.conns_open),
+        (2, 2),
+        "the 421 closed its connection: {t:?}"
+    );
+}
+
+/// Two certificates in one host: a client that verifies ECDSA gets the ECDSA one, a
+/// client that only verifies RSA gets the RSA one.
+#[test]
+fn rsa_or_ecdsa_by_what_the_client_supports() {
+    let dir = Dir::new("kinds");
+    let rsa = dir.cert("rsa", &["k.test"], true);
+    let ec = dir.cert("ec", &["k.test"], false);
+    let be = named("K");
+    let config = tls_config(
+        &dir.0,
+        &format!(
+            "<VirtualHost *>\nServerName k.test\nSSLEngine on\nSSLCertificateFile {}\nSSLCertificateKeyFile {}\nSSLCertificateFile {}\nSSLCertificateKeyFile {}\nProxyPass / http://127.0.0.1:{}/\n</VirtualHost>\n",
+            rsa.cert.display(),
+            rsa.key.display(),
+            ec.cert.display(),
+            ec.key.display(),
+            be.port()
+        ),
+    );
+    let p = proxy(&config);
+    let t = connect(p.addrs[0], client_config(&[&rsa, &ec]), "k.test").unwrap();
+    assert_eq!(peer_cert(&t), ec.der);
+
+    let mut only_rsa = rustls::crypto::aws_lc_rs::default_provider();
+    let algs = only_rsa.signature_verification_algorithms;
+    only_rsa.signature_verification_algorithms = rustls::crypto::WebPkiSupportedAlgorithms {
+        all: algs.all,
+        mapping: Box::leak(
+            algs.mapping
+                .iter()
+                .filter(|(s, _)| format!("{s:?}").starts_with("RSA"))
+                .copied()
+                .collect::<Vec<_>>()
+                .into_boxed_slice(),
+        ),
+    };
+    let cfg = client_with(
+        Arc::new(only_rsa),
+        &[&rsa, &ec],
+        &[&rustls::version::TLS13, &rustls::version::TLS12],
+    );
+    let mut t = connect(p.addrs[0], cfg, "k.test").unwrap();
+    assert_eq!(peer_cert(&t), rsa.der);
+    assert_eq!(get(&mut t, "k.test", "/").text(), "K");
+}
+
+/// `SSLProtocol`, ALPN and `SSLStrictSNIVHostCheck` as a client meets them.
+#[test]
+fn protocols_alpn_and_strict_sni() {
+    let dir = Dir::new("proto");
+    let c = dir.cert("c", &["p.test"], false);
+    let be = named("P");
+    let config = tls_config(
+        &dir.0,
+        &format!(
+            "<VirtualHost *>\nServerName p.test\nSSLEngine on\nSSLProtocol -all +TLSv1.2\nSSLStrictSNIVHostCheck on\nSSLCertificateFile {}\nSSLCertificateKeyFile {}\nProxyPass / http://127.0.0.1:{}/\n</VirtualHost>\n",
+            c.cert.display(),
+            c.key.display(),
+            be.port()
+        ),
+    );
+    let p = proxy(&config);
+    let addr = p.addrs[0];
+    let mut cfg = client_config(&[&c]);
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let mut t = connect(addr, cfg, "p.test").unwrap();
+    let conn = &t.get_ref().conn;
+    assert_eq!(
+        conn.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_2)
+    );
+    assert_eq!(conn.alpn_protocol(), Some(&b"http/1.1"[..]));
+    assert_eq!(get(&mut t, "p.test", "/").text(), "P");
+
+    // A client that speaks TLS 1.3 only finds no common version.
+    let only13 = client_with(provider(), &[&c], &[&rustls::version::TLS13]);
+    assert!(connect(addr, only13, "p.test").is_err());
+    // A client that offers only h2 finds no common application protocol.
+    let mut h2 = client_config(&[&c]);
+    h2.alpn_protocols = vec![b"h2".to_vec()];
+    assert!(connect(addr, h2, "p.test").is_err());
+
+    // Without SNI the strict host refuses the request.
+    let mut no_sni = client_config(&[&c]);
+    no_sni.enable_sni = false;
+    let mut t = connect(addr, no_sni, "p.test").unwrap();
+    assert_eq!(get(&mut t, "p.test", "/").status, 403);
+
+    // A client that does not speak TLS is told so, and costs its own connection only.
+    let mut plain = Client::connect(addr);
+    plain.send(b"GET / HTTP/1.1\r\nHost: p.test\r\n\r\n");
+    let r = plain.read_response(false).unwrap();
+    assert_eq!(r.status, 400);
+    assert!(r.head.contains("HTTPS port"), "{}", r.head);
+    assert!(plain.is_closed());
+}
+
+/// Large bodies both ways and a WebSocket tunnel over TLS (through user space).
+#[test]
+fn bodies_and_tunnels_over_tls() {
+    let dir = Dir::new("bodies");
+    let c = dir.cert("c", &["t.test"], false);
+    let big = backend(|req| {
+        if req.request_line().starts_with("POST") {
+            ok(&req.body_len.to_string())
+        } else {
+            Action::Stream(3 << 20)
+        }
+    });
+    let (ws, heads) = upgrade_backend();
+    let config = tls_config(
+        &dir.0,
+        &format!(
+            "<VirtualHost *>\nServerName t.test\nSSLEngine on\nSSLCertificateFile {}\nSSLCertificateKeyFile {}\nProxyPass /ws ws://{}/ws\nProxyPass / http://127.0.0.1:{}/\n</VirtualHost>\n",
+            c.cert.display(),
+            c.key.display(),
+            ws,
+            big.port()
+        ),
+    );
+    let p = proxy(&config);
+    let mut t = connect(p.addrs[0], client_config(&[&c]), "t.test").unwrap();
+    let r = get(&mut t, "t.test", "/big");
+    assert_eq!((r.status, r.body_len, r.truncated), (200, 3 << 20, false));
+
+    let body = vec![b'x'; 2 << 20];
+    let head = format!(
+        "POST /up HTTP/1.1\r\nHost: t.test\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    t.get_mut().write_all(head.as_bytes()).unwrap();
+    t.get_mut().write_all(&body).unwrap();
+    let r = read_response_from(&mut t, false).unwrap();
+    assert_eq!(r.text(), (2u64 << 20).to_string());
+
+    let mut w = connect(p.addrs[0], client_config(&[&c]), "t.test").unwrap();
+    w.get_mut()
+        .write_all(b"GET /ws HTTP/1.1\r\nHost: t.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        .unwrap();
+    let r = read_response_from(&mut w, true).unwrap();
+    assert_eq!(r.status, 101);
+    assert!(heads.recv().unwrap().contains("X-Forwarded-Proto: https"));
+    for msg in [&b"hello"[..], &[7u8; 100_000][..]] {
+        w.get_mut().write_all(msg).unwrap();
+        let mut got = vec![0u8; msg.len()];
+        std::io::Read::read_exact(&mut w, &mut got).unwrap();
+        assert_eq!(got, msg);
+    }
+}
