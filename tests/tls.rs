@@ -334,3 +334,112 @@ fn bodies_and_tunnels_over_tls() {
         assert_eq!(got, msg);
     }
 }
+
+/// A CA and a client certificate it signed (subject `CN=alice,O=Example`).
+fn client_identity(
+    dir: &Dir,
+    name: &str,
+) -> (
+    PathBuf,
+    rustls::pki_types::CertificateDer<'static>,
+    rustls::pki_types::PrivateKeyDer<'static>,
+) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, format!("{name} CA"));
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "Example");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "alice");
+    let cert = params.signed_by(&key, &ca_cert, &ca_key).unwrap();
+    let ca_path = dir.0.join(format!("{name}-ca.crt"));
+    std::fs::write(&ca_path, ca_cert.pem()).unwrap();
+    let key_der = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+    (ca_path, cert.der().clone(), key_der)
+}
+
+/// `SSLVerifyClient` for a host and for a location, and the client certificate's
+/// variables reaching the member through `RequestHeader`.
+#[test]
+fn client_certificates_required_optional_and_refused() {
+    let dir = Dir::new("mtls");
+    let server = dir.cert("s", &["m.test", "r.test"], false);
+    let (ca, cert, key) = client_identity(&dir, "good");
+    let (_, stranger, stranger_key) = client_identity(&dir, "other");
+    let be = backend(|_| ok("M"));
+    let config = tls_config(
+        &dir.0,
+        &format!(
+            "SSLCACertificateFile {ca}\nSSLCertificateFile {c}\nSSLCertificateKeyFile {k}\n\
+             <VirtualHost *>\nServerName m.test\nSSLEngine on\nSSLVerifyClient optional\nSSLVerifyDepth 1\n\
+             RequestHeader set X-Client-DN \"%{{SSL_CLIENT_S_DN}}s\"\n\
+             RequestHeader set X-Verify \"%{{SSL_CLIENT_VERIFY}}s\"\n\
+             RequestHeader set X-TLS \"%{{SSL_PROTOCOL}}s %{{HTTPS}}s\"\n\
+             <Location /admin>\nSSLVerifyClient require\n</Location>\n\
+             ProxyPass / http://127.0.0.1:{p}/\n</VirtualHost>\n\
+             <VirtualHost *>\nServerName r.test\nSSLEngine on\nSSLVerifyClient require\nProxyPass / http://127.0.0.1:{p}/\n</VirtualHost>\n",
+            ca = ca.display(),
+            c = server.cert.display(),
+            k = server.key.display(),
+            p = be.port()
+        ),
+    );
+    let p = proxy(&config);
+    let addr = p.addrs[0];
+    let with_cert = |cert: &CertificateDer<'static>,
+                     key: &rustls::pki_types::PrivateKeyDer<'static>| {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(server.der.clone()).unwrap();
+        rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_client_auth_cert(vec![cert.clone()], key.clone_key())
+            .unwrap()
+    };
+
+    // Optional: no certificate is fine for the host, not for /admin.
+    let mut t = connect(addr, client_config(&[&server]), "m.test").unwrap();
+    assert_eq!(get(&mut t, "m.test", "/").status, 200);
+    let seen = be.last();
+    assert_eq!(seen.header("x-verify").as_deref(), Some("NONE"));
+    assert_eq!(seen.header("x-tls").as_deref(), Some("TLSv1.3 on"));
+    assert_eq!(get(&mut t, "m.test", "/admin/x").status, 403);
+
+    let mut t = connect(addr, with_cert(&cert, &key), "m.test").unwrap();
+    assert_eq!(get(&mut t, "m.test", "/admin/x").status, 200);
+    let seen = be.last();
+    assert_eq!(seen.header("x-verify").as_deref(), Some("SUCCESS"));
+    assert_eq!(
+        seen.header("x-client-dn").as_deref(),
+        Some("CN=alice,O=Example")
+    );
+
+    // A certificate from a CA the host does not trust ends the handshake.
+    let refused = connect(addr, with_cert(&stranger, &stranger_key), "m.test").and_then(|mut t| {
+        t.get_mut()
+            .write_all(b"GET / HTTP/1.1\r\nHost: m.test\r\n\r\n")?;
+        read_response_from(&mut t, false).ok_or(std::io::ErrorKind::UnexpectedEof.into())
+    });
+    assert!(refused.is_err(), "{refused:?}");
+
+    // Require for the whole host: no certificate, no answer.
+    let refused = connect(addr, client_config(&[&server]), "r.test").and_then(|mut t| {
+        t.get_mut()
+            .write_all(b"GET / HTTP/1.1\r\nHost: r.test\r\n\r\n")?;
+        read_response_from(&mut t, false).ok_or(std::io::ErrorKind::UnexpectedEof.into())
+    });
+    assert!(refused.is_err(), "{refused:?}");
+    let mut t = connect(addr, with_cert(&cert, &key), "r.test").unwrap();
+    assert_eq!(get(&mut t, "r.test", "/").status, 200);
+    let failures = ringproxy::admin::stats::totals(&p.shared().stats).tls_failures;
+    assert!(failures.iter().sum::<u64>() >= 2, "{failures:?}");
+}

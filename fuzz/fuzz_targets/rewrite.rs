@@ -50,6 +50,7 @@ fuzz_target!(|data: &[u8]| {
                 keep_encoded_slashes: false,
             },
             method: b"GET",
+            https: path.len() % 2 == 0,
             header: &header,
         },
     );

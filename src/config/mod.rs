@@ -514,6 +514,7 @@ impl Builder<'_> {
                     handler: None,
                     handler_loc: None,
                     access: None,
+                    verify_client: None,
                 });
                 list.len() - 1
             }
@@ -736,6 +737,12 @@ impl Builder<'_> {
                     }
                     None => self.err(loc, "SetHandler needs a handler name"),
                 },
+                "sslverifyclient" => {
+                    if let Some(v) = directives::verify_client_arg(self, d) {
+                        self.location_rule(vh, path).verify_client = Some(v);
+                        self.tls[vh].location_verify.get_or_insert(loc.clone());
+                    }
+                }
                 _ => self.err(
                     loc,
                     format!("{} is not supported inside <Location>", d.name),
@@ -1282,7 +1289,21 @@ mod tests {
         let e = errs(&host(&format!("{good}SSLProtocol TLSv1\n")));
         assert!(e[0].contains("leaves no protocol"), "{e:?}");
         let e = errs(&host(&format!("{good}SSLVerifyClient require\n")));
-        assert!(e[0].contains("not checked yet"), "{e:?}");
+        assert!(e[0].contains("needs SSLCACertificateFile"), "{e:?}");
+        let e = errs(&host(&format!(
+            "{good}SSLCACertificateFile {}\n<Location /admin>\nSSLVerifyClient optional_no_ca\n</Location>\n",
+            crt.display()
+        )));
+        assert!(
+            e[0].starts_with("t.conf:13: SSLVerifyClient optional_no_ca"),
+            "{e:?}"
+        );
+        let c = load(&host(&format!(
+            "{good}SSLCACertificateFile {}\nSSLVerifyDepth 2\n<Location /admin>\nSSLVerifyClient require\n</Location>\n",
+            crt.display()
+        )))
+        .unwrap();
+        assert!(c.vhosts[1].tls.is_some());
         let e = errs("Listen 80\nSSLEngine optional\n");
         assert!(
             e[0].starts_with("t.conf:2: SSLEngine optional (RFC 2817"),

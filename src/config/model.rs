@@ -203,6 +203,9 @@ pub struct LocationRule {
     pub handler_loc: Option<Loc>,
     /// `None`: the section sets no access rules (an earlier matching one may).
     pub access: Option<crate::routing::access::Access>,
+    /// `SSLVerifyClient` in the section: `Require` answers 403 to a client without a
+    /// verified certificate.
+    pub verify_client: Option<crate::transport::tls::host::VerifyClient>,
 }
 
 /// A `RewriteRule` of the supported subset: `[P]` (proxy, the WebSocket recipe), `[R]`,
@@ -255,6 +258,8 @@ pub enum RewriteVar {
     RequestUri,
     QueryString,
     RequestMethod,
+    /// `%{HTTPS}`: `on` over TLS, else `off`.
+    Https,
 }
 
 #[derive(Clone, Debug)]

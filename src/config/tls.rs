@@ -10,6 +10,7 @@ use std::sync::Arc;
 use rustls::{SupportedCipherSuite, SupportedProtocolVersion};
 
 use super::{Builder, ConfigError, Loc};
+use crate::transport::tls::host::{ClientAuth, VerifyClient};
 use crate::transport::tls::{certs, host};
 
 /// What one server (main or virtual host) said with mod_ssl's directives.
@@ -28,6 +29,13 @@ pub(super) struct TlsSet {
     pub strict_sni: Option<bool>,
     /// `Protocols`: the ALPN names to offer.
     pub alpn: Option<Vec<Vec<u8>>>,
+    /// `SSLVerifyClient` for the whole host.
+    pub verify: Option<(VerifyClient, Loc)>,
+    pub verify_depth: Option<u32>,
+    pub ca_file: Option<(PathBuf, Loc)>,
+    pub ca_path: Option<(PathBuf, Loc)>,
+    /// The first `SSLVerifyClient` inside one of the host's `<Location>`s.
+    pub location_verify: Option<Loc>,
 }
 
 /// `Listen … https` lines, checked once the hosts are known.
@@ -58,11 +66,53 @@ impl TlsSet {
             tickets: self.tickets.or(main.tickets),
             strict_sni: self.strict_sni.or(main.strict_sni),
             alpn: self.alpn.clone().or_else(|| main.alpn.clone()),
+            verify: self.verify.clone().or_else(|| main.verify.clone()),
+            verify_depth: self.verify_depth.or(main.verify_depth),
+            ca_file: self.ca_file.clone().or_else(|| main.ca_file.clone()),
+            ca_path: self.ca_path.clone().or_else(|| main.ca_path.clone()),
+            location_verify: self
+                .location_verify
+                .clone()
+                .or_else(|| main.location_verify.clone()),
         }
     }
 }
 
 impl Builder<'_> {
+    /// What `SSLVerifyClient` in the host (or in its locations) asks of the handshake;
+    /// `Err` when an error was reported.
+    fn client_auth(&mut self, set: &TlsSet, engine_loc: &Loc) -> Result<Option<ClientAuth>, ()> {
+        let host = set.verify.as_ref().map(|(v, _)| *v).unwrap_or_default();
+        let asked_at = match (&set.verify, &set.location_verify) {
+            (Some((v, loc)), _) if *v != VerifyClient::None => loc.clone(),
+            (_, Some(loc)) => loc.clone(),
+            _ => return Ok(None),
+        };
+        let (file, dir) = (set.ca_file.as_ref(), set.ca_path.as_ref());
+        if file.is_none() && dir.is_none() {
+            self.err(
+                &asked_at,
+                "SSLVerifyClient needs SSLCACertificateFile or SSLCACertificatePath (the CAs client certificates are checked against)",
+            );
+            return Err(());
+        }
+        let at = file.or(dir).map_or(engine_loc, |(_, l)| l).clone();
+        match certs::load_roots(
+            file.map(|(p, _)| p.as_path()),
+            dir.map(|(p, _)| p.as_path()),
+        ) {
+            Ok(roots) => Ok(Some(ClientAuth {
+                roots: Arc::new(roots),
+                mandatory: host == VerifyClient::Require,
+                depth: set.verify_depth,
+            })),
+            Err(e) => {
+                self.err(&at, e.to_string());
+                Err(())
+            }
+        }
+    }
+
     /// Loads the certificates and builds the rustls configuration of every host with
     /// `SSLEngine On`; checks that each `Listen … https` address has such a host.
     pub(super) fn finish_tls(&mut self) {
@@ -111,7 +161,11 @@ impl Builder<'_> {
             if keys.len() < set.certs.len() {
                 continue;
             }
+            let Ok(client_auth) = self.client_auth(&set, &engine_loc) else {
+                continue;
+            };
             let settings = host::Settings {
+                client_auth,
                 protocols: set
                     .protocols
                     .clone()

@@ -27,6 +27,8 @@ pub enum Part {
     Duration,
     /// `%t`: `t=` and microseconds since the epoch, as Apache.
     Time,
+    /// `%{NAME}s`: a mod_ssl variable (`transport::tls::vars`).
+    Ssl(&'static str),
 }
 
 #[derive(Clone, Debug)]
@@ -75,8 +77,20 @@ fn parse_value(v: &str) -> Result<Vec<Part>, String> {
                     }
                     name.push(ch);
                 }
+                let ssl = crate::transport::tls::vars::NAMES
+                    .iter()
+                    .find(|n| **n == name.as_str());
                 match chars.next() {
                     Some('e') if VARIABLES.contains(&name.as_str()) => Part::Var(name),
+                    Some('s') => match ssl {
+                        Some(n) => Part::Ssl(n),
+                        None => {
+                            return Err(format!(
+                                "%{{{name}}}s: not a mod_ssl variable ringproxy sets (it sets {})",
+                                crate::transport::tls::vars::NAMES.join(", ")
+                            ))
+                        }
+                    },
                     Some('e') => {
                         return Err(format!(
                             "%{{{name}}}e: not a variable ringproxy sets (it sets {})",
@@ -84,7 +98,9 @@ fn parse_value(v: &str) -> Result<Vec<Part>, String> {
                         ))
                     }
                     Some(k) => {
-                        return Err(format!("%{{{name}}}{k} is not supported (only %{{VAR}}e)"))
+                        return Err(format!(
+                            "%{{{name}}}{k} is not supported (only %{{VAR}}e and %{{VAR}}s)"
+                        ))
                     }
                     None => return Err("value ends inside %{…}".into()),
                 }
@@ -197,6 +213,8 @@ pub struct Env {
     pub sticky: Option<String>,
     pub session_route: Option<String>,
     pub elapsed: Duration,
+    /// The TLS connection's facts, for `%{…}s` (`None`: plain TCP).
+    pub tls: Option<crate::transport::TlsFacts>,
 }
 
 impl Env {
@@ -219,6 +237,7 @@ fn render(parts: &[Part], env: &Env) -> String {
         match p {
             Part::Lit(l) => s.push_str(l),
             Part::Var(v) => s.push_str(&env.get(v).unwrap_or_default()),
+            Part::Ssl(n) => s.push_str(&crate::transport::tls::vars::value(env.tls.as_ref(), n)),
             Part::Duration => s.push_str(&format!("D={}", env.elapsed.as_micros())),
             Part::Time => {
                 let us = SystemTime::now()
@@ -369,7 +388,11 @@ mod tests {
     fn unsupported_forms_name_what_is_unsupported() {
         for (bad, want) in [
             ("set X %{REMOTE_USER}e", "not a variable ringproxy sets"),
-            ("set X %{SSL_PROTOCOL}s", "is not supported"),
+            (
+                "set X %{SSL_CLIENT_CERT}s",
+                "not a mod_ssl variable ringproxy sets",
+            ),
+            ("set X %{SSL_PROTOCOL}z", "is not supported"),
             ("set X y expr=%{X}", "is not supported"),
             ("echo X", "not supported"),
             ("set X y env=HOME", "not a variable"),

@@ -508,6 +508,11 @@ fn log_record(w: &CoreGen, c: &ClientConn, r: &RequestCtx) -> Record {
         protocol,
         headers,
         port: c.local.port(),
+        tls: c
+            .stream
+            .tls()
+            .filter(|_| w.logs.targets().iter().any(|t| t.wants_tls()))
+            .cloned(),
         ..Default::default()
     }
 }

@@ -43,6 +43,8 @@ pub enum Token {
     Path,
     Query,
     Protocol,
+    /// `%{NAME}x`: a mod_ssl variable; `-` when empty.
+    Ssl(&'static str),
 }
 
 /// Parses a LogFormat string. Unsupported tokens are errors naming them.
@@ -96,6 +98,18 @@ pub fn parse_format(f: &str) -> Result<Vec<Token>, String> {
             ('e', Some("BALANCER_NAME")) => Token::BalancerName,
             ('e', Some("BALANCER_WORKER_NAME")) => Token::MemberName,
             ('e', Some("BALANCER_WORKER_ROUTE")) => Token::MemberRoute,
+            ('x', Some(name)) => match crate::transport::tls::vars::NAMES
+                .iter()
+                .find(|n| **n == name)
+            {
+                Some(n) => Token::Ssl(n),
+                None => {
+                    return Err(format!(
+                        "log format token %{{{name}}}x: not a mod_ssl variable ringproxy sets ({})",
+                        crate::transport::tls::vars::NAMES.join(", ")
+                    ))
+                }
+            },
             ('v', _) | ('V', _) => Token::ServerName,
             ('p', _) => Token::LocalPort,
             ('m', _) => Token::Method,
@@ -140,6 +154,8 @@ pub struct Record {
     pub route: Option<String>,
     pub server_name: String,
     pub port: u16,
+    /// The TLS connection's facts (`None`: plain TCP), for `%{…}x`.
+    pub tls: Option<crate::transport::TlsFacts>,
 }
 
 /// `[22/Nov/2026:01:23:45 +0000]`, as Apache writes `%t` (in UTC).
@@ -250,6 +266,10 @@ pub fn render(format: &[Token], r: &Record, now: SystemTime, out: &mut String) {
                 }
             }
             Token::Protocol => out.push_str(r.protocol),
+            Token::Ssl(n) => {
+                let v = crate::transport::tls::vars::value(r.tls.as_ref(), n);
+                out.push_str(if v.is_empty() { "-" } else { &v });
+            }
         }
     }
 }
@@ -268,6 +288,11 @@ impl LogTarget {
             Token::RequestHeader(h) => Some(h.as_str()),
             _ => None,
         })
+    }
+
+    /// Whether this log's format shows mod_ssl variables.
+    pub fn wants_tls(&self) -> bool {
+        self.format.iter().any(|t| matches!(t, Token::Ssl(_)))
     }
 }
 
@@ -413,6 +438,7 @@ mod tests {
             route: None,
             server_name: "lb.example".into(),
             port: 8080,
+            tls: None,
         }
     }
 
@@ -440,6 +466,20 @@ mod tests {
         out.clear();
         render(&parse_format("%b %B").unwrap(), &r, t, &mut out);
         assert_eq!(out, "- 0");
+        // mod_ssl's variables: `-` on a plain connection.
+        let f = parse_format("%{SSL_PROTOCOL}x %{SSL_CIPHER}x").unwrap();
+        out.clear();
+        render(&f, &r, t, &mut out);
+        assert_eq!(out, "- -");
+        r.tls = Some(crate::transport::TlsFacts {
+            protocol: "TLSv1.3",
+            cipher: "TLS_AES_128_GCM_SHA256",
+            ..Default::default()
+        });
+        out.clear();
+        render(&f, &r, t, &mut out);
+        assert_eq!(out, "TLSv1.3 TLS_AES_128_GCM_SHA256");
+        assert!(parse_format("%{SSL_NOPE}x").is_err());
         assert!(parse_format("%{X-Out}o").is_err());
         assert!(parse_format("%{REMOTE_USER}e").is_err());
     }

@@ -119,7 +119,7 @@ async fn on_member(
         rec.member = Some(member.name.clone());
         rec.route = mv.route.clone();
     }
-    let env = header_env(w, r, routed, view, keys, m);
+    let env = header_env(w, c, r, routed, view, keys, m);
     let x = Exchange {
         env: &env,
         vh_idx: routed.vh_idx,
@@ -234,8 +234,10 @@ async fn session(
 }
 
 /// mod_proxy_balancer's variables, for Header/RequestHeader (only when rules use them).
+#[allow(clippy::too_many_arguments)]
 fn header_env(
     w: &CoreGen,
+    c: &ClientConn,
     r: &RequestCtx,
     routed: &Routed<'_>,
     view: &BalancerView,
@@ -257,5 +259,6 @@ fn header_env(
         sticky: view.sticky.as_ref().map(|s| s.cookie.clone()),
         session_route: keys.route.map(str::to_string),
         elapsed: r.started.elapsed(),
+        tls: crate::transport::Transport::tls(&c.stream).cloned(),
     }
 }

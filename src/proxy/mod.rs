@@ -19,6 +19,7 @@ use crate::http::server::{ClientConn, RequestCtx};
 use crate::routing;
 use crate::routing::normalize::EncodedSlashes;
 use crate::runtime::CoreGen;
+use crate::transport::Transport;
 
 use attempt::Routed;
 
@@ -59,7 +60,7 @@ async fn forward_routed(
         r.head.host.clone().map(|h| &c.buf[h]),
     );
     r.vhost = vh_idx;
-    if let Some(facts) = crate::transport::Transport::tls(&c.stream) {
+    if let Some(facts) = c.stream.tls() {
         check_server_name(&w.shared.cfg, c, r, facts)?;
     }
     let balancer = match route(w, c, r, path).await? {
@@ -108,6 +109,7 @@ fn rewrite(
     let input = routing::RewriteInput {
         path: input,
         method: &buf[head.method.clone()],
+        https: c.stream.is_tls(),
         header: &header,
     };
     routing::rewrite(vh, &input)
@@ -202,7 +204,8 @@ async fn route(
         keep_encoded_slashes: vh.paths.encoded_slashes == EncodedSlashes::NoDecode,
     };
     let mut handler = None;
-    match routing::location::check(vh, input.path, ip, client_name.as_deref()) {
+    let client_cert = c.stream.tls().is_some_and(|t| t.client.is_some());
+    match routing::location::check(vh, input.path, ip, client_name.as_deref(), client_cert) {
         Some(routing::location::Local::Forbidden) => return Err(ErrorKind::Forbidden.into()),
         Some(routing::location::Local::Handler(h)) => handler = Some(h),
         None => {}

@@ -23,11 +23,19 @@ pub fn check(
     path: &[u8],
     client: IpAddr,
     client_name: Option<&str>,
+    client_cert: bool,
 ) -> Option<Local> {
     if vh.locations.is_empty() {
         return None;
     }
     let matching = || vh.locations.iter().filter(move |l| l.matches(path));
+    // `SSLVerifyClient require` in a location: the certificate was asked for at the
+    // handshake (optionally); without one the location is closed.
+    let required = matching().filter_map(|l| l.verify_client).next_back()
+        == Some(crate::transport::tls::host::VerifyClient::Require);
+    if required && !client_cert {
+        return Some(Local::Forbidden);
+    }
     if let Some(access) = matching().filter_map(|l| l.access.as_ref()).next_back() {
         if !access.allows_named(client, client_name) {
             return Some(Local::Forbidden);

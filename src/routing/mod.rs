@@ -272,6 +272,8 @@ pub enum Rewritten {
 pub struct RewriteInput<'a> {
     pub path: PathInput<'a>,
     pub method: &'a [u8],
+    /// The request came over TLS (`%{HTTPS}`).
+    pub https: bool,
     /// A request header's value by lower-case name.
     pub header: &'a dyn Fn(&str) -> Option<&'a [u8]>,
 }
@@ -374,6 +376,7 @@ fn conditions_hold(
             RewriteVar::RequestUri => path.into(),
             RewriteVar::QueryString => query.unwrap_or_default().into(),
             RewriteVar::RequestMethod => String::from_utf8_lossy(input.method),
+            RewriteVar::Https => if input.https { "on" } else { "off" }.into(),
         };
         let matched = match &c.pattern {
             CondPattern::Equals(text, nc) => {
@@ -616,6 +619,8 @@ mod tests {
             RewriteCond %{REQUEST_METHOD} !^(GET|HEAD)$\n\
             RewriteRule ^/readonly/ - [F]\n\
             RewriteRule ^/gone - [G]\n\
+            RewriteCond %{HTTPS} !=on\n\
+            RewriteRule ^/secure/ - [F]\n\
             RewriteRule ^/api/(.*)$ http://127.0.0.1:9002/v2/$1?via=rw [P,QSA]\n\
             ProxyPass / http://127.0.0.1:9003/\n");
         let run = |target: &str, method: &str, headers: &[(&str, &str)]| {
@@ -640,6 +645,7 @@ mod tests {
                         keep_encoded_slashes: false,
                     },
                     method: method.as_bytes(),
+                    https: headers.iter().any(|(k, _)| k == "x-test-https"),
                     header: &header,
                 },
             )
@@ -673,6 +679,9 @@ mod tests {
         );
         assert_eq!(run("/readonly/a", "GET", &[]), None);
         assert_eq!(run("/gone/now", "GET", &[]), Some(Rewritten::Status(410)));
+        // `%{HTTPS}`: the usual guard of an http-to-https rule.
+        assert_eq!(run("/secure/a", "GET", &[]), Some(Rewritten::Status(403)));
+        assert_eq!(run("/secure/a", "GET", &[("x-test-https", "")]), None);
         assert_eq!(
             proxied(run("/api/users?page=2", "GET", &[])),
             Some((

@@ -39,12 +39,27 @@ pub struct TlsFacts {
     pub server_name: Option<String>,
     /// `TLSv1.2`, `TLSv1.3`.
     pub protocol: &'static str,
-    /// The negotiated cipher suite, by its IANA name.
+    /// The negotiated cipher suite, by the name OpenSSL (and so mod_ssl's `SSL_CIPHER`)
+    /// gives it: `TLS_AES_128_GCM_SHA256`, `ECDHE-RSA-AES128-GCM-SHA256`.
     pub cipher: &'static str,
     /// The ALPN protocol agreed on (`h2`, `http/1.1`).
     pub alpn: Option<Vec<u8>>,
     /// The session was resumed (no full handshake).
     pub resumed: bool,
+    /// The certificate the client presented (it was verified, or the handshake would have
+    /// failed).
+    pub client: Option<ClientCert>,
+}
+
+/// A verified client certificate, as mod_ssl's variables name its parts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientCert {
+    /// `SSL_CLIENT_S_DN` (RFC 2253: most specific first, `CN=…,O=…,C=…`).
+    pub subject: String,
+    /// `SSL_CLIENT_I_DN`.
+    pub issuer: String,
+    /// `SSL_CLIENT_M_SERIAL` (upper-case hex).
+    pub serial: String,
 }
 
 /// One connection's byte stream, whatever carries it.

@@ -11,6 +11,8 @@ mod rewrite;
 mod server;
 mod tls;
 
+pub(super) use tls::verify_client_arg;
+
 use super::lexer::Directive;
 use super::{Builder, Ctx};
 
@@ -205,6 +207,9 @@ const TABLE: &[Spec] = &[
     spec!("SSLOptions", MAIN | VHOST, tls::noted),
     spec!("SSLCryptoDevice", MAIN, tls::noted),
     spec!("SSLVerifyClient", MAIN | VHOST, tls::sslverifyclient),
+    spec!("SSLVerifyDepth", MAIN | VHOST, tls::sslverifydepth),
+    spec!("SSLCACertificateFile", MAIN | VHOST, tls::ca_certificates),
+    spec!("SSLCACertificatePath", MAIN | VHOST, tls::ca_certificates),
     spec!("Protocols", MAIN | VHOST, tls::protocols),
     spec!("Header", MAIN | VHOST | BALANCER, observe::header),
     spec!("RequestHeader", MAIN | VHOST | BALANCER, observe::header),

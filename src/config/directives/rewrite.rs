@@ -58,13 +58,14 @@ impl Builder<'_> {
             Some(v) if v.eq_ignore_ascii_case("REQUEST_URI") => RewriteVar::RequestUri,
             Some(v) if v.eq_ignore_ascii_case("QUERY_STRING") => RewriteVar::QueryString,
             Some(v) if v.eq_ignore_ascii_case("REQUEST_METHOD") => RewriteVar::RequestMethod,
+            Some(v) if v.eq_ignore_ascii_case("HTTPS") => RewriteVar::Https,
             Some(v) if header(v, "HTTP_").is_some() => {
                 RewriteVar::Header(header(v, "HTTP_").unwrap_or_default().replace('_', "-"))
             }
             _ => {
                 return self.err(
                     loc,
-                    format!("RewriteCond {test}: supported test strings are %{{HTTP:Header}}, %{{HTTP_HOST}} (and other HTTP_*), %{{REQUEST_URI}}, %{{QUERY_STRING}}, %{{REQUEST_METHOD}}"),
+                    format!("RewriteCond {test}: supported test strings are %{{HTTP:Header}}, %{{HTTP_HOST}} (and other HTTP_*), %{{REQUEST_URI}}, %{{QUERY_STRING}}, %{{REQUEST_METHOD}}, %{{HTTPS}}"),
                 )
             }
         };

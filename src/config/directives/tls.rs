@@ -3,7 +3,7 @@
 //! warning that says so; what would weaken security without the admin knowing is an error.
 
 use super::super::*;
-use crate::transport::tls::host;
+use crate::transport::tls::host::{self, VerifyClient};
 
 /// Resolves a file path as Apache does for a relative one (ringproxy: against the main
 /// config file's directory, its ServerRoot).
@@ -197,15 +197,53 @@ pub(super) fn noted(b: &mut Builder, d: &Directive, _ctx: Ctx) {
     b.warn(&d.loc, format!("{}: {why}", d.name));
 }
 
-/// `SSLVerifyClient`: only `none` until client certificates are checked; anything else
-/// is refused, never ignored (it is an access rule).
-pub(super) fn sslverifyclient(b: &mut Builder, d: &Directive, _ctx: Ctx) {
+/// The argument of `SSLVerifyClient`, in a host or a `<Location>`.
+pub(in crate::config) fn verify_client_arg(b: &mut Builder, d: &Directive) -> Option<VerifyClient> {
+    let arg = one_arg(b, d)?;
+    match arg.to_ascii_lowercase().as_str() {
+        "none" => Some(VerifyClient::None),
+        "optional" => Some(VerifyClient::Optional),
+        "require" => Some(VerifyClient::Require),
+        "optional_no_ca" => {
+            b.err(
+                &d.loc,
+                "SSLVerifyClient optional_no_ca: certificates are always checked against SSLCACertificateFile here; use optional",
+            );
+            None
+        }
+        other => {
+            b.err(
+                &d.loc,
+                format!("SSLVerifyClient {other}: expected none, optional or require"),
+            );
+            None
+        }
+    }
+}
+
+/// `SSLVerifyClient` for a host.
+pub(super) fn sslverifyclient(b: &mut Builder, d: &Directive, ctx: Ctx) {
+    if let Some(v) = verify_client_arg(b, d) {
+        b.tls[ctx.vhost()].verify = Some((v, d.loc.clone()));
+    }
+}
+
+/// `SSLVerifyDepth`.
+pub(super) fn sslverifydepth(b: &mut Builder, d: &Directive, ctx: Ctx) {
+    if let Some(n) = b.one_num(d, 0, 100) {
+        b.tls[ctx.vhost()].verify_depth = Some(n as u32);
+    }
+}
+
+/// `SSLCACertificateFile`, `SSLCACertificatePath`.
+pub(super) fn ca_certificates(b: &mut Builder, d: &Directive, ctx: Ctx) {
     let Some(arg) = one_arg(b, d) else { return };
-    if !arg.eq_ignore_ascii_case("none") {
-        b.err(
-            &d.loc,
-            format!("SSLVerifyClient {arg}: client certificates are not checked yet; ringproxy refuses rather than let clients in unchecked"),
-        );
+    let entry = (file_path(b, arg), d.loc.clone());
+    let set = &mut b.tls[ctx.vhost()];
+    if d.name.eq_ignore_ascii_case("SSLCACertificateFile") {
+        set.ca_file = Some(entry);
+    } else {
+        set.ca_path = Some(entry);
     }
 }
 

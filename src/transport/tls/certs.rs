@@ -112,6 +112,101 @@ pub fn expiry_warning(key: &CertifiedKey) -> Option<String> {
     }
 }
 
+/// The CAs client certificates are checked against: every certificate in `file`
+/// (`SSLCACertificateFile`) and in the files of `dir` (`SSLCACertificatePath`; OpenSSL's
+/// hash links and any `.pem`/`.crt` file there).
+pub fn load_roots(
+    file: Option<&Path>,
+    dir: Option<&Path>,
+) -> Result<rustls::RootCertStore, CertError> {
+    let mut roots = rustls::RootCertStore::empty();
+    let mut files: Vec<PathBuf> = file.map(Path::to_path_buf).into_iter().collect();
+    if let Some(dir) = dir {
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| CertError::Read(dir.to_path_buf(), rustls_pki_types::pem::Error::Io(e)))?;
+        let mut found: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.is_file())
+            .collect();
+        found.sort();
+        files.extend(found);
+    }
+    for f in &files {
+        let certs = read_certs(f)?;
+        // A directory may hold other files; an explicit file must hold certificates.
+        if certs.is_empty() && Some(f.as_path()) == file {
+            return Err(CertError::NoCertificate(f.clone()));
+        }
+        for c in certs {
+            roots
+                .add(c)
+                .map_err(|e| CertError::Unusable(f.clone(), e.to_string()))?;
+        }
+    }
+    if roots.is_empty() {
+        let what = dir.or(file).map(Path::to_path_buf).unwrap_or_default();
+        return Err(CertError::NoCertificate(what));
+    }
+    Ok(roots)
+}
+
+/// The parts of a client certificate that mod_ssl's variables show. `None` for a
+/// certificate that does not parse (it was verified, so that does not happen in practice).
+pub fn client_cert_facts(der: &[u8]) -> Option<crate::transport::ClientCert> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    Some(crate::transport::ClientCert {
+        subject: rfc2253(cert.subject()),
+        issuer: rfc2253(cert.issuer()),
+        serial: cert
+            .raw_serial()
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect(),
+    })
+}
+
+/// A distinguished name as OpenSSL prints it with `XN_FLAG_RFC2253` (mod_ssl's default
+/// for `SSL_*_DN`): the last RDN first, `,` between RDNs, `+` within one, special
+/// characters escaped.
+fn rfc2253(name: &x509_parser::x509::X509Name<'_>) -> String {
+    let registry = x509_parser::objects::oid_registry();
+    let mut out = String::new();
+    for (i, rdn) in name
+        .iter_rdn()
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .enumerate()
+    {
+        if i > 0 {
+            out.push(',');
+        }
+        for (j, attr) in rdn.iter().enumerate() {
+            if j > 0 {
+                out.push('+');
+            }
+            match x509_parser::objects::oid2abbrev(attr.attr_type(), registry) {
+                Ok(abbrev) => out.push_str(abbrev),
+                Err(_) => out.push_str(&attr.attr_type().to_id_string()),
+            }
+            out.push('=');
+            let value = attr.as_str().unwrap_or("");
+            let last = value.chars().count().saturating_sub(1);
+            for (k, c) in value.chars().enumerate() {
+                let special = matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';')
+                    || (k == 0 && (c == '#' || c == ' '))
+                    || (k == last && c == ' ');
+                if special {
+                    out.push('\\');
+                }
+                out.push(c);
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,6 +30,32 @@ pub struct Settings {
     pub cache_entries: usize,
     /// ALPN protocols offered (from `Protocols`).
     pub alpn: Vec<Vec<u8>>,
+    /// Client certificates asked for (`SSLVerifyClient` in the host or in any of its
+    /// locations).
+    pub client_auth: Option<ClientAuth>,
+}
+
+/// `SSLVerifyClient`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum VerifyClient {
+    #[default]
+    None,
+    Optional,
+    Require,
+}
+
+/// How a host checks client certificates.
+#[derive(Clone, Debug)]
+pub struct ClientAuth {
+    /// `SSLCACertificateFile` / `SSLCACertificatePath`.
+    pub roots: Arc<rustls::RootCertStore>,
+    /// `SSLVerifyClient require` for the whole host: no certificate, no handshake. Else a
+    /// certificate is asked for and checked when given, and locations that require one
+    /// answer 403 without it (rustls cannot ask again later, as Apache does by
+    /// renegotiating).
+    pub mandatory: bool,
+    /// `SSLVerifyDepth`: at most this many certificates between the client's and the CA.
+    pub depth: Option<u32>,
 }
 
 impl Default for Settings {
@@ -42,6 +68,7 @@ impl Default for Settings {
             tickets: true,
             cache_entries: DEFAULT_CACHE_ENTRIES,
             alpn: vec![b"http/1.1".to_vec()],
+            client_auth: None,
         }
     }
 }
@@ -85,6 +112,63 @@ impl ResolvesServerCert for Keys {
     }
 }
 
+/// `SSLVerifyDepth` over webpki's verification: a chain with more intermediates than the
+/// depth allows is refused before the chain is checked.
+#[derive(Debug)]
+struct DepthLimit {
+    inner: Arc<dyn rustls::server::danger::ClientCertVerifier>,
+    depth: Option<u32>,
+}
+
+impl rustls::server::danger::ClientCertVerifier for DepthLimit {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+    fn verify_client_cert(
+        &self,
+        end_entity: &rustls_pki_types::CertificateDer<'_>,
+        intermediates: &[rustls_pki_types::CertificateDer<'_>],
+        now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        // Depth 1: signed by a CA the host trusts directly; each more allows one
+        // intermediate.
+        if let Some(d) = self.depth {
+            if intermediates.len() as u64 >= u64::from(d.max(1)) {
+                return Err(rustls::Error::InvalidCertificate(
+                    rustls::CertificateError::ApplicationVerificationFailure,
+                ));
+            }
+        }
+        self.inner
+            .verify_client_cert(end_entity, intermediates, now)
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
 /// The session-ticket keys: one rotating set for the whole process, so that neither
 /// another core nor a reloaded configuration breaks resumption. aws-lc-rs's ticketer
 /// rotates its key every six hours and accepts the previous one.
@@ -120,10 +204,31 @@ pub fn build(
         suites.extend(pick(&settings.tls12_suites, &provider.cipher_suites, false));
     }
     provider.cipher_suites = suites;
-    let mut config = ServerConfig::builder_with_provider(Arc::new(provider))
-        .with_protocol_versions(&settings.protocols)?
-        .with_no_client_auth()
-        .with_cert_resolver(Arc::new(Keys(keys)));
+    let provider = Arc::new(provider);
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&settings.protocols)?;
+    let builder = match &settings.client_auth {
+        None => builder.with_no_client_auth(),
+        Some(auth) => {
+            let b = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                auth.roots.clone(),
+                provider,
+            );
+            let b = if auth.mandatory {
+                b
+            } else {
+                b.allow_unauthenticated()
+            };
+            let inner = b
+                .build()
+                .map_err(|e| rustls::Error::General(format!("client certificates: {e}")))?;
+            builder.with_client_cert_verifier(Arc::new(DepthLimit {
+                inner,
+                depth: auth.depth,
+            }))
+        }
+    };
+    let mut config = builder.with_cert_resolver(Arc::new(Keys(keys)));
     config.ignore_client_order = settings.server_order;
     config.alpn_protocols = settings.alpn.clone();
     config.session_storage = match settings.cache_entries {
@@ -269,6 +374,21 @@ fn known() -> [Known; 6] {
             0,
         ),
     ]
+}
+
+/// A suite's name as OpenSSL gives it (mod_ssl's `SSL_CIPHER`): TLS 1.3 suites by their
+/// RFC name, TLS 1.2 ones by OpenSSL's own.
+pub fn openssl_name(suite: SupportedCipherSuite) -> &'static str {
+    let s = suite.suite();
+    if let Some(k) = known().into_iter().find(|k| k.suite.suite() == s) {
+        return k.openssl;
+    }
+    match s {
+        rustls::CipherSuite::TLS13_AES_128_GCM_SHA256 => "TLS_AES_128_GCM_SHA256",
+        rustls::CipherSuite::TLS13_AES_256_GCM_SHA384 => "TLS_AES_256_GCM_SHA384",
+        rustls::CipherSuite::TLS13_CHACHA20_POLY1305_SHA256 => "TLS_CHACHA20_POLY1305_SHA256",
+        other => other.as_str().unwrap_or(""),
+    }
 }
 
 /// Which of the known suites one OpenSSL cipher-string word selects. `None`: a word

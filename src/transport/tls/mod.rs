@@ -6,6 +6,7 @@
 pub mod certs;
 pub mod host;
 pub mod stream;
+pub mod vars;
 
 use std::sync::{Arc, OnceLock};
 

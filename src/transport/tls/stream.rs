@@ -251,10 +251,13 @@ fn facts_of(conn: &ServerConnection) -> TlsFacts {
         protocol,
         cipher: conn
             .negotiated_cipher_suite()
-            .and_then(|s| s.suite().as_str())
-            .unwrap_or(""),
+            .map_or("", super::host::openssl_name),
         alpn: conn.alpn_protocol().map(<[u8]>::to_vec),
         resumed: conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
+        client: conn
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .and_then(|c| super::certs::client_cert_facts(c)),
     }
 }
 
