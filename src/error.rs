@@ -39,8 +39,8 @@ pub enum ErrorKind {
     /// `SSLStrictSNIVHostCheck On`: the client sent no server name.
     #[error("no server name was sent in the TLS handshake (SSLStrictSNIVHostCheck On)")]
     NoServerName,
-    /// `RewriteRule … [F]` or `[G]`.
-    #[error("answered {0} by a RewriteRule")]
+    /// `RewriteRule … [F]` or `[G]`, `Redirect gone`.
+    #[error("answered {0} by a RewriteRule or a Redirect")]
     RewriteStatus(u16),
     /// `RewriteRule … [R=code]`.
     #[error("redirected ({0}) to {1} by a RewriteRule")]

@@ -737,3 +737,41 @@ fn tunnels_move_large_streams_both_ways_and_pass_half_closes() {
         assert_eq!(checksum(&back), checksum(&data), "{extra:?} {driver:?}");
     }
 }
+
+/// mod_alias's redirects, as the port-80 half of an HTTPS site uses them: what no
+/// ProxyPass takes is redirected, with the rest of the path and the query; a section's
+/// redirect wins over its ProxyPass; `gone` answers 410.
+#[test]
+fn redirects_send_clients_where_mod_alias_would() {
+    let b = named("B");
+    let config = fill(
+        "Listen 127.0.0.1:0\nServerName www.example.com\n\
+         ProxyPass /app http://127.0.0.1:{B0}/app\n\
+         RedirectMatch 301 ^/img/(.*)\\.gif$ /img/$1.png\n\
+         Redirect gone /old\n\
+         Redirect permanent / https://www.example.com/\n\
+         <Location /app/moved>\nRedirect temp /app2\n</Location>\n",
+        &[&b],
+    );
+    let p = proxy(&config);
+    // Each answer of the proxy's own closes its connection: one client per request.
+    let get = |path: &str| Client::connect(p.addrs[0]).get(path);
+    let r = get("/a/b?x=1");
+    assert_eq!(r.status, 301);
+    assert_eq!(
+        r.header("location").as_deref(),
+        Some("https://www.example.com/a/b?x=1")
+    );
+    assert_eq!(get("/app/x").text(), "B", "ProxyPass takes its paths first");
+    let r = get("/img/logo.gif");
+    assert_eq!(
+        (r.status, r.header("location").as_deref()),
+        (301, Some("http://test/img/logo.png"))
+    );
+    assert_eq!(get("/old/page").status, 410);
+    let r = get("/app/moved/here");
+    assert_eq!(
+        (r.status, r.header("location").as_deref()),
+        (302, Some("http://test/app2/here"))
+    );
+}

@@ -298,7 +298,7 @@ fn bodies_and_tunnels_over_tls() {
     let config = tls_config(
         &dir.0,
         &format!(
-            "<VirtualHost *>\nServerName t.test\nSSLEngine on\nSSLCertificateFile {}\nSSLCertificateKeyFile {}\nProxyPass /ws ws://{}/ws\nProxyPass / http://127.0.0.1:{}/\n</VirtualHost>\n",
+            "<VirtualHost *>\nServerName t.test\nSSLEngine on\nSSLCertificateFile {}\nSSLCertificateKeyFile {}\nProxyPass /ws ws://{}/ws\nProxyPass / http://127.0.0.1:{}/\n<Location /moved>\nRedirect permanent /new\n</Location>\n</VirtualHost>\n",
             c.cert.display(),
             c.key.display(),
             ws,
@@ -307,6 +307,13 @@ fn bodies_and_tunnels_over_tls() {
     );
     let p = proxy(&config);
     let mut t = connect(p.addrs[0], client_config(&[&c]), "t.test").unwrap();
+    // Redirects made absolute take the scheme the client used.
+    let mut m = connect(p.addrs[0], client_config(&[&c]), "t.test").unwrap();
+    let r = get(&mut m, "t.test", "/moved/x");
+    assert_eq!(
+        (r.status, r.header("location").as_deref()),
+        (301, Some("https://t.test/new/x"))
+    );
     let r = get(&mut t, "t.test", "/big");
     assert_eq!((r.status, r.body_len, r.truncated), (200, 3 << 20, false));
 

@@ -186,6 +186,8 @@ impl Builder<'_> {
             v.reverse.extend(main.reverse.iter().cloned());
             v.cookie_domains.extend(main.cookie_domains.iter().cloned());
             v.cookie_paths.extend(main.cookie_paths.iter().cloned());
+            // mod_alias: the host's redirects first, then the main server's.
+            v.redirects.extend(main.redirects.iter().cloned());
             // Header rules of the main server apply first, then the host's own.
             let own = std::mem::take(&mut v.request_headers);
             v.request_headers = main.request_headers.iter().cloned().chain(own).collect();

@@ -514,6 +514,7 @@ impl Builder<'_> {
                     handler: None,
                     handler_loc: None,
                     access: None,
+                    redirect: None,
                     verify_client: None,
                 });
                 list.len() - 1
@@ -737,6 +738,23 @@ impl Builder<'_> {
                     }
                     None => self.err(loc, "SetHandler needs a handler name"),
                 },
+                "redirect" | "redirectpermanent" | "redirecttemp" => {
+                    match crate::routing::redirect::parse_args(&d.name, args, true) {
+                        Ok((status, _, target)) => {
+                            let rule = self.location_rule(vh, path);
+                            let matcher = match &rule.regex {
+                                Some(re) => Matcher::Regex(re.clone()),
+                                None => Matcher::Prefix(path.to_string()),
+                            };
+                            rule.redirect = Some(RedirectRule {
+                                matcher,
+                                status,
+                                target,
+                            });
+                        }
+                        Err(m) => self.err(loc, m),
+                    }
+                }
                 "sslverifyclient" => {
                     if let Some(v) = directives::verify_client_arg(self, d) {
                         self.location_rule(vh, path).verify_client = Some(v);

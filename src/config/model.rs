@@ -145,6 +145,8 @@ pub struct VirtualHost {
     pub paths: crate::routing::normalize::PathPolicy,
     /// `TraceEnable`.
     pub trace: TraceEnable,
+    /// mod_alias redirects, the host's own then the main server's.
+    pub redirects: Vec<RedirectRule>,
     /// `SSLEngine On`: the host's TLS setup (certificates loaded, rustls configured).
     pub tls: Option<std::sync::Arc<crate::transport::tls::HostTls>>,
     pub loc: Option<Loc>,
@@ -203,9 +205,22 @@ pub struct LocationRule {
     pub handler_loc: Option<Loc>,
     /// `None`: the section sets no access rules (an earlier matching one may).
     pub access: Option<crate::routing::access::Access>,
+    /// `Redirect` in the section (its path is the section's).
+    pub redirect: Option<RedirectRule>,
     /// `SSLVerifyClient` in the section: `Require` answers 403 to a client without a
     /// verified certificate.
     pub verify_client: Option<crate::transport::tls::host::VerifyClient>,
+}
+
+/// mod_alias's `Redirect`/`RedirectMatch` (and `RedirectPermanent`/`RedirectTemp`).
+#[derive(Clone, Debug)]
+pub struct RedirectRule {
+    /// A URL-path prefix (whole segments) or a `RedirectMatch` regex, over the normalized
+    /// path.
+    pub matcher: Matcher,
+    pub status: u16,
+    /// The target (a full URL or a path); `None` for a status that is not a redirect.
+    pub target: Option<String>,
 }
 
 /// A `RewriteRule` of the supported subset: `[P]` (proxy, the WebSocket recipe), `[R]`,

@@ -205,9 +205,10 @@ async fn route(
     };
     let mut handler = None;
     let client_cert = c.stream.tls().is_some_and(|t| t.client.is_some());
-    match routing::location::check(vh, input.path, ip, client_name.as_deref(), client_cert) {
+    match routing::location::check(vh, &input, ip, client_name.as_deref(), client_cert) {
         Some(routing::location::Local::Forbidden) => return Err(ErrorKind::Forbidden.into()),
         Some(routing::location::Local::Handler(h)) => handler = Some(h),
+        Some(routing::location::Local::Redirect(to)) => return Err(redirected(c, r, vh, cfg, to)),
         None => {}
     }
     let rewritten = rewrite(vh, c, r, input);
@@ -234,7 +235,12 @@ async fn route(
             // docs pair `<Location /balancer-manager>` with `ProxyPass /balancer-manager !`.
             None => match handler {
                 Some(h) => return Ok(Target::Page(h)),
-                None => return Err(ErrorKind::NotProxied.into()),
+                // mod_alias runs after mod_proxy's translation: a host's redirects take
+                // what no ProxyPass took.
+                None => match routing::redirect::first(&vh.redirects, &input) {
+                    Some(to) => return Err(redirected(c, r, vh, cfg, to)),
+                    None => return Err(ErrorKind::NotProxied.into()),
+                },
             },
         },
     };
@@ -250,6 +256,26 @@ async fn route(
         return Err(ErrorKind::Forbidden.into());
     }
     Ok(Target::Balancer(balancer))
+}
+
+/// A mod_alias answer as an error to send: a redirect with its target made absolute (with
+/// the scheme the client used), or the status alone (`Redirect gone`).
+fn redirected(
+    c: &ClientConn,
+    r: &RequestCtx,
+    vh: &crate::config::VirtualHost,
+    cfg: &crate::config::Config,
+    to: routing::redirect::Redirected,
+) -> ProxyError {
+    match to.location {
+        Some(location) => {
+            let host = r.head.host.clone().map(|h| &c.buf[h]);
+            let location =
+                routing::fully_qualify(location, c.scheme(), host, cfg.server_name_of(vh));
+            ErrorKind::Redirect(to.status, location).into()
+        }
+        None => ErrorKind::RewriteStatus(to.status).into(),
+    }
 }
 
 /// Whether the client connection may stay open after this request, as far as the

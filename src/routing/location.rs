@@ -11,6 +11,8 @@ use crate::config::{Handler, VirtualHost};
 pub enum Local {
     Forbidden,
     Handler(Handler),
+    /// A `Redirect` in the last matching section that has one.
+    Redirect(super::redirect::Redirected),
 }
 
 /// The last matching `<Location>` with access rules decides access (Apache merges sections
@@ -20,7 +22,7 @@ pub enum Local {
 /// `/administrator`), or by regex (`<LocationMatch>`).
 pub fn check(
     vh: &VirtualHost,
-    path: &[u8],
+    input: &super::PathInput<'_>,
     client: IpAddr,
     client_name: Option<&str>,
     client_cert: bool,
@@ -28,6 +30,7 @@ pub fn check(
     if vh.locations.is_empty() {
         return None;
     }
+    let path = input.path;
     let matching = || vh.locations.iter().filter(move |l| l.matches(path));
     // `SSLVerifyClient require` in a location: the certificate was asked for at the
     // handshake (optionally); without one the location is closed.
@@ -40,6 +43,10 @@ pub fn check(
         if !access.allows_named(client, client_name) {
             return Some(Local::Forbidden);
         }
+    }
+    // mod_alias answers a section's redirect before any handler (its fixup runs first).
+    if let Some(rule) = matching().filter_map(|l| l.redirect.as_ref()).next_back() {
+        return super::redirect::apply(rule, input).map(Local::Redirect);
     }
     matching()
         .filter_map(|l| l.handler)

@@ -4,6 +4,7 @@
 pub mod access;
 pub mod location;
 pub mod normalize;
+pub mod redirect;
 
 use std::net::SocketAddr;
 

@@ -55,3 +55,26 @@ pub(super) fn traceenable(b: &mut Builder, d: &Directive, ctx: Ctx) {
     b.vhosts[vh].trace = v;
     b.vhost_set[vh].trace = true;
 }
+
+/// mod_alias: `Redirect`, `RedirectMatch`, `RedirectPermanent`, `RedirectTemp` in a host.
+pub(super) fn redirect(b: &mut Builder, d: &Directive, ctx: Ctx) {
+    let (status, pattern, target) =
+        match crate::routing::redirect::parse_args(&d.name, &d.args, false) {
+            Ok(v) => v,
+            Err(m) => return b.err(&d.loc, m),
+        };
+    let pattern = pattern.unwrap_or_default();
+    let matcher = if d.name.eq_ignore_ascii_case("RedirectMatch") {
+        match path_regex(&pattern) {
+            Ok(re) => Matcher::Regex(re),
+            Err(e) => return b.err(&d.loc, format!("RedirectMatch {pattern}: {e}")),
+        }
+    } else {
+        Matcher::Prefix(pattern)
+    };
+    b.vhosts[ctx.vhost()].redirects.push(RedirectRule {
+        matcher,
+        status,
+        target,
+    });
+}
