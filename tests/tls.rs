@@ -450,3 +450,105 @@ fn client_certificates_required_optional_and_refused() {
     let failures = ringproxy::admin::stats::totals(&p.shared().stats).tls_failures;
     assert!(failures.iter().sum::<u64>() >= 2, "{failures:?}");
 }
+
+/// A graceful reload swaps the certificate under load: no request fails, new connections
+/// get the new certificate, and sessions resume across the reload (the ticket keys are
+/// the process's, not the configuration's).
+#[test]
+fn reload_swaps_the_certificate_under_load_losing_nothing() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Mutex;
+    let dir = Dir::new("reload");
+    let (a, b) = (
+        dir.cert("a", &["r.test"], false),
+        dir.cert("b", &["r.test"], false),
+    );
+    let be = named("R");
+    let config_for = |c: &Cert| {
+        tls_config(
+            &dir.0,
+            &format!(
+                "<VirtualHost *>\nServerName r.test\nSSLEngine on\nSSLCertificateFile {}\nSSLCertificateKeyFile {}\nProxyPass / http://127.0.0.1:{}/\n</VirtualHost>\n",
+                c.cert.display(),
+                c.key.display(),
+                be.port()
+            ),
+        )
+    };
+    let parse = |text: &str| {
+        ringproxy::config::load_str(text, "t.conf", &ringproxy::config::LoadOptions::default())
+            .unwrap()
+    };
+    let p = proxy(&config_for(&a));
+    let addr = p.addrs[0];
+    // One client configuration per thread: its session store lets connections resume.
+    let stop = Arc::new(AtomicBool::new(false));
+    let failures = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen_b = Arc::new(AtomicBool::new(false));
+    let mut load = Vec::new();
+    for new_conn_each in [false, true, true] {
+        let (stop, failures, seen_b) = (stop.clone(), failures.clone(), seen_b.clone());
+        let config = client_config(&[&a, &b]);
+        let b_der = b.der.clone();
+        load.push(std::thread::spawn(move || {
+            let mut t: Option<Tls> = None;
+            while !stop.load(Ordering::SeqCst) {
+                if new_conn_each || t.is_none() {
+                    match connect(addr, config.clone(), "r.test") {
+                        Ok(c) => {
+                            if peer_cert(&c) == b_der {
+                                seen_b.store(true, Ordering::SeqCst);
+                            }
+                            t = Some(c);
+                        }
+                        Err(e) => {
+                            failures.lock().unwrap().push(format!("handshake: {e}"));
+                            continue;
+                        }
+                    }
+                }
+                let Some(c) = t.as_mut() else { continue };
+                let r = c
+                    .get_mut()
+                    .write_all(b"GET / HTTP/1.1\r\nHost: r.test\r\n\r\n")
+                    .ok()
+                    .and_then(|_| read_response_from(c, false));
+                match r {
+                    Some(r) if r.status == 200 => {
+                        if r.header("connection").is_some_and(|v| v == "close") {
+                            t = None;
+                        }
+                    }
+                    other => {
+                        failures.lock().unwrap().push(format!("{other:?}"));
+                        t = None;
+                    }
+                }
+            }
+        }));
+    }
+    let handshakes = || {
+        let t = ringproxy::admin::stats::totals(&p.shared().stats);
+        t.tls_handshakes.iter().sum::<u64>()
+    };
+    for round in 0..6 {
+        let before = handshakes();
+        let next = if round % 2 == 0 { &b } else { &a };
+        p.reload(parse(&config_for(next))).unwrap();
+        wait_until("handshakes on the new configuration", || {
+            handshakes() >= before + 20
+        });
+    }
+    stop.store(true, Ordering::SeqCst);
+    for t in load {
+        t.join().unwrap();
+    }
+    let failures = failures.lock().unwrap();
+    assert!(failures.is_empty(), "failed: {failures:?}");
+    assert!(
+        seen_b.load(Ordering::SeqCst),
+        "new connections got the new certificate"
+    );
+    let t = ringproxy::admin::stats::totals(&p.shared().stats);
+    assert!(t.tls_handshakes[2] > 0, "sessions resumed: {t:?}");
+}
