@@ -4,10 +4,10 @@
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use monoio::net::TcpStream;
 use ringproxy::http::body::Framing;
 use ringproxy::http::head::{parse_response, ResponseBody, ResponseHead};
 use ringproxy::transport::io::{read_more, write_all, IoFail};
+use ringproxy::transport::{BackendStream, Transport};
 
 use crate::engine::{ErrorKind, ThreadState, SCHEDULING_TOLERANCE};
 
@@ -60,16 +60,31 @@ pub async fn connection(st: Rc<ThreadState>, slot: usize) {
         } else if !st.work_left() {
             return;
         }
-        let mut stream =
-            match monoio::time::timeout(spec.timeout, TcpStream::connect_addr(target.addr)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(_)) | Err(_) => {
-                    st.count_error(ErrorKind::Connect);
-                    monoio::time::sleep(RECONNECT_BACKOFF).await;
-                    continue;
-                }
-            };
-        let _ = stream.set_nodelay(true);
+        let began = Instant::now();
+        let connected = match &target.tls {
+            None => BackendStream::connect(target.addr, spec.timeout, false).await,
+            Some(tls) => {
+                BackendStream::connect_tls(
+                    target.addr,
+                    spec.timeout,
+                    false,
+                    tls.config.clone(),
+                    tls.name.clone(),
+                )
+                .await
+            }
+        };
+        let mut stream = match connected {
+            Ok(s) => s,
+            Err(_) => {
+                st.count_error(ErrorKind::Connect);
+                monoio::time::sleep(RECONNECT_BACKOFF).await;
+                continue;
+            }
+        };
+        if target.tls.is_some() {
+            st.record_handshake(began.elapsed());
+        }
         st.connection_opened();
         buf.clear();
         loop {
@@ -144,7 +159,7 @@ pub async fn connection(st: Rc<ThreadState>, slot: usize) {
 /// Reads one response; leaves bytes of a following (pipelined) response in `buf`.
 /// Returns (status, bytes received, server will close).
 async fn read_response(
-    stream: &mut TcpStream,
+    stream: &mut impl Transport,
     buf: &mut Vec<u8>,
     head: &mut ResponseHead,
     is_head: bool,

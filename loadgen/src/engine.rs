@@ -93,6 +93,9 @@ pub struct RunResult {
     pub bytes: u64,
     pub corrected: Histogram<u64>,
     pub uncorrected: Histogram<u64>,
+    /// https://: connect plus TLS handshake, per connection opened (apart from request
+    /// latency).
+    pub handshake: Histogram<u64>,
     pub errors: ErrorCounts,
     /// Index 0 = other, 1..=5 = 1xx..5xx.
     pub status: [u64; 6],
@@ -120,6 +123,7 @@ impl RunResult {
             bytes: 0,
             corrected: new_histogram(),
             uncorrected: new_histogram(),
+            handshake: new_histogram(),
             errors: ErrorCounts::default(),
             status: [0; 6],
             late: 0,
@@ -160,6 +164,7 @@ impl RunResult {
         // Same bounds on both sides: adding cannot fail.
         let _ = self.corrected.add(&o.corrected);
         let _ = self.uncorrected.add(&o.uncorrected);
+        let _ = self.handshake.add(&o.handshake);
         self.errors.add(&o.errors);
         for (a, b) in self.status.iter_mut().zip(o.status) {
             *a += b;
@@ -265,6 +270,18 @@ impl ThreadState {
             ErrorKind::Parse => r.errors.parse += 1,
         }
         self.live.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A TLS connection's connect and handshake time (after warm-up).
+    pub fn record_handshake(&self, took: Duration) {
+        if Instant::now() < self.measure_start {
+            return;
+        }
+        let us = took.as_micros() as u64;
+        self.result
+            .borrow_mut()
+            .handshake
+            .saturating_record(us.max(1));
     }
 
     pub fn connection_opened(&self) {

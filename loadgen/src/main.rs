@@ -153,6 +153,19 @@ struct RunArgs {
     /// Use the epoll driver instead of io_uring.
     #[arg(long)]
     epoll: bool,
+    /// https:// URLs: trust the CAs in this PEM file (default: the system's bundle).
+    #[arg(long, value_name = "FILE")]
+    cacert: Option<PathBuf>,
+    /// https:// URLs: accept any certificate.
+    #[arg(long)]
+    insecure: bool,
+    /// https:// URLs: the server name to send (SNI) and check (default: the URL's host).
+    #[arg(long, value_name = "NAME")]
+    sni: Option<String>,
+    /// A new connection for every request (`Connection: close`; for https://, a full
+    /// handshake each time, no session resumption): "new visitors per second".
+    #[arg(long)]
+    new_connection: bool,
     /// No live progress line.
     #[arg(short = 'q', long)]
     quiet: bool,
@@ -271,6 +284,12 @@ fn build_spec(a: &RunArgs) -> Result<LoadSpec, String> {
         method: a.method.to_ascii_uppercase(),
         headers,
         body,
+        tls: loadgen::target::TlsOptions {
+            cacert: a.cacert.clone(),
+            insecure: a.insecure,
+            sni: a.sni.clone(),
+            new_connection: a.new_connection,
+        },
     };
     let targets = urls
         .iter()
@@ -318,8 +337,21 @@ fn preflight(spec: &LoadSpec) -> Result<(), String> {
             continue;
         }
         seen.push(t.addr);
-        std::net::TcpStream::connect_timeout(&t.addr, spec.timeout.min(Duration::from_secs(5)))
+        let limit = spec.timeout.min(Duration::from_secs(5));
+        let mut sock = std::net::TcpStream::connect_timeout(&t.addr, limit)
             .map_err(|e| format!("cannot connect to {} ({}): {e}", t.url, t.addr))?;
+        // An https:// target whose certificate is refused would fail every connection of
+        // the run: say why once, now.
+        if let Some(tls) = &t.tls {
+            let _ = sock.set_read_timeout(Some(limit));
+            let _ = sock.set_write_timeout(Some(limit));
+            let mut conn = rustls::ClientConnection::new(tls.config.clone(), tls.name.clone())
+                .map_err(|e| format!("{}: {e}", t.url))?;
+            while conn.is_handshaking() {
+                conn.complete_io(&mut sock)
+                    .map_err(|e| format!("TLS handshake with {} failed: {e}", t.url))?;
+            }
+        }
     }
     Ok(())
 }

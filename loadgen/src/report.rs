@@ -78,7 +78,12 @@ pub fn table(r: &RunResult, title: &str) -> String {
         let _ = write!(header, "{name:>10}");
     }
     let _ = writeln!(s, "{header}{:>10}", "max");
-    for (label, h) in [("corrected", &r.corrected), ("uncorrected", &r.uncorrected)] {
+    let mut rows = vec![("corrected", &r.corrected), ("uncorrected", &r.uncorrected)];
+    if !r.handshake.is_empty() {
+        // Connect + TLS handshake per new connection, apart from the requests' latency.
+        rows.push(("handshake", &r.handshake));
+    }
+    for (label, h) in rows {
         let mut line = format!("  {label:<12}");
         for (_, p) in TABLE_PERCENTILES {
             let _ = write!(line, "{:>10}", ms(h.value_at_percentile(*p)));
@@ -127,6 +132,7 @@ pub fn result_json(r: &RunResult) -> Value {
         "connections_opened": r.connections_opened,
         "latency_us": latency_json(&r.corrected),
         "uncorrected_latency_us": latency_json(&r.uncorrected),
+        "handshake_us": (!r.handshake.is_empty()).then(|| latency_json(&r.handshake)),
         "driver": if r.epoll { "epoll" } else { "io_uring" },
     })
 }

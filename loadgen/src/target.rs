@@ -2,11 +2,16 @@
 //! only writes prepared bytes.
 
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+
+use rustls::pki_types::ServerName;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TargetError {
-    #[error("'{0}': only http:// URLs are supported")]
+    #[error("'{0}': only http:// and https:// URLs are supported")]
     Scheme(String),
+    #[error("{0}")]
+    Tls(String),
     #[error("'{0}': no host")]
     NoHost(String),
     #[error("'{0}': bad port")]
@@ -25,6 +30,14 @@ pub struct Target {
     /// The whole request, head and body.
     pub request: Vec<u8>,
     pub is_head: bool,
+    /// For an https:// URL: the client configuration and the name to ask for.
+    pub tls: Option<TlsTarget>,
+}
+
+#[derive(Clone, Debug)]
+pub struct TlsTarget {
+    pub config: Arc<rustls::ClientConfig>,
+    pub name: ServerName<'static>,
 }
 
 /// Request options shared by every target.
@@ -33,13 +46,110 @@ pub struct RequestSpec {
     pub method: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    pub tls: TlsOptions,
 }
 
-/// Splits `http://host[:port]/path?q` into (host, port, path-and-query).
+/// How https:// URLs are reached.
+#[derive(Clone, Debug, Default)]
+pub struct TlsOptions {
+    /// `--cacert`: trust these CAs (default: the system's bundle).
+    pub cacert: Option<std::path::PathBuf>,
+    /// `--insecure`: no certificate check at all.
+    pub insecure: bool,
+    /// `--sni`: the server name to send and check (default: the URL's host).
+    pub sni: Option<String>,
+    /// `--new-connection`: a new connection, with a full handshake (no resumption), for
+    /// every request.
+    pub new_connection: bool,
+}
+
+/// Where Debian (and most distributions) keep the system's trusted CAs.
+const SYSTEM_CAS: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+impl TlsOptions {
+    fn client_config(&self) -> Result<Arc<rustls::ClientConfig>, TargetError> {
+        let provider = ringproxy::transport::tls::provider();
+        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TargetError::Tls(e.to_string()))?;
+        let mut config = if self.insecure {
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
+                .with_no_client_auth()
+        } else {
+            let file = self.cacert.clone().unwrap_or_else(|| SYSTEM_CAS.into());
+            let roots =
+                ringproxy::transport::tls::certs::load_roots(Some(&file), None).map_err(|e| {
+                    TargetError::Tls(format!("{e} (give --cacert FILE, or --insecure)"))
+                })?;
+            builder.with_root_certificates(roots).with_no_client_auth()
+        };
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        if self.new_connection {
+            config.resumption = rustls::client::Resumption::disabled();
+        }
+        Ok(Arc::new(config))
+    }
+}
+
+/// `--insecure`: accepts any certificate (signatures are still checked, so the handshake
+/// costs what a verifying client's does on the server's side).
+#[derive(Debug)]
+struct NoVerification(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for NoVerification {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// Splits `http[s]://host[:port]/path?q` into (host, port, path-and-query).
 pub fn split_url(url: &str) -> Result<(String, u16, String), TargetError> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| TargetError::Scheme(url.to_string()))?;
+    let (rest, default_port) = match url.strip_prefix("http://") {
+        Some(rest) => (rest, 80),
+        None => (
+            url.strip_prefix("https://")
+                .ok_or_else(|| TargetError::Scheme(url.to_string()))?,
+            443,
+        ),
+    };
     let (authority, path) = match rest.find(['/', '?']) {
         Some(i) if rest.as_bytes()[i] == b'?' => (&rest[..i], format!("/{}", &rest[i..])),
         Some(i) => (&rest[..i], rest[i..].to_string()),
@@ -53,7 +163,7 @@ pub fn split_url(url: &str) -> Result<(String, u16, String), TargetError> {
             .find(']')
             .ok_or_else(|| TargetError::NoHost(url.to_string()))?;
         let port = match &v6[end + 1..] {
-            "" => 80,
+            "" => default_port,
             p => p
                 .strip_prefix(':')
                 .and_then(|p| p.parse().ok())
@@ -67,7 +177,7 @@ pub fn split_url(url: &str) -> Result<(String, u16, String), TargetError> {
                 p.parse()
                     .map_err(|_| TargetError::BadPort(url.to_string()))?,
             ),
-            None => (authority.to_string(), 80),
+            None => (authority.to_string(), default_port),
         }
     };
     Ok((host, port, path))
@@ -108,7 +218,8 @@ impl Target {
             } else {
                 host.clone()
             };
-            if port == 80 {
+            let https = url.starts_with("https://");
+            if port == if https { 443 } else { 80 } {
                 req.push_str(&format!("Host: {host_hdr}\r\n"));
             } else {
                 req.push_str(&format!("Host: {host_hdr}:{port}\r\n"));
@@ -120,17 +231,33 @@ impl Target {
         for (k, v) in &spec.headers {
             req.push_str(&format!("{k}: {v}\r\n"));
         }
+        if spec.tls.new_connection && !has("connection") {
+            req.push_str("Connection: close\r\n");
+        }
         if !spec.body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH") {
             req.push_str(&format!("Content-Length: {}\r\n", spec.body.len()));
         }
         req.push_str("\r\n");
         let mut request = req.into_bytes();
         request.extend_from_slice(&spec.body);
+        let tls = match url.starts_with("https://") {
+            false => None,
+            true => {
+                let name = spec.tls.sni.clone().unwrap_or_else(|| host.clone());
+                let name = ServerName::try_from(name)
+                    .map_err(|e| TargetError::Tls(format!("server name: {e}")))?;
+                Some(TlsTarget {
+                    config: spec.tls.client_config()?,
+                    name,
+                })
+            }
+        };
         Ok(Target {
             url: url.to_string(),
             addr,
             request,
             is_head: method == "HEAD",
+            tls,
         })
     }
 }
@@ -146,7 +273,9 @@ mod tests {
             ("http://localhost", Ok(("localhost", 80, "/"))),
             ("http://h?x=1", Ok(("h", 80, "/?x=1"))),
             ("http://[::1]:9/p", Ok(("::1", 9, "/p"))),
-            ("https://h/", Err(TargetError::Scheme("https://h/".into()))),
+            ("https://h/", Ok(("h", 443, "/"))),
+            ("https://h:8443", Ok(("h", 8443, "/"))),
+            ("ftp://h/", Err(TargetError::Scheme("ftp://h/".into()))),
             (
                 "http://h:x/",
                 Err(TargetError::BadPort("http://h:x/".into())),
@@ -166,6 +295,7 @@ mod tests {
             method: "POST".into(),
             headers: vec![("X-A".into(), "1".into())],
             body: b"hi".to_vec(),
+            ..Default::default()
         };
         let t = Target::new("http://127.0.0.1:8080/p", &spec).unwrap();
         assert_eq!(

@@ -291,7 +291,11 @@ fn bad_arguments_and_unreachable_urls_fail_clearly() {
     let unreachable = format!("http://127.0.0.1:{free_port}/");
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec![], "no URL given"),
-        (vec!["https://127.0.0.1/"], "only http:// URLs"),
+        (vec!["ftp://127.0.0.1/"], "only http:// and https:// URLs"),
+        (
+            vec!["--cacert", "/nonexistent/ca.pem", "https://127.0.0.1:1/"],
+            "/nonexistent/ca.pem",
+        ),
         (
             vec!["--rate=-5", "http://127.0.0.1:1/"],
             "--rate must be a positive number",
@@ -398,4 +402,66 @@ fn pipelined_closed_loop() {
     let r = engine::run(&s).unwrap();
     assert_eq!(r.requests, 400);
     assert_eq!(r.errors.total(), 0);
+}
+
+/// ringload against an HTTPS ringproxy: keep-alive requests, and a full handshake per
+/// request with `--new-connection`, its time reported apart.
+#[test]
+fn https_targets_keep_alive_and_a_handshake_per_request() {
+    let backend = server(|_| Duration::ZERO);
+    let dir = std::env::temp_dir().join(format!("ringload-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["t.test".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let (crt, k) = (dir.join("t.crt"), dir.join("t.key"));
+    std::fs::write(&crt, cert.pem()).unwrap();
+    std::fs::write(&k, key.serialize_pem()).unwrap();
+    let config = format!(
+        "Listen 127.0.0.1:0\n<VirtualHost *>\nServerName t.test\nSSLEngine on\nSSLCertificateFile {}\nSSLCertificateKeyFile {}\nProxyPass / http://{backend}/\n</VirtualHost>\n",
+        crt.display(),
+        k.display()
+    );
+    let cfg = ringproxy::config::load_str(&config, "t.conf", &Default::default()).unwrap();
+    let proxy = ringproxy::runtime::start(
+        Arc::new(cfg),
+        ringproxy::runtime::RunOptions {
+            workers: Some(1),
+            driver: DriverChoice::Auto,
+        },
+    )
+    .unwrap();
+    let url = format!("https://{}/", proxy.addrs[0]);
+    let ca = crt.display().to_string();
+    for extra in [&[][..], &["--new-connection"][..]] {
+        let mut args = vec![
+            "-n", "300", "-c", "4", "--json", "--cacert", &ca, "--sni", "t.test",
+        ];
+        args.extend_from_slice(extra);
+        args.push(&url);
+        let (code, out, err) = ringload(&args);
+        assert_eq!(code, 0, "{err}");
+        let j = json_of(&out);
+        assert_eq!(j["requests"], 300, "{out}");
+        assert_eq!(j["errors"], 0, "{out}");
+        let opened = j["connections_opened"].as_u64().unwrap();
+        if extra.is_empty() {
+            assert!(opened <= 8, "keep-alive: {out}");
+        } else {
+            assert!(opened >= 300, "a connection per request: {out}");
+            assert!(j["handshake_us"]["p50"].as_f64().unwrap() > 0.0, "{out}");
+        }
+    }
+    // A certificate the client does not trust fails the run at once, saying why.
+    let (code, out, err) = ringload(&["-n", "5", "-c", "1", "--json", "--timeout", "2s", &url]);
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        err.contains("TLS handshake with") && err.contains("certificate"),
+        "{err}"
+    );
+    proxy.shutdown();
+    proxy.join();
+    std::fs::remove_dir_all(&dir).unwrap();
 }

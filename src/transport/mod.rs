@@ -126,10 +126,12 @@ pub enum ClientStream {
     Tls(tls::TlsStream),
 }
 
-/// A member connection's stream.
+/// A connection this process opened: to a member, or ringload's to a server.
 pub enum BackendStream {
     /// Plain TCP.
     Plain(TcpStream),
+    /// TLS, this side the client.
+    Tls(tls::TlsStream),
 }
 
 pin_project_lite::pin_project! {
@@ -212,7 +214,7 @@ macro_rules! delegate_transport {
 }
 
 delegate_transport!(ClientStream { Plain, Tls });
-delegate_transport!(BackendStream { Plain });
+delegate_transport!(BackendStream { Plain, Tls });
 
 impl ClientStream {
     /// A connection a listener accepted (or the parking lot gave back).
@@ -235,6 +237,8 @@ pub enum ConnectError {
     Io(#[from] std::io::Error),
     #[error("timed out")]
     Timeout,
+    #[error("TLS handshake: {0}")]
+    Tls(#[from] tls::HandshakeError),
 }
 
 impl BackendStream {
@@ -245,18 +249,42 @@ impl BackendStream {
         t: Duration,
         keepalive: bool,
     ) -> Result<BackendStream, ConnectError> {
-        let stream = match crate::runtime::timer::timeout(t, TcpStream::connect_addr(addr)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Err(ConnectError::Io(e)),
-            Err(_) => return Err(ConnectError::Timeout),
-        };
-        // Heads and small bodies go out in one write; Nagle would only add latency.
-        let _ = stream.set_nodelay(true);
-        if keepalive {
-            let _ = stream.set_tcp_keepalive(None, None, None);
-        }
-        Ok(BackendStream::Plain(stream))
+        Ok(BackendStream::Plain(connect_tcp(addr, t, keepalive).await?))
     }
+
+    /// Connects and completes a TLS handshake as a client, naming `name`, all within `t`.
+    pub async fn connect_tls(
+        addr: SocketAddr,
+        t: Duration,
+        keepalive: bool,
+        config: std::sync::Arc<rustls::ClientConfig>,
+        name: rustls::pki_types::ServerName<'static>,
+    ) -> Result<BackendStream, ConnectError> {
+        let started = std::time::Instant::now();
+        let io = connect_tcp(addr, t, keepalive).await?;
+        let left = t.saturating_sub(started.elapsed());
+        Ok(BackendStream::Tls(
+            tls::connect(io, config, name, left).await?,
+        ))
+    }
+}
+
+async fn connect_tcp(
+    addr: SocketAddr,
+    t: Duration,
+    keepalive: bool,
+) -> Result<TcpStream, ConnectError> {
+    let stream = match crate::runtime::timer::timeout(t, TcpStream::connect_addr(addr)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(ConnectError::Io(e)),
+        Err(_) => return Err(ConnectError::Timeout),
+    };
+    // Heads and small bodies go out in one write; Nagle would only add latency.
+    let _ = stream.set_nodelay(true);
+    if keepalive {
+        let _ = stream.set_tcp_keepalive(None, None, None);
+    }
+    Ok(stream)
 }
 
 /// Stops a listener at once. Dropping it is not enough on io_uring: its close is queued

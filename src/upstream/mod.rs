@@ -83,6 +83,11 @@ pub async fn connect(member: &Member, t: Duration) -> Result<UpstreamSession, Pr
         Err(ConnectError::Timeout) => {
             return Err(ErrorKind::ConnectTimeout(member.name.clone()).into())
         }
+        // Members are plain until TLS to members exists; a handshake cannot fail here.
+        Err(ConnectError::Tls(e)) => {
+            let e = std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string());
+            return Err(ErrorKind::Connect(member.name.clone(), e).into());
+        }
     };
     Ok(UpstreamSession::Http1(Http1Session::new(stream)))
 }

@@ -13,7 +13,7 @@ use std::sync::{Arc, OnceLock};
 use rustls::crypto::CryptoProvider;
 
 pub use host::HostTls;
-pub use stream::{accept, ChooseConfig, HandshakeError, TlsStream};
+pub use stream::{accept, connect, ChooseConfig, HandshakeError, TlsStream};
 
 /// The crypto provider every TLS configuration of the process uses: aws-lc-rs, with its
 /// defaults (X25519MLKEM768 first among key exchanges, AEAD suites only).

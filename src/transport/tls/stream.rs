@@ -1,4 +1,6 @@
-//! The server side of a TLS connection over monoio's owned-buffer I/O.
+//! A TLS connection over monoio's owned-buffer I/O: the server side of a client's
+//! connection ([`accept`]), or the client side of one ringproxy (or ringload) opens
+//! ([`connect`]).
 //!
 //! rustls's connection object holds the protocol state (keys, sequence numbers, the
 //! plaintext it decrypted, the records it encrypted); the socket I/O is ours. The state sits
@@ -32,8 +34,9 @@ use monoio::buf::{IoBuf, IoBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt, CancelHandle, CancelableAsyncReadRent};
 use monoio::net::TcpStream;
 use monoio::BufResult;
+use rustls::pki_types::ServerName;
 use rustls::server::{Accepted, Acceptor, ClientHello};
-use rustls::{ServerConfig, ServerConnection};
+use rustls::{ClientConfig, ClientConnection, Connection, ServerConfig};
 
 use crate::transport::{TlsFacts, Transport};
 
@@ -121,12 +124,12 @@ pub trait ChooseConfig {
 
 /// State shared by the handles of one connection.
 struct Shared {
-    conn: RefCell<ServerConnection>,
+    conn: RefCell<Connection>,
     /// Set once the handshake is complete.
     facts: OnceCell<TlsFacts>,
 }
 
-/// One handle of a server-side TLS connection.
+/// One handle of a TLS connection.
 pub struct TlsStream {
     io: TcpStream,
     shared: Rc<Shared>,
@@ -210,44 +213,78 @@ async fn handshake(
             return Err(e.into());
         }
     };
-    let mut s = TlsStream {
-        io,
-        shared: Rc::new(Shared {
-            conn: RefCell::new(conn),
-            facts: OnceCell::new(),
-        }),
-        rbuf,
-        wbuf: Vec::new(),
-    };
-    loop {
-        s.flush().await?;
-        if !s.shared.conn.borrow().is_handshaking() {
-            break;
-        }
-        if s.rbuf.is_empty() {
-            s.receive(None).await?;
-            if s.rbuf.is_empty() {
-                return Err(HandshakeError::Closed);
-            }
-        }
-        if let Err(e) = s.feed() {
-            // The alert that says why goes out before the connection closes.
-            let _ = s.flush().await;
-            return Err(e);
-        }
-    }
-    let _ = s.shared.facts.set(facts_of(&s.shared.conn.borrow()));
-    Ok(s)
+    TlsStream::new(io, Connection::Server(conn), rbuf)
+        .complete_handshake()
+        .await
 }
 
-fn facts_of(conn: &ServerConnection) -> TlsFacts {
+/// Opens the client side of a TLS connection on `io` within `t`, naming `name` (SNI and
+/// the name the certificate is checked against).
+pub async fn connect(
+    io: TcpStream,
+    config: Arc<ClientConfig>,
+    name: ServerName<'static>,
+    t: Duration,
+) -> Result<TlsStream, HandshakeError> {
+    let conn = ClientConnection::new(config, name)?;
+    let s = TlsStream::new(io, Connection::Client(conn), Vec::new());
+    match crate::runtime::timer::timeout(t, s.complete_handshake()).await {
+        Ok(r) => r,
+        Err(_) => Err(HandshakeError::Timeout),
+    }
+}
+
+impl TlsStream {
+    fn new(io: TcpStream, conn: Connection, rbuf: Vec<u8>) -> TlsStream {
+        TlsStream {
+            io,
+            shared: Rc::new(Shared {
+                conn: RefCell::new(conn),
+                facts: OnceCell::new(),
+            }),
+            rbuf,
+            wbuf: Vec::new(),
+        }
+    }
+
+    /// Sends and receives handshake records until the handshake is over (for a server,
+    /// with TLS 1.3's session tickets sent in the last flight).
+    async fn complete_handshake(mut self) -> Result<TlsStream, HandshakeError> {
+        let s = &mut self;
+        loop {
+            s.flush().await?;
+            if !s.shared.conn.borrow().is_handshaking() {
+                break;
+            }
+            if s.rbuf.is_empty() {
+                s.receive(None).await?;
+                if s.rbuf.is_empty() {
+                    return Err(HandshakeError::Closed);
+                }
+            }
+            if let Err(e) = s.feed() {
+                // The alert that says why goes out before the connection closes.
+                let _ = s.flush().await;
+                return Err(e);
+            }
+        }
+        let _ = s.shared.facts.set(facts_of(&s.shared.conn.borrow()));
+        Ok(self)
+    }
+}
+
+fn facts_of(conn: &Connection) -> TlsFacts {
     let protocol = match conn.protocol_version() {
         Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
         Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
         _ => "",
     };
+    let server_name = match conn {
+        Connection::Server(c) => c.server_name().map(str::to_owned),
+        Connection::Client(_) => None,
+    };
     TlsFacts {
-        server_name: conn.server_name().map(str::to_owned),
+        server_name,
         protocol,
         cipher: conn
             .negotiated_cipher_suite()
@@ -443,14 +480,16 @@ impl TlsStream {
         let _ = Transport::shutdown_write(&mut self.io).await;
     }
 
-    /// A receive made on the spot for a socket known to be readable.
+    /// A receive made on the spot for a socket known to be readable: plaintext already
+    /// decrypted first, else one non-blocking receive fed to rustls.
     fn read_at_once(&mut self, buf: &mut Vec<u8>) -> io::Result<Option<usize>> {
         let room = buf.capacity() - buf.len();
         if room == 0 {
             return Ok(None);
         }
         let dst = buf.spare_capacity_mut().as_mut_ptr().cast::<u8>();
-        if self.take_plaintext(dst, room).is_none() {
+        let mut got = self.take_plaintext(dst, room);
+        if got.is_none() {
             if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 4 {
                 self.rbuf.reserve(READ_CHUNK);
             }
@@ -461,8 +500,9 @@ impl TlsStream {
                 }
                 Some(_) => self.feed().map_err(into_io)?,
             }
+            got = self.take_plaintext(dst, room);
         }
-        match self.take_plaintext(dst, room) {
+        match got {
             Some(Ok(n)) => {
                 // SAFETY: `take_plaintext` initialised `n` bytes of the spare capacity.
                 unsafe { buf.set_len(buf.len() + n) };
@@ -599,12 +639,14 @@ mod tests {
         let (server, client) = configs();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
+        let (sent, written) = std::sync::mpsc::channel();
         let peer = std::thread::spawn(move || {
             let sock = std::net::TcpStream::connect(addr).unwrap();
             let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
             let conn = rustls::ClientConnection::new(client, name).unwrap();
             let mut tls = rustls::StreamOwned::new(conn, sock);
             tls.write_all(b"hello").unwrap();
+            sent.send(()).unwrap();
             let mut got = vec![0u8; 5];
             tls.read_exact(&mut got).unwrap();
             assert_eq!(&got, b"HELLO");
@@ -633,8 +675,18 @@ mod tests {
             assert_eq!(facts.server_name.as_deref(), Some("localhost"));
             assert!(s.socket().is_none() && !s.can_park());
 
-            let (r, buf) = read_more(&mut s, Vec::new(), 64, t).await;
-            assert_eq!(r.unwrap(), 5);
+            // On-the-spot reads: the first takes what fits, the next what rustls already
+            // decrypted (a request that came with the handshake's last flight).
+            written.recv().unwrap();
+            let mut buf = Vec::with_capacity(2);
+            while s.read_now(&mut buf).unwrap().is_none() {
+                s.readable().await.unwrap();
+            }
+            assert_eq!(buf, b"he");
+            s.readable().await.unwrap();
+            buf.reserve(16);
+            assert_eq!(s.read_now(&mut buf).unwrap(), Some(3));
+            assert_eq!(buf, b"hello");
             let (r, _) = write_all(&mut s, buf.to_ascii_uppercase(), t).await;
             r.unwrap();
 
