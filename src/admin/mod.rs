@@ -126,6 +126,16 @@ pub fn server_status(shared: &Shared, auto: bool, server_name: &str) -> (&'stati
         ("ConnsAsyncClosing".into(), "0".into()),
         // ringproxy's own: the keep-alive connections that gave up their tasks.
         ("ConnsParked".into(), t.parked.to_string()),
+        // ringproxy's own: TLS connections and handshakes (mod_ssl reports its session
+        // cache only).
+        ("TLSConnections".into(), t.tls_open.to_string()),
+        ("TLSHandshakesTLS13".into(), t.tls_handshakes[0].to_string()),
+        ("TLSHandshakesTLS12".into(), t.tls_handshakes[1].to_string()),
+        ("TLSResumptions".into(), t.tls_handshakes[2].to_string()),
+        (
+            "TLSHandshakeFailures".into(),
+            t.tls_failures.iter().sum::<u64>().to_string(),
+        ),
     ];
     for (i, s) in shared.stats.iter().enumerate() {
         let r = Ordering::Relaxed;
