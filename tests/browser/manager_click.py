@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Browser test of balancer-manager: headless Chromium loads the page, an operator's click
-disables a member, and traffic stops reaching it.
+disables a member, and traffic stops reaching it; over plain HTTP, then over HTTPS (a
+self-signed certificate made with openssl, which Chromium is told to accept).
 
 Run by .ci/run after the Rust tests (it uses target/debug/ringproxy). Needs Debian's
 chromium and chromium-driver and the selenium package; .ci/run installs them.
@@ -8,11 +9,13 @@ chromium and chromium-driver and the selenium package; .ci/run installs them.
 
 import http.server
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
+import ssl
 import time
 import urllib.request
 
@@ -62,18 +65,40 @@ def wait_port(port, timeout=10):
     sys.exit(f"port {port} did not open")
 
 
+# The test's own certificate is trusted by the test's own requests only.
+UNVERIFIED = ssl._create_unverified_context()
+
+
 def get(url):
-    with urllib.request.urlopen(url, timeout=5) as r:
+    with urllib.request.urlopen(url, timeout=5, context=UNVERIFIED) as r:
         return r.read().decode()
 
 
+def certificate(tmp):
+    """A self-signed certificate for 127.0.0.1; returns the ringproxy lines that use it."""
+    crt, key = os.path.join(tmp, "t.crt"), os.path.join(tmp, "t.key")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+         "-nodes", "-keyout", key, "-out", crt, "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-addext", "basicConstraints=critical,CA:FALSE",
+         "-days", "2"], check=True, capture_output=True)
+    return f"SSLEngine on\nSSLCertificateFile {crt}\nSSLCertificateKeyFile {key}\n"
+
+
 def main():
+    run(tls=False)
+    run(tls=True)
+
+
+def run(tls):
     counts = {"a": 0, "b": 0}
     a, b = backend("a", counts), backend("b", counts)
     port = free_port()
     a_url = f"http://127.0.0.1:{a.server_address[1]}"
+    tmp = tempfile.mkdtemp()
     conf = tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False)
     conf.write(f"""Listen 127.0.0.1:{port}
+{certificate(tmp) if tls else ""}
 <Location /balancer-manager>
   SetHandler balancer-manager
   Require local
@@ -90,7 +115,7 @@ ProxyPass / balancer://c/
     driver = None
     try:
         wait_port(port)
-        base = f"http://127.0.0.1:{port}"
+        base = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
         before = [get(base + "/x") for _ in range(10)]
         assert before.count("a") > 0, before
 
@@ -98,6 +123,7 @@ ProxyPass / balancer://c/
         for flag in ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                      "--no-first-run", "--disable-background-networking",
                      "--disable-component-update", "--disable-sync",
+                     "--ignore-certificate-errors",
                      f"--user-data-dir={tempfile.mkdtemp()}"]:
             opts.add_argument(flag)
         opts.binary_location = "/usr/bin/chromium"
@@ -128,13 +154,15 @@ ProxyPass / balancer://c/
         counts["a"] = counts["b"] = 0
         after = [get(base + "/x") for _ in range(20)]
         assert counts["a"] == 0 and after.count("b") == 20, (counts, after)
-        print("browser: clicked D on member a; 20 of 20 requests went to b")
+        assert driver.current_url.startswith(base), driver.current_url
+        print(f"browser ({'https' if tls else 'http'}): clicked D on member a; 20 of 20 requests went to b")
     finally:
         if driver:
             driver.quit()
         proxy.terminate()
         proxy.wait(timeout=10)
         os.unlink(conf.name)
+        shutil.rmtree(tmp, ignore_errors=True)
         a.shutdown()
         b.shutdown()
 
