@@ -44,6 +44,9 @@ const LOAD: &[(&str, &str)] = &[
     ("lbmethod_byrequests_module", "mod_lbmethod_byrequests.so"),
     ("lbmethod_bybusyness_module", "mod_lbmethod_bybusyness.so"),
     ("lbmethod_bytraffic_module", "mod_lbmethod_bytraffic.so"),
+    ("alias_module", "mod_alias.so"),
+    ("socache_shmcb_module", "mod_socache_shmcb.so"),
+    ("ssl_module", "mod_ssl.so"),
 ];
 
 /// Whether the comparison can run here; panics where it must run and cannot.
@@ -174,16 +177,86 @@ struct Observed {
 
 const COMPARED_HEADERS: &[&str] = &["set-cookie", "location", "x-choice", "upgrade"];
 
+/// One connection to a server under test, plain or TLS.
+trait Conn {
+    fn send(&mut self, bytes: &[u8]);
+    fn response(&mut self, head_request: bool) -> Option<Response>;
+}
+
+impl<T: Read + Write> Conn for BufReader<T> {
+    fn send(&mut self, bytes: &[u8]) {
+        self.get_mut().write_all(bytes).unwrap();
+    }
+    fn response(&mut self, head_request: bool) -> Option<Response> {
+        read_response_from(self, head_request)
+    }
+}
+
+/// A connection to `addr`; over TLS naming `sni` (any certificate accepted: the comparison
+/// is about HTTP, and both servers present the same test certificate).
+fn open(addr: SocketAddr, sni: Option<&str>) -> Box<dyn Conn> {
+    let sock = TcpStream::connect(addr).unwrap();
+    sock.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let Some(name) = sni else {
+        return Box::new(BufReader::new(sock));
+    };
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(AnyCertificate(provider)))
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from(name.to_string()).unwrap();
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    Box::new(BufReader::new(rustls::StreamOwned::new(conn, sock)))
+}
+
+#[derive(Debug)]
+struct AnyCertificate(std::sync::Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &rustls::pki_types::CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &rustls::pki_types::CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
 /// Sends each request in order on one keep-alive connection (a new one after the server
-/// closed it), so byrequests sees the same sequence on both servers.
-fn exchange(addr: SocketAddr, requests: &[Vec<u8>]) -> Vec<Observed> {
-    let mut conn: Option<Client> = None;
+/// closed it), so byrequests sees the same sequence on both servers. `sni`: over TLS.
+fn exchange(addr: SocketAddr, requests: &[Vec<u8>], sni: Option<&str>) -> Vec<Observed> {
+    let mut conn: Option<Box<dyn Conn>> = None;
     let mut out = Vec::new();
     for req in requests {
-        let c = conn.get_or_insert_with(|| Client::connect(addr));
+        let c = conn.get_or_insert_with(|| open(addr, sni));
         c.send(req);
         let r = c
-            .read_response(req.starts_with(b"HEAD "))
+            .response(req.starts_with(b"HEAD "))
             .unwrap_or_else(|| panic!("no response from {addr} to {:?}", first_line(req)));
         if r.header("connection")
             .is_some_and(|v| v.eq_ignore_ascii_case("close"))
@@ -229,6 +302,16 @@ fn corpus(name: &str) -> String {
 /// Runs `requests` through Apache and ringproxy with the same config and returns every
 /// request on which they disagree.
 fn differences(name: &str, config: &str, requests: &[Vec<u8>]) -> Vec<String> {
+    differences_over(name, config, requests, None)
+}
+
+/// [`differences`], over TLS naming `sni` when given.
+fn differences_over(
+    name: &str,
+    config: &str,
+    requests: &[Vec<u8>],
+    sni: Option<&str>,
+) -> Vec<String> {
     // Host headers name the listening port; each server gets its own.
     let for_addr = |addr: SocketAddr| -> Vec<Vec<u8>> {
         requests
@@ -241,10 +324,10 @@ fn differences(name: &str, config: &str, requests: &[Vec<u8>]) -> Vec<String> {
             .collect()
     };
     let apache = Apache::start(name, config);
-    let from_apache = exchange(apache.addr, &for_addr(apache.addr));
+    let from_apache = exchange(apache.addr, &for_addr(apache.addr), sni);
     drop(apache);
     let p = proxy(config);
-    let from_ringproxy = exchange(p.addrs[0], &for_addr(p.addrs[0]));
+    let from_ringproxy = exchange(p.addrs[0], &for_addr(p.addrs[0]), sni);
     p.shutdown();
     p.join();
     requests
@@ -393,6 +476,57 @@ fn corpus_vhosts_answer_as_apache_does() {
             get("/examples/h", "a..b", "Connection: close\r\n"),
         ],
     ));
+
+    // HTTPS through mod_ssl and through ringproxy, with the same certificate.
+    let certs = std::env::temp_dir().join(format!("ringproxy-apache-certs-{}", std::process::id()));
+    std::fs::create_dir_all(&certs).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["secure.example.com".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    std::fs::write(certs.join("site.crt"), cert.pem()).unwrap();
+    std::fs::write(certs.join("site.key"), key.serialize_pem()).unwrap();
+    // Apache's workers read the files after dropping to `nobody`.
+    for f in ["site.crt", "site.key"] {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(certs.join(f), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let (s0, s1) = (echoing("s0"), echoing("s1"));
+    let tls_config = fill(&corpus("tls-site.conf"), &[&s0, &s1])
+        .replace("{CERTDIR}", &certs.display().to_string());
+    let sh = "secure.example.com:{PORT}";
+    diffs.extend(differences_over(
+        "tls-site.conf",
+        &tls_config,
+        &[
+            get("/a", sh, ""),
+            get("/b", sh, ""),
+            get("/old/page?x=1", sh, ""),
+            get("/c", "www.secure.example.com", ""),
+        ],
+        Some("secure.example.com"),
+    ));
+    // And not by failing alike: the site answers, and the redirect is to https.
+    let p = proxy(&tls_config);
+    let port = p.addrs[0].port().to_string();
+    let seen = exchange(
+        p.addrs[0],
+        &[
+            get("/a", &sh.replace("{PORT}", &port), ""),
+            get("/old/x", &sh.replace("{PORT}", &port), ""),
+        ],
+        Some("secure.example.com"),
+    );
+    assert_eq!(seen[0].status, 200, "{seen:?}");
+    assert_eq!(
+        (seen[1].status, seen[1].headers[1].1.as_deref()),
+        (301, Some("https://secure.example.com:PORT/new/x")),
+        "{seen:?}"
+    );
+    p.shutdown();
+    p.join();
+    let _ = std::fs::remove_dir_all(&certs);
 
     let (ws_addr, _heads) = upgrade_backend();
     let app = echoing("app");

@@ -20,7 +20,27 @@ fn corpus(name: &str) -> String {
 /// are given: loading connects to nothing).
 fn filled(name: &str, backends: &[&Backend]) -> String {
     let text = fill(&corpus(name), backends);
-    text.replace("{B0}", "9").replace("{B1}", "19")
+    text.replace("{B0}", "9")
+        .replace("{B1}", "19")
+        .replace("{CERTDIR}", &test_certs().display().to_string())
+}
+
+/// A directory with `site.crt` and `site.key` for the TLS corpus files, made once.
+fn test_certs() -> std::path::PathBuf {
+    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("ringproxy-corpus-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["secure.example.com".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        std::fs::write(dir.join("site.crt"), cert.pem()).unwrap();
+        std::fs::write(dir.join("site.key"), key.serialize_pem()).unwrap();
+        dir
+    })
+    .clone()
 }
 
 #[test]
@@ -34,6 +54,7 @@ fn every_corpus_file_loads_or_fails_at_its_known_lines() {
         "ifmodule-choice.conf",
         "full-vhost.conf",
         "front-door.conf",
+        "tls-site.conf",
     ];
     for name in loads {
         if let Err(e) = load_str(&filled(name, &[]), name, &LoadOptions::default()) {

@@ -93,7 +93,11 @@ fn openssl_finds_only_modern_protocols_and_suites() {
     // The server's order decides: offered ChaCha20 first, it picks AES-GCM.
     let out = s_client(
         port,
-        &["-tls1_2", "-cipher", "ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256"],
+        &[
+            "-tls1_2",
+            "-cipher",
+            "ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256",
+        ],
     );
     assert_eq!(
         negotiated(&out).map(|n| n.1).as_deref(),
