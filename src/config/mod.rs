@@ -1327,6 +1327,15 @@ mod tests {
             e[0].starts_with("t.conf:2: SSLEngine optional (RFC 2817"),
             "{e:?}"
         );
+        // ALPN: h2 is said to be unavailable, never silently dropped.
+        let c = load(&host(&format!("{good}Protocols h2 http/1.1\n"))).unwrap();
+        assert!(
+            c.warnings[0].contains("HTTP/2 is not available yet"),
+            "{:?}",
+            c.warnings
+        );
+        let e = errs(&host(&format!("{good}Protocols h2\n")));
+        assert!(e[0].contains("must include http/1.1"), "{e:?}");
         // TLS to members is the next step: still refused.
         let e = errs("Listen 80\nSSLProxyEngine On\n");
         assert!(e[0].contains("SSLProxyEngine On"), "{e:?}");

@@ -267,6 +267,30 @@ mod tests {
         assert!(e.contains("empty.pem: no certificate"), "{e}");
         let e = err(files(&dir.join("missing.crt"), Some(&key_p), None));
         assert!(e.contains("missing.crt"), "{e}");
+        // An encrypted key is named as such (the PEM reader alone would say "no key").
+        let enc_p = write(
+            &dir,
+            "enc.key",
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n",
+        );
+        let e = err(files(&cert_p, Some(&enc_p), None));
+        assert!(e.contains("enc.key: the private key is encrypted"), "{e}");
+
+        // Expired: loaded, with a warning saying when.
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["old.example".to_string()]).unwrap();
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        let old = params.self_signed(&key).unwrap();
+        let old_p = write(
+            &dir,
+            "old.pem",
+            &format!("{}{}", old.pem(), key.serialize_pem()),
+        );
+        let loaded = load(&files(&old_p, None, None)).unwrap();
+        let w = expiry_warning(&loaded).unwrap();
+        assert!(w.contains("expired on") && w.contains("2021"), "{w}");
+        assert!(expiry_warning(&chained).is_none());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

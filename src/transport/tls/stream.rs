@@ -13,6 +13,13 @@
 //! order; only one handle writes at a time in every user of this type (a tunnel writes on
 //! its second handle only).
 //!
+//! HTTP/2 comes next over this same stream: the h2 crate drives a connection through
+//! poll-based `AsyncRead`/`AsyncWrite` (tokio's traits). That is an adapter here, not a
+//! second TLS implementation: two handles from [`TlsStream::duplicate`], one keeping a read
+//! in flight and one a write, each future polled from h2's `poll_read`/`poll_write` with
+//! the adapter's own buffers; ALPN already says which protocol was agreed
+//! ([`TlsFacts::alpn`]).
+//!
 //! The buffered `ServerConnection` API is used rather than the unbuffered one: its
 //! deframer and plaintext queues are what rustls tests most, and owning the socket buffers
 //! here still keeps idle connections small (both ciphertext buffers are released while a
