@@ -28,6 +28,10 @@ pub enum CertError {
     Read(PathBuf, rustls_pki_types::pem::Error),
     #[error("{0}: no certificate in it")]
     NoCertificate(PathBuf),
+    #[error("{0}: not a regular file")]
+    NotAFile(PathBuf),
+    #[error("{0}: too large for a PEM certificate or key file")]
+    TooLarge(PathBuf),
     #[error("{0}: no private key in it")]
     NoKey(PathBuf),
     #[error("{0}: the private key is encrypted; ringproxy asks for no pass phrase (SSLPassPhraseDialog): store it decrypted, readable by root only (openssl pkey -in KEY -out KEY.plain)")]
@@ -42,11 +46,28 @@ pub enum CertError {
     Unusable(PathBuf, String),
 }
 
+/// Larger than any certificate chain or CA bundle (Debian's is about 200 KiB).
+const MAX_PEM_FILE: u64 = 4 << 20;
+
+/// Reads a PEM file whole, refusing what is not a regular file of sane size (a device or a
+/// pipe named by mistake would otherwise block or never end).
+fn read_pem(path: &Path) -> Result<Vec<u8>, CertError> {
+    let io = |e| CertError::Read(path.to_path_buf(), rustls_pki_types::pem::Error::Io(e));
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_file() {
+        return Err(CertError::NotAFile(path.to_path_buf()));
+    }
+    if meta.len() > MAX_PEM_FILE {
+        return Err(CertError::TooLarge(path.to_path_buf()));
+    }
+    std::fs::read(path).map_err(io)
+}
+
 /// Reads every certificate in a PEM file, in order.
 fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, CertError> {
     let read = |e| CertError::Read(path.to_path_buf(), e);
-    CertificateDer::pem_file_iter(path)
-        .map_err(read)?
+    let text = read_pem(path)?;
+    CertificateDer::pem_slice_iter(&text)
         .collect::<Result<Vec<_>, _>>()
         .map_err(read)
 }
@@ -61,11 +82,11 @@ pub fn load(files: &CertFiles) -> Result<Arc<CertifiedKey>, CertError> {
         chain.extend(read_certs(extra)?);
     }
     let key_path = files.key.as_ref().unwrap_or(&files.cert);
-    let key = match PrivateKeyDer::from_pem_file(key_path) {
+    let text = read_pem(key_path)?;
+    let key = match PrivateKeyDer::from_pem_slice(&text) {
         Ok(k) => k,
         Err(rustls_pki_types::pem::Error::NoItemsFound) => {
             // An encrypted key is skipped by the PEM reader; say what it is.
-            let text = std::fs::read(key_path).unwrap_or_default();
             if memchr::memmem::find(&text, b"ENCRYPTED").is_some() {
                 return Err(CertError::Encrypted(key_path.clone()));
             }
@@ -267,6 +288,9 @@ mod tests {
         assert!(e.contains("empty.pem: no certificate"), "{e}");
         let e = err(files(&dir.join("missing.crt"), Some(&key_p), None));
         assert!(e.contains("missing.crt"), "{e}");
+        // A device named by mistake is refused, not read forever.
+        let e = err(files(&PathBuf::from("/dev/zero"), Some(&key_p), None));
+        assert!(e.contains("/dev/zero: not a regular file"), "{e}");
         // An encrypted key is named as such (the PEM reader alone would say "no key").
         let enc_p = write(
             &dir,
