@@ -50,6 +50,12 @@ pub struct ClientConn {
 }
 
 impl ClientConn {
+    /// Frees the buffers kept from request to request (a long idle wait without parking).
+    fn release_memory(&mut self) {
+        self.out = Vec::new();
+        self.scratch = Vec::new();
+    }
+
     /// The scheme the client used: X-Forwarded-Proto, redirects, ProxyPassReverse.
     pub fn scheme(&self) -> crate::config::url::Scheme {
         use crate::config::url::Scheme;
@@ -106,6 +112,14 @@ impl Default for RequestCtx {
 }
 
 impl RequestCtx {
+    /// Frees what the context keeps for its capacity (a long idle wait without parking).
+    fn release_memory(&mut self) {
+        self.head = RequestHead::default();
+        self.routed = Vec::new();
+        self.npath = Vec::new();
+        self.log = None;
+    }
+
     /// Ready for the next request on the connection (buffers keep their memory).
     fn begin(&mut self) {
         self.response_started = false;
@@ -268,7 +282,7 @@ pub async fn serve(w: Rc<CoreGen>, stream: ClientStream, start: Start) -> Served
         let release = w.shared.cfg.core.release_idle_buffers;
         if release && c.buf.is_empty() && !std::mem::take(&mut skip_wait) {
             // Idle: only this small wait lives in the connection's task, until it parks.
-            match wait_idle(&w, &mut c).await {
+            match wait_idle(&w, &mut c, &mut r).await {
                 Ok(Idle::Ready) => {}
                 Ok(Idle::Closed) => return Served::Closed,
                 Ok(Idle::Parked) => return Served::Parked,
@@ -316,7 +330,15 @@ enum Idle {
 /// park, and one receive costs less than a readiness poll followed by a receive (see
 /// bench/RESULTS.md). Without parking the buffer goes back to the pool at once and the wait
 /// is for readiness only, so idle connections hold no buffer at all.
-async fn wait_idle(w: &CoreGen, c: &mut ClientConn) -> Result<Idle, ProxyError> {
+///
+/// A connection that cannot park (TLS: its state lives in the process) gives back what it
+/// keeps between requests at the same moment instead, and goes on waiting with only its
+/// task and its TLS state.
+async fn wait_idle(
+    w: &CoreGen,
+    c: &mut ClientConn,
+    r: &mut RequestCtx,
+) -> Result<Idle, ProxyError> {
     let core = &w.shared.cfg.core;
     if w.thread.drain.is_draining() {
         return Ok(Idle::Closed);
@@ -329,10 +351,14 @@ async fn wait_idle(w: &CoreGen, c: &mut ClientConn) -> Result<Idle, ProxyError> 
     };
     let now = crate::runtime::timer::coarse_now();
     let deadline = now + t;
-    let mut park_at = core
+    let idle_at = core
         .idle_park_after
-        .filter(|after| *after < t && c.stream.can_park())
+        .filter(|after| *after < t)
         .map(|after| now + after);
+    let (mut park_at, mut shrink_at) = match c.stream.can_park() {
+        true => (idle_at, None),
+        false => (None, idle_at),
+    };
     if c.buf.capacity() > 0 {
         match park_at {
             Some(at) => {
@@ -346,10 +372,15 @@ async fn wait_idle(w: &CoreGen, c: &mut ClientConn) -> Result<Idle, ProxyError> 
         }
     }
     loop {
-        let wake_at = park_at.unwrap_or(deadline);
+        let wake_at = park_at.or(shrink_at).unwrap_or(deadline);
         let ready = monoio::select! {
             r = c.stream.readable() => r,
             _ = crate::runtime::timer::deadline(wake_at) => {
+                if shrink_at.take().is_some() {
+                    c.release_memory();
+                    r.release_memory();
+                    continue;
+                }
                 if park_at.take().is_some() && crate::runtime::timer::coarse_now() < deadline {
                     let thread = &w.thread;
                     if thread.lot.park(thread, &c.stream, c.peer, c.local, c.requests, deadline) {
