@@ -486,9 +486,15 @@ fn reload_swaps_the_certificate_under_load_losing_nothing() {
     let failures = Arc::new(Mutex::new(Vec::<String>::new()));
     let seen_b = Arc::new(AtomicBool::new(false));
     let mut load = Vec::new();
-    for new_conn_each in [false, true, true] {
+    // Keep-alive; a new connection per request resuming its session; a new connection per
+    // request with a full handshake (a resumed session shows the certificate of the
+    // handshake it resumes, so only this one sees the swap).
+    for (new_conn_each, resume) in [(false, true), (true, true), (true, false)] {
         let (stop, failures, seen_b) = (stop.clone(), failures.clone(), seen_b.clone());
-        let config = client_config(&[&a, &b]);
+        let mut config = client_config(&[&a, &b]);
+        if !resume {
+            config.resumption = rustls::client::Resumption::disabled();
+        }
         let b_der = b.der.clone();
         load.push(std::thread::spawn(move || {
             let mut t: Option<Tls> = None;
