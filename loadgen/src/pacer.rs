@@ -230,8 +230,11 @@ mod tests {
     fn sleeps_end_in_order_and_never_early() {
         with_pacer_on_each_driver(|p| {
             Box::pin(async move {
-                let t0 = Instant::now();
-                // Sub-millisecond steps, inserted out of order.
+                // Sub-millisecond steps, inserted out of order, after a start far enough
+                // off that every task has inserted its sleep before the first is due (a
+                // task first polled after its time would finish at once, out of order,
+                // when a loaded machine delays it).
+                let t0 = Instant::now() + Duration::from_millis(20);
                 let offsets = [700u64, 100, 400, 250, 550];
                 let woke = Rc::new(RefCell::new(Vec::new()));
                 let mut tasks = Vec::new();
