@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""HTTPS at the front door: ringproxy, nginx and HAProxy terminating TLS with the same
+"""HTTPS at the front door: ringproxy, nginx, HAProxy and Apache (event MPM, mod_ssl)
+terminating TLS with the same
 certificate in front of the same two nginx backends (plain HTTP, keep-alive), in one
 interleaved run with bench/run.py's placement (proxy on --proxy-cpus, ringload and the
 backends on --gen-cpus; every peer one worker per proxy core, placement checked).
@@ -13,7 +14,7 @@ Measured per system and key type (RSA-2048, ECDSA P-256), medians of --reps:
     --idle connections made one request (python's ssl client, TLS 1.3).
 Proxy CPU is utime+stime of the proxy's processes from /proc/PID/stat. Only 127.0.0.1.
 
-    bench/tls.py [--reps 3] [--duration 5] [--systems ringproxy,nginx,haproxy] [--idle 2000]
+    bench/tls.py [--reps 3] [--duration 5] [--systems ringproxy,nginx,haproxy,apache] [--idle 2000]
 """
 
 import argparse
@@ -29,7 +30,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run  # noqa: E402  (the side-by-side benchmark's placement and helpers)
 
-SYSTEMS = ["ringproxy", "nginx", "haproxy"]
+SYSTEMS = ["ringproxy", "nginx", "haproxy", "apache"]
+MODULES = "/usr/lib/apache2/modules"
 KEYS = ["ecdsa", "rsa"]
 
 
@@ -75,6 +77,13 @@ class TlsBench(run.Bench):
                     f"    ssl_certificate {crt};\n    ssl_certificate_key {key};\n"
                     "    ssl_protocols TLSv1.2 TLSv1.3;\n"
                     "    ssl_session_cache shared:SSL:10m;\n    ssl_session_tickets on;")
+            elif template == "apache.conf":
+                text += (
+                    f"LoadModule socache_shmcb_module {MODULES}/mod_socache_shmcb.so\n"
+                    f"LoadModule ssl_module {MODULES}/mod_ssl.so\n"
+                    f"SSLEngine on\nSSLCertificateFile {crt}\nSSLCertificateKeyFile {key}\n"
+                    "SSLProtocol all -SSLv3 -TLSv1 -TLSv1.1\n"
+                    f"SSLSessionCache shmcb:{kw['TMP']}/ssl_scache(512000)\n")
             elif template == "haproxy.cfg":
                 text = text.replace(
                     f"bind 127.0.0.1:{port} backlog 4096",
