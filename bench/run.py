@@ -376,11 +376,15 @@ class Bench:
             raise RuntimeError(f"{system} is not placed as asked ({self.placed[system]}): {'; '.join(problems)}")
         return p, port
 
+    # What the load generator speaks to the system under test (bench/tls.py: https).
+    SCHEME = "http"
+    LOAD_ARGS = []
+
     def ringload(self, port, extra, path="/", strict=True):
         gen = cpu_list(self.place.gen)
         cmd = [
             "taskset", "-c", gen, RINGLOAD, "-t", str(len(self.place.gen)), "--cpus", gen, "-q", "--json",
-        ] + extra + [f"http://127.0.0.1:{port}{path}"]
+        ] + self.LOAD_ARGS + extra + [f"{self.SCHEME}://127.0.0.1:{port}{path}"]
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         if out.returncode != 0:
             raise RuntimeError(f"ringload failed: {out.stderr.strip()}")

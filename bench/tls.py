@@ -55,6 +55,9 @@ def make_cert(tmp, kind):
 class TlsBench(run.Bench):
     """bench/run.py's systems with TLS at their listener."""
 
+    SCHEME = "https"
+    LOAD_ARGS = ["--insecure", "--sni", "bench.test"]
+
     def __init__(self, args):
         super().__init__(args)
         self.certs = {k: make_cert(self.tmp, k) for k in KEYS}
@@ -95,20 +98,6 @@ class TlsBench(run.Bench):
             return super().start(system)
         finally:
             run.fill = orig
-
-    def ringload(self, port, extra, path="/", strict=True):
-        gen = run.cpu_list(self.place.gen)
-        cmd = ["taskset", "-c", gen, run.RINGLOAD, "-t", str(len(self.place.gen)), "--cpus", gen,
-               "-q", "--json", "--insecure", "--sni", "bench.test"] + extra + \
-              [f"https://127.0.0.1:{port}{path}"]
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-        if out.returncode != 0:
-            raise RuntimeError(f"ringload failed: {out.stderr.strip()}")
-        r = json.loads(out.stdout)
-        bad = r["requests"] - r["status"]["2xx"]
-        if strict and (bad or r["errors"]):
-            raise RuntimeError(f"{path}: {bad} non-2xx answers, errors {r['errors_by_kind']}")
-        return r
 
     def idle_tls_memory(self, p, port, n):
         """KiB per idle TLS keep-alive connection, 3 s after the last answer."""
