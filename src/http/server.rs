@@ -165,13 +165,13 @@ impl Drop for TlsOpen {
     }
 }
 
-/// Whether a connection accepted on `local` begins with a TLS handshake.
-fn speaks_tls(w: &CoreGen, stream: &ClientStream, local: SocketAddr) -> bool {
+/// The TLS setup a connection accepted on `local` begins with: its address's first host's
+/// (`None`: plain HTTP).
+fn tls_host(w: &CoreGen, local: SocketAddr) -> Option<&crate::transport::tls::HostTls> {
     let cfg = &w.shared.cfg;
-    matches!(stream, ClientStream::Plain(_))
-        && cfg.vhosts[crate::routing::first_vhost_for(&cfg.vhosts, local)]
-            .tls
-            .is_some()
+    cfg.vhosts[crate::routing::first_vhost_for(&cfg.vhosts, local)]
+        .tls
+        .as_deref()
 }
 
 /// A connection to an address whose first host has `SSLEngine On` begins with a TLS
@@ -179,17 +179,12 @@ fn speaks_tls(w: &CoreGen, stream: &ClientStream, local: SocketAddr) -> bool {
 /// failed (counted by reason, logged at info) and the connection is closed.
 async fn start_tls(
     w: &Rc<CoreGen>,
-    stream: ClientStream,
+    io: monoio::net::TcpStream,
+    default: &crate::transport::tls::HostTls,
     peer: SocketAddr,
     local: SocketAddr,
-) -> Option<(ClientStream, Option<TlsOpen>)> {
+) -> Option<(ClientStream, TlsOpen)> {
     let cfg = &w.shared.cfg;
-    let first = crate::routing::first_vhost_for(&cfg.vhosts, local);
-    let default = match (cfg.vhosts[first].tls.as_deref(), stream) {
-        (Some(default), ClientStream::Plain(io)) => (default, io),
-        (_, stream) => return Some((stream, None)),
-    };
-    let (default, io) = default;
     let t = cfg
         .core
         .read_timeouts
@@ -210,7 +205,7 @@ async fn start_tls(
             };
             stats.tls_handshakes[kind].fetch_add(1, Ordering::Relaxed);
             stats.tls_open.fetch_add(1, Ordering::Relaxed);
-            Some((ClientStream::Tls(s), Some(TlsOpen(w.clone()))))
+            Some((ClientStream::Tls(s), TlsOpen(w.clone())))
         }
         Err(e) => {
             info!("client {peer}: TLS handshake failed: {e}");
@@ -264,12 +259,14 @@ pub async fn serve(w: Rc<CoreGen>, stream: ClientStream, start: Start) -> Served
     // The handshake's state (rustls's acceptor, a record's worth of buffer) is boxed for
     // the handshake only: inline it would make every connection's task, plain or TLS,
     // about 5 KB larger for its whole life.
-    let (stream, _tls_open) = match speaks_tls(&w, &stream, local) {
-        false => (stream, None),
-        true => match Box::pin(start_tls(&w, stream, peer, local)).await {
-            Some(s) => s,
-            None => return Served::Closed,
-        },
+    let (stream, _tls_open) = match (tls_host(&w, local), stream) {
+        (Some(host), ClientStream::Plain(io)) => {
+            match Box::pin(start_tls(&w, io, host, peer, local)).await {
+                Some((s, open)) => (s, Some(open)),
+                None => return Served::Closed,
+            }
+        }
+        (_, stream) => (stream, None),
     };
     let mut c = ClientConn {
         stream,
