@@ -447,13 +447,7 @@ fn corpus_vhosts_answer_as_apache_does() {
     // HTTPS through mod_ssl and through ringproxy, with the same certificate.
     let certs = std::env::temp_dir().join(format!("ringproxy-apache-certs-{}", std::process::id()));
     std::fs::create_dir_all(&certs).unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["secure.example.com".to_string()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
-    std::fs::write(certs.join("site.crt"), cert.pem()).unwrap();
-    std::fs::write(certs.join("site.key"), key.serialize_pem()).unwrap();
+    self_signed(&certs, "site", &["secure.example.com"], false);
     // Apache's workers read the files after dropping to `nobody`.
     for f in ["site.crt", "site.key"] {
         use std::os::unix::fs::PermissionsExt;

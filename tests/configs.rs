@@ -31,13 +31,7 @@ fn test_certs() -> std::path::PathBuf {
     DIR.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("ringproxy-corpus-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec!["secure.example.com".to_string()])
-            .unwrap()
-            .self_signed(&key)
-            .unwrap();
-        std::fs::write(dir.join("site.crt"), cert.pem()).unwrap();
-        std::fs::write(dir.join("site.key"), key.serialize_pem()).unwrap();
+        self_signed(&dir, "site", &["secure.example.com"], false);
         dir
     })
     .clone()

@@ -11,12 +11,7 @@ use std::sync::Arc;
 use common::*;
 use rustls::pki_types::{CertificateDer, ServerName};
 
-/// A certificate made for the test: its PEM files and DER.
-struct Cert {
-    cert: PathBuf,
-    key: PathBuf,
-    der: CertificateDer<'static>,
-}
+type Cert = TestCert;
 
 /// A temporary directory for one test's files, removed at the end.
 struct Dir(PathBuf);
@@ -30,26 +25,7 @@ impl Dir {
 
     /// A self-signed certificate for `names` (RSA-2048 or ECDSA P-256).
     fn cert(&self, file: &str, names: &[&str], rsa: bool) -> Cert {
-        let key = if rsa {
-            rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap()
-        } else {
-            rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap()
-        };
-        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let cert = rcgen::CertificateParams::new(names)
-            .unwrap()
-            .self_signed(&key)
-            .unwrap();
-        let write = |ext: &str, text: String| {
-            let p = self.0.join(format!("{file}.{ext}"));
-            std::fs::write(&p, text).unwrap();
-            p
-        };
-        Cert {
-            cert: write("crt", cert.pem()),
-            key: write("key", key.serialize_pem()),
-            der: cert.der().clone(),
-        }
+        self_signed(&self.0, file, names, rsa)
     }
 }
 

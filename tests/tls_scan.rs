@@ -49,14 +49,9 @@ fn openssl_finds_only_modern_protocols_and_suites() {
     }
     let dir = std::env::temp_dir().join(format!("ringproxy-scan-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["scan.test".to_string()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
-    let (crt, k) = (dir.join("scan.crt"), dir.join("scan.key"));
-    std::fs::write(&crt, cert.pem()).unwrap();
-    std::fs::write(&k, key.serialize_pem()).unwrap();
+    let TestCert {
+        cert: crt, key: k, ..
+    } = self_signed(&dir, "scan", &["scan.test"], true);
     let b = named("S");
     let p = proxy(&format!(
         "Listen 127.0.0.1:0\n<VirtualHost *>\nServerName scan.test\nSSLEngine on\nSSLCertificateFile {}\nSSLCertificateKeyFile {}\nProxyPass / http://127.0.0.1:{}/\n</VirtualHost>\n",

@@ -552,3 +552,35 @@ pub fn metric(p: &Server, line_prefix: &str) -> f64 {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no {line_prefix} in metrics:\n{page}"))
 }
+
+/// A self-signed certificate made for a test (RSA-2048 or ECDSA P-256), written to
+/// `dir/STEM.crt` and `dir/STEM.key`.
+pub struct TestCert {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+    pub der: rustls::pki_types::CertificateDer<'static>,
+}
+
+pub fn self_signed(dir: &std::path::Path, stem: &str, names: &[&str], rsa: bool) -> TestCert {
+    let alg = if rsa {
+        &rcgen::PKCS_RSA_SHA256
+    } else {
+        &rcgen::PKCS_ECDSA_P256_SHA256
+    };
+    let key = rcgen::KeyPair::generate_for(alg).unwrap();
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let cert = rcgen::CertificateParams::new(names)
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let write = |ext: &str, text: String| {
+        let p = dir.join(format!("{stem}.{ext}"));
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    TestCert {
+        cert: write("crt", cert.pem()),
+        key: write("key", key.serialize_pem()),
+        der: cert.der().clone(),
+    }
+}
