@@ -51,6 +51,10 @@ pub enum ErrorKind {
     Connect(String, std::io::Error),
     #[error("connect to {0} timed out")]
     ConnectTimeout(String),
+    /// The TLS handshake with a member failed (its certificate, most often): the member
+    /// is put in error as for a refused connect, and the answer is Apache's 502.
+    #[error("TLS handshake with {0} failed: {1}")]
+    MemberTls(String, crate::transport::tls::HandshakeError),
     #[error("timeout reading from backend {0}")]
     BackendTimeout(String),
     #[error("timeout sending request body to backend {0}")]
@@ -99,6 +103,7 @@ impl ProxyError {
             | ErrorKind::NoMember(_) => Side::Proxy,
             ErrorKind::Connect(..)
             | ErrorKind::ConnectTimeout(_)
+            | ErrorKind::MemberTls(..)
             | ErrorKind::BackendTimeout(_)
             | ErrorKind::BackendSendTimeout(_)
             | ErrorKind::BackendClosed(_)
@@ -127,6 +132,7 @@ impl ProxyError {
             ErrorKind::BackendTimeout(_) | ErrorKind::BackendSendTimeout(_) => 504,
             ErrorKind::BackendClosed(_)
             | ErrorKind::BackendIo(..)
+            | ErrorKind::MemberTls(..)
             | ErrorKind::BackendProtocol(..) => 502,
             ErrorKind::ClientTimeout | ErrorKind::ClientIo(_) | ErrorKind::ClientClosed => {
                 return None
@@ -210,6 +216,16 @@ mod tests {
             (
                 ErrorKind::Connect("m".into(), io()),
                 Some(503),
+                Side::Backend,
+            ),
+            (
+                ErrorKind::MemberTls(
+                    "m".into(),
+                    crate::transport::tls::HandshakeError::Tls(rustls::Error::InvalidCertificate(
+                        rustls::CertificateError::Expired,
+                    )),
+                ),
+                Some(502),
                 Side::Backend,
             ),
             (

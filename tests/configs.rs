@@ -86,7 +86,10 @@ fn every_corpus_file_loads_or_fails_at_its_known_lines() {
             &[
                 (6, "/etc/ssl/certs/site.pem: "),
                 (8, "only [P], [R], [F] and [G] rules are supported"),
-                (10, "TLS to backends is not available yet"),
+                (
+                    10,
+                    "TLS to members needs SSLProxyEngine On in the <VirtualHost> at",
+                ),
             ],
         ),
     ];

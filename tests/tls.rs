@@ -13,28 +13,6 @@ use rustls::pki_types::{CertificateDer, ServerName};
 
 type Cert = TestCert;
 
-/// A temporary directory for one test's files, removed at the end.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Dir {
-        let d = std::env::temp_dir().join(format!("ringproxy-tls-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&d).unwrap();
-        Dir(d)
-    }
-
-    /// A self-signed certificate for `names` (RSA-2048 or ECDSA P-256).
-    fn cert(&self, file: &str, names: &[&str], rsa: bool) -> Cert {
-        self_signed(&self.0, file, names, rsa)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
@@ -101,7 +79,7 @@ fn tls_config(dir: &Path, body: &str) -> String {
 /// the first host; a Host that picks a host with another TLS setup is answered 421.
 #[test]
 fn sni_chooses_the_host_and_its_certificate() {
-    let dir = Dir::new("sni");
+    let dir = Dir::new("tls-sni");
     let a = dir.cert("a", &["a.test"], false);
     let b = dir.cert("b", &["b.test", "*.b.test"], false);
     let (ba, bb) = (named("A"), named("B"));
@@ -165,7 +143,7 @@ fn sni_chooses_the_host_and_its_certificate() {
 /// client that only verifies RSA gets the RSA one.
 #[test]
 fn rsa_or_ecdsa_by_what_the_client_supports() {
-    let dir = Dir::new("kinds");
+    let dir = Dir::new("tls-kinds");
     let rsa = dir.cert("rsa", &["k.test"], true);
     let ec = dir.cert("ec", &["k.test"], false);
     let be = named("K");
@@ -210,7 +188,7 @@ fn rsa_or_ecdsa_by_what_the_client_supports() {
 /// `SSLProtocol`, ALPN and `SSLStrictSNIVHostCheck` as a client meets them.
 #[test]
 fn protocols_alpn_and_strict_sni() {
-    let dir = Dir::new("proto");
+    let dir = Dir::new("tls-proto");
     let c = dir.cert("c", &["p.test"], false);
     let be = named("P");
     let config = tls_config(
@@ -261,7 +239,7 @@ fn protocols_alpn_and_strict_sni() {
 /// Large bodies both ways and a WebSocket tunnel over TLS (through user space).
 #[test]
 fn bodies_and_tunnels_over_tls() {
-    let dir = Dir::new("bodies");
+    let dir = Dir::new("tls-bodies");
     let c = dir.cert("c", &["t.test"], false);
     let big = backend(|req| {
         if req.request_line().starts_with("POST") {
@@ -353,7 +331,7 @@ fn client_identity(
 /// variables reaching the member through `RequestHeader`.
 #[test]
 fn client_certificates_required_optional_and_refused() {
-    let dir = Dir::new("mtls");
+    let dir = Dir::new("tls-mtls");
     let server = dir.cert("s", &["m.test", "r.test"], false);
     let (ca, cert, key) = client_identity(&dir, "good");
     let (_, stranger, stranger_key) = client_identity(&dir, "other");
@@ -434,7 +412,7 @@ fn client_certificates_required_optional_and_refused() {
 fn reload_swaps_the_certificate_under_load_losing_nothing() {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Mutex;
-    let dir = Dir::new("reload");
+    let dir = Dir::new("tls-reload");
     let (a, b) = (
         dir.cert("a", &["r.test"], false),
         dir.cert("b", &["r.test"], false),

@@ -136,6 +136,18 @@ pub fn server_status(shared: &Shared, auto: bool, server_name: &str) -> (&'stati
             "TLSHandshakeFailures".into(),
             t.tls_failures.iter().sum::<u64>().to_string(),
         ),
+        (
+            "MemberTLSHandshakes".into(),
+            t.member_tls_handshakes[0].to_string(),
+        ),
+        (
+            "MemberTLSResumptions".into(),
+            t.member_tls_handshakes[1].to_string(),
+        ),
+        (
+            "MemberTLSHandshakeFailures".into(),
+            t.member_tls_failures.iter().sum::<u64>().to_string(),
+        ),
     ];
     for (i, s) in shared.stats.iter().enumerate() {
         let r = Ordering::Relaxed;
@@ -353,6 +365,28 @@ pub fn metrics(shared: &Shared) -> (&'static str, String) {
         &mut o,
         "ringproxy_tls_handshake_failures_total",
         "TLS handshakes that failed, by reason (timeout, closed, protocol: no common version, cipher: no common suite, client_certificate, alert, protocol_error: not TLS or malformed…).",
+        "reason",
+        &failures,
+    );
+    labelled(
+        &mut o,
+        "ringproxy_member_tls_handshakes_total",
+        "TLS handshakes with https:// and wss:// members, by kind: full or resumed.",
+        "kind",
+        &[
+            ("full", t.member_tls_handshakes[0]),
+            ("resumed", t.member_tls_handshakes[1]),
+        ],
+    );
+    let failures: Vec<(&str, u64)> = crate::transport::tls::HandshakeError::REASONS
+        .iter()
+        .zip(t.member_tls_failures)
+        .map(|(r, n)| (*r, n))
+        .collect();
+    labelled(
+        &mut o,
+        "ringproxy_member_tls_handshake_failures_total",
+        "TLS handshakes with members that failed, by reason (certificate: the member's certificate was refused; timeout, closed, protocol, cipher, alert, protocol_error…).",
         "reason",
         &failures,
     );

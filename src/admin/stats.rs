@@ -40,6 +40,10 @@ pub struct WorkerStats {
     pub tls_failures: [AtomicU64; TLS_REASONS],
     /// TLS connections open.
     pub tls_open: AtomicI64,
+    /// TLS handshakes with members: full, resumed.
+    pub member_tls_handshakes: [AtomicU64; 2],
+    /// TLS handshakes with members that failed, by `HandshakeError::REASONS`.
+    pub member_tls_failures: [AtomicU64; TLS_REASONS],
     pub epoll: AtomicBool,
     /// Time spent busy polling (`BusyPolling`), in microseconds: the CPU it costs.
     pub busy_poll_us: AtomicU64,
@@ -82,6 +86,8 @@ pub struct Totals {
     pub tls_handshakes: [u64; 3],
     pub tls_failures: [u64; TLS_REASONS],
     pub tls_open: i64,
+    pub member_tls_handshakes: [u64; 2],
+    pub member_tls_failures: [u64; TLS_REASONS],
 }
 
 /// How many handshake failure reasons are counted.
@@ -143,6 +149,16 @@ pub fn totals(all: &[WorkerStats]) -> Totals {
             *a += b.load(r);
         }
         t.tls_open += s.tls_open.load(r);
+        for (a, b) in t
+            .member_tls_handshakes
+            .iter_mut()
+            .zip(&s.member_tls_handshakes)
+        {
+            *a += b.load(r);
+        }
+        for (a, b) in t.member_tls_failures.iter_mut().zip(&s.member_tls_failures) {
+            *a += b.load(r);
+        }
     }
     t
 }

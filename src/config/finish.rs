@@ -17,7 +17,7 @@ impl Builder<'_> {
             let target = match r.target {
                 None => Target::Exclude,
                 Some((name, template)) => {
-                    let Some(idx) = self.resolve_target(&name, &r.loc) else {
+                    let Some(idx) = self.resolve_target(&name, &r.loc, r.vhost) else {
                         continue;
                     };
                     for (k, v) in &r.params {
@@ -76,7 +76,7 @@ impl Builder<'_> {
         for r in std::mem::take(&mut self.rewrites) {
             let mut rule = r.rule;
             if let Some((name, template)) = r.proxy {
-                let Some(balancer) = self.resolve_target(&name, &rule.loc) else {
+                let Some(balancer) = self.resolve_target(&name, &rule.loc, r.vhost) else {
                     continue;
                 };
                 rule.action = RewriteAction::Proxy { balancer, template };
@@ -223,6 +223,7 @@ impl Builder<'_> {
                 v.proxy_timeout = main.proxy_timeout;
             }
         }
+        self.finish_proxy_tls();
         self.finish_tls();
         self.warn_shadowed_handlers();
         if self.listens.is_empty() {

@@ -238,6 +238,11 @@ struct Builder<'a> {
     https_listens: tls::HttpsListens,
     /// `SSLSessionCache`: entries of the process-wide session cache (0: none).
     tls_cache_entries: usize,
+    /// The `SSLProxy*` settings of `<Proxy balancer://…>` sections, by balancer.
+    balancer_tls: HashMap<usize, tls::ProxyTlsSet>,
+    /// The server (0: main) where each balancer was first defined: its `SSLProxy*`
+    /// settings are the ones its members get.
+    defined_in: HashMap<usize, usize>,
 }
 
 fn build(
@@ -276,6 +281,8 @@ fn build(
         tls: vec![tls::TlsSet::default()],
         https_listens: Vec::new(),
         tls_cache_entries: crate::transport::tls::host::Settings::default().cache_entries,
+        balancer_tls: HashMap::new(),
+        defined_in: HashMap::new(),
     };
     b.walk(nodes, Ctx::Server(0));
     b.finish()
@@ -424,6 +431,7 @@ impl Builder<'_> {
                         return self.err(&s.loc, format!("bad balancer URL '{url}'"));
                     };
                     let idx = self.balancer_index(&name, &s.loc);
+                    self.defined_in.entry(idx).or_insert(vh);
                     self.walk(&s.children, Ctx::Balancer(vh, idx));
                 } else {
                     let pi = self.proxy_access_index(vh, url);
@@ -1336,12 +1344,119 @@ mod tests {
         );
         let e = errs(&host(&format!("{good}Protocols h2\n")));
         assert!(e[0].contains("must include http/1.1"), "{e:?}");
-        // TLS to members is the next step: still refused.
-        let e = errs("Listen 80\nSSLProxyEngine On\n");
-        assert!(e[0].contains("SSLProxyEngine On"), "{e:?}");
         // Without SSLEngine On the lines are read and nothing is served over TLS.
         let c = load("Listen 80\nSSLEngine Off\nSSLProtocol all -SSLv3\n").unwrap();
         assert!(c.vhosts[0].tls.is_none() && c.warnings.is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn sslproxy_lines_set_up_tls_members() {
+        let dir = std::env::temp_dir().join(format!("ringproxy-sslproxy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["app.test".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let (ca, client) = (dir.join("ca.pem"), dir.join("client.pem"));
+        std::fs::write(&ca, cert.pem()).unwrap();
+        std::fs::write(&client, format!("{}{}", cert.pem(), key.serialize_pem())).unwrap();
+        let site = |engine_at_main: &str, in_vhost: &str, in_proxy: &str| {
+            format!(
+                "Listen 80\n{engine_at_main}<VirtualHost *:80>\n{in_vhost}<Proxy balancer://app>\n{in_proxy}BalancerMember https://127.0.0.1:8443\nBalancerMember http://127.0.0.1:8080\n</Proxy>\nProxyPass /b balancer://app/\nProxyPass /w wss://127.0.0.1:9443/\n</VirtualHost>\n"
+            )
+        };
+        let trust = format!("SSLProxyCACertificateFile {}\n", ca.display());
+
+        // Without SSLProxyEngine On: the member's line, and where the line is missing.
+        let e = errs(&site("", &trust, ""));
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(
+            e[0].starts_with("t.conf:5: member 'https://127.0.0.1:8443': TLS to members needs SSLProxyEngine On in the <VirtualHost> at t.conf:2"),
+            "{e:?}"
+        );
+        assert!(
+            e[1].starts_with("t.conf:9: member 'wss://127.0.0.1:9443'"),
+            "{e:?}"
+        );
+
+        // In the host, in the main server or in the <Proxy> section: every TLS member
+        // gets its setup, plain ones none; the default verification is said once.
+        for (main, vhost, proxy) in [
+            ("", "SSLProxyEngine On\n", ""),
+            ("SSLProxyEngine On\n", "", ""),
+        ] {
+            let c = load(&site(main, &format!("{vhost}{trust}"), proxy)).unwrap();
+            let tls: Vec<bool> = c
+                .balancers
+                .iter()
+                .flat_map(|b| b.members.iter().map(|m| m.tls.is_some()))
+                .collect();
+            assert_eq!(tls, [true, false, true], "{main}{vhost}{proxy}");
+            let said: Vec<_> = c
+                .warnings
+                .iter()
+                .filter(|w| w.contains("SSLProxyVerify is not set"))
+                .collect();
+            assert_eq!(said.len(), 1, "{:?}", c.warnings);
+            assert!(said[0].contains("ca.pem") && said[0].contains("Apache's default is none"));
+        }
+        // A <Proxy> section's SSLProxyEngine covers its own members only.
+        let e = errs(&site("", &trust, "SSLProxyEngine On\n"));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].starts_with("t.conf:10: member 'wss://"), "{e:?}");
+
+        // SSLProxyVerify none is a warning that says what it costs; so is turning the
+        // name check off.
+        let c = load(&site(
+            "",
+            &format!("SSLProxyEngine On\nSSLProxyVerify none\nSSLProxyCheckPeerName off\nSSLProxyMachineCertificateFile {}\nSSLProxyCipherSuite ECDHE-RSA-AES128-GCM-SHA256:AES128-SHA\n", client.display()),
+            "",
+        ))
+        .unwrap();
+        let w = c.warnings.join("\n");
+        assert!(
+            w.contains(
+                "t.conf:4: SSLProxyVerify none: member certificates are not checked against any CA"
+            ),
+            "{w}"
+        );
+        assert!(w.contains("t.conf:5: SSLProxyCheckPeerName off"), "{w}");
+        assert!(
+            w.contains("t.conf:7: ") && w.contains("AES128-SHA (CBC mode)"),
+            "{w}"
+        );
+        assert!(!w.contains("SSLProxyVerify is not set"), "{w}");
+
+        // Files: a missing trust store or client certificate fails at its line, once.
+        let e = errs(&site(
+            "",
+            "SSLProxyEngine On\nSSLProxyCACertificateFile /nonexistent/ca.pem\n",
+            "",
+        ));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].starts_with("t.conf:4: "), "{e:?}");
+        let e = errs(&site(
+            "",
+            &format!(
+                "SSLProxyEngine On\n{trust}SSLProxyMachineCertificateFile {}\n",
+                ca.display()
+            ),
+            "",
+        ));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with("t.conf:5: SSLProxyMachineCertificateFile: "),
+            "{e:?}"
+        );
+        let e = errs("Listen 80\nSSLProxyMachineCertificatePath /etc/ssl\n");
+        assert!(
+            e[0].contains("name the file with SSLProxyMachineCertificateFile"),
+            "{e:?}"
+        );
+        let e = errs("Listen 80\nSSLProxyVerify sometimes\n");
+        assert!(e[0].contains("expected none, optional, require"), "{e:?}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -379,6 +379,27 @@ pub struct Member {
     pub path: String,
     pub params: MemberParams,
     pub loc: Loc,
+    /// TLS to this member (`https://`, `wss://`), built once the `SSLProxy*` settings are
+    /// known; `None` for a plain member.
+    pub tls: Option<crate::transport::tls::client::MemberTls>,
+}
+
+impl Member {
+    /// The member's scheme (`http` for a name that somehow has none).
+    pub fn scheme(&self) -> super::url::Scheme {
+        super::url::split_scheme(&self.name).map_or(super::url::Scheme::Http, |(s, _)| s)
+    }
+
+    /// The host a TLS member's certificate must name (without port or brackets); `None`
+    /// for a plain member.
+    pub fn tls_host(&self) -> Option<&str> {
+        if !self.scheme().is_tls() {
+            return None;
+        }
+        let authority = super::url::without_scheme(&self.name);
+        let (host, _) = super::url::split_host_port(authority).ok()?;
+        Some(host.trim_matches(['[', ']']))
+    }
 }
 
 #[derive(Clone, Debug)]

@@ -3,6 +3,7 @@
 //! every certificate (so `-t` reports a bad file at its `FILE:LINE`) and builds each TLS
 //! host's rustls configuration.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use std::sync::Arc;
 use rustls::{SupportedCipherSuite, SupportedProtocolVersion};
 
 use super::{Builder, ConfigError, Loc};
+use crate::transport::tls::client::{self, ClientSettings, MemberTls, Verify};
 use crate::transport::tls::host::{ClientAuth, VerifyClient};
 use crate::transport::tls::{certs, host};
 
@@ -36,6 +38,53 @@ pub(super) struct TlsSet {
     pub ca_path: Option<(PathBuf, Loc)>,
     /// The first `SSLVerifyClient` inside one of the host's `<Location>`s.
     pub location_verify: Option<Loc>,
+    /// The `SSLProxy*` settings of this server.
+    pub proxy: ProxyTlsSet,
+}
+
+/// What a server or a `<Proxy balancer://…>` section said with the `SSLProxy*` directives.
+#[derive(Clone, Default)]
+pub(super) struct ProxyTlsSet {
+    pub engine: Option<(bool, Loc)>,
+    pub verify: Option<(Verify, Loc)>,
+    pub depth: Option<u32>,
+    pub ca_file: Option<(PathBuf, Loc)>,
+    pub ca_path: Option<(PathBuf, Loc)>,
+    pub check_name: Option<bool>,
+    pub check_cn: Option<bool>,
+    pub check_expire: Option<bool>,
+    pub machine_cert: Option<(PathBuf, Loc)>,
+    pub machine_chain: Option<(PathBuf, Loc)>,
+    pub protocols: Option<Vec<&'static SupportedProtocolVersion>>,
+    pub tls12: Option<Vec<SupportedCipherSuite>>,
+    pub tls13: Option<Vec<SupportedCipherSuite>>,
+}
+
+impl ProxyTlsSet {
+    /// This set's values where it has them, else `base`'s.
+    fn over(&self, base: &ProxyTlsSet) -> ProxyTlsSet {
+        ProxyTlsSet {
+            engine: self.engine.clone().or_else(|| base.engine.clone()),
+            verify: self.verify.clone().or_else(|| base.verify.clone()),
+            depth: self.depth.or(base.depth),
+            ca_file: self.ca_file.clone().or_else(|| base.ca_file.clone()),
+            ca_path: self.ca_path.clone().or_else(|| base.ca_path.clone()),
+            check_name: self.check_name.or(base.check_name),
+            check_cn: self.check_cn.or(base.check_cn),
+            check_expire: self.check_expire.or(base.check_expire),
+            machine_cert: self
+                .machine_cert
+                .clone()
+                .or_else(|| base.machine_cert.clone()),
+            machine_chain: self
+                .machine_chain
+                .clone()
+                .or_else(|| base.machine_chain.clone()),
+            protocols: self.protocols.clone().or_else(|| base.protocols.clone()),
+            tls12: self.tls12.clone().or_else(|| base.tls12.clone()),
+            tls13: self.tls13.clone().or_else(|| base.tls13.clone()),
+        }
+    }
 }
 
 /// `Listen … https` lines, checked once the hosts are known.
@@ -74,6 +123,7 @@ impl TlsSet {
                 .location_verify
                 .clone()
                 .or_else(|| main.location_verify.clone()),
+            proxy: self.proxy.over(&main.proxy),
         }
     }
 }
@@ -199,4 +249,188 @@ impl Builder<'_> {
             }
         }
     }
+
+    /// Builds the client side of every `https://` and `wss://` member from the `SSLProxy*`
+    /// settings of its `<Proxy>` section, over those of the server that defines its
+    /// balancer, over the main server's (a balancer is shared by every host that proxies
+    /// to it, and so are its pooled connections: one setup per member).
+    pub(super) fn finish_proxy_tls(&mut self) {
+        let main = self
+            .tls
+            .first()
+            .map(|t| t.proxy.clone())
+            .unwrap_or_default();
+        let mut cache = SetupCache::default();
+        let mut said_default = false;
+        for bi in 0..self.balancers.len() {
+            let server = self.defined_in.get(&bi).copied().unwrap_or(0);
+            let own = self
+                .tls
+                .get(server)
+                .map(|t| t.proxy.clone())
+                .unwrap_or_default();
+            let section = self.balancer_tls.get(&bi).cloned().unwrap_or_default();
+            let set = section.over(&own.over(&main));
+            for mi in 0..self.balancers[bi].members.len() {
+                let member = &self.balancers[bi].members[mi];
+                let Some(host) = member.tls_host().map(str::to_string) else {
+                    continue;
+                };
+                let (loc, url) = (member.loc.clone(), member.name.clone());
+                if !matches!(set.engine, Some((true, _))) {
+                    let where_ = match self.vhosts.get(server).and_then(|v| v.loc.as_ref()) {
+                        Some(l) if server > 0 => format!("the <VirtualHost> at {l}"),
+                        _ => "the main server".to_string(),
+                    };
+                    self.err(
+                        &loc,
+                        format!("member '{url}': TLS to members needs SSLProxyEngine On in {where_} (or in the balancer's <Proxy> section), as in Apache"),
+                    );
+                    continue;
+                }
+                if set.verify.is_none() && !said_default {
+                    said_default = true;
+                    self.warn(
+                        &loc,
+                        format!("member '{url}': SSLProxyVerify is not set: member certificates are verified against {} (Apache's default is none; write SSLProxyVerify none to accept any issuer)", roots_named(&set)),
+                    );
+                }
+                let Ok(settings) = self.client_settings(&set, &loc, &mut cache) else {
+                    continue;
+                };
+                let name = match rustls_pki_types::ServerName::try_from(host.clone()) {
+                    Ok(n) => n,
+                    Err(_) => {
+                        self.err(
+                            &loc,
+                            format!(
+                                "member '{url}': '{host}' is not a name a certificate can have"
+                            ),
+                        );
+                        continue;
+                    }
+                };
+                match client::config(&settings, name.clone()) {
+                    Ok(config) => {
+                        self.balancers[bi].members[mi].tls = Some(MemberTls { config, name });
+                    }
+                    Err(e) => self.err(&loc, format!("member '{url}': TLS setup: {e}")),
+                }
+            }
+        }
+    }
+
+    /// A member's client settings from its merged `SSLProxy*` set; `Err` when an error was
+    /// reported (each file's error once).
+    fn client_settings(
+        &mut self,
+        set: &ProxyTlsSet,
+        member_loc: &Loc,
+        cache: &mut SetupCache,
+    ) -> Result<ClientSettings, ()> {
+        let verify = set.verify.as_ref().map_or(Verify::Require, |v| v.0);
+        let ca = (set.ca_file.clone(), set.ca_path.clone());
+        let key = (
+            ca.0.as_ref().map(|c| c.0.clone()),
+            ca.1.as_ref().map(|c| c.0.clone()),
+        );
+        let roots = match cache.roots.get(&key) {
+            // Under SSLProxyVerify none no CA is asked for.
+            _ if verify == Verify::None => Some(Arc::new(rustls::RootCertStore::empty())),
+            Some(r) => r.clone(),
+            None => {
+                let r = if key.0.is_none() && key.1.is_none() {
+                    client::system_roots()
+                } else {
+                    certs::load_roots(key.0.as_deref(), key.1.as_deref())
+                        .map(Arc::new)
+                        .map_err(|e| e.to_string())
+                };
+                let at =
+                    ca.0.as_ref()
+                        .or(ca.1.as_ref())
+                        .map_or(member_loc, |c| &c.1)
+                        .clone();
+                let r = r.map_err(|m| {
+                    if key.0.is_none() && key.1.is_none() {
+                        format!("{m}: set SSLProxyCACertificateFile")
+                    } else {
+                        m
+                    }
+                });
+                if let Err(m) = &r {
+                    self.err(&at, m.clone());
+                }
+                cache.roots.insert(key.clone(), r.clone().ok());
+                r.ok()
+            }
+        };
+        let Some(roots) = roots else { return Err(()) };
+        let client_cert = match &set.machine_cert {
+            None => None,
+            Some((path, loc)) => {
+                let files = certs::CertFiles {
+                    cert: path.clone(),
+                    key: None,
+                    chain: set.machine_chain.as_ref().map(|c| c.0.clone()),
+                };
+                let key = (files.cert.clone(), files.chain.clone());
+                match cache.certs.get(&key) {
+                    Some(Some(k)) => Some(k.clone()),
+                    Some(None) => return Err(()),
+                    None => match certs::load(&files) {
+                        Ok(k) => {
+                            if let Some(w) = certs::expiry_warning(&k) {
+                                self.warn(loc, w);
+                            }
+                            cache.certs.insert(key, Some(k.clone()));
+                            Some(k)
+                        }
+                        Err(e) => {
+                            self.err(loc, format!("SSLProxyMachineCertificateFile: {e}"));
+                            cache.certs.insert(key, None);
+                            return Err(());
+                        }
+                    },
+                }
+            }
+        };
+        Ok(ClientSettings {
+            protocols: set
+                .protocols
+                .clone()
+                .unwrap_or_else(|| host::Settings::default().protocols),
+            tls12_suites: set.tls12.clone().unwrap_or_default(),
+            tls13_suites: set.tls13.clone().unwrap_or_default(),
+            verify,
+            roots,
+            depth: set.depth,
+            // mod_ssl: SSLProxyCheckPeerName, when written, decides; else
+            // SSLProxyCheckPeerCN off turns the name check off.
+            check_name: set.check_name.or(set.check_cn).unwrap_or(true),
+            check_expire: set.check_expire.unwrap_or(true),
+            client_cert,
+        })
+    }
 }
+
+/// What the trusted CAs of a set are, for messages.
+fn roots_named(set: &ProxyTlsSet) -> String {
+    match (&set.ca_file, &set.ca_path) {
+        (Some((f, _)), _) => f.display().to_string(),
+        (None, Some((d, _))) => d.display().to_string(),
+        (None, None) => "the system's trusted CAs".to_string(),
+    }
+}
+
+/// Trust stores and client certificates loaded while members are set up, so that a file
+/// shared by many members is read (and its error reported) once.
+#[derive(Default)]
+struct SetupCache {
+    /// By (CA file, CA directory); `None`: loading failed (and was reported).
+    roots: HashMap<CaFiles, Option<Arc<rustls::RootCertStore>>>,
+    /// By (certificate file, chain file).
+    certs: HashMap<(PathBuf, Option<PathBuf>), Option<Arc<rustls::sign::CertifiedKey>>>,
+}
+
+type CaFiles = (Option<PathBuf>, Option<PathBuf>);

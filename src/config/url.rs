@@ -47,6 +47,19 @@ impl Scheme {
         }
     }
 
+    /// A scheme a member may have (what a BalancerMember names).
+    pub fn is_member(self) -> bool {
+        matches!(
+            self,
+            Scheme::Http | Scheme::Ws | Scheme::Https | Scheme::Wss
+        )
+    }
+
+    /// A member scheme spoken over TLS.
+    pub fn is_tls(self) -> bool {
+        matches!(self, Scheme::Https | Scheme::Wss)
+    }
+
     /// `scheme://authority`.
     pub fn url(self, authority: &str) -> String {
         format!("{}://{authority}", self.name())
@@ -55,11 +68,10 @@ impl Scheme {
     /// Why ringproxy cannot speak this scheme to a member yet, if it cannot.
     fn unsupported(self) -> Option<&'static str> {
         match self {
-            Scheme::Http | Scheme::Ws | Scheme::Balancer => None,
-            Scheme::Https | Scheme::Wss => {
-                Some("TLS to backends is not available yet; use http:// or ws://")
+            Scheme::Http | Scheme::Ws | Scheme::Https | Scheme::Wss | Scheme::Balancer => None,
+            Scheme::Ajp => {
+                Some("AJP members are not available yet; use http://, https://, ws:// or wss://")
             }
-            Scheme::Ajp => Some("AJP members are not available yet; use http:// or ws://"),
         }
     }
 }
@@ -102,7 +114,7 @@ pub fn proxy_target(url: &str) -> Result<ProxyTarget<'_>, String> {
     let Some((scheme, rest)) = split_scheme(url) else {
         let scheme = url.split("://").next().unwrap_or(url);
         return Err(format!(
-            "backend scheme '{scheme}' is not supported (http://, ws:// and balancer:// are)"
+            "backend scheme '{scheme}' is not supported (http://, https://, ws://, wss:// and balancer:// are)"
         ));
     };
     if let Some(why) = scheme.unsupported() {
@@ -160,8 +172,7 @@ pub fn member_from_url_resolved(
 
 /// The host (without brackets) and port a member URL names, without looking anything up.
 pub fn member_host_port(url: &str) -> Option<(String, u16)> {
-    let (scheme, after) =
-        split_scheme(url).filter(|(s, _)| matches!(s, Scheme::Http | Scheme::Ws))?;
+    let (scheme, after) = split_scheme(url).filter(|(s, _)| s.is_member())?;
     let authority = after.split('/').next()?;
     let (host, port) = split_host_port(authority).ok()?;
     Some((
@@ -177,7 +188,7 @@ pub(super) fn parse_member_url(
 ) -> Result<Member, ConfigError> {
     let bad = |what: String| ConfigError::new(loc, format!("member '{url}': {what}"));
     let (scheme, after) = match split_scheme(url) {
-        Some(found @ (Scheme::Http | Scheme::Ws, _)) => found,
+        Some(found @ (s, _)) if s.is_member() => found,
         Some((s, _)) if s.unsupported().is_some() => {
             let why = s.unsupported().unwrap_or_default();
             return Err(bad(format!(
@@ -188,13 +199,13 @@ pub(super) fn parse_member_url(
         _ => {
             let scheme = url.split("://").next().unwrap_or(url);
             return Err(bad(format!(
-                "scheme '{scheme}' is not supported (http:// and ws:// are)"
+                "scheme '{scheme}' is not supported (http://, https://, ws:// and wss:// are)"
             )));
         }
     };
-    // ws:// is mod_proxy_wstunnel's scheme: an http:// member that tunnels WebSocket
-    // upgrades (as `upgrade=websocket` does for http:// members).
-    let websocket = scheme == Scheme::Ws;
+    // ws:// and wss:// are mod_proxy_wstunnel's schemes: an http:// or https:// member
+    // that tunnels WebSocket upgrades (as `upgrade=websocket` does for the others).
+    let websocket = matches!(scheme, Scheme::Ws | Scheme::Wss);
     let (authority, path) = match after.find('/') {
         Some(i) => (&after[..i], after[i..].trim_end_matches('/').to_string()),
         None => (after, String::new()),
@@ -222,6 +233,7 @@ pub(super) fn parse_member_url(
             ..MemberParams::default()
         },
         loc: loc.clone(),
+        tls: None,
     })
 }
 
@@ -315,13 +327,14 @@ mod tests {
             ),
             ("http://h:81/p", member(Scheme::Http, "h:81", "/p")),
             ("WS://h", member(Scheme::Ws, "h", "")),
+            ("https://h:8443/p", member(Scheme::Https, "h:8443", "/p")),
+            ("wss://h", member(Scheme::Wss, "h", "")),
         ];
         for (url, want) in ok {
             assert_eq!(proxy_target(url).as_ref(), Ok(want), "{url}");
         }
         for (url, why) in [
             ("balancer:///x", "bad balancer URL"),
-            ("https://h/", "TLS to backends is not available yet"),
             ("ajp://h:8009/", "AJP members are not available yet"),
             ("gopher://h/", "backend scheme 'gopher' is not supported"),
             ("/local", "backend scheme '/local' is not supported"),

@@ -14,14 +14,13 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::balancer::{flag, MemberView};
 use crate::http::body::Framing;
 use crate::http::head::{parse_response, ResponseHead};
 use crate::runtime::Shared;
 use crate::transport::io::{read_more, write_all, IoFail};
-use crate::transport::BackendStream;
 
 /// Apache's default `hcinterval`.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
@@ -128,10 +127,14 @@ async fn check(shared: &Shared, balancer: usize, mv: &MemberView, method: &str) 
         .or(cfg.balancers.get(balancer).and_then(|b| b.params.timeout))
         .unwrap_or(cfg.core.timeout);
     let connect_timeout = p.connection_timeout.unwrap_or(timeout);
-    let keepalive = p.keepalive == Some(true);
-    let Ok(mut stream) = BackendStream::connect(member.addr, connect_timeout, keepalive).await
-    else {
-        return false;
+    // TLS members are checked through TLS (a TCP check is a full handshake): a member
+    // whose certificate fails stays out.
+    let mut stream = match crate::upstream::connect_stream(member, connect_timeout).await {
+        Ok(s) => s,
+        Err(e) => {
+            debug!("health check of {}: {e}", member.name);
+            return false;
+        }
     };
     if method == "TCP" {
         return true;

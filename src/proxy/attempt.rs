@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use tracing::{debug, error, warn};
 
-use crate::admin::stats::Retry;
+use crate::admin::stats::{Retry, WorkerStats};
 use crate::balancer::{BalancerView, Choice, CoreView, NoChoice, RequestKeys};
 use crate::config::LbMethod;
 use crate::error::{ErrorKind, ProxyError};
@@ -14,6 +14,7 @@ use crate::http::body::Framing;
 use crate::http::headers::Env as HeaderEnv;
 use crate::http::server::{ClientConn, RequestCtx};
 use crate::runtime::CoreGen;
+use crate::transport::tls::HandshakeError;
 use crate::upstream::{self, UpstreamSession};
 
 use super::exchange::{http1_exchange, Exchange, ExchangeError};
@@ -221,14 +222,35 @@ async fn session(
         None => &stats.pool_misses,
     };
     counter.fetch_add(1, Ordering::Relaxed);
-    match pooled {
-        Some(s) => Ok(s),
-        None => {
-            let t = w
-                .shared
-                .cfg
-                .member_connect_timeout(routed.vh_idx, b, member);
-            upstream::connect(member, t).await
+    let Some(s) = pooled else {
+        let t = w
+            .shared
+            .cfg
+            .member_connect_timeout(routed.vh_idx, b, member);
+        let made = upstream::connect(member, t).await;
+        count_member_tls(stats, &made);
+        return made;
+    };
+    Ok(s)
+}
+
+/// A new session's TLS handshake (if it was a TLS member's), in the metrics.
+fn count_member_tls(stats: &WorkerStats, made: &Result<UpstreamSession, ProxyError>) {
+    let r = Ordering::Relaxed;
+    match made {
+        Ok(s) => {
+            if let Some(facts) = s.tls() {
+                stats.member_tls_handshakes[usize::from(facts.resumed)].fetch_add(1, r);
+            }
+        }
+        Err(e) => {
+            if let ErrorKind::MemberTls(_, h) = &e.kind {
+                let reason = h.reason_as_client();
+                let i = HandshakeError::REASONS.iter().position(|x| *x == reason);
+                if let Some(i) = i {
+                    stats.member_tls_failures[i].fetch_add(1, r);
+                }
+            }
         }
     }
 }

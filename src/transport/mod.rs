@@ -242,6 +242,13 @@ pub enum ConnectError {
 }
 
 impl BackendStream {
+    /// Into the member pool: buffers that only a transfer needs are given back.
+    pub fn release_buffers(&mut self) {
+        if let BackendStream::Tls(s) = self {
+            s.release_buffers();
+        }
+    }
+
     /// Connects to a member within `t`. `keepalive`: the member's `keepalive=On` (TCP
     /// keep-alive probes on an otherwise idle pooled connection).
     pub async fn connect(

@@ -3,9 +3,9 @@
 //! [`UpstreamSession`] has one variant per member protocol: HTTP/1.1 now ([`http1`]), AJP
 //! next. The proxy's attempt loop (pooled or new connection, stale retry, failover) only
 //! asks a session whether it came from the pool and lends it a buffer; what is said on it
-//! is the variant's. [`connect`] makes a new one (TCP now; a TLS handshake will fold into
-//! the same connect timeout), [`pool`] keeps idle ones per core, keyed by balancer and
-//! member.
+//! is the variant's. [`connect`] makes a new one (TCP, and for a TLS member the handshake
+//! within the same connect timeout), [`pool`] keeps idle ones per core, keyed by balancer
+//! and member.
 
 pub mod http1;
 pub mod pool;
@@ -15,6 +15,7 @@ use std::time::Duration;
 use crate::config::Member;
 use crate::error::{ErrorKind, ProxyError};
 use crate::runtime::buffer::BufPool;
+use crate::transport::tls::HandshakeError;
 use crate::transport::{BackendStream, ConnectError};
 use http1::Http1Session;
 
@@ -48,6 +49,14 @@ impl UpstreamSession {
         }
     }
 
+    /// The TLS facts of the connection, for a TLS member.
+    pub fn tls(&self) -> Option<&crate::transport::TlsFacts> {
+        use crate::transport::Transport;
+        match self {
+            UpstreamSession::Http1(s) => s.stream.tls(),
+        }
+    }
+
     /// When it went idle (for the pool's `ttl` and purge).
     pub fn idle_since(&self) -> std::time::Instant {
         match self {
@@ -60,6 +69,7 @@ impl UpstreamSession {
         match self {
             UpstreamSession::Http1(s) => {
                 s.buf = Vec::new();
+                s.stream.release_buffers();
                 // Idle limits are seconds: the coarse clock is precise enough, and cheaper.
                 s.idle_since = crate::runtime::timer::coarse_now();
             }
@@ -74,20 +84,38 @@ impl UpstreamSession {
     }
 }
 
-/// A new session with `member` within `t` (the member's `connectiontimeout`).
+/// A new session with `member` within `t` (the member's `connectiontimeout`, which
+/// covers the TLS handshake of a TLS member too).
 pub async fn connect(member: &Member, t: Duration) -> Result<UpstreamSession, ProxyError> {
-    let keepalive = member.params.keepalive == Some(true);
-    let stream = match BackendStream::connect(member.addr, t, keepalive).await {
+    let stream = match connect_stream(member, t).await {
         Ok(s) => s,
         Err(ConnectError::Io(e)) => return Err(ErrorKind::Connect(member.name.clone(), e).into()),
-        Err(ConnectError::Timeout) => {
+        Err(ConnectError::Timeout | ConnectError::Tls(HandshakeError::Timeout)) => {
             return Err(ErrorKind::ConnectTimeout(member.name.clone()).into())
         }
-        // Members are plain until TLS to members exists; a handshake cannot fail here.
         Err(ConnectError::Tls(e)) => {
-            let e = std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string());
-            return Err(ErrorKind::Connect(member.name.clone(), e).into());
+            return Err(ErrorKind::MemberTls(member.name.clone(), e).into())
         }
     };
     Ok(UpstreamSession::Http1(Http1Session::new(stream)))
+}
+
+/// A connection to `member` within `t`: TCP, then TLS for an `https://` or `wss://`
+/// member (the server name sent is the configured host). Requests and health checks
+/// both come through here.
+pub async fn connect_stream(member: &Member, t: Duration) -> Result<BackendStream, ConnectError> {
+    let keepalive = member.params.keepalive == Some(true);
+    match &member.tls {
+        None => BackendStream::connect(member.addr, t, keepalive).await,
+        Some(tls) => {
+            BackendStream::connect_tls(
+                member.addr,
+                t,
+                keepalive,
+                tls.config.clone(),
+                tls.name.clone(),
+            )
+            .await
+        }
+    }
 }

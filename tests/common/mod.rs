@@ -35,6 +35,11 @@ pub struct SeenRequest {
     pub body_len: u64,
     pub body_sum: u64,
     pub body: Vec<u8>,
+    /// For a TLS backend: the server name the client sent.
+    pub sni: Option<String>,
+    /// For a TLS backend: the subject's first DNS name or CN of the client's certificate
+    /// (as a hex-free marker: whether one was presented, and which).
+    pub client_cert: Option<Vec<u8>>,
 }
 
 impl SeenRequest {
@@ -79,6 +84,8 @@ pub struct Backend {
     pub closed: Arc<AtomicUsize>,
     pub requests: Arc<Mutex<Vec<SeenRequest>>>,
     handler: Handler,
+    /// Set for a TLS backend ([`tls_backend`]).
+    tls: Option<Arc<rustls::ServerConfig>>,
     /// Set to stop: the listener closes (connects are refused) and open connections end.
     stop: Arc<std::sync::atomic::AtomicBool>,
     accept_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -128,12 +135,13 @@ impl Backend {
 
     fn spawn_accept(&self, l: TcpListener) -> std::thread::JoinHandle<()> {
         l.set_nonblocking(true).unwrap();
-        let (conns, closed, reqs, handler, stop) = (
+        let (conns, closed, reqs, handler, stop, tls) = (
             self.connections.clone(),
             self.closed.clone(),
             self.requests.clone(),
             self.handler.clone(),
             self.stop.clone(),
+            self.tls.clone(),
         );
         std::thread::spawn(move || {
             // Non-blocking accept polled every millisecond, so `stop` can close the
@@ -145,8 +153,16 @@ impl Backend {
                         conns.fetch_add(1, Ordering::SeqCst);
                         let (h, r, st) = (handler.clone(), reqs.clone(), stop.clone());
                         let closed = closed.clone();
+                        let tls = tls.clone();
                         std::thread::spawn(move || {
-                            serve_backend(s, h, r, st);
+                            s.set_read_timeout(Some(IO_TIMEOUT)).ok();
+                            match tls {
+                                None => serve_backend(s, h, r, st),
+                                Some(config) => {
+                                    let conn = rustls::ServerConnection::new(config).unwrap();
+                                    serve_backend(rustls::StreamOwned::new(conn, s), h, r, st);
+                                }
+                            }
                             closed.fetch_add(1, Ordering::SeqCst);
                         });
                     }
@@ -177,18 +193,66 @@ pub fn backend_on(
     addr: SocketAddr,
     handler: impl Fn(&SeenRequest) -> Action + Send + Sync + 'static,
 ) -> Backend {
+    start_backend(addr, Arc::new(handler), None)
+}
+
+/// A backend speaking HTTPS with `config` (a rustls server configuration made by the
+/// test: its certificate, and whether it asks for a client certificate).
+pub fn tls_backend(
+    config: Arc<rustls::ServerConfig>,
+    handler: impl Fn(&SeenRequest) -> Action + Send + Sync + 'static,
+) -> Backend {
+    tls_backend_on("127.0.0.1:0".parse().unwrap(), config, handler)
+}
+
+/// [`tls_backend`] on a given address (port 0 for any).
+pub fn tls_backend_on(
+    addr: SocketAddr,
+    config: Arc<rustls::ServerConfig>,
+    handler: impl Fn(&SeenRequest) -> Action + Send + Sync + 'static,
+) -> Backend {
+    start_backend(addr, Arc::new(handler), Some(config))
+}
+
+fn start_backend(
+    addr: SocketAddr,
+    handler: Handler,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> Backend {
     let l = TcpListener::bind(addr).unwrap();
     let b = Backend {
         addr: l.local_addr().unwrap(),
         connections: Arc::new(AtomicUsize::new(0)),
         closed: Arc::new(AtomicUsize::new(0)),
         requests: Arc::new(Mutex::new(Vec::new())),
-        handler: Arc::new(handler),
+        handler,
+        tls,
         stop: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         accept_thread: Mutex::new(None),
     };
     *b.accept_thread.lock().unwrap() = Some(b.spawn_accept(l));
     b
+}
+
+/// What a backend knows of its connection's TLS, for [`SeenRequest`].
+trait BackendConn: Read + Write {
+    fn tls_facts(&self) -> (Option<String>, Option<Vec<u8>>) {
+        (None, None)
+    }
+}
+
+impl BackendConn for TcpStream {}
+
+impl BackendConn for rustls::StreamOwned<rustls::ServerConnection, TcpStream> {
+    fn tls_facts(&self) -> (Option<String>, Option<Vec<u8>>) {
+        let sni = self.conn.server_name().map(str::to_string);
+        let cert = self
+            .conn
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(|c| c.to_vec());
+        (sni, cert)
+    }
 }
 
 /// A backend that answers with its own name.
@@ -197,18 +261,18 @@ pub fn named(name: &'static str) -> Backend {
 }
 
 fn serve_backend(
-    s: TcpStream,
+    s: impl BackendConn,
     h: Handler,
     seen: Arc<Mutex<Vec<SeenRequest>>>,
     stop: Arc<std::sync::atomic::AtomicBool>,
 ) {
-    s.set_read_timeout(Some(IO_TIMEOUT)).ok();
-    let mut w = s.try_clone().unwrap();
     let mut r = BufReader::new(s);
     loop {
-        let Some(req) = read_request(&mut r) else {
+        let Some(mut req) = read_request(&mut r) else {
             return;
         };
+        (req.sni, req.client_cert) = r.get_ref().tls_facts();
+        let w = r.get_mut();
         if stop.load(Ordering::SeqCst) {
             return; // a stopped backend answers nothing more
         }
@@ -269,7 +333,7 @@ fn read_head_lines(r: &mut impl BufRead) -> Option<String> {
     }
 }
 
-fn read_request(r: &mut BufReader<TcpStream>) -> Option<SeenRequest> {
+fn read_request(r: &mut impl BufRead) -> Option<SeenRequest> {
     let head = read_head_lines(r)?;
     let mut req = SeenRequest {
         head,
@@ -488,44 +552,68 @@ pub fn balancer_config(members: &[(&Backend, &str)], extra: &str) -> String {
 /// A WebSocket-like backend: answers the upgrade with 101, then echoes until EOF. Sends
 /// each upgrade request head it saw.
 pub fn upgrade_backend() -> (SocketAddr, mpsc::Receiver<String>) {
+    upgrade_backend_with(None)
+}
+
+/// [`upgrade_backend`] speaking TLS with `config`.
+pub fn tls_upgrade_backend(
+    config: Arc<rustls::ServerConfig>,
+) -> (SocketAddr, mpsc::Receiver<String>) {
+    upgrade_backend_with(Some(config))
+}
+
+fn upgrade_backend_with(
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> (SocketAddr, mpsc::Receiver<String>) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for s in l.incoming().flatten() {
             let tx = tx.clone();
+            let tls = tls.clone();
             std::thread::spawn(move || {
                 s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-                let mut w = s.try_clone().unwrap();
-                let mut r = BufReader::new(s);
-                let mut head = String::new();
-                loop {
-                    let mut line = String::new();
-                    if r.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    head.push_str(&line);
-                    if line == "\r\n" {
-                        break;
-                    }
-                }
-                let _ = tx.send(head);
-                let _ = w.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n");
-                let mut buf = [0u8; 4096];
-                loop {
-                    match r.read(&mut buf) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => {
-                            if w.write_all(&buf[..n]).is_err() {
-                                return;
-                            }
-                        }
+                match tls {
+                    None => echo_after_upgrade(s, &tx),
+                    Some(config) => {
+                        let conn = rustls::ServerConnection::new(config).unwrap();
+                        echo_after_upgrade(rustls::StreamOwned::new(conn, s), &tx);
                     }
                 }
             });
         }
     });
     (addr, rx)
+}
+
+/// Reads a request head, answers 101 and echoes every byte after it.
+fn echo_after_upgrade(s: impl BackendConn, heads: &mpsc::Sender<String>) {
+    let mut r = BufReader::new(s);
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        head.push_str(&line);
+        if line == "\r\n" {
+            break;
+        }
+    }
+    let _ = heads.send(head);
+    let _ = r.get_mut().write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n");
+    let mut buf = [0u8; 4096];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if r.get_mut().write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+        }
+    }
 }
 
 pub fn read_head(r: &mut BufReader<TcpStream>) -> String {
@@ -582,5 +670,27 @@ pub fn self_signed(dir: &std::path::Path, stem: &str, names: &[&str], rsa: bool)
         cert: write("crt", cert.pem()),
         key: write("key", key.serialize_pem()),
         der: cert.der().clone(),
+    }
+}
+
+/// A temporary directory for one test's files, removed at the end.
+pub struct Dir(pub std::path::PathBuf);
+
+impl Dir {
+    pub fn new(name: &str) -> Dir {
+        let d = std::env::temp_dir().join(format!("ringproxy-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        Dir(d)
+    }
+
+    /// A self-signed certificate for `names` (RSA-2048 or ECDSA P-256).
+    pub fn cert(&self, file: &str, names: &[&str], rsa: bool) -> TestCert {
+        self_signed(&self.0, file, names, rsa)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }

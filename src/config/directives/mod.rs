@@ -186,6 +186,66 @@ const TABLE: &[Spec] = &[
         MAIN | VHOST | BALANCER,
         tls::sslproxyengine
     ),
+    spec!(
+        "SSLProxyVerify",
+        MAIN | VHOST | BALANCER,
+        tls::sslproxyverify
+    ),
+    spec!(
+        "SSLProxyVerifyDepth",
+        MAIN | VHOST | BALANCER,
+        tls::sslproxyverifydepth
+    ),
+    spec!(
+        "SSLProxyCACertificateFile",
+        MAIN | VHOST | BALANCER,
+        tls::sslproxy_ca
+    ),
+    spec!(
+        "SSLProxyCACertificatePath",
+        MAIN | VHOST | BALANCER,
+        tls::sslproxy_ca
+    ),
+    spec!(
+        "SSLProxyCheckPeerName",
+        MAIN | VHOST | BALANCER,
+        tls::sslproxy_check
+    ),
+    spec!(
+        "SSLProxyCheckPeerCN",
+        MAIN | VHOST | BALANCER,
+        tls::sslproxy_check
+    ),
+    spec!(
+        "SSLProxyCheckPeerExpire",
+        MAIN | VHOST | BALANCER,
+        tls::sslproxy_check
+    ),
+    spec!(
+        "SSLProxyMachineCertificateFile",
+        MAIN | VHOST | BALANCER,
+        tls::sslproxy_machine
+    ),
+    spec!(
+        "SSLProxyMachineCertificateChainFile",
+        MAIN | VHOST | BALANCER,
+        tls::sslproxy_machine
+    ),
+    spec!(
+        "SSLProxyMachineCertificatePath",
+        MAIN | VHOST | BALANCER,
+        tls::sslproxy_machine
+    ),
+    spec!(
+        "SSLProxyProtocol",
+        MAIN | VHOST | BALANCER,
+        tls::sslproxyprotocol
+    ),
+    spec!(
+        "SSLProxyCipherSuite",
+        MAIN | VHOST | BALANCER,
+        tls::sslproxyciphersuite
+    ),
     spec!("SSLCertificateFile", MAIN | VHOST, tls::certificate),
     spec!("SSLCertificateKeyFile", MAIN | VHOST, tls::certificate),
     spec!("SSLCertificateChainFile", MAIN | VHOST, tls::certificate),

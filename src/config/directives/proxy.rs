@@ -217,7 +217,21 @@ pub(super) fn balancerpersist(b: &mut Builder, d: &Directive, _ctx: Ctx) {
 impl Builder<'_> {
     /// A ProxyPass or RewriteRule [P] target name: a defined balancer, or an implicit one
     /// for a worker URL.
-    pub(in crate::config) fn resolve_target(&mut self, name: &str, loc: &Loc) -> Option<usize> {
+    /// The balancer a rule of server `vhost` names (created for a plain URL).
+    pub(in crate::config) fn resolve_target(
+        &mut self,
+        name: &str,
+        loc: &Loc,
+        vhost: usize,
+    ) -> Option<usize> {
+        let found = self.find_target(name, loc);
+        if let Some(i) = found {
+            self.defined_in.entry(i).or_insert(vhost);
+        }
+        found
+    }
+
+    fn find_target(&mut self, name: &str, loc: &Loc) -> Option<usize> {
         if is_balancer_url(name) {
             let found = self
                 .balancers
@@ -391,6 +405,7 @@ impl Builder<'_> {
                     ),
                 },
             };
+        self.defined_in.entry(bidx).or_insert(ctx.vhost());
         let Some((url, kvs)) = rest.split_first() else {
             return self.err(loc, "BalancerMember needs a URL");
         };

@@ -2,7 +2,11 @@
 //! `transport::tls::host` for what each setting becomes). What rustls cannot do is a
 //! warning that says so; what would weaken security without the admin knowing is an error.
 
+use rustls::{SupportedCipherSuite, SupportedProtocolVersion};
+
+use super::super::tls::ProxyTlsSet;
 use super::super::*;
+use crate::transport::tls::client::Verify;
 use crate::transport::tls::host::{self, VerifyClient};
 
 /// Resolves a file path as Apache does for a relative one (ringproxy: against the main
@@ -44,14 +48,132 @@ pub(super) fn sslengine(b: &mut Builder, d: &Directive, ctx: Ctx) {
     }
 }
 
-/// `SSLProxyEngine`: TLS to members comes with https:// members.
-pub(super) fn sslproxyengine(b: &mut Builder, d: &Directive, _ctx: Ctx) {
-    if b.one_flag(d) == Some(true) {
-        b.err(
+/// Where an `SSLProxy*` directive puts its value: its `<Proxy balancer://…>` section's set,
+/// else its server's.
+fn proxy_set<'b>(b: &'b mut Builder, ctx: Ctx) -> &'b mut ProxyTlsSet {
+    match ctx {
+        Ctx::Balancer(_, i) => b.balancer_tls.entry(i).or_default(),
+        _ => &mut b.tls[ctx.vhost()].proxy,
+    }
+}
+
+/// `SSLProxyEngine`.
+pub(super) fn sslproxyengine(b: &mut Builder, d: &Directive, ctx: Ctx) {
+    if let Some(on) = b.one_flag(d) {
+        proxy_set(b, ctx).engine = Some((on, d.loc.clone()));
+    }
+}
+
+/// `SSLProxyVerify none|optional|require|optional_no_ca`.
+pub(super) fn sslproxyverify(b: &mut Builder, d: &Directive, ctx: Ctx) {
+    let Some(arg) = one_arg(b, d) else { return };
+    let v = match arg.to_ascii_lowercase().as_str() {
+        // A member always presents a certificate: optional checks it as require does.
+        "require" | "optional" => Verify::Require,
+        "none" | "optional_no_ca" => {
+            b.warn(
+                &d.loc,
+                format!("SSLProxyVerify {arg}: member certificates are not checked against any CA, so anyone on the path to a member can pose as it (its name and dates are still checked unless SSLProxyCheckPeerName/SSLProxyCheckPeerExpire say off)"),
+            );
+            Verify::None
+        }
+        other => {
+            return b.err(
+                &d.loc,
+                format!(
+                    "SSLProxyVerify {other}: expected none, optional, require or optional_no_ca"
+                ),
+            )
+        }
+    };
+    proxy_set(b, ctx).verify = Some((v, d.loc.clone()));
+}
+
+/// `SSLProxyVerifyDepth`.
+pub(super) fn sslproxyverifydepth(b: &mut Builder, d: &Directive, ctx: Ctx) {
+    if let Some(n) = b.one_num(d, 0, 100) {
+        proxy_set(b, ctx).depth = Some(n as u32);
+    }
+}
+
+/// `SSLProxyCACertificateFile`, `SSLProxyCACertificatePath`.
+pub(super) fn sslproxy_ca(b: &mut Builder, d: &Directive, ctx: Ctx) {
+    let Some(arg) = one_arg(b, d) else { return };
+    let entry = Some((file_path(b, arg), d.loc.clone()));
+    let set = proxy_set(b, ctx);
+    if d.name.eq_ignore_ascii_case("SSLProxyCACertificateFile") {
+        set.ca_file = entry;
+    } else {
+        set.ca_path = entry;
+    }
+}
+
+/// `SSLProxyCheckPeerName`, `SSLProxyCheckPeerCN`, `SSLProxyCheckPeerExpire`.
+pub(super) fn sslproxy_check(b: &mut Builder, d: &Directive, ctx: Ctx) {
+    let Some(on) = b.one_flag(d) else { return };
+    let name = d.name.to_ascii_lowercase();
+    if !on {
+        b.warn(
             &d.loc,
-            "SSLProxyEngine On: TLS to backends is not available yet; use http:// members",
+            format!(
+                "{} off: a member certificate is accepted without that check",
+                d.name
+            ),
         );
     }
+    let set = proxy_set(b, ctx);
+    match name.as_str() {
+        "sslproxycheckpeername" => set.check_name = Some(on),
+        "sslproxycheckpeercn" => set.check_cn = Some(on),
+        _ => set.check_expire = Some(on),
+    }
+}
+
+/// `SSLProxyMachineCertificateFile`, `…ChainFile`; `…Path` is refused.
+pub(super) fn sslproxy_machine(b: &mut Builder, d: &Directive, ctx: Ctx) {
+    let Some(arg) = one_arg(b, d) else { return };
+    let name = d.name.to_ascii_lowercase();
+    if name == "sslproxymachinecertificatepath" {
+        return b.err(
+            &d.loc,
+            "SSLProxyMachineCertificatePath is not supported: name the file with SSLProxyMachineCertificateFile (certificate and key in one PEM file)",
+        );
+    }
+    let entry = Some((file_path(b, arg), d.loc.clone()));
+    let set = proxy_set(b, ctx);
+    if name == "sslproxymachinecertificatefile" {
+        set.machine_cert = entry;
+    } else {
+        set.machine_chain = entry;
+    }
+}
+
+/// `SSLProxyProtocol`.
+pub(super) fn sslproxyprotocol(b: &mut Builder, d: &Directive, ctx: Ctx) {
+    match host::protocols(&d.args) {
+        Ok((versions, warnings)) => {
+            for w in warnings {
+                b.warn(&d.loc, w);
+            }
+            proxy_set(b, ctx).protocols = Some(versions);
+        }
+        Err(m) => b.err(&d.loc, m),
+    }
+}
+
+/// `SSLProxyCipherSuite [SSL|TLSv1.3] spec`.
+pub(super) fn sslproxyciphersuite(b: &mut Builder, d: &Directive, ctx: Ctx) {
+    let Some((tls13, suites)) = cipher_spec(b, d) else {
+        return;
+    };
+    let set = proxy_set(b, ctx);
+    set_suites(
+        &mut set.protocols,
+        &mut set.tls12,
+        &mut set.tls13,
+        tls13,
+        suites,
+    );
 }
 
 /// `SSLCertificateFile`, `SSLCertificateKeyFile`, `SSLCertificateChainFile`.
@@ -82,15 +204,33 @@ pub(super) fn sslprotocol(b: &mut Builder, d: &Directive, ctx: Ctx) {
 
 /// `SSLCipherSuite [SSL|TLSv1.3] spec`.
 pub(super) fn sslciphersuite(b: &mut Builder, d: &Directive, ctx: Ctx) {
+    let Some((tls13, suites)) = cipher_spec(b, d) else {
+        return;
+    };
+    let set = &mut b.tls[ctx.vhost()];
+    set_suites(
+        &mut set.protocols,
+        &mut set.tls12,
+        &mut set.tls13,
+        tls13,
+        suites,
+    );
+}
+
+/// The arguments of `SSLCipherSuite` or `SSLProxyCipherSuite`: whether they are for TLS
+/// 1.3, and the suites rustls has of those named (warnings said for the rest, and for an
+/// empty result).
+fn cipher_spec(b: &mut Builder, d: &Directive) -> Option<(bool, Vec<SupportedCipherSuite>)> {
     let (tls13, spec) = match d.args.as_slice() {
         [spec] => (false, spec),
         [p, spec] if p.eq_ignore_ascii_case("SSL") => (false, spec),
         [p, spec] if p.eq_ignore_ascii_case("TLSv1.3") => (true, spec),
         _ => {
-            return b.err(
+            b.err(
                 &d.loc,
-                "SSLCipherSuite takes [SSL|TLSv1.3] and a cipher string",
-            )
+                format!("{} takes [SSL|TLSv1.3] and a cipher string", d.name),
+            );
+            return None;
         }
     };
     let (suites, warnings) = if tls13 {
@@ -101,37 +241,49 @@ pub(super) fn sslciphersuite(b: &mut Builder, d: &Directive, ctx: Ctx) {
     for w in warnings {
         b.warn(&d.loc, w);
     }
-    let set = &mut b.tls[ctx.vhost()];
     if suites.is_empty() {
         // Nothing left for this version: it is not offered (TLS 1.3 always has suites).
         b.warn(
             &d.loc,
             if tls13 {
-                "SSLCipherSuite TLSv1.3 selects no suite rustls implements: TLS 1.3 keeps its defaults"
+                format!(
+                    "{} TLSv1.3 selects no suite rustls implements: TLS 1.3 keeps its defaults",
+                    d.name
+                )
             } else {
-                "SSLCipherSuite selects no suite rustls implements: TLS 1.2 is not offered"
+                format!(
+                    "{} selects no suite rustls implements: TLS 1.2 is not offered",
+                    d.name
+                )
             },
         );
-        if tls13 {
-            return;
-        }
-        let set = &mut b.tls[ctx.vhost()];
-        let current = set
-            .protocols
-            .clone()
-            .unwrap_or_else(|| host::Settings::default().protocols);
-        set.protocols = Some(
-            current
-                .into_iter()
-                .filter(|p| p.version != rustls::ProtocolVersion::TLSv1_2)
-                .collect(),
-        );
-        return;
     }
-    if tls13 {
-        set.tls13 = Some(suites);
-    } else {
-        set.tls12 = Some(suites);
+    Some((tls13, suites))
+}
+
+/// Records the suites of one version; none left for TLS 1.2 turns TLS 1.2 off.
+fn set_suites(
+    protocols: &mut Option<Vec<&'static SupportedProtocolVersion>>,
+    tls12: &mut Option<Vec<SupportedCipherSuite>>,
+    tls13: &mut Option<Vec<SupportedCipherSuite>>,
+    for13: bool,
+    suites: Vec<SupportedCipherSuite>,
+) {
+    match (for13, suites.is_empty()) {
+        (true, true) => {}
+        (true, false) => *tls13 = Some(suites),
+        (false, false) => *tls12 = Some(suites),
+        (false, true) => {
+            let current = protocols
+                .take()
+                .unwrap_or_else(|| host::Settings::default().protocols);
+            *protocols = Some(
+                current
+                    .into_iter()
+                    .filter(|p| p.version != rustls::ProtocolVersion::TLSv1_2)
+                    .collect(),
+            );
+        }
     }
 }
 

@@ -195,15 +195,12 @@ pub fn build(
 ) -> Result<HostTls, rustls::Error> {
     keys.sort_by_key(|k| k.key.algorithm() != rustls::SignatureAlgorithm::ECDSA);
     let mut provider = (*super::provider()).clone();
-    let mut suites: Vec<SupportedCipherSuite> = Vec::new();
-    let wants = |v: &'static SupportedProtocolVersion| settings.protocols.contains(&v);
-    if wants(&rustls::version::TLS13) {
-        suites.extend(pick(&settings.tls13_suites, &provider.cipher_suites, true));
-    }
-    if wants(&rustls::version::TLS12) {
-        suites.extend(pick(&settings.tls12_suites, &provider.cipher_suites, false));
-    }
-    provider.cipher_suites = suites;
+    provider.cipher_suites = suites(
+        &settings.protocols,
+        &settings.tls12_suites,
+        &settings.tls13_suites,
+        &provider.cipher_suites,
+    );
     let provider = Arc::new(provider);
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&settings.protocols)?;
@@ -245,6 +242,24 @@ pub fn build(
         files,
         strict_sni,
     })
+}
+
+/// The suites offered for the protocol versions asked for: of each version, those
+/// configured (`SSLCipherSuite`, `SSLProxyCipherSuite`), else the provider's defaults.
+pub(super) fn suites(
+    protocols: &[&'static SupportedProtocolVersion],
+    tls12: &[SupportedCipherSuite],
+    tls13: &[SupportedCipherSuite],
+    defaults: &[SupportedCipherSuite],
+) -> Vec<SupportedCipherSuite> {
+    let mut out = Vec::new();
+    if protocols.contains(&&rustls::version::TLS13) {
+        out.extend(pick(tls13, defaults, true));
+    }
+    if protocols.contains(&&rustls::version::TLS12) {
+        out.extend(pick(tls12, defaults, false));
+    }
+    out
 }
 
 /// The suites of one protocol version: those configured, else the provider's defaults.

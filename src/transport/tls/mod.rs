@@ -1,9 +1,10 @@
-//! TLS for client streams (and later member streams), with rustls 0.23 on the aws-lc-rs
-//! provider: a virtual host's certificates as mod_ssl's directives name them ([`certs`]),
-//! its rustls configuration from mod_ssl's settings ([`host`]), and the stream that
-//! drives rustls over monoio's owned-buffer I/O ([`stream`]).
+//! TLS on both sides, with rustls 0.23 on the aws-lc-rs provider: a virtual host's
+//! certificates as mod_ssl's directives name them ([`certs`]), its rustls configuration
+//! from mod_ssl's settings ([`host`]), a member's from the `SSLProxy*` ones ([`client`]),
+//! and the stream that drives rustls over monoio's owned-buffer I/O ([`stream`]).
 
 pub mod certs;
+pub mod client;
 pub mod host;
 pub mod stream;
 pub mod vars;

@@ -95,6 +95,15 @@ impl HandshakeError {
         "protocol_error",
     ];
 
+    /// [`Self::reason`] for a handshake made as the client (with a member): a refused
+    /// certificate is the member's.
+    pub fn reason_as_client(&self) -> &'static str {
+        match self.reason() {
+            "client_certificate" => "certificate",
+            r => r,
+        }
+    }
+
     /// A short, fixed label for metrics and logs.
     pub fn reason(&self) -> &'static str {
         use rustls::{Error as E, PeerIncompatible as P};
@@ -541,6 +550,17 @@ impl TlsStream {
         }
     }
 
+    /// Gives back both ciphertext buffers when nothing is pending in them: a connection
+    /// idle in the member pool then holds only rustls's own state.
+    pub fn release_buffers(&mut self) {
+        if self.rbuf.is_empty() {
+            self.rbuf = Vec::new();
+        }
+        if self.wbuf.is_empty() {
+            self.wbuf = Vec::new();
+        }
+    }
+
     /// Waits until a read would not block. Between requests nothing is pending, and both
     /// ciphertext buffers are released first: an idle TLS connection then holds only
     /// rustls's own state.
@@ -559,6 +579,12 @@ impl TlsStream {
 fn into_io(e: HandshakeError) -> io::Error {
     match e {
         HandshakeError::Io(e) => e,
+        // The peer ended the connection with an alert: a disconnect (a pooled member
+        // connection that ends so before any response byte is stale, not failed).
+        HandshakeError::Tls(rustls::Error::AlertReceived(a)) => io::Error::new(
+            io::ErrorKind::ConnectionAborted,
+            format!("TLS alert received: {a:?}"),
+        ),
         other => io::Error::new(io::ErrorKind::InvalidData, other.to_string()),
     }
 }
