@@ -5,6 +5,7 @@ mod common;
 use std::collections::HashMap;
 
 use common::*;
+use common::{manager_post as post, manager_state as state, url_enc as enc};
 use ringproxy::runtime::DriverChoice;
 
 fn cfg(a: &Backend, b: &Backend, locations: &str) -> String {
@@ -252,33 +253,6 @@ fn manager_cfg(a: &Backend, b: &Backend, rules: &str) -> String {
         b,
         &format!("<Location /balancer-manager>\nSetHandler balancer-manager\n{rules}\n</Location>\nProxyPass /balancer-manager !"),
     )
-}
-
-fn post(p: &ringproxy::runtime::Server, form: &str, extra_headers: &str) -> Response {
-    let mut c = Client::connect(p.addrs[0]);
-    c.send(
-        format!(
-            "POST /balancer-manager?json HTTP/1.1\r\nHost: lb.test\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n{extra_headers}\r\n{form}",
-            form.len()
-        )
-        .as_bytes(),
-    );
-    c.read_response(false).unwrap()
-}
-
-fn state(p: &ringproxy::runtime::Server) -> serde_json::Value {
-    let r = Client::connect(p.addrs[0]).get("/balancer-manager?json");
-    assert_eq!(r.status, 200);
-    serde_json::from_str(&r.text()).unwrap()
-}
-
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[test]

@@ -351,3 +351,50 @@ fn websocket_tunnels_reach_wss_members() {
     assert!(rest.is_empty());
     let _ = c.stream.flush();
 }
+
+/// The balancer-manager adds an https:// member set up as the configured ones are, and
+/// refuses one where SSLProxyEngine is not On.
+#[test]
+fn the_balancer_manager_adds_https_members() {
+    let dir = Dir::new("members-manager");
+    let ca = Ca::new("Test CA");
+    let trust = format!(
+        "SSLProxyEngine On\nSSLProxyCACertificateFile {}\n",
+        ca.write(&dir, "ca.pem")
+    );
+    let plain = named("plain");
+    let secure = tls_backend(member_config(ca.leaf(&["127.0.0.1"], false), None), |_| {
+        ok("secure")
+    });
+    let manager = "<Location /balancer-manager>\nSetHandler balancer-manager\nRequire local\n</Location>\nProxyPass /balancer-manager !\n";
+    let referer = "Referer: http://lb.test/balancer-manager\r\n";
+    for (extra, want) in [(trust.as_str(), 200), ("", 400)] {
+        let p = proxy_to(
+            &[format!("http://127.0.0.1:{}", plain.port())],
+            &format!("{extra}{manager}"),
+        );
+        let nonce = manager_state(&p)["balancers"][0]["nonce"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let url = https(&secure);
+        let r = manager_post(
+            &p,
+            &format!("b=app&nonce={nonce}&b_nwrkr={}&b_wyes=1", url_enc(&url)),
+            referer,
+        );
+        assert_eq!(r.status, want, "{}", r.text());
+        if want != 200 {
+            assert!(r.text().contains("SSLProxyEngine On"), "{}", r.text());
+            continue;
+        }
+        // Enabled, with the plain member disabled: the TLS member answers.
+        let plain_url = format!("http://127.0.0.1:{}", plain.port());
+        for (w, d) in [(&url, 0), (&plain_url, 1)] {
+            let form = format!("b=app&w={}&nonce={nonce}&w_status_D={d}", url_enc(w));
+            assert_eq!(manager_post(&p, &form, referer).status, 200);
+        }
+        let r = Client::connect(p.addrs[0]).get("/");
+        assert_eq!((r.status, r.text().as_str()), (200, "secure"));
+    }
+}

@@ -361,10 +361,21 @@ pub fn apply(
                     file: Arc::from("balancer-manager"),
                     line: 0,
                 };
-                let member = crate::config::member_from_url_resolved(url.trim(), &loc, &|_, _| {
-                    new_member_addr
-                })
-                .map_err(|e| bad(e.msg))?;
+                let mut member =
+                    crate::config::member_from_url_resolved(url.trim(), &loc, &|_, _| {
+                        new_member_addr
+                    })
+                    .map_err(|e| bad(e.msg))?;
+                if member.scheme().is_tls() {
+                    // Set up as the balancer's configured TLS members are.
+                    let Some(settings) = &shared.cfg.balancers[bi].member_tls else {
+                        return Err(bad(format!(
+                            "{}: TLS to members needs SSLProxyEngine On for {full}",
+                            member.name
+                        )));
+                    };
+                    member.tls = Some(crate::config::member_tls(settings, &member).map_err(bad)?);
+                }
                 if view.members.iter().any(|m| {
                     m.state.member.name == member.name && m.state.member.path == member.path
                 }) {

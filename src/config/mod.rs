@@ -15,6 +15,7 @@ pub mod url;
 
 pub use model::*;
 
+pub use tls::member_tls;
 use url::*;
 pub use url::{member_from_url, member_from_url_resolved, member_host_port};
 
@@ -653,6 +654,7 @@ impl Builder<'_> {
             members: Vec::new(),
             params: BalancerParams::default(),
             loc: loc.clone(),
+            member_tls: None,
         });
         self.balancers.len() - 1
     }

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::{BalancerParams, Loc, MemberParams};
@@ -411,6 +412,9 @@ pub struct Balancer {
     pub members: Vec<Member>,
     pub params: BalancerParams,
     pub loc: Loc,
+    /// The `SSLProxy*` setup its TLS members get, when `SSLProxyEngine` is On for it
+    /// (members the balancer-manager adds are set up from it).
+    pub member_tls: Option<Arc<crate::transport::tls::client::ClientSettings>>,
 }
 
 #[derive(Clone, Debug)]

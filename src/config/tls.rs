@@ -271,52 +271,63 @@ impl Builder<'_> {
                 .unwrap_or_default();
             let section = self.balancer_tls.get(&bi).cloned().unwrap_or_default();
             let set = section.over(&own.over(&main));
-            for mi in 0..self.balancers[bi].members.len() {
-                let member = &self.balancers[bi].members[mi];
-                let Some(host) = member.tls_host().map(str::to_string) else {
-                    continue;
-                };
-                let (loc, url) = (member.loc.clone(), member.name.clone());
-                if !matches!(set.engine, Some((true, _))) {
-                    let where_ = match self.vhosts.get(server).and_then(|v| v.loc.as_ref()) {
-                        Some(l) if server > 0 => format!("the <VirtualHost> at {l}"),
-                        _ => "the main server".to_string(),
-                    };
-                    self.err(
-                        &loc,
-                        format!("member '{url}': TLS to members needs SSLProxyEngine On in {where_} (or in the balancer's <Proxy> section), as in Apache"),
-                    );
-                    continue;
+            let engine = matches!(set.engine, Some((true, _)));
+            let first_tls = self.balancers[bi]
+                .members
+                .iter()
+                .find(|m| m.scheme().is_tls())
+                .map(|m| (m.loc.clone(), m.name.clone()));
+            let Some((loc, url)) = first_tls else {
+                // No TLS member yet: the setup is kept for members the balancer-manager
+                // may add; one that cannot be made fails nothing now.
+                if engine {
+                    let (errors, warnings) = (self.errors.len(), self.warnings.len());
+                    let settings =
+                        self.client_settings(&set, &self.balancers[bi].loc.clone(), &mut cache);
+                    self.errors.truncate(errors);
+                    self.warnings.truncate(warnings);
+                    self.balancers[bi].member_tls = settings.ok().map(Arc::new);
                 }
-                if set.verify.is_none() && !said_default {
-                    said_default = true;
-                    self.warn(
-                        &loc,
-                        format!("member '{url}': SSLProxyVerify is not set: member certificates are verified against {} (Apache's default is none; write SSLProxyVerify none to accept any issuer)", roots_named(&set)),
-                    );
-                }
-                let Ok(settings) = self.client_settings(&set, &loc, &mut cache) else {
-                    continue;
+                continue;
+            };
+            if !engine {
+                let where_ = match self.vhosts.get(server).and_then(|v| v.loc.as_ref()) {
+                    Some(l) if server > 0 => format!("the <VirtualHost> at {l}"),
+                    _ => "the main server".to_string(),
                 };
-                let name = match rustls_pki_types::ServerName::try_from(host.clone()) {
-                    Ok(n) => n,
-                    Err(_) => {
+                for m in self.balancers[bi].members.clone() {
+                    if m.scheme().is_tls() {
                         self.err(
-                            &loc,
-                            format!(
-                                "member '{url}': '{host}' is not a name a certificate can have"
-                            ),
+                            &m.loc,
+                            format!("member '{}': TLS to members needs SSLProxyEngine On in {where_} (or in the balancer's <Proxy> section), as in Apache", m.name),
                         );
-                        continue;
                     }
-                };
-                match client::config(&settings, name.clone()) {
-                    Ok(config) => {
-                        self.balancers[bi].members[mi].tls = Some(MemberTls { config, name });
-                    }
-                    Err(e) => self.err(&loc, format!("member '{url}': TLS setup: {e}")),
+                }
+                continue;
+            }
+            if set.verify.is_none() && !said_default {
+                said_default = true;
+                self.warn(
+                    &loc,
+                    format!("member '{url}': SSLProxyVerify is not set: member certificates are verified against {} (Apache's default is none; write SSLProxyVerify none to accept any issuer)", roots_named(&set)),
+                );
+            }
+            let Ok(settings) = self.client_settings(&set, &loc, &mut cache) else {
+                continue;
+            };
+            let settings = Arc::new(settings);
+            for mi in 0..self.balancers[bi].members.len() {
+                let m = &self.balancers[bi].members[mi];
+                if !m.scheme().is_tls() {
+                    continue;
+                }
+                let (loc, url) = (m.loc.clone(), m.name.clone());
+                match member_tls(&settings, m) {
+                    Ok(tls) => self.balancers[bi].members[mi].tls = Some(tls),
+                    Err(e) => self.err(&loc, format!("member '{url}': {e}")),
                 }
             }
+            self.balancers[bi].member_tls = Some(settings);
         }
     }
 
@@ -434,3 +445,12 @@ struct SetupCache {
 }
 
 type CaFiles = (Option<PathBuf>, Option<PathBuf>);
+
+/// The client side of TLS member `m` under `settings`.
+pub fn member_tls(settings: &ClientSettings, m: &super::Member) -> Result<MemberTls, String> {
+    let host = m.tls_host().unwrap_or_default().to_string();
+    let name = rustls_pki_types::ServerName::try_from(host.clone())
+        .map_err(|_| format!("'{host}' is not a name a certificate can have"))?;
+    let config = client::config(settings, name.clone()).map_err(|e| format!("TLS setup: {e}"))?;
+    Ok(MemberTls { config, name })
+}

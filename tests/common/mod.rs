@@ -694,3 +694,33 @@ impl Drop for Dir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// POSTs `form` to the balancer-manager (as JSON), with `extra_headers` (a Referer…).
+pub fn manager_post(p: &Server, form: &str, extra_headers: &str) -> Response {
+    let mut c = Client::connect(p.addrs[0]);
+    c.send(
+        format!(
+            "POST /balancer-manager?json HTTP/1.1\r\nHost: lb.test\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n{extra_headers}\r\n{form}",
+            form.len()
+        )
+        .as_bytes(),
+    );
+    c.read_response(false).unwrap()
+}
+
+/// The balancer-manager's state as JSON.
+pub fn manager_state(p: &Server) -> serde_json::Value {
+    let r = Client::connect(p.addrs[0]).get("/balancer-manager?json");
+    assert_eq!(r.status, 200);
+    serde_json::from_str(&r.text()).unwrap()
+}
+
+/// Percent-encodes a form value.
+pub fn url_enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -467,6 +467,7 @@ impl Builder<'_> {
                     members: vec![m],
                     params: BalancerParams::default(),
                     loc: loc.clone(),
+                    member_tls: None,
                 });
                 Some(self.balancers.len() - 1)
             }
