@@ -398,3 +398,72 @@ fn the_balancer_manager_adds_https_members() {
         assert_eq!((r.status, r.text().as_str()), (200, "secure"));
     }
 }
+
+/// ProxyPreserveHost On: the client's host name is the server name sent (as Apache sends
+/// it), the certificate is still checked against the configured name, and a pooled
+/// connection carries only requests for the name it was opened with.
+#[test]
+fn preserved_hosts_are_sent_as_sni_and_pooled_apart() {
+    let dir = Dir::new("members-preserve");
+    let ca = Ca::new("Test CA");
+    let trust = format!(
+        "SSLProxyEngine On\nSSLProxyCACertificateFile {}\nProxyPreserveHost On\n",
+        ca.write(&dir, "ca.pem")
+    );
+    let member = tls_backend(member_config(ca.leaf(&["127.0.0.1"], false), None), |r| {
+        ok(&r.sni.clone().unwrap_or_else(|| "-".into()))
+    });
+    let p = proxy_to(&[https(&member)], &trust);
+    let mut c = Client::connect(p.addrs[0]);
+    let mut get = |host: &str| {
+        c.send(format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes());
+        let r = c.read_response(false).unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.text()
+    };
+    let conns = || member.connections.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(get("app.test"), "app.test");
+    assert_eq!(get("Other.Test:8443"), "other.test");
+    assert_eq!(conns(), 2);
+    assert_eq!(get("app.test"), "app.test");
+    assert_eq!(get("other.test"), "other.test");
+    assert_eq!(conns(), 2, "each name's connection is reused");
+    // An address in Host: the configured name (an IP address: no server name at all).
+    assert_eq!(get("127.0.0.1"), "-");
+    assert_eq!(conns(), 3);
+}
+
+/// Health checks go through TLS: a TCP check is a full handshake, so a member whose
+/// certificate is refused is taken out (C), and one whose certificate is good stays in.
+#[test]
+fn health_checks_of_tls_members_are_handshakes() {
+    let dir = Dir::new("members-hc");
+    let ca = Ca::new("Test CA");
+    let trust = format!(
+        "SSLProxyEngine On\nSSLProxyCACertificateFile {}\n<Location /balancer-manager>\nSetHandler balancer-manager\nRequire local\n</Location>\nProxyPass /balancer-manager !\n",
+        ca.write(&dir, "ca.pem")
+    );
+    let good = tls_backend(member_config(ca.leaf(&["127.0.0.1"], false), None), |_| {
+        ok("good")
+    });
+    let bad = tls_backend(member_config(ca.leaf(&["other.test"], false), None), |_| {
+        ok("bad")
+    });
+    let check = "hcmethod=TCP hcinterval=100ms hcfails=1";
+    let p = proxy_to(
+        &[
+            format!("{} {check}", https(&good)),
+            format!("{} {check}", https(&bad)),
+        ],
+        &trust,
+    );
+    let status = |i: usize| {
+        manager_state(&p)["balancers"][0]["members"][i]["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    wait_until("the bad member is taken out", || status(1).contains('C'));
+    assert!(!status(0).contains('C'), "{}", status(0));
+    assert!(good.connections.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+}

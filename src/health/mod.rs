@@ -129,7 +129,7 @@ async fn check(shared: &Shared, balancer: usize, mv: &MemberView, method: &str) 
     let connect_timeout = p.connection_timeout.unwrap_or(timeout);
     // TLS members are checked through TLS (a TCP check is a full handshake): a member
     // whose certificate fails stays out.
-    let mut stream = match crate::upstream::connect_stream(member, connect_timeout).await {
+    let mut stream = match crate::upstream::connect_stream(member, connect_timeout, None).await {
         Ok(s) => s,
         Err(e) => {
             debug!("health check of {}: {e}", member.name);

@@ -173,7 +173,13 @@ async fn attempt(
 ) -> Result<bool, (Outcome, ProxyError)> {
     let mv = &x.view.members[x.member];
     let member = &mv.state.member;
-    let mut session = match session(w, routed, x, pooled_ok).await {
+    // ProxyPreserveHost On: a TLS member is sent the client's host name (Apache's SNI).
+    let vh = &w.shared.cfg.vhosts[routed.vh_idx];
+    let sni = match (&r.head.host, vh.preserve_host) {
+        (Some(h), true) => upstream::preserved_sni(member, &c.buf[h.clone()]),
+        _ => None,
+    };
+    let mut session = match session(w, routed, x, pooled_ok, sni).await {
         Ok(s) => s,
         Err(e) => {
             fail_member(w, mv, &e, "ap_proxy_connect_backend disabling worker");
@@ -212,10 +218,13 @@ async fn session(
     routed: &Routed<'_>,
     x: &Exchange<'_>,
     pooled_ok: bool,
+    sni: Option<&str>,
 ) -> Result<UpstreamSession, ProxyError> {
     let (b, m) = (routed.balancer, x.member);
     let member = &x.view.members[m].state.member;
-    let pooled = pooled_ok.then(|| w.pool.checkout(b, m, member)).flatten();
+    let pooled = pooled_ok
+        .then(|| w.pool.checkout(b, m, member, sni))
+        .flatten();
     let stats = w.stats();
     let counter = match pooled {
         Some(_) => &stats.pool_hits,
@@ -227,7 +236,7 @@ async fn session(
             .shared
             .cfg
             .member_connect_timeout(routed.vh_idx, b, member);
-        let made = upstream::connect(member, t).await;
+        let made = upstream::connect(member, t, sni).await;
         count_member_tls(stats, &made);
         return made;
     };

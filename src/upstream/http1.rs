@@ -28,6 +28,8 @@ pub struct Http1Session {
     pub reused: bool,
     /// The last response's parsed head, kept for its allocations.
     pub head: ResponseHead,
+    /// The server name its TLS handshake sent, when not the member's configured one.
+    pub sni: Option<Box<str>>,
 }
 
 /// How sending to, or reading from, the member failed.
@@ -65,6 +67,7 @@ impl Http1Session {
             idle_since: crate::runtime::timer::coarse_now(),
             reused: false,
             head: ResponseHead::default(),
+            sni: None,
         }
     }
 

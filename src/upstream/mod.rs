@@ -15,6 +15,8 @@ use std::time::Duration;
 use crate::config::Member;
 use crate::error::{ErrorKind, ProxyError};
 use crate::runtime::buffer::BufPool;
+use rustls::pki_types::ServerName;
+
 use crate::transport::tls::HandshakeError;
 use crate::transport::{BackendStream, ConnectError};
 use http1::Http1Session;
@@ -57,6 +59,13 @@ impl UpstreamSession {
         }
     }
 
+    /// The server name sent in its TLS handshake when it was not the configured one.
+    pub fn sni(&self) -> Option<&str> {
+        match self {
+            UpstreamSession::Http1(s) => s.sni.as_deref(),
+        }
+    }
+
     /// When it went idle (for the pool's `ttl` and purge).
     pub fn idle_since(&self) -> std::time::Instant {
         match self {
@@ -86,8 +95,14 @@ impl UpstreamSession {
 
 /// A new session with `member` within `t` (the member's `connectiontimeout`, which
 /// covers the TLS handshake of a TLS member too).
-pub async fn connect(member: &Member, t: Duration) -> Result<UpstreamSession, ProxyError> {
-    let stream = match connect_stream(member, t).await {
+/// `sni`: the server name to send instead of the configured one (ProxyPreserveHost On);
+/// the session remembers it, so that the pool lends it only to requests for that name.
+pub async fn connect(
+    member: &Member,
+    t: Duration,
+    sni: Option<&str>,
+) -> Result<UpstreamSession, ProxyError> {
+    let stream = match connect_stream(member, t, sni).await {
         Ok(s) => s,
         Err(ConnectError::Io(e)) => return Err(ErrorKind::Connect(member.name.clone(), e).into()),
         Err(ConnectError::Timeout | ConnectError::Tls(HandshakeError::Timeout)) => {
@@ -97,25 +112,41 @@ pub async fn connect(member: &Member, t: Duration) -> Result<UpstreamSession, Pr
             return Err(ErrorKind::MemberTls(member.name.clone(), e).into())
         }
     };
-    Ok(UpstreamSession::Http1(Http1Session::new(stream)))
+    let mut session = Http1Session::new(stream);
+    session.sni = sni.map(Box::from);
+    Ok(UpstreamSession::Http1(session))
 }
 
 /// A connection to `member` within `t`: TCP, then TLS for an `https://` or `wss://`
-/// member (the server name sent is the configured host). Requests and health checks
-/// both come through here.
-pub async fn connect_stream(member: &Member, t: Duration) -> Result<BackendStream, ConnectError> {
+/// member, sending `sni` or else the configured host as the server name (the certificate
+/// is checked against the configured host either way). Requests and health checks both
+/// come through here.
+pub async fn connect_stream(
+    member: &Member,
+    t: Duration,
+    sni: Option<&str>,
+) -> Result<BackendStream, ConnectError> {
     let keepalive = member.params.keepalive == Some(true);
-    match &member.tls {
-        None => BackendStream::connect(member.addr, t, keepalive).await,
-        Some(tls) => {
-            BackendStream::connect_tls(
-                member.addr,
-                t,
-                keepalive,
-                tls.config.clone(),
-                tls.name.clone(),
-            )
-            .await
+    let Some(tls) = &member.tls else {
+        return BackendStream::connect(member.addr, t, keepalive).await;
+    };
+    let name = sni
+        .and_then(|s| ServerName::try_from(s.to_string()).ok())
+        .unwrap_or_else(|| tls.name.clone());
+    BackendStream::connect_tls(member.addr, t, keepalive, tls.config.clone(), name).await
+}
+
+/// The server name to send to a TLS member for a request whose Host is `host` under
+/// ProxyPreserveHost On (Apache sends the Host it forwards): its host part, when it is a
+/// DNS name other than the configured one. `None`: the configured name.
+pub fn preserved_sni<'a>(member: &Member, host: &'a [u8]) -> Option<&'a str> {
+    let configured = member.tls.as_ref()?;
+    let (name, _) = crate::http::authority::split(host).ok()?;
+    let name = std::str::from_utf8(name).ok()?;
+    match ServerName::try_from(name) {
+        Ok(ServerName::DnsName(d)) if ServerName::DnsName(d.clone()) != configured.name => {
+            Some(name)
         }
+        _ => None,
     }
 }

@@ -96,12 +96,27 @@ impl Pool {
         limits(member).2
     }
 
-    /// An idle connection to the member, if one is fresh enough.
-    pub fn checkout(&self, b: usize, m: usize, member: &Member) -> Option<UpstreamSession> {
+    /// An idle connection to the member, if one is fresh enough, whose TLS handshake sent
+    /// `sni` (ProxyPreserveHost On: a connection made for one host's name does not carry
+    /// another host's requests, as Apache does). The newest such one: the top of the
+    /// stack unless the member serves several names.
+    pub fn checkout(
+        &self,
+        b: usize,
+        m: usize,
+        member: &Member,
+        sni: Option<&str>,
+    ) -> Option<UpstreamSession> {
         let (_, ttl, _) = limits(member);
         self.with(b, m, |pool| {
             let mut found = None;
-            while let Some(mut c) = pool.idle.pop() {
+            // Server names compare without case (DNS names do).
+            let same = |c: &UpstreamSession| match (c.sni(), sni) {
+                (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+                (a, b) => a == b,
+            };
+            while let Some(i) = pool.idle.iter().rposition(same) {
+                let mut c = pool.idle.remove(i);
                 if ttl.is_some_and(|ttl| {
                     crate::runtime::timer::coarse_now().saturating_duration_since(c.idle_since())
                         > ttl
