@@ -467,3 +467,57 @@ fn health_checks_of_tls_members_are_handshakes() {
     assert!(!status(0).contains('C'), "{}", status(0));
     assert!(good.connections.load(std::sync::atomic::Ordering::SeqCst) >= 1);
 }
+
+/// A self-signed member certificate named in SSLProxyCACertificateFile is trusted as
+/// itself, as OpenSSL trusts it, even when it says it is a CA (`openssl req -x509` does).
+#[test]
+fn a_self_signed_member_certificate_trusted_as_itself() {
+    let dir = Dir::new("members-selfsigned");
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut p = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let cert = p.self_signed(&key).unwrap();
+    let file = dir.0.join("self.pem");
+    std::fs::write(&file, cert.pem()).unwrap();
+    let member = tls_backend(member_config((cert, key), None), |_| ok("self"));
+    let p = proxy_to(
+        &[https(&member)],
+        &format!(
+            "SSLProxyEngine On\nSSLProxyCACertificateFile {}\n",
+            file.display()
+        ),
+    );
+    let r = Client::connect(p.addrs[0]).get("/");
+    assert_eq!((r.status, r.text().as_str()), (200, "self"));
+}
+
+/// Without reuse (`disablereuse=On`) each request has a handshake of its own, and the
+/// member's session is resumed.
+#[test]
+fn member_sessions_resume() {
+    let dir = Dir::new("members-resume");
+    let ca = Ca::new("Test CA");
+    let trust = format!(
+        "SSLProxyEngine On\nSSLProxyCACertificateFile {}\n",
+        ca.write(&dir, "ca.pem")
+    );
+    let member = tls_backend(member_config(ca.leaf(&["127.0.0.1"], false), None), |_| {
+        ok("again")
+    });
+    let p = proxy_to(&[format!("{} disablereuse=On", https(&member))], &trust);
+    let mut c = Client::connect(p.addrs[0]);
+    for _ in 0..3 {
+        assert_eq!(c.get("/").text(), "again");
+    }
+    assert_eq!(
+        member.connections.load(std::sync::atomic::Ordering::SeqCst),
+        3
+    );
+    let kind = |k: &str| {
+        metric(
+            &p,
+            &format!("ringproxy_member_tls_handshakes_total{{kind=\"{k}\"}}"),
+        )
+    };
+    assert_eq!((kind("full"), kind("resumed")), (1.0, 2.0));
+}

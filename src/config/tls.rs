@@ -451,6 +451,5 @@ pub fn member_tls(settings: &ClientSettings, m: &super::Member) -> Result<Member
     let host = m.tls_host().unwrap_or_default().to_string();
     let name = rustls_pki_types::ServerName::try_from(host.clone())
         .map_err(|_| format!("'{host}' is not a name a certificate can have"))?;
-    let config = client::config(settings, name.clone()).map_err(|e| format!("TLS setup: {e}"))?;
-    Ok(MemberTls { config, name })
+    client::member(settings, name).map_err(|e| format!("TLS setup: {e}"))
 }

@@ -133,7 +133,15 @@ pub async fn connect_stream(
     let name = sni
         .and_then(|s| ServerName::try_from(s.to_string()).ok())
         .unwrap_or_else(|| tls.name.clone());
-    BackendStream::connect_tls(member.addr, t, keepalive, tls.config.clone(), name).await
+    let stream =
+        BackendStream::connect_tls(member.addr, t, keepalive, tls.config.clone(), name.clone())
+            .await?;
+    if let BackendStream::Tls(s) = &stream {
+        if let Some(group) = s.key_exchange_group() {
+            tls.remember_group(name, group);
+        }
+    }
+    Ok(stream)
 }
 
 /// The server name to send to a TLS member for a request whose Host is `host` under

@@ -21,7 +21,10 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::{ResolvesClientCert, WebPkiServerVerifier};
+use rustls::client::{
+    ClientSessionMemoryCache, ClientSessionStore, ResolvesClientCert, Resumption,
+    WebPkiServerVerifier,
+};
 use rustls::crypto::CryptoProvider;
 use rustls::sign::CertifiedKey;
 use rustls::{
@@ -37,7 +40,24 @@ pub struct MemberTls {
     /// The configured host: what is checked, and the server name sent unless the request
     /// says otherwise (ProxyPreserveHost On).
     pub name: ServerName<'static>,
+    /// The member's sessions for resumption (the store `config` uses), shared by the
+    /// workers.
+    sessions: Arc<dyn ClientSessionStore>,
 }
+
+impl MemberTls {
+    /// After a handshake that sent `sent` and used `group`: the next handshake with that
+    /// name starts with `group` alone. rustls keeps the group it started with
+    /// (X25519MLKEM768, sent beside a classical X25519 share) as that hint, even when
+    /// the member chose the X25519 share, so every later handshake would make an ML-KEM
+    /// key nobody uses (about 14 µs of CPU). A member that chose the hybrid keeps it.
+    pub fn remember_group(&self, sent: ServerName<'static>, group: rustls::NamedGroup) {
+        self.sessions.set_kx_hint(sent, group);
+    }
+}
+
+/// Sessions kept per member for resumption (rustls's default size).
+const SESSIONS_PER_MEMBER: usize = 256;
 
 /// `SSLProxyVerify`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -92,11 +112,8 @@ pub fn system_roots() -> Result<Arc<RootCertStore>, String> {
         .clone()
 }
 
-/// The rustls configuration of a member whose certificate must name `name`.
-pub fn config(
-    settings: &ClientSettings,
-    name: ServerName<'static>,
-) -> Result<Arc<ClientConfig>, Error> {
+/// The client side of a member whose certificate must name `name`.
+pub fn member(settings: &ClientSettings, name: ServerName<'static>) -> Result<MemberTls, Error> {
     let mut provider = (*super::provider()).clone();
     provider.cipher_suites = super::host::suites(
         &settings.protocols,
@@ -115,7 +132,8 @@ pub fn config(
     };
     let verifier = Arc::new(MemberVerifier {
         chain,
-        name,
+        roots: settings.roots.clone(),
+        name: name.clone(),
         depth: settings.depth,
         check_name: settings.check_name,
         check_expire: settings.check_expire,
@@ -132,7 +150,14 @@ pub fn config(
     // Members speak HTTP/1.1 to ringproxy; saying so lets a member that also speaks h2
     // pick the protocol ringproxy talks.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    let sessions: Arc<dyn ClientSessionStore> =
+        Arc::new(ClientSessionMemoryCache::new(SESSIONS_PER_MEMBER));
+    config.resumption = Resumption::store(sessions.clone());
+    Ok(MemberTls {
+        config: Arc::new(config),
+        name,
+        sessions,
+    })
 }
 
 /// `SSLProxyMachineCertificateFile`: one certificate, offered whatever CAs the member
@@ -155,6 +180,7 @@ impl ResolvesClientCert for MachineCert {
 struct MemberVerifier {
     /// webpki's chain verification; `None` under `SSLProxyVerify none`.
     chain: Option<Arc<WebPkiServerVerifier>>,
+    roots: Arc<RootCertStore>,
     name: ServerName<'static>,
     depth: Option<u32>,
     check_name: bool,
@@ -174,6 +200,12 @@ impl ServerCertVerifier for MemberVerifier {
         let Some(chain) = &self.chain else {
             return self.without_chain(end_entity, now);
         };
+        // A self-signed member certificate that is itself in SSLProxyCACertificateFile is
+        // trusted as itself, as OpenSSL (and so Apache) trusts it, whatever its CA flag
+        // says (`openssl req -x509` marks it a CA, which webpki refuses as a leaf).
+        if self.is_anchor(end_entity) {
+            return self.without_chain(end_entity, now);
+        }
         // mod_ssl's depth: 1 allows a certificate signed by a trusted CA directly, each
         // more one intermediate.
         if let Some(d) = self.depth {
@@ -228,6 +260,16 @@ impl ServerCertVerifier for MemberVerifier {
 }
 
 impl MemberVerifier {
+    /// Whether `cert` is one of the trusted CAs (same subject and key).
+    fn is_anchor(&self, cert: &CertificateDer<'_>) -> bool {
+        let Ok(ta) = webpki::anchor_from_trusted_cert(cert) else {
+            return false;
+        };
+        self.roots.roots.iter().any(|r| {
+            r.subject == ta.subject && r.subject_public_key_info == ta.subject_public_key_info
+        })
+    }
+
     /// `SSLProxyVerify none`: no issuer asked for; the name and the dates as set.
     fn without_chain(
         &self,

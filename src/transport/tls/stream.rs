@@ -263,6 +263,12 @@ impl TlsStream {
         }
     }
 
+    /// The key exchange group the handshake used.
+    pub fn key_exchange_group(&self) -> Option<rustls::NamedGroup> {
+        let conn = self.shared.conn.borrow();
+        conn.negotiated_key_exchange_group().map(|g| g.name())
+    }
+
     /// Sends and receives handshake records until the handshake is over.
     async fn complete_handshake(mut self) -> Result<TlsStream, HandshakeError> {
         let s = &mut self;
@@ -328,10 +334,15 @@ fn facts_of(conn: &Connection) -> TlsFacts {
             .map_or("", super::host::openssl_name),
         alpn: conn.alpn_protocol().map(<[u8]>::to_vec),
         resumed: conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
-        client: conn
-            .peer_certificates()
-            .and_then(|c| c.first())
-            .and_then(|c| super::certs::client_cert_facts(c)),
+        // A client's certificate (a server connection's peer); a member's certificate
+        // is not parsed for facts nobody asks for.
+        client: match conn {
+            Connection::Server(c) => c
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .and_then(|c| super::certs::client_cert_facts(c)),
+            Connection::Client(_) => None,
+        },
     }
 }
 
