@@ -81,7 +81,10 @@ class MembersBench(run.Bench):
                                 f"      proxy_ssl_trusted_certificate {crt};\n"
                                 "      proxy_ssl_name bench.test;\n"
                                 "      proxy_ssl_server_name on;\n"
-                                "      proxy_ssl_session_reuse on;")
+                                "      proxy_ssl_session_reuse on;\n"
+                                # nginx 1.22 speaks only up to TLS 1.2 to upstreams by
+                                # default (TLS 1.3 from 1.23.4 on); the others use 1.3.
+                                "      proxy_ssl_protocols TLSv1.2 TLSv1.3;")
             if self.no_reuse:
                 text = text.replace("    keepalive 256;\n", "")
         elif template == "haproxy.cfg":
