@@ -291,10 +291,16 @@ fn the_machine_certificate_is_presented_to_members() {
     );
 }
 
-/// A pooled TLS connection the member closed while idle (without close_notify) is found
-/// stale and the request goes again on a fresh one.
+/// A pooled TLS connection the member closed while idle, without close_notify or with it,
+/// is found stale and the request goes again on a fresh one.
 #[test]
 fn stale_pooled_tls_connections_are_retried() {
+    for notify in [false, true] {
+        stale_retried(notify);
+    }
+}
+
+fn stale_retried(notify: bool) {
     let dir = Dir::new("members-stale");
     let ca = Ca::new("Test CA");
     let trust = format!(
@@ -302,9 +308,17 @@ fn stale_pooled_tls_connections_are_retried() {
         ca.write(&dir, "ca.pem")
     );
     // Answers as if keeping the connection, then closes it.
-    let member = tls_backend(member_config(ca.leaf(&["127.0.0.1"], false), None), |_| {
-        Action::RespondClose(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec())
-    });
+    let member = tls_backend(
+        member_config(ca.leaf(&["127.0.0.1"], false), None),
+        move |_| {
+            let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec();
+            if notify {
+                Action::RespondCloseNotify(answer)
+            } else {
+                Action::RespondClose(answer)
+            }
+        },
+    );
     let p = proxy_to(&[https(&member)], &trust);
     let mut c = Client::connect(p.addrs[0]);
     for _ in 0..4 {
@@ -520,4 +534,61 @@ fn member_sessions_resume() {
         )
     };
     assert_eq!((kind("full"), kind("resumed")), (1.0, 2.0));
+}
+
+/// Large bodies both ways through a TLS member (the copy path: splicing needs bare sockets
+/// at both ends), a RewriteRule [P] to an https:// URL, and SSLProxyProtocol reaching the
+/// member.
+#[test]
+fn bodies_rewrites_and_protocols_through_tls_members() {
+    let dir = Dir::new("members-bodies");
+    let ca = Ca::new("Test CA");
+    let trust = format!(
+        "SSLProxyEngine On\nSSLProxyCACertificateFile {}\nSpliceThreshold 65536\n",
+        ca.write(&dir, "ca.pem")
+    );
+    let member = tls_backend(member_config(ca.leaf(&["127.0.0.1"], false), None), |r| {
+        if r.request_line().starts_with("GET /big") {
+            Action::Stream(3 << 20)
+        } else {
+            ok(&format!(
+                "{} {}",
+                r.body_len,
+                r.tls_version.clone().unwrap_or_default()
+            ))
+        }
+    });
+    let rewrite = format!(
+        "RewriteEngine On\nRewriteRule ^/rw/(.*)$ https://127.0.0.1:{}/$1 [P]\n",
+        member.port()
+    );
+    let p = proxy_to(&[https(&member)], &format!("{trust}{rewrite}"));
+    let mut c = Client::connect(p.addrs[0]);
+    let r = c.get("/big");
+    assert_eq!((r.status, r.body_len, r.truncated), (200, 3 << 20, false));
+    assert!(r.body.iter().all(|b| *b == b'x'));
+    let body = vec![b'u'; 2 << 20];
+    c.send(
+        format!(
+            "POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    c.send(&body);
+    let r = c.read_response(false).unwrap();
+    assert_eq!(r.text(), format!("{} TLSv1_3", 2 << 20));
+    assert_eq!(
+        member.last().body_sum,
+        body.iter()
+            .fold(0u64, |a, &b| a.wrapping_mul(31).wrapping_add(b as u64))
+    );
+    assert_eq!(c.get("/rw/x").text(), "0 TLSv1_3");
+    assert!(member.last_matching("GET /x ").is_some());
+    // SSLProxyProtocol: TLS 1.2 only to members.
+    let p = proxy_to(
+        &[https(&member)],
+        &format!("{trust}SSLProxyProtocol -all +TLSv1.2\n"),
+    );
+    assert_eq!(Client::connect(p.addrs[0]).get("/").text(), "0 TLSv1_2");
 }

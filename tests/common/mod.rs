@@ -37,9 +37,10 @@ pub struct SeenRequest {
     pub body: Vec<u8>,
     /// For a TLS backend: the server name the client sent.
     pub sni: Option<String>,
-    /// For a TLS backend: the subject's first DNS name or CN of the client's certificate
-    /// (as a hex-free marker: whether one was presented, and which).
+    /// For a TLS backend: the client's certificate (DER), when it presented one.
     pub client_cert: Option<Vec<u8>>,
+    /// For a TLS backend: the protocol version (`TLSv1_3`…).
+    pub tls_version: Option<String>,
 }
 
 impl SeenRequest {
@@ -67,6 +68,8 @@ pub enum Action {
     Respond(Vec<u8>),
     /// Write these bytes, then close.
     RespondClose(Vec<u8>),
+    /// Write these bytes, then end TLS with close_notify (a plain backend just closes).
+    RespondCloseNotify(Vec<u8>),
     /// Wait, then act.
     Delay(Duration, Box<Action>),
     /// Close without answering.
@@ -236,22 +239,30 @@ fn start_backend(
 
 /// What a backend knows of its connection's TLS, for [`SeenRequest`].
 trait BackendConn: Read + Write {
-    fn tls_facts(&self) -> (Option<String>, Option<Vec<u8>>) {
-        (None, None)
+    /// The server name sent, the client's certificate, the protocol version.
+    fn tls_facts(&self) -> (Option<String>, Option<Vec<u8>>, Option<String>) {
+        (None, None, None)
     }
+    /// Ends TLS with close_notify (nothing for a plain connection).
+    fn close_notify(&mut self) {}
 }
 
 impl BackendConn for TcpStream {}
 
 impl BackendConn for rustls::StreamOwned<rustls::ServerConnection, TcpStream> {
-    fn tls_facts(&self) -> (Option<String>, Option<Vec<u8>>) {
+    fn tls_facts(&self) -> (Option<String>, Option<Vec<u8>>, Option<String>) {
         let sni = self.conn.server_name().map(str::to_string);
         let cert = self
             .conn
             .peer_certificates()
             .and_then(|c| c.first())
             .map(|c| c.to_vec());
-        (sni, cert)
+        let version = self.conn.protocol_version().map(|v| format!("{v:?}"));
+        (sni, cert, version)
+    }
+    fn close_notify(&mut self) {
+        self.conn.send_close_notify();
+        let _ = self.conn.complete_io(&mut self.sock);
     }
 }
 
@@ -271,7 +282,7 @@ fn serve_backend(
         let Some(mut req) = read_request(&mut r) else {
             return;
         };
-        (req.sni, req.client_cert) = r.get_ref().tls_facts();
+        (req.sni, req.client_cert, req.tls_version) = r.get_ref().tls_facts();
         let w = r.get_mut();
         if stop.load(Ordering::SeqCst) {
             return; // a stopped backend answers nothing more
@@ -292,6 +303,11 @@ fn serve_backend(
                 }
                 Action::RespondClose(b) => {
                     let _ = w.write_all(&b);
+                    return;
+                }
+                Action::RespondCloseNotify(b) => {
+                    let _ = w.write_all(&b);
+                    w.close_notify();
                     return;
                 }
                 Action::Close => return,

@@ -537,6 +537,12 @@ impl TlsStream {
         }
         let dst = buf.spare_capacity_mut().as_mut_ptr().cast::<u8>();
         let mut got = self.take_plaintext(dst, room);
+        // Whole records may wait in `rbuf` (rustls's plaintext queue was full when they
+        // came): they are decrypted before the socket is asked for more.
+        if got.is_none() && !self.rbuf.is_empty() {
+            self.feed().map_err(into_io)?;
+            got = self.take_plaintext(dst, room);
+        }
         if got.is_none() {
             if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 4 {
                 self.rbuf.reserve(READ_CHUNK);
@@ -578,6 +584,14 @@ impl TlsStream {
     async fn wait_readable(&mut self) -> io::Result<()> {
         if self.has_plaintext() {
             return Ok(());
+        }
+        // Records already received but not yet decrypted make a read return at once too;
+        // the socket may have nothing more to say.
+        if !self.rbuf.is_empty() {
+            self.feed().map_err(into_io)?;
+            if self.has_plaintext() {
+                return Ok(());
+            }
         }
         if self.rbuf.is_empty() {
             self.rbuf = Vec::new();
@@ -873,5 +887,52 @@ mod tests {
                 Some(rustls::HandshakeKind::Resumed)
             ]
         );
+    }
+
+    /// The on-the-spot path in small pieces: a reader taking 1 KiB at a time with
+    /// `readable` + `read_now` gets every byte of a large write, though the peer sends
+    /// nothing more until it has.
+    #[test]
+    fn small_on_the_spot_reads_get_every_byte() {
+        const LEN: usize = 100 * 1024;
+        let (server, client) = configs();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let peer = std::thread::spawn(move || {
+            let sock = std::net::TcpStream::connect(addr).unwrap();
+            let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+            let conn = rustls::ClientConnection::new(client, name).unwrap();
+            let mut tls = rustls::StreamOwned::new(conn, sock);
+            tls.write_all(&vec![7u8; LEN]).unwrap();
+            // Nothing more is sent until the server has read it all.
+            let mut done = [0u8; 1];
+            tls.read_exact(&mut done).unwrap();
+        });
+        let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let (sock, _) = listener.accept().unwrap();
+            sock.set_nonblocking(true).unwrap();
+            let io = TcpStream::from_std(sock).unwrap();
+            let t = Duration::from_secs(10);
+            let mut s = accept(io, &One(server), t).await.unwrap();
+            let mut got = 0;
+            while got < LEN {
+                let mut piece = Vec::with_capacity(1024);
+                match s.read_now(&mut piece).unwrap() {
+                    Some(n) => got += n,
+                    None => crate::runtime::timer::timeout(t, s.readable())
+                        .await
+                        .expect("readable in time")
+                        .unwrap(),
+                }
+            }
+            assert_eq!(got, LEN);
+            let (r, _) = write_all(&mut s, b"!".to_vec(), t).await;
+            r.unwrap();
+        });
+        peer.join().unwrap();
     }
 }
