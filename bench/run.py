@@ -456,6 +456,56 @@ def median(xs):
     return statistics.median(xs) if xs else None
 
 
+def comparison_args(ap, systems):
+    """The arguments every side-by-side comparison takes (on top of its own in `ap`),
+    parsed; the descriptor limit raised to the hard one for the many connections."""
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--duration", type=float, default=5.0)
+    ap.add_argument("--systems", default=",".join(systems))
+    ap.add_argument("--out", default=None)
+    add_placement_args(ap)
+    args = ap.parse_args()
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return args
+
+
+class Samples(dict):
+    """{system: {metric: [values, one per repetition]}}."""
+
+    def __init__(self, systems):
+        super().__init__({s: {} for s in systems})
+
+    def add(self, system, key, value):
+        self[system].setdefault(key, []).append(value)
+
+
+def cpu_us(r):
+    """Proxy CPU µs per request of a `Bench.measured` run."""
+    return r["cpu_s"] * 1e6 / r["requests"] if r["requests"] else None
+
+
+def ratio_report(results, systems, lower_better, meta, path):
+    """Medians of each system's samples ({system: {metric: [values]}}), printed as a table
+    with ringproxy against the best peer, and written as JSON with `meta` to `path`."""
+    summary = {s: {k: median(v) for k, v in m.items()} for s, m in results.items()}
+    keys = sorted({k for m in summary.values() for k in m})
+    width = max([len(k) for k in keys] + [6]) + 2
+    print(f"\n{'metric':<{width}}" + "".join(f"{s:>12}" for s in systems) + "   ringproxy / best peer")
+    for k in keys:
+        vals = [summary[s].get(k) for s in systems]
+        peers = [summary[s][k] for s in systems if s != "ringproxy" and summary[s].get(k) is not None]
+        best = (min if lower_better(k) else max)(peers) if peers else None
+        mine = summary.get("ringproxy", {}).get(k)
+        ratio = f"{mine / best:.2f}" if best and mine is not None else ""
+        print(f"{k:<{width}}" + "".join(f"{v:>12.1f}" if v is not None else f"{'-':>12}" for v in vals) + f"   {ratio}")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump({**meta, "raw": results, "median": summary}, f, indent=2)
+    print(f"raw data: {os.path.relpath(path, ROOT)}")
+    return summary
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="about 2 minutes")

@@ -18,9 +18,7 @@ Proxy CPU is utime+stime of the proxy's processes from /proc/PID/stat. Only 127.
 """
 
 import argparse
-import json
 import os
-import resource
 import socket
 import ssl
 import subprocess
@@ -129,26 +127,14 @@ class TlsBench(run.Bench):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--duration", type=float, default=5.0)
-    ap.add_argument("--systems", default=",".join(SYSTEMS))
     ap.add_argument("--idle", type=int, default=2000)
-    ap.add_argument("--out", default=None)
-    run.add_placement_args(ap)
-    args = ap.parse_args()
-    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    args = run.comparison_args(ap, SYSTEMS)
     systems = args.systems.split(",")
     b = TlsBench(args)
     c = b.place.scaled
     d = f"{args.duration}s"
-    results = {s: {} for s in systems}
-
-    def add(system, key, value):
-        results[system].setdefault(key, []).append(value)
-
-    def cpu_us(r):
-        return r["cpu_s"] * 1e6 / r["requests"] if r["requests"] else None
+    results = run.Samples(systems)
+    add, cpu_us = results.add, run.cpu_us
 
     try:
         b.start_backends()
@@ -176,23 +162,10 @@ def main():
                           f"{results[system][f'handshake_{kind}_cpu_us'][-1]:.0f} µs/handshake", flush=True)
     finally:
         b.cleanup()
-    summary = {s: {k: run.median(v) for k, v in m.items()} for s, m in results.items()}
-    keys = sorted({k for m in summary.values() for k in m})
-    lower_better = lambda k: "cpu" in k or "KiB" in k  # noqa: E731
-    print(f"\n{'metric':<28}" + "".join(f"{s:>12}" for s in systems) + "   ringproxy / best peer")
-    for k in keys:
-        vals = [summary[s].get(k) for s in systems]
-        peers = [summary[s][k] for s in systems if s != "ringproxy" and k in summary[s]]
-        best = (min if lower_better(k) else max)(peers) if peers else None
-        ratio = f"{summary['ringproxy'][k] / best:.2f}" if best and "ringproxy" in summary else ""
-        print(f"{k:<28}" + "".join(f"{v:>12.1f}" if v is not None else f"{'-':>12}" for v in vals) + f"   {ratio}")
-    out = {"placement": b.place.describe(), "reps": args.reps, "duration_s": args.duration,
-           "idle_connections": args.idle, "raw": results, "median": summary}
     path = args.out or os.path.join(run.ROOT, "bench", "results", f"tls-{time.strftime('%Y-%m-%d')}.json")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(out, f, indent=2)
-    print(f"raw data: {os.path.relpath(path, run.ROOT)}")
+    meta = {"placement": b.place.describe(), "reps": args.reps, "duration_s": args.duration,
+            "idle_connections": args.idle}
+    run.ratio_report(results, systems, lambda k: "cpu" in k or "KiB" in k, meta, path)
 
 
 if __name__ == "__main__":

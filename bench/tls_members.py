@@ -15,16 +15,15 @@ Measured, medians of --reps: proxy CPU µs per request over 64 keep-alive client
 (small responses), and the same with a new member connection per request (ringproxy's
 `disablereuse=On`, nginx without upstream keepalive, HAProxy's `http-server-close`: a TLS
 handshake with the member per request, resuming its session), over 16 connections.
-Proxy CPU is utime+stime from /proc/PID/stat. Only 127.0.0.1.
+Proxy CPU is utime+stime from /proc/PID/stat (utime alone reported too: user space is
+where proxies differ). Only 127.0.0.1.
 
     bench/tls_members.py [--reps 3] [--duration 5] [--systems ringproxy,nginx,haproxy]
 """
 
 import argparse
-import json
 import os
 import re
-import resource
 import subprocess
 import sys
 import time
@@ -116,25 +115,13 @@ class MembersBench(run.Bench):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--duration", type=float, default=5.0)
-    ap.add_argument("--systems", default=",".join(SYSTEMS))
-    ap.add_argument("--out", default=None)
-    run.add_placement_args(ap)
-    args = ap.parse_args()
-    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    args = run.comparison_args(ap, SYSTEMS)
     systems = args.systems.split(",")
     b = MembersBench(args)
     c = b.place.scaled
     d = f"{args.duration}s"
-    results = {s: {} for s in systems}
-
-    def add(system, key, value):
-        results[system].setdefault(key, []).append(value)
-
-    def cpu_us(r):
-        return r["cpu_s"] * 1e6 / r["requests"] if r["requests"] else None
+    results = run.Samples(systems)
+    add, cpu_us = results.add, run.cpu_us
 
     try:
         b.start_backends()
@@ -147,6 +134,9 @@ def main():
                     try:
                         r = b.measured(p, port, ["-c", str(c(64 if not no_reuse else 16)), "-d", d])
                         add(system, f"{key}_cpu_us_per_req", cpu_us(r))
+                        # The split: the kernel's share (TCP over loopback, waking the
+                        # peer) is much the same for every proxy making the same sends.
+                        add(system, f"{key}_user_us_per_req", r["cpu_user_s"] * 1e6 / r["requests"])
                         add(system, f"{key}_rps", r["rps"])
                     finally:
                         b.stop(p)
@@ -154,23 +144,10 @@ def main():
                           f"{results[system][f'{key}_cpu_us_per_req'][-1]:.1f} µs/request", flush=True)
     finally:
         b.cleanup()
-    summary = {s: {k: run.median(v) for k, v in m.items()} for s, m in results.items()}
-    keys = sorted({k for m in summary.values() for k in m})
-    print(f"\n{'metric':<34}" + "".join(f"{s:>12}" for s in systems) + "   ringproxy / best peer")
-    for k in keys:
-        vals = [summary[s].get(k) for s in systems]
-        peers = [summary[s][k] for s in systems if s != "ringproxy" and k in summary[s]]
-        best = (min if "cpu" in k else max)(peers) if peers else None
-        ratio = f"{summary['ringproxy'][k] / best:.2f}" if best and "ringproxy" in summary else ""
-        print(f"{k:<34}" + "".join(f"{v:>12.1f}" if v is not None else f"{'-':>12}" for v in vals) + f"   {ratio}")
-    out = {"placement": b.place.describe(), "reps": args.reps, "duration_s": args.duration,
-           "raw": results, "median": summary}
     path = args.out or os.path.join(run.ROOT, "bench", "results",
                                     f"tls-members-{time.strftime('%Y-%m-%d')}.json")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(out, f, indent=2)
-    print(f"raw data: {os.path.relpath(path, run.ROOT)}")
+    meta = {"placement": b.place.describe(), "reps": args.reps, "duration_s": args.duration}
+    run.ratio_report(results, systems, lambda k: "cpu" in k or "user" in k, meta, path)
 
 
 if __name__ == "__main__":

@@ -52,6 +52,23 @@ impl Ca {
     }
 }
 
+/// A test's directory, its CA, and the lines that make ringproxy trust that CA for
+/// members.
+fn trusted_ca(test: &str) -> (Dir, Ca, String) {
+    let dir = Dir::new(test);
+    let ca = Ca::new("Test CA");
+    let trust = format!(
+        "SSLProxyEngine On\nSSLProxyCACertificateFile {}\n",
+        ca.write(&dir, "ca.pem")
+    );
+    (dir, ca, trust)
+}
+
+/// A member with a valid certificate from `ca` for 127.0.0.1.
+fn member_of(ca: &Ca, handler: impl Fn(&SeenRequest) -> Action + Send + Sync + 'static) -> Backend {
+    tls_backend(member_config(ca.leaf(&["127.0.0.1"], false), None), handler)
+}
+
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
@@ -101,15 +118,8 @@ fn https(b: &Backend) -> String {
 
 #[test]
 fn https_members_are_verified_pooled_and_counted() {
-    let dir = Dir::new("members-pool");
-    let ca = Ca::new("Test CA");
-    let trust = format!(
-        "SSLProxyEngine On\nSSLProxyCACertificateFile {}\n",
-        ca.write(&dir, "ca.pem")
-    );
-    let member = tls_backend(member_config(ca.leaf(&["127.0.0.1"], false), None), |r| {
-        ok(&format!("tls {}", r.request_line()))
-    });
+    let (_dir, ca, trust) = trusted_ca("members-pool");
+    let member = member_of(&ca, |r| ok(&format!("tls {}", r.request_line())));
     let p = proxy_to(&[https(&member)], &trust);
     let mut c = Client::connect(p.addrs[0]);
     for i in 0..5 {
@@ -137,12 +147,7 @@ fn https_members_are_verified_pooled_and_counted() {
 /// A member named by host name gets it as SNI (resolved as ringproxy resolves it).
 #[test]
 fn a_member_named_by_host_gets_its_name_as_sni() {
-    let dir = Dir::new("members-sni");
-    let ca = Ca::new("Test CA");
-    let trust = format!(
-        "SSLProxyEngine On\nSSLProxyCACertificateFile {}\n",
-        ca.write(&dir, "ca.pem")
-    );
+    let (_dir, ca, trust) = trusted_ca("members-sni");
     let first: SocketAddr = "localhost:0".to_socket_addrs().unwrap().next().unwrap();
     let config = member_config(ca.leaf(&["localhost"], false), None);
     let member = tls_backend_on(first, config, |_| ok("named"));
@@ -160,16 +165,9 @@ fn a_member_named_by_host_gets_its_name_as_sni() {
 /// moved to the good member), each allowed by the directive that turns its check off.
 #[test]
 fn bad_member_certificates_are_refused_with_failover() {
-    let dir = Dir::new("members-bad");
-    let ca = Ca::new("Test CA");
+    let (_dir, ca, trust) = trusted_ca("members-bad");
     let stranger = Ca::new("Unknown CA");
-    let trust = format!(
-        "SSLProxyEngine On\nSSLProxyCACertificateFile {}\n",
-        ca.write(&dir, "ca.pem")
-    );
-    let good = tls_backend(member_config(ca.leaf(&["127.0.0.1"], false), None), |_| {
-        ok("good")
-    });
+    let good = member_of(&ca, |_| ok("good"));
     let cases = [
         (
             "wrong name",
@@ -301,12 +299,7 @@ fn stale_pooled_tls_connections_are_retried() {
 }
 
 fn stale_retried(notify: bool) {
-    let dir = Dir::new("members-stale");
-    let ca = Ca::new("Test CA");
-    let trust = format!(
-        "SSLProxyEngine On\nSSLProxyCACertificateFile {}\n",
-        ca.write(&dir, "ca.pem")
-    );
+    let (_dir, ca, trust) = trusted_ca("members-stale");
     // Answers as if keeping the connection, then closes it.
     let member = tls_backend(
         member_config(ca.leaf(&["127.0.0.1"], false), None),
@@ -336,12 +329,7 @@ fn stale_retried(notify: bool) {
 /// wss:// members: the upgrade and the tunnel go through TLS to the member.
 #[test]
 fn websocket_tunnels_reach_wss_members() {
-    let dir = Dir::new("members-wss");
-    let ca = Ca::new("Test CA");
-    let trust = format!(
-        "SSLProxyEngine On\nSSLProxyCACertificateFile {}\n",
-        ca.write(&dir, "ca.pem")
-    );
+    let (_dir, ca, trust) = trusted_ca("members-wss");
     let (addr, heads) = tls_upgrade_backend(member_config(ca.leaf(&["127.0.0.1"], false), None));
     let p = proxy(&format!(
         "Listen 127.0.0.1:0\n{trust}ProxyPass /ws wss://127.0.0.1:{}/ws\n",
@@ -370,16 +358,9 @@ fn websocket_tunnels_reach_wss_members() {
 /// refuses one where SSLProxyEngine is not On.
 #[test]
 fn the_balancer_manager_adds_https_members() {
-    let dir = Dir::new("members-manager");
-    let ca = Ca::new("Test CA");
-    let trust = format!(
-        "SSLProxyEngine On\nSSLProxyCACertificateFile {}\n",
-        ca.write(&dir, "ca.pem")
-    );
+    let (_dir, ca, trust) = trusted_ca("members-manager");
     let plain = named("plain");
-    let secure = tls_backend(member_config(ca.leaf(&["127.0.0.1"], false), None), |_| {
-        ok("secure")
-    });
+    let secure = member_of(&ca, |_| ok("secure"));
     let manager = "<Location /balancer-manager>\nSetHandler balancer-manager\nRequire local\n</Location>\nProxyPass /balancer-manager !\n";
     let referer = "Referer: http://lb.test/balancer-manager\r\n";
     for (extra, want) in [(trust.as_str(), 200), ("", 400)] {
@@ -424,9 +405,7 @@ fn preserved_hosts_are_sent_as_sni_and_pooled_apart() {
         "SSLProxyEngine On\nSSLProxyCACertificateFile {}\nProxyPreserveHost On\n",
         ca.write(&dir, "ca.pem")
     );
-    let member = tls_backend(member_config(ca.leaf(&["127.0.0.1"], false), None), |r| {
-        ok(&r.sni.clone().unwrap_or_else(|| "-".into()))
-    });
+    let member = member_of(&ca, |r| ok(&r.sni.clone().unwrap_or_else(|| "-".into())));
     let p = proxy_to(&[https(&member)], &trust);
     let mut c = Client::connect(p.addrs[0]);
     let mut get = |host: &str| {
@@ -457,9 +436,7 @@ fn health_checks_of_tls_members_are_handshakes() {
         "SSLProxyEngine On\nSSLProxyCACertificateFile {}\n<Location /balancer-manager>\nSetHandler balancer-manager\nRequire local\n</Location>\nProxyPass /balancer-manager !\n",
         ca.write(&dir, "ca.pem")
     );
-    let good = tls_backend(member_config(ca.leaf(&["127.0.0.1"], false), None), |_| {
-        ok("good")
-    });
+    let good = member_of(&ca, |_| ok("good"));
     let bad = tls_backend(member_config(ca.leaf(&["other.test"], false), None), |_| {
         ok("bad")
     });
@@ -509,15 +486,8 @@ fn a_self_signed_member_certificate_trusted_as_itself() {
 /// member's session is resumed.
 #[test]
 fn member_sessions_resume() {
-    let dir = Dir::new("members-resume");
-    let ca = Ca::new("Test CA");
-    let trust = format!(
-        "SSLProxyEngine On\nSSLProxyCACertificateFile {}\n",
-        ca.write(&dir, "ca.pem")
-    );
-    let member = tls_backend(member_config(ca.leaf(&["127.0.0.1"], false), None), |_| {
-        ok("again")
-    });
+    let (_dir, ca, trust) = trusted_ca("members-resume");
+    let member = member_of(&ca, |_| ok("again"));
     let p = proxy_to(&[format!("{} disablereuse=On", https(&member))], &trust);
     let mut c = Client::connect(p.addrs[0]);
     for _ in 0..3 {
@@ -547,7 +517,7 @@ fn bodies_rewrites_and_protocols_through_tls_members() {
         "SSLProxyEngine On\nSSLProxyCACertificateFile {}\nSpliceThreshold 65536\n",
         ca.write(&dir, "ca.pem")
     );
-    let member = tls_backend(member_config(ca.leaf(&["127.0.0.1"], false), None), |r| {
+    let member = member_of(&ca, |r| {
         if r.request_line().starts_with("GET /big") {
             Action::Stream(3 << 20)
         } else {

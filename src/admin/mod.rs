@@ -356,17 +356,12 @@ pub fn metrics(shared: &Shared) -> (&'static str, String) {
             ("resumed", t.tls_handshakes[2]),
         ],
     );
-    let failures: Vec<(&str, u64)> = crate::transport::tls::HandshakeError::REASONS
-        .iter()
-        .zip(t.tls_failures)
-        .map(|(r, n)| (*r, n))
-        .collect();
     labelled(
         &mut o,
         "ringproxy_tls_handshake_failures_total",
         "TLS handshakes that failed, by reason (timeout, closed, protocol: no common version, cipher: no common suite, client_certificate, alert, protocol_error: not TLS or malformed…).",
         "reason",
-        &failures,
+        &by_reason(t.tls_failures),
     );
     labelled(
         &mut o,
@@ -378,17 +373,12 @@ pub fn metrics(shared: &Shared) -> (&'static str, String) {
             ("resumed", t.member_tls_handshakes[1]),
         ],
     );
-    let failures: Vec<(&str, u64)> = crate::transport::tls::HandshakeError::REASONS
-        .iter()
-        .zip(t.member_tls_failures)
-        .map(|(r, n)| (*r, n))
-        .collect();
     labelled(
         &mut o,
         "ringproxy_member_tls_handshake_failures_total",
         "TLS handshakes with members that failed, by reason (certificate: the member's certificate was refused; timeout, closed, protocol, cipher, alert, protocol_error…).",
         "reason",
-        &failures,
+        &by_reason(t.member_tls_failures),
     );
     family(
         &mut o,
@@ -492,6 +482,14 @@ pub fn metrics(shared: &Shared) -> (&'static str, String) {
         );
     }
     ("text/plain; version=0.0.4; charset=utf-8", o)
+}
+
+/// Handshake failure counts labelled by their reasons.
+fn by_reason(counts: [u64; stats::TLS_REASONS]) -> Vec<(&'static str, u64)> {
+    crate::transport::tls::HandshakeError::REASONS
+        .into_iter()
+        .zip(counts)
+        .collect()
 }
 
 #[cfg(test)]

@@ -23,9 +23,8 @@ pub(super) struct TlsSet {
     pub certs: Vec<(PathBuf, Loc)>,
     pub keys: Vec<(PathBuf, Loc)>,
     pub chain: Option<(PathBuf, Loc)>,
-    pub protocols: Option<Vec<&'static SupportedProtocolVersion>>,
-    pub tls12: Option<Vec<SupportedCipherSuite>>,
-    pub tls13: Option<Vec<SupportedCipherSuite>>,
+    /// `SSLProtocol`, `SSLCipherSuite`.
+    pub offer: Offer,
     pub honor_order: Option<bool>,
     pub tickets: Option<bool>,
     pub strict_sni: Option<bool>,
@@ -55,9 +54,59 @@ pub(super) struct ProxyTlsSet {
     pub check_expire: Option<bool>,
     pub machine_cert: Option<(PathBuf, Loc)>,
     pub machine_chain: Option<(PathBuf, Loc)>,
+    /// `SSLProxyProtocol`, `SSLProxyCipherSuite`.
+    pub offer: Offer,
+}
+
+/// What `SSLProtocol` and `SSLCipherSuite` (or their `SSLProxy` forms) said.
+#[derive(Clone, Default)]
+pub(super) struct Offer {
     pub protocols: Option<Vec<&'static SupportedProtocolVersion>>,
     pub tls12: Option<Vec<SupportedCipherSuite>>,
     pub tls13: Option<Vec<SupportedCipherSuite>>,
+}
+
+impl Offer {
+    fn over(&self, base: &Offer) -> Offer {
+        Offer {
+            protocols: self.protocols.clone().or_else(|| base.protocols.clone()),
+            tls12: self.tls12.clone().or_else(|| base.tls12.clone()),
+            tls13: self.tls13.clone().or_else(|| base.tls13.clone()),
+        }
+    }
+
+    /// Records the suites of one version; none left for TLS 1.2 turns TLS 1.2 off.
+    pub fn set_suites(&mut self, for13: bool, suites: Vec<SupportedCipherSuite>) {
+        match (for13, suites.is_empty()) {
+            (true, true) => {}
+            (true, false) => self.tls13 = Some(suites),
+            (false, false) => self.tls12 = Some(suites),
+            (false, true) => {
+                let current = self.versions();
+                self.protocols = Some(
+                    current
+                        .into_iter()
+                        .filter(|p| p.version != rustls::ProtocolVersion::TLSv1_2)
+                        .collect(),
+                );
+            }
+        }
+    }
+
+    /// The versions offered (TLS 1.2 and 1.3 unless set).
+    fn versions(&self) -> Vec<&'static SupportedProtocolVersion> {
+        self.protocols
+            .clone()
+            .unwrap_or_else(|| host::Settings::default().protocols)
+    }
+
+    /// The suites configured for TLS 1.2 and 1.3 (empty: the defaults).
+    fn suites(&self) -> (Vec<SupportedCipherSuite>, Vec<SupportedCipherSuite>) {
+        (
+            self.tls12.clone().unwrap_or_default(),
+            self.tls13.clone().unwrap_or_default(),
+        )
+    }
 }
 
 impl ProxyTlsSet {
@@ -80,9 +129,7 @@ impl ProxyTlsSet {
                 .machine_chain
                 .clone()
                 .or_else(|| base.machine_chain.clone()),
-            protocols: self.protocols.clone().or_else(|| base.protocols.clone()),
-            tls12: self.tls12.clone().or_else(|| base.tls12.clone()),
-            tls13: self.tls13.clone().or_else(|| base.tls13.clone()),
+            offer: self.offer.over(&base.offer),
         }
     }
 }
@@ -108,9 +155,7 @@ impl TlsSet {
                 self.keys.clone()
             },
             chain: self.chain.clone().or_else(|| main.chain.clone()),
-            protocols: self.protocols.clone().or_else(|| main.protocols.clone()),
-            tls12: self.tls12.clone().or_else(|| main.tls12.clone()),
-            tls13: self.tls13.clone().or_else(|| main.tls13.clone()),
+            offer: self.offer.over(&main.offer),
             honor_order: self.honor_order.or(main.honor_order),
             tickets: self.tickets.or(main.tickets),
             strict_sni: self.strict_sni.or(main.strict_sni),
@@ -214,14 +259,12 @@ impl Builder<'_> {
             let Ok(client_auth) = self.client_auth(&set, &engine_loc) else {
                 continue;
             };
+            let (tls12_suites, tls13_suites) = set.offer.suites();
             let settings = host::Settings {
                 client_auth,
-                protocols: set
-                    .protocols
-                    .clone()
-                    .unwrap_or_else(|| host::Settings::default().protocols),
-                tls12_suites: set.tls12.clone().unwrap_or_default(),
-                tls13_suites: set.tls13.clone().unwrap_or_default(),
+                protocols: set.offer.versions(),
+                tls12_suites,
+                tls13_suites,
                 server_order: set.honor_order.unwrap_or(true),
                 tickets: set.tickets.unwrap_or(true),
                 cache_entries: self.tls_cache_entries,
@@ -406,13 +449,11 @@ impl Builder<'_> {
                 }
             }
         };
+        let (tls12_suites, tls13_suites) = set.offer.suites();
         Ok(ClientSettings {
-            protocols: set
-                .protocols
-                .clone()
-                .unwrap_or_else(|| host::Settings::default().protocols),
-            tls12_suites: set.tls12.clone().unwrap_or_default(),
-            tls13_suites: set.tls13.clone().unwrap_or_default(),
+            protocols: set.offer.versions(),
+            tls12_suites,
+            tls13_suites,
             verify,
             roots,
             depth: set.depth,

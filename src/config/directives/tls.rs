@@ -2,7 +2,7 @@
 //! `transport::tls::host` for what each setting becomes). What rustls cannot do is a
 //! warning that says so; what would weaken security without the admin knowing is an error.
 
-use rustls::{SupportedCipherSuite, SupportedProtocolVersion};
+use rustls::SupportedCipherSuite;
 
 use super::super::tls::ProxyTlsSet;
 use super::super::*;
@@ -155,7 +155,7 @@ pub(super) fn sslproxyprotocol(b: &mut Builder, d: &Directive, ctx: Ctx) {
             for w in warnings {
                 b.warn(&d.loc, w);
             }
-            proxy_set(b, ctx).protocols = Some(versions);
+            proxy_set(b, ctx).offer.protocols = Some(versions);
         }
         Err(m) => b.err(&d.loc, m),
     }
@@ -166,14 +166,7 @@ pub(super) fn sslproxyciphersuite(b: &mut Builder, d: &Directive, ctx: Ctx) {
     let Some((tls13, suites)) = cipher_spec(b, d) else {
         return;
     };
-    let set = proxy_set(b, ctx);
-    set_suites(
-        &mut set.protocols,
-        &mut set.tls12,
-        &mut set.tls13,
-        tls13,
-        suites,
-    );
+    proxy_set(b, ctx).offer.set_suites(tls13, suites);
 }
 
 /// `SSLCertificateFile`, `SSLCertificateKeyFile`, `SSLCertificateChainFile`.
@@ -196,7 +189,7 @@ pub(super) fn sslprotocol(b: &mut Builder, d: &Directive, ctx: Ctx) {
             for w in warnings {
                 b.warn(&d.loc, w);
             }
-            b.tls[ctx.vhost()].protocols = Some(versions);
+            b.tls[ctx.vhost()].offer.protocols = Some(versions);
         }
         Err(m) => b.err(&d.loc, m),
     }
@@ -207,14 +200,7 @@ pub(super) fn sslciphersuite(b: &mut Builder, d: &Directive, ctx: Ctx) {
     let Some((tls13, suites)) = cipher_spec(b, d) else {
         return;
     };
-    let set = &mut b.tls[ctx.vhost()];
-    set_suites(
-        &mut set.protocols,
-        &mut set.tls12,
-        &mut set.tls13,
-        tls13,
-        suites,
-    );
+    b.tls[ctx.vhost()].offer.set_suites(tls13, suites);
 }
 
 /// The arguments of `SSLCipherSuite` or `SSLProxyCipherSuite`: whether they are for TLS
@@ -259,32 +245,6 @@ fn cipher_spec(b: &mut Builder, d: &Directive) -> Option<(bool, Vec<SupportedCip
         );
     }
     Some((tls13, suites))
-}
-
-/// Records the suites of one version; none left for TLS 1.2 turns TLS 1.2 off.
-fn set_suites(
-    protocols: &mut Option<Vec<&'static SupportedProtocolVersion>>,
-    tls12: &mut Option<Vec<SupportedCipherSuite>>,
-    tls13: &mut Option<Vec<SupportedCipherSuite>>,
-    for13: bool,
-    suites: Vec<SupportedCipherSuite>,
-) {
-    match (for13, suites.is_empty()) {
-        (true, true) => {}
-        (true, false) => *tls13 = Some(suites),
-        (false, false) => *tls12 = Some(suites),
-        (false, true) => {
-            let current = protocols
-                .take()
-                .unwrap_or_else(|| host::Settings::default().protocols);
-            *protocols = Some(
-                current
-                    .into_iter()
-                    .filter(|p| p.version != rustls::ProtocolVersion::TLSv1_2)
-                    .collect(),
-            );
-        }
-    }
 }
 
 /// `SSLHonorCipherOrder`, `SSLSessionTickets`, `SSLStrictSNIVHostCheck`.

@@ -686,6 +686,20 @@ mod tests {
         }
     }
 
+    fn runtime() -> monoio::Runtime<monoio::time::TimeDriver<monoio::LegacyDriver>> {
+        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .unwrap()
+    }
+
+    /// The next connection on `listener`, as the runtime's stream.
+    fn accepted(listener: &std::net::TcpListener) -> TcpStream {
+        let (sock, _) = listener.accept().unwrap();
+        sock.set_nonblocking(true).unwrap();
+        TcpStream::from_std(sock).unwrap()
+    }
+
     /// A server configuration for `localhost` and a client configuration trusting it.
     fn configs() -> (Arc<ServerConfig>, Arc<rustls::ClientConfig>) {
         let key = rcgen::KeyPair::generate().unwrap();
@@ -739,14 +753,9 @@ mod tests {
             tls.read_to_end(&mut rest).unwrap();
             assert!(rest.is_empty());
         });
-        let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-            .enable_timer()
-            .build()
-            .unwrap();
+        let mut rt = runtime();
         rt.block_on(async move {
-            let (sock, _) = listener.accept().unwrap();
-            sock.set_nonblocking(true).unwrap();
-            let io = TcpStream::from_std(sock).unwrap();
+            let io = accepted(&listener);
             let t = Duration::from_secs(10);
             let mut s = accept(io, &One(server), t).await.unwrap();
             let facts = s.tls().unwrap().clone();
@@ -797,16 +806,11 @@ mod tests {
             let _ = a.read_to_end(&mut sink);
             std::thread::sleep(Duration::from_millis(400));
         });
-        let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-            .enable_timer()
-            .build()
-            .unwrap();
+        let mut rt = runtime();
         rt.block_on(async move {
             let config = One(server);
             for want in ["protocol_error", "timeout"] {
-                let (sock, _) = listener.accept().unwrap();
-                sock.set_nonblocking(true).unwrap();
-                let io = TcpStream::from_std(sock).unwrap();
+                let io = accepted(&listener);
                 let e = accept(io, &config, Duration::from_millis(200))
                     .await
                     .err()
@@ -858,17 +862,12 @@ mod tests {
             }
             kinds
         });
-        let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-            .enable_timer()
-            .build()
-            .unwrap();
+        let mut rt = runtime();
         rt.block_on(async move {
             let config = One(server);
             let t = Duration::from_secs(10);
             for _ in 0..2 {
-                let (sock, _) = listener.accept().unwrap();
-                sock.set_nonblocking(true).unwrap();
-                let io = TcpStream::from_std(sock).unwrap();
+                let io = accepted(&listener);
                 let mut s = accept(io, &config, t).await.unwrap();
                 // The request was there at the end of the handshake: the tickets wait.
                 assert!(s.shared.conn.borrow().wants_write());
@@ -908,14 +907,9 @@ mod tests {
             let mut done = [0u8; 1];
             tls.read_exact(&mut done).unwrap();
         });
-        let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-            .enable_timer()
-            .build()
-            .unwrap();
+        let mut rt = runtime();
         rt.block_on(async move {
-            let (sock, _) = listener.accept().unwrap();
-            sock.set_nonblocking(true).unwrap();
-            let io = TcpStream::from_std(sock).unwrap();
+            let io = accepted(&listener);
             let t = Duration::from_secs(10);
             let mut s = accept(io, &One(server), t).await.unwrap();
             let mut got = 0;
