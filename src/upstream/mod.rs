@@ -7,6 +7,7 @@
 //! within the same connect timeout), [`pool`] keeps idle ones per core, keyed by balancer
 //! and member.
 
+pub mod ajp;
 pub mod http1;
 pub mod pool;
 
