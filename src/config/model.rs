@@ -49,6 +49,9 @@ pub struct CoreSettings {
     pub graceful_shutdown_timeout: Duration,
     /// `ProxyIOBufferSize`: read size while streaming bodies.
     pub io_buffer_size: usize,
+    /// AJP packet size: 8 KiB (Tomcat's `packetSize` default) unless `ProxyIOBufferSize`
+    /// is written, then that clamped to 8–64 KiB, as mod_proxy_ajp does.
+    pub ajp_packet_size: usize,
     /// `IdleBuffers Release` (default): a connection waiting for its next request gives its
     /// read buffer back when it parks (`IdleParkAfter`), or at once when parking is off
     /// (then one readiness poll more per request); `Keep`: it keeps its read buffer and
@@ -99,6 +102,7 @@ impl Default for CoreSettings {
             // Apache's default is 8 KiB; larger reads cost one buffer per streaming
             // connection and save system calls on large bodies.
             io_buffer_size: 64 * 1024,
+            ajp_packet_size: crate::upstream::ajp::codec::DEFAULT_PACKET_SIZE,
             release_idle_buffers: true,
             splice_threshold: 64 * 1024,
             idle_park_after: Some(Duration::from_millis(250)),

@@ -24,6 +24,8 @@ pub struct MemberParams {
     /// Status flags as `(flag, set)` in the order given, e.g. `+H-D` -> [('H',true),('D',false)].
     pub status: Vec<(char, bool)>,
     pub ping: Option<Duration>,
+    /// `secret=`: sent to an AJP member (Tomcat's connector `secret`).
+    pub secret: Option<String>,
     pub hc: HealthCheckParams,
     pub upgrade: Option<String>,
 }
@@ -147,7 +149,6 @@ pub const MEMBER_KEYS_IGNORED: &[&str] = &[
     "flushwait",
     "iobuffersize",
     "receivebuffersize",
-    "secret",
     "responsefieldsize",
     "mapping",
 ];
@@ -334,7 +335,8 @@ impl MemberParams {
                     return Err(format!("flushpackets={v}: must be On, Off or auto"));
                 }
             }
-            "secret" | "mapping" => {}
+            "secret" => self.secret = Some(v.to_string()),
+            "mapping" => {}
             _ => return Ok(false),
         }
         Ok(true)

@@ -51,7 +51,7 @@ impl Scheme {
     pub fn is_member(self) -> bool {
         matches!(
             self,
-            Scheme::Http | Scheme::Ws | Scheme::Https | Scheme::Wss
+            Scheme::Http | Scheme::Ws | Scheme::Https | Scheme::Wss | Scheme::Ajp
         )
     }
 
@@ -63,16 +63,6 @@ impl Scheme {
     /// `scheme://authority`.
     pub fn url(self, authority: &str) -> String {
         format!("{}://{authority}", self.name())
-    }
-
-    /// Why ringproxy cannot speak this scheme to a member yet, if it cannot.
-    fn unsupported(self) -> Option<&'static str> {
-        match self {
-            Scheme::Http | Scheme::Ws | Scheme::Https | Scheme::Wss | Scheme::Balancer => None,
-            Scheme::Ajp => {
-                Some("AJP members are not available yet; use http://, https://, ws:// or wss://")
-            }
-        }
     }
 }
 
@@ -114,12 +104,9 @@ pub fn proxy_target(url: &str) -> Result<ProxyTarget<'_>, String> {
     let Some((scheme, rest)) = split_scheme(url) else {
         let scheme = url.split("://").next().unwrap_or(url);
         return Err(format!(
-            "backend scheme '{scheme}' is not supported (http://, https://, ws://, wss:// and balancer:// are)"
+            "backend scheme '{scheme}' is not supported (http://, https://, ws://, wss://, ajp:// and balancer:// are)"
         ));
     };
-    if let Some(why) = scheme.unsupported() {
-        return Err(format!("{url}: {why}"));
-    }
     if scheme == Scheme::Balancer {
         let end = rest.find(['/', '$']).unwrap_or(rest.len());
         if end == 0 {
@@ -189,17 +176,10 @@ pub(super) fn parse_member_url(
     let bad = |what: String| ConfigError::new(loc, format!("member '{url}': {what}"));
     let (scheme, after) = match split_scheme(url) {
         Some(found @ (s, _)) if s.is_member() => found,
-        Some((s, _)) if s.unsupported().is_some() => {
-            let why = s.unsupported().unwrap_or_default();
-            return Err(bad(format!(
-                "scheme '{}' is not supported ({why})",
-                s.name()
-            )));
-        }
         _ => {
             let scheme = url.split("://").next().unwrap_or(url);
             return Err(bad(format!(
-                "scheme '{scheme}' is not supported (http://, https://, ws:// and wss:// are)"
+                "scheme '{scheme}' is not supported (http://, https://, ws://, wss:// and ajp:// are)"
             )));
         }
     };
@@ -329,13 +309,13 @@ mod tests {
             ("WS://h", member(Scheme::Ws, "h", "")),
             ("https://h:8443/p", member(Scheme::Https, "h:8443", "/p")),
             ("wss://h", member(Scheme::Wss, "h", "")),
+            ("ajp://h:8009/", member(Scheme::Ajp, "h:8009", "/")),
         ];
         for (url, want) in ok {
             assert_eq!(proxy_target(url).as_ref(), Ok(want), "{url}");
         }
         for (url, why) in [
             ("balancer:///x", "bad balancer URL"),
-            ("ajp://h:8009/", "AJP members are not available yet"),
             ("gopher://h/", "backend scheme 'gopher' is not supported"),
             ("/local", "backend scheme '/local' is not supported"),
         ] {
@@ -345,7 +325,7 @@ mod tests {
         assert_eq!(without_scheme("http://h:1/p"), "h:1/p");
         assert!(is_balancer_url("Balancer://x") && !is_balancer_url("http://x"));
         assert_eq!(member_host_port("ws://[::1]/x"), Some(("::1".into(), 80)));
-        assert_eq!(member_host_port("ajp://h"), None);
+        assert_eq!(member_host_port("ajp://h"), Some(("h".into(), 8009)));
         assert_eq!(member_host_port("balancer://c"), None);
     }
 }

@@ -129,6 +129,7 @@ async fn on_member(
         routed: routed.path,
         timeout: cfg.member_timeout(routed.vh_idx, b, member),
         inline_end: routed.inline_end,
+        route: keys.route,
         set_route: (view.sticky_insert && (keys.route.is_none() || choice.route_changed))
             .then_some(mv.route.as_deref())
             .flatten(),
@@ -190,6 +191,7 @@ async fn attempt(
     // The member protocol decides how the exchange goes (one arm per session variant).
     let exchanged = match &mut session {
         UpstreamSession::Http1(s) => http1_exchange(w, c, r, s, x, routed.framing).await,
+        UpstreamSession::Ajp(s) => super::ajp::ajp_exchange(w, c, r, s, x).await,
     };
     session.return_buffer(&w.thread.backend_bufs);
     match exchanged {
@@ -236,7 +238,7 @@ async fn session(
             .shared
             .cfg
             .member_connect_timeout(routed.vh_idx, b, member);
-        let made = upstream::connect(member, t, sni).await;
+        let made = upstream::connect(member, t, sni, w.shared.cfg.core.ajp_packet_size).await;
         count_member_tls(stats, &made);
         return made;
     };

@@ -41,14 +41,16 @@ pub(super) struct Exchange<'a> {
     pub timeout: Duration,
     /// Where the request ends in the client buffer when its body came whole with the head.
     pub inline_end: Option<usize>,
+    /// The route the request asked for (its sticky session's), for AJP's `jvm_route`.
+    pub route: Option<&'a str>,
 }
 
 impl Exchange<'_> {
-    fn mv(&self) -> &MemberView {
+    pub(super) fn mv(&self) -> &MemberView {
         &self.view.members[self.member]
     }
 
-    fn member(&self) -> &Member {
+    pub(super) fn member(&self) -> &Member {
         &self.mv().state.member
     }
 }
@@ -67,11 +69,11 @@ impl From<ProxyError> for ExchangeError {
     }
 }
 
-fn fatal(kind: ErrorKind) -> ExchangeError {
+pub(super) fn fatal(kind: ErrorKind) -> ExchangeError {
     ExchangeError::Fatal(ProxyError::new(kind))
 }
 
-fn client_io(e: IoFail) -> ExchangeError {
+pub(super) fn client_io(e: IoFail) -> ExchangeError {
     fatal(ErrorKind::client(e))
 }
 
@@ -315,9 +317,43 @@ async fn respond(
     s: &mut Http1Session,
     x: &Exchange<'_>,
 ) -> Result<(bool, Framing, usize), ExchangeError> {
+    let (keep_client, dechunk, mut out) = response_head(w, c, r, x, &s.buf, &s.head);
+    let rh = &s.head;
+    let mut framing = Framing::from(rh.body());
+    let mut pos = rh.len;
+    if !dechunk {
+        let mut probe = framing;
+        if let Ok(adv) = probe.advance(&s.buf[pos..]) {
+            if adv.done {
+                out.extend_from_slice(&s.buf[pos..pos + adv.consumed]);
+                pos += adv.consumed;
+                framing = probe;
+            }
+        }
+    }
+    x.mv().state.on_core(w.id).add_received(pos as u64);
+    r.bytes_out = out.len() as u64;
+    let (res, out) = write_all(&mut c.stream, out, w.shared.cfg.core.timeout).await;
+    c.out = out;
+    res.map_err(client_io)?;
+    Ok((keep_client, framing, pos))
+}
+
+/// The response head `rh` (parsed from `buf`) as it goes to the client, in `c.out` taken:
+/// rewritten (ProxyPassReverse, cookies, `Header` rules, the sticky cookie), with the
+/// client connection's future decided. Returns (client keep-alive, whether a chunked body
+/// goes to an HTTP/1.0 client de-chunked, the head). Marks the response started. Any
+/// member protocol's response goes through here.
+pub(super) fn response_head(
+    w: &CoreGen,
+    c: &mut ClientConn,
+    r: &mut RequestCtx,
+    x: &Exchange<'_>,
+    buf: &[u8],
+    rh: &crate::http::head::ResponseHead,
+) -> (bool, bool, Vec<u8>) {
     let cfg = &w.shared.cfg;
     let vh = &cfg.vhosts[x.vh_idx];
-    let rh = &s.head;
     // The client connection's future is decided before the head goes out.
     let resp_body = rh.body();
     let dechunk = resp_body == ResponseBody::Chunked && r.head.minor == 0;
@@ -353,32 +389,15 @@ async fn respond(
     out.clear();
     write_response_head(
         &mut out,
-        &s.buf,
+        buf,
         rh,
         &rewrite,
         &mut w.thread.fields.borrow_mut(),
     );
     r.head_out = out.len() as u64;
-    let mut framing = Framing::from(resp_body);
-    let mut pos = rh.len;
-    if !dechunk {
-        let mut probe = framing;
-        if let Ok(adv) = probe.advance(&s.buf[pos..]) {
-            if adv.done {
-                out.extend_from_slice(&s.buf[pos..pos + adv.consumed]);
-                pos += adv.consumed;
-                framing = probe;
-            }
-        }
-    }
-    x.mv().state.on_core(w.id).add_received(pos as u64);
     r.status = rh.status;
-    r.bytes_out = out.len() as u64;
     r.response_started = true;
-    let (res, out) = write_all(&mut c.stream, out, cfg.core.timeout).await;
-    c.out = out;
-    res.map_err(client_io)?;
-    Ok((keep_client, framing, pos))
+    (keep_client, dechunk, out)
 }
 
 /// `stickysessioninsert`: the cookie value Apache's route parsing reads back as the route

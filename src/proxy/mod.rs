@@ -4,6 +4,7 @@
 //! balancer, one [`exchange`] per attempt, with [`policy`] deciding what follows a
 //! failure. Errors come back typed; the connection maps them to a status once.
 
+mod ajp;
 mod attempt;
 mod body;
 mod exchange;

@@ -1,7 +1,7 @@
 //! The member side of a request: a connection to a member with the protocol spoken on it.
 //!
-//! [`UpstreamSession`] has one variant per member protocol: HTTP/1.1 now ([`http1`]), AJP
-//! next. The proxy's attempt loop (pooled or new connection, stale retry, failover) only
+//! [`UpstreamSession`] has one variant per member protocol: HTTP/1.1 ([`http1`]) and AJP/1.3
+//! ([`ajp`]). The proxy's attempt loop (pooled or new connection, stale retry, failover) only
 //! asks a session whether it came from the pool and lends it a buffer; what is said on it
 //! is the variant's. [`connect`] makes a new one (TCP, and for a TLS member the handshake
 //! within the same connect timeout), [`pool`] keeps idle ones per core, keyed by balancer
@@ -20,11 +20,13 @@ use rustls::pki_types::ServerName;
 
 use crate::transport::tls::HandshakeError;
 use crate::transport::{BackendStream, ConnectError};
+use ajp::AjpSession;
 use http1::Http1Session;
 
 /// A connection to a member, by protocol.
 pub enum UpstreamSession {
     Http1(Http1Session),
+    Ajp(AjpSession),
 }
 
 impl UpstreamSession {
@@ -32,14 +34,29 @@ impl UpstreamSession {
     pub fn reused(&self) -> bool {
         match self {
             UpstreamSession::Http1(s) => s.reused,
+            UpstreamSession::Ajp(s) => s.reused,
+        }
+    }
+
+    fn buf(&mut self) -> &mut Vec<u8> {
+        match self {
+            UpstreamSession::Http1(s) => &mut s.buf,
+            UpstreamSession::Ajp(s) => &mut s.buf,
+        }
+    }
+
+    fn stream(&mut self) -> &mut BackendStream {
+        match self {
+            UpstreamSession::Http1(s) => &mut s.stream,
+            UpstreamSession::Ajp(s) => &mut s.stream,
         }
     }
 
     /// Gives the session a read buffer from the core's pool for one exchange.
     pub fn lend_buffer(&mut self, bufs: &BufPool) {
-        match self {
-            UpstreamSession::Http1(s) if s.buf.capacity() == 0 => s.buf = bufs.get(),
-            UpstreamSession::Http1(_) => {}
+        let buf = self.buf();
+        if buf.capacity() == 0 {
+            *buf = bufs.get();
         }
     }
 
@@ -47,9 +64,7 @@ impl UpstreamSession {
     /// hundreds per member) hold none, and a member that closes every connection does not
     /// cost an allocation per request.
     pub fn return_buffer(&mut self, bufs: &BufPool) {
-        match self {
-            UpstreamSession::Http1(s) => bufs.put(std::mem::take(&mut s.buf)),
-        }
+        bufs.put(std::mem::take(self.buf()));
     }
 
     /// The TLS facts of the connection, for a TLS member.
@@ -57,6 +72,7 @@ impl UpstreamSession {
         use crate::transport::Transport;
         match self {
             UpstreamSession::Http1(s) => s.stream.tls(),
+            UpstreamSession::Ajp(s) => s.stream.tls(),
         }
     }
 
@@ -64,6 +80,7 @@ impl UpstreamSession {
     pub fn sni(&self) -> Option<&str> {
         match self {
             UpstreamSession::Http1(s) => s.sni.as_deref(),
+            UpstreamSession::Ajp(_) => None,
         }
     }
 
@@ -71,17 +88,21 @@ impl UpstreamSession {
     pub fn idle_since(&self) -> std::time::Instant {
         match self {
             UpstreamSession::Http1(s) => s.idle_since,
+            UpstreamSession::Ajp(s) => s.idle_since,
         }
     }
 
     /// Into the pool: idle from now, no buffer held.
     pub(crate) fn park(&mut self) {
+        *self.buf() = Vec::new();
+        self.stream().release_buffers();
+        // Idle limits are seconds: the coarse clock is precise enough, and cheaper.
+        let now = crate::runtime::timer::coarse_now();
         match self {
-            UpstreamSession::Http1(s) => {
-                s.buf = Vec::new();
-                s.stream.release_buffers();
-                // Idle limits are seconds: the coarse clock is precise enough, and cheaper.
-                s.idle_since = crate::runtime::timer::coarse_now();
+            UpstreamSession::Http1(s) => s.idle_since = now,
+            UpstreamSession::Ajp(s) => {
+                s.reset();
+                s.idle_since = now;
             }
         }
     }
@@ -90,6 +111,7 @@ impl UpstreamSession {
     pub(crate) fn unpark(&mut self) {
         match self {
             UpstreamSession::Http1(s) => s.reused = true,
+            UpstreamSession::Ajp(s) => s.reused = true,
         }
     }
 }
@@ -98,10 +120,12 @@ impl UpstreamSession {
 /// covers the TLS handshake of a TLS member too).
 /// `sni`: the server name to send instead of the configured one (ProxyPreserveHost On);
 /// the session remembers it, so that the pool lends it only to requests for that name.
+/// `packet_size`: an AJP member's packet size.
 pub async fn connect(
     member: &Member,
     t: Duration,
     sni: Option<&str>,
+    packet_size: usize,
 ) -> Result<UpstreamSession, ProxyError> {
     let stream = match connect_stream(member, t, sni).await {
         Ok(s) => s,
@@ -113,6 +137,9 @@ pub async fn connect(
             return Err(ErrorKind::MemberTls(member.name.clone(), e).into())
         }
     };
+    if member.scheme() == crate::config::url::Scheme::Ajp {
+        return Ok(UpstreamSession::Ajp(AjpSession::new(stream, packet_size)));
+    }
     let mut session = Http1Session::new(stream);
     session.sni = sni.map(Box::from);
     Ok(UpstreamSession::Http1(session))

@@ -170,6 +170,8 @@ pub(super) fn proxyrequestbuffer(b: &mut Builder, d: &Directive, ctx: Ctx) {
 pub(super) fn proxyiobuffersize(b: &mut Builder, d: &Directive, _ctx: Ctx) {
     if let Some(n) = b.one_num(d, 512, 16 << 20) {
         b.core.io_buffer_size = n as usize;
+        use crate::upstream::ajp::codec::{DEFAULT_PACKET_SIZE, MAX_PACKET_SIZE};
+        b.core.ajp_packet_size = (n as usize).clamp(DEFAULT_PACKET_SIZE, MAX_PACKET_SIZE);
     }
 }
 

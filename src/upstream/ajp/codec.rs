@@ -187,6 +187,15 @@ pub enum Reply<'a> {
 /// Decodes the packet at the start of `buf`: the message and the bytes it took, `Ok(None)`
 /// while the packet is incomplete. `packet_size` bounds what is accepted.
 pub fn decode(buf: &[u8], packet_size: usize) -> Result<Option<(Reply<'_>, usize)>, AjpError> {
+    let Some(len) = packet_len(buf, packet_size)? else {
+        return Ok(None);
+    };
+    Ok(Some((reply(&buf[HEADER_LEN..len])?, len)))
+}
+
+/// The length of the packet at the start of `buf` (header included) once it is all there;
+/// `Ok(None)` before. Checks the header only.
+pub fn packet_len(buf: &[u8], packet_size: usize) -> Result<Option<usize>, AjpError> {
     if buf.len() < HEADER_LEN {
         // The magic can be judged as soon as it is there.
         if buf.len() >= 2 && &buf[..2] != b"AB" {
@@ -197,14 +206,11 @@ pub fn decode(buf: &[u8], packet_size: usize) -> Result<Option<(Reply<'_>, usize
     if &buf[..2] != b"AB" {
         return Err(AjpError::BadMagic);
     }
-    let len = usize::from(u16::from_be_bytes([buf[2], buf[3]]));
-    if len + HEADER_LEN > packet_size {
-        return Err(AjpError::TooLarge(len + HEADER_LEN, packet_size));
+    let len = usize::from(u16::from_be_bytes([buf[2], buf[3]])) + HEADER_LEN;
+    if len > packet_size {
+        return Err(AjpError::TooLarge(len, packet_size));
     }
-    let Some(payload) = buf.get(HEADER_LEN..HEADER_LEN + len) else {
-        return Ok(None);
-    };
-    Ok(Some((reply(payload)?, HEADER_LEN + len)))
+    Ok((buf.len() >= len).then_some(len))
 }
 
 fn reply(payload: &[u8]) -> Result<Reply<'_>, AjpError> {
