@@ -50,6 +50,9 @@ struct Answer {
     raw: Option<Vec<u8>>,
     /// Close after the head and this many body bytes.
     cut_after: Option<usize>,
+    /// Close after a complete answer that said the connection may be reused (a container
+    /// that dropped an idle connection).
+    close_after: bool,
 }
 
 fn answer(body: &str) -> Answer {
@@ -61,6 +64,7 @@ fn answer(body: &str) -> Answer {
         reuse: true,
         raw: None,
         cut_after: None,
+        close_after: false,
     }
 }
 
@@ -68,6 +72,7 @@ struct Container {
     addr: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
     connections: Arc<AtomicUsize>,
+    cpings: Arc<AtomicUsize>,
 }
 
 impl Container {
@@ -92,19 +97,21 @@ fn container(handler: impl Fn(&Seen) -> Answer + Send + Sync + 'static) -> Conta
     let addr = l.local_addr().unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let connections = Arc::new(AtomicUsize::new(0));
+    let cpings = Arc::new(AtomicUsize::new(0));
     let handler = Arc::new(handler);
-    let (s2, c2) = (seen.clone(), connections.clone());
+    let (s2, c2, p2) = (seen.clone(), connections.clone(), cpings.clone());
     std::thread::spawn(move || {
         for sock in l.incoming().flatten() {
             c2.fetch_add(1, Ordering::SeqCst);
-            let (seen, handler) = (s2.clone(), handler.clone());
-            std::thread::spawn(move || serve(sock, &*handler, &seen));
+            let (seen, handler, pings) = (s2.clone(), handler.clone(), p2.clone());
+            std::thread::spawn(move || serve(sock, &*handler, &seen, &pings));
         }
     });
     Container {
         addr,
         seen,
         connections,
+        cpings,
     }
 }
 
@@ -141,10 +148,12 @@ fn serve(
     mut s: TcpStream,
     handler: &(dyn Fn(&Seen) -> Answer + Send + Sync),
     seen: &Mutex<Vec<Seen>>,
+    cpings: &AtomicUsize,
 ) {
     s.set_read_timeout(Some(IO_TIMEOUT)).ok();
     while let Some(p) = read_packet(&mut s) {
         if p == [10] {
+            cpings.fetch_add(1, Ordering::SeqCst);
             let _ = s.write_all(&packet(&[9]));
             continue;
         }
@@ -211,7 +220,7 @@ fn serve(
             return;
         }
         out.extend(packet(&[5, u8::from(a.reuse)]));
-        if s.write_all(&out).is_err() || !a.reuse {
+        if s.write_all(&out).is_err() || !a.reuse || a.close_after {
             return;
         }
     }
@@ -393,4 +402,98 @@ fn sticky_sessions_follow_tomcats_jvm_route() {
     }
     // The route the request asked for reaches the container (Tomcat's jvm_route).
     assert_eq!(n1.last().attribute(6), ["node1"]);
+}
+
+/// `ping=`: a pooled connection is CPINGed before it carries a request; one the container
+/// dropped is replaced by a fresh connection without the client seeing it.
+#[test]
+fn ping_checks_pooled_connections() {
+    let tomcat = container(|s| Answer {
+        close_after: s.forward.uri.ends_with(b"/drop"),
+        ..answer("pong")
+    });
+    let p = ajp_proxy(&[(&tomcat, "ping=2")], "");
+    let mut c = Client::connect(p.addrs[0]);
+    assert_eq!(c.get("/app/a").text(), "pong");
+    assert_eq!(c.get("/app/b").text(), "pong");
+    assert_eq!(
+        tomcat.cpings.load(Ordering::SeqCst),
+        1,
+        "one CPING, before the reuse"
+    );
+    assert_eq!(tomcat.conns(), 1);
+    // The container drops the connection after this answer; the next request still works.
+    assert_eq!(c.get("/app/drop").text(), "pong");
+    assert_eq!(c.get("/app/c").text(), "pong");
+    assert_eq!(tomcat.conns(), 2);
+}
+
+/// `hcmethod=CPING`: a member that does not answer CPING with CPONG is taken out; one that
+/// does stays in.
+#[test]
+fn cping_health_checks() {
+    let good = container(|_| answer("good"));
+    // Answers anything with an HTTP error, as an HTTP port would.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let bad_port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut s in l.incoming().flatten() {
+            let mut b = [0u8; 5];
+            let _ = s.read_exact(&mut b);
+            let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n");
+        }
+    });
+    let p = proxy(&format!(
+        "Listen 127.0.0.1:0\n<Location /balancer-manager>\nSetHandler balancer-manager\nRequire local\n</Location>\nProxyPass /balancer-manager !\n<Proxy balancer://tomcat>\nBalancerMember ajp://127.0.0.1:{} hcmethod=CPING hcinterval=100ms\nBalancerMember ajp://127.0.0.1:{bad_port} hcmethod=CPING hcinterval=100ms\n</Proxy>\nProxyPass /app balancer://tomcat/app\n",
+        good.port()
+    ));
+    let status = |i: usize| {
+        manager_state(&p)["balancers"][0]["members"][i]["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    wait_until("the member without CPONG is taken out", || {
+        status(1).contains('C')
+    });
+    wait_until("the good member was checked", || {
+        good.cpings.load(Ordering::SeqCst) >= 1
+    });
+    assert!(!status(0).contains('C'), "{}", status(0));
+    for _ in 0..4 {
+        assert_eq!(Client::connect(p.addrs[0]).get("/app/").text(), "good");
+    }
+}
+
+#[test]
+fn what_ajp_cannot_do_is_a_config_error() {
+    let load = |text: &str| {
+        ringproxy::config::load_str(text, "t.conf", &Default::default())
+            .err()
+            .unwrap_or_default()
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+    };
+    let e = load("Listen 80\nProxyPass / ajp://127.0.0.1:8009/ hcmethod=GET\n");
+    assert!(
+        e[0].starts_with(
+            "t.conf:2: member 'ajp://127.0.0.1:8009': hcmethod=GET would send HTTP to an AJP port"
+        ),
+        "{e:?}"
+    );
+    let e = load("Listen 80\n<Proxy balancer://b>\nBalancerMember http://127.0.0.1:8080 hcmethod=CPING\n</Proxy>\nProxyPass / balancer://b/\n");
+    assert!(
+        e[0].starts_with("t.conf:3: member 'http://127.0.0.1:8080': hcmethod=CPING is AJP's"),
+        "{e:?}"
+    );
+    let e = load("Listen 80\nProxyPass / ajp://127.0.0.1:8009/ upgrade=websocket\n");
+    assert!(
+        e[0].contains("upgrade= cannot be honoured over AJP"),
+        "{e:?}"
+    );
+    assert!(
+        load("Listen 80\nProxyPass / ajp://127.0.0.1:8009/ secret=x ping=1 hcmethod=CPING\n")
+            .is_empty()
+    );
 }

@@ -223,6 +223,7 @@ impl Builder<'_> {
                 v.proxy_timeout = main.proxy_timeout;
             }
         }
+        self.check_member_protocols();
         self.finish_proxy_tls();
         self.finish_tls();
         self.warn_shadowed_handlers();
@@ -316,4 +317,36 @@ fn in_line_order(mut errors: Vec<ConfigError>) -> Vec<ConfigError> {
         (files.iter().position(|f| *f == e.loc.file), line)
     });
     errors
+}
+
+impl Builder<'_> {
+    /// What only one member protocol can do, asked of another: an error at the member.
+    fn check_member_protocols(&mut self) {
+        let mut errors = Vec::new();
+        for b in &self.balancers {
+            for m in &b.members {
+                let ajp = m.scheme() == super::url::Scheme::Ajp;
+                match m.params.hc.method.as_deref() {
+                    Some("CPING") if !ajp => errors.push((
+                        m.loc.clone(),
+                        format!("member '{}': hcmethod=CPING is AJP's; use TCP, OPTIONS, HEAD or GET", m.name),
+                    )),
+                    Some(h) if ajp && h != "CPING" && h != "TCP" => errors.push((
+                        m.loc.clone(),
+                        format!("member '{}': hcmethod={h} would send HTTP to an AJP port; use CPING or TCP", m.name),
+                    )),
+                    _ => {}
+                }
+                if ajp && m.params.upgrade.is_some() {
+                    errors.push((
+                        m.loc.clone(),
+                        format!("member '{}': upgrade= cannot be honoured over AJP (an upgraded connection is not an AJP request)", m.name),
+                    ));
+                }
+            }
+        }
+        for (loc, msg) in errors {
+            self.err(&loc, msg);
+        }
+    }
 }

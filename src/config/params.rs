@@ -302,6 +302,7 @@ impl MemberParams {
                 let m = v.to_ascii_uppercase();
                 let known = [
                     "TCP",
+                    "CPING",
                     "OPTIONS",
                     "HEAD",
                     "GET",

@@ -139,6 +139,10 @@ async fn check(shared: &Shared, balancer: usize, mv: &MemberView, method: &str) 
     if method == "TCP" {
         return true;
     }
+    if method == "CPING" {
+        let mut s = crate::upstream::ajp::AjpSession::new(stream, cfg.core.ajp_packet_size);
+        return s.cping(timeout).await.is_ok();
+    }
     let (verb, version) = match method.strip_suffix("11") {
         Some(v) => (v, "HTTP/1.1"),
         None => (method, "HTTP/1.0"),

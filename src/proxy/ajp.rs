@@ -46,6 +46,14 @@ pub(super) async fn ajp_exchange(
     s: &mut AjpSession,
     x: &Exchange<'_>,
 ) -> Result<(bool, bool), ExchangeError> {
+    // `ping=`: a pooled connection is asked first whether the container still answers on
+    // it (Apache's CPING); nothing of the request has gone, so a silent one is stale.
+    if let (true, Some(t)) = (s.reused, x.member().params.ping) {
+        if let Err(e) = s.cping(t).await {
+            tracing::debug!("CPING on a pooled connection to {}: {e:?}", x.member().name);
+            return Err(ExchangeError::Stale);
+        }
+    }
     // The body is read from its start (what came with the head is in the client buffer):
     // AJP carries it de-chunked, in packets.
     let mut body = Body {

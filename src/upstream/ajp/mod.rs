@@ -103,6 +103,19 @@ impl AjpSession {
         }
     }
 
+    /// CPING, and its CPONG within `t` (the member's `ping=`, `hcmethod=CPING`): the
+    /// container is there and answering on this connection.
+    pub async fn cping(&mut self, t: Duration) -> Result<(), AjpFailure> {
+        let mut out = Vec::with_capacity(5);
+        codec::encode_cping(&mut out);
+        let (r, _) = self.send(out, t).await;
+        r?;
+        match self.next(false, t).await? {
+            Reply::Cpong => Ok(()),
+            _ => Err(AjpFailure::Protocol(AjpError::UnknownType(0))),
+        }
+    }
+
     /// Whether anything the member sent is still undecoded (after END_RESPONSE there must
     /// be nothing, or the connection is not reused).
     pub fn has_pending(&self) -> bool {
