@@ -280,6 +280,33 @@ fn a_request_goes_through_ajp_with_mod_proxy_ajps_fields() {
     assert_eq!(tomcat.conns(), 1);
 }
 
+/// The reason phrase: the container's own, else the registered one, also where the
+/// container repeats the code (Tomcat does; Apache then sends `200 200`).
+#[test]
+fn reason_phrases() {
+    let tomcat = container(|s| {
+        let reason = match s.forward.uri.as_slice() {
+            b"/app/code" => "404",
+            b"/app/own" => "Gone Fishing",
+            _ => "",
+        };
+        Answer {
+            status: 404,
+            reason,
+            ..answer("")
+        }
+    });
+    let p = ajp_proxy(&[(&tomcat, "")], "");
+    for (path, line) in [
+        ("/app/none", "HTTP/1.1 404 Not Found\r\n"),
+        ("/app/code", "HTTP/1.1 404 Not Found\r\n"),
+        ("/app/own", "HTTP/1.1 404 Gone Fishing\r\n"),
+    ] {
+        let r = Client::connect(p.addrs[0]).get(path);
+        assert!(r.head.starts_with(line), "{path}: {}", r.head);
+    }
+}
+
 #[test]
 fn the_reuse_flag_decides_pooling() {
     let tomcat = container(|_| Answer {

@@ -407,14 +407,16 @@ async fn relay(
     }
 }
 
-/// The container's head as an HTTP/1.1 head: its reason phrase, else the registered one;
-/// `Transfer-Encoding: chunked` when it gave no length and a body may follow.
+/// The container's head as an HTTP/1.1 head: its reason phrase, else the registered one
+/// (Tomcat sends the status code again where it has no phrase, and Apache passes on
+/// `200 200`); `Transfer-Encoding: chunked` when it gave no length and a body may follow.
 fn http_head(h: &codec::ResponseHead<'_>, is_head: bool) -> Vec<u8> {
-    let mut t = format!("HTTP/1.1 {} ", h.status).into_bytes();
-    match (h.reason, reason_phrase(h.status)) {
-        (sent, _) if !sent.is_empty() => t.extend_from_slice(sent),
-        (_, Some(p)) => t.extend_from_slice(p.as_bytes()),
-        _ => {}
+    let code = h.status.to_string();
+    let mut t = format!("HTTP/1.1 {code} ").into_bytes();
+    let sent = h.reason.trim_ascii();
+    match reason_phrase(h.status) {
+        Some(p) if sent.is_empty() || sent == code.as_bytes() => t.extend_from_slice(p.as_bytes()),
+        _ => t.extend_from_slice(sent),
     }
     t.extend_from_slice(b"\r\n");
     let mut length = false;
