@@ -38,6 +38,7 @@ const LOAD: &[(&str, &str)] = &[
     ("proxy_module", "mod_proxy.so"),
     ("proxy_http_module", "mod_proxy_http.so"),
     ("proxy_wstunnel_module", "mod_proxy_wstunnel.so"),
+    ("proxy_ajp_module", "mod_proxy_ajp.so"),
     ("proxy_balancer_module", "mod_proxy_balancer.so"),
     ("proxy_hcheck_module", "mod_proxy_hcheck.so"),
     ("slotmem_shm_module", "mod_slotmem_shm.so"),
@@ -244,9 +245,23 @@ fn exchange(addr: SocketAddr, requests: &[Vec<u8>], sni: Option<&str>) -> Vec<Ob
     out
 }
 
-/// The listening port is the one thing that differs on purpose between the two runs.
+/// The listening port differs on purpose between the two runs, and so do the session ids a
+/// servlet container makes (32 hexadecimal digits).
 fn normalize(text: &str, addr: SocketAddr) -> String {
-    text.replace(&addr.port().to_string(), "PORT")
+    let text = text.replace(&addr.port().to_string(), "PORT");
+    let mut out = String::with_capacity(text.len());
+    let mut run = String::new();
+    for ch in text.chars() {
+        if ch.is_ascii_hexdigit() && !ch.is_ascii_lowercase() {
+            run.push(ch);
+            continue;
+        }
+        out.push_str(if run.len() == 32 { "SESSIONID" } else { &run });
+        run.clear();
+        out.push(ch);
+    }
+    out.push_str(if run.len() == 32 { "SESSIONID" } else { &run });
+    out
 }
 
 fn first_line(req: &[u8]) -> String {
@@ -541,4 +556,62 @@ fn corpus_vhosts_answer_as_apache_does() {
         diffs.len(),
         diffs.join("\n")
     );
+}
+
+/// The AJP vhost through Apache's mod_proxy_ajp and through ringproxy, against the same
+/// two Tomcats: same statuses, cookies (routes), Location headers and bodies.
+#[test]
+fn ajp_vhost_answers_as_apache_does() {
+    if !apache_available() || !tomcat_available() {
+        return;
+    }
+    let dir = Dir::new("compare-tomcat");
+    let (t1, t2) = (Tomcat::new(&dir.0, "node1"), Tomcat::new(&dir.0, "node2"));
+    let config = corpus("ajp-tomcat.conf")
+        .replace("{B0}", &t1.port.to_string())
+        .replace("{B1}", &t2.port.to_string());
+    let h = "127.0.0.1:{PORT}";
+    let s = "/examples/servlets/servlet";
+    let form = "firstname=Ada&lastname=Lovelace";
+    let head = |path: &str, extra: &str| {
+        format!("HEAD {path} HTTP/1.1\r\nHost: {h}\r\n{extra}\r\n").into_bytes()
+    };
+    let requests = vec![
+        get(&format!("{s}/HelloWorldExample"), h, ""),
+        get(&format!("{s}/HelloWorldExample"), h, ""),
+        // Tomcat's own redirect to the context root.
+        get("/examples", h, ""),
+        // New sessions (their pages show times: only the head is compared), a session on a
+        // node by cookie, and by URL.
+        head(&format!("{s}/SessionExample"), ""),
+        head(&format!("{s}/SessionExample"), ""),
+        head(
+            &format!("{s}/SessionExample"),
+            "Cookie: JSESSIONID=0123456789ABCDEF0123456789ABCDEF.node2\r\n",
+        ),
+        head(
+            &format!("{s}/SessionExample;jsessionid=0123456789ABCDEF0123456789ABCDEF.node1"),
+            "",
+        ),
+        format!(
+            "POST {s}/RequestParamExample HTTP/1.1\r\nHost: {h}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+            form.len()
+        )
+        .into_bytes(),
+        get(&format!("{s}/RequestInfoExample"), h, ""),
+        get("/examples/no-such-page", h, ""),
+    ];
+    let diffs = differences("ajp-tomcat.conf", &config, &requests);
+    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+    // Equal, and not because both failed.
+    let p = proxy(&config);
+    let r = Client::connect(p.addrs[0]).get(&format!("{s}/HelloWorldExample"));
+    assert!(
+        r.status == 200 && r.text().contains("Hello World!"),
+        "{}",
+        r.head
+    );
+    let r = Client::connect(p.addrs[0]).get("/examples");
+    assert_eq!(r.status, 302);
+    assert_eq!(r.header("location").as_deref(), Some("/examples/"));
 }

@@ -49,6 +49,7 @@ fn every_corpus_file_loads_or_fails_at_its_known_lines() {
         "full-vhost.conf",
         "front-door.conf",
         "tls-site.conf",
+        "ajp-tomcat.conf",
     ];
     for name in loads {
         if let Err(e) = load_str(&filled(name, &[]), name, &LoadOptions::default()) {

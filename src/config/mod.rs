@@ -54,6 +54,7 @@ const PROVIDED_MODULES: &[&str] = &[
     "socache_shmcb",
     "rewrite",
     "proxy_wstunnel",
+    "proxy_ajp",
     "reqtimeout",
 ];
 

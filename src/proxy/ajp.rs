@@ -24,9 +24,11 @@ use crate::upstream::pool::Pool;
 
 use super::exchange::{client_io, fatal, response_head, Exchange, ExchangeError};
 
-/// Headers that belong to this hop or that AJP carries otherwise (the body's length is in
+/// Headers that belong to this hop or that AJP carries otherwise: the body's length is in
 /// its packets; an upgrade cannot cross AJP, so it goes as an ordinary request, as with
-/// Apache).
+/// Apache; the client's address, scheme and the server's name travel as AJP fields, so
+/// ringproxy's X-Forwarded-* are not added (mod_proxy_ajp adds none) and a client's own are
+/// not passed on as if they were the proxy's.
 const NOT_FORWARDED: &[&[u8]] = &[
     b"connection",
     b"keep-alive",
@@ -35,6 +37,10 @@ const NOT_FORWARDED: &[&[u8]] = &[
     b"transfer-encoding",
     b"upgrade",
     b"proxy-connection",
+    b"x-forwarded-for",
+    b"x-forwarded-host",
+    b"x-forwarded-server",
+    b"x-forwarded-proto",
 ];
 
 /// One request and its response over an AJP session. Returns (client keep-alive, session

@@ -740,3 +740,129 @@ pub fn url_enc(s: &str) -> String {
         })
         .collect()
 }
+
+const TOMCAT_HOME: &str = "/usr/share/tomcat10";
+pub const TOMCAT_EXAMPLES: &str = "/usr/share/tomcat10-examples/examples";
+pub const TOMCAT_SECRET: &str = "ringproxy-test-secret";
+
+/// Whether the Tomcat packages are here; panics where they must be and are not.
+pub fn tomcat_available() -> bool {
+    let there = std::path::Path::new(TOMCAT_HOME)
+        .join("bin/bootstrap.jar")
+        .exists()
+        && std::path::Path::new(TOMCAT_EXAMPLES).exists();
+    if !there {
+        assert!(
+            std::env::var("RINGPROXY_TOMCAT_REQUIRED").is_err(),
+            "RINGPROXY_TOMCAT_REQUIRED is set but tomcat10 and tomcat10-examples are not installed"
+        );
+        eprintln!("tomcat10 or tomcat10-examples not installed: the Tomcat test did not run");
+    }
+    there
+}
+
+/// One Tomcat 10 instance (AJP connector on loopback with a `secret`, `jvmRoute` = its
+/// route, the examples webapp at /examples) from a `CATALINA_BASE` under `dir`; stopped
+/// (killed) when dropped.
+pub struct Tomcat {
+    base: std::path::PathBuf,
+    pub port: u16,
+    route: &'static str,
+    child: Option<std::process::Child>,
+}
+
+impl Tomcat {
+    pub fn new(dir: &std::path::Path, route: &'static str) -> Tomcat {
+        let base = dir.join(route);
+        for d in ["conf", "logs", "temp", "work", "webapps"] {
+            std::fs::create_dir_all(base.join(d)).unwrap();
+        }
+        for f in ["web.xml", "catalina.properties", "logging.properties"] {
+            std::fs::copy(
+                std::path::Path::new(TOMCAT_HOME).join("etc").join(f),
+                base.join("conf").join(f),
+            )
+            .unwrap();
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        std::fs::write(
+            base.join("conf/server.xml"),
+            format!(
+                r#"<?xml version="1.0" encoding="UTF-8"?>
+<Server port="-1" shutdown="SHUTDOWN">
+  <Service name="Catalina">
+    <Connector protocol="AJP/1.3" address="127.0.0.1" port="{port}" secret="{TOMCAT_SECRET}" redirectPort="8443"/>
+    <Engine name="Catalina" defaultHost="localhost" jvmRoute="{route}">
+      <Host name="localhost" appBase="webapps" unpackWARs="false" autoDeploy="false">
+        <Context path="/examples" docBase="{TOMCAT_EXAMPLES}"/>
+      </Host>
+    </Engine>
+  </Service>
+</Server>
+"#
+            ),
+        )
+        .unwrap();
+        let mut t = Tomcat {
+            base,
+            port,
+            route,
+            child: None,
+        };
+        t.start();
+        t
+    }
+
+    /// Starts the JVM and waits (bounded) for the AJP connector: startup takes seconds on
+    /// a busy 2-core machine, and the connector listens only once the webapp is deployed.
+    pub fn start(&mut self) {
+        let log = std::fs::File::create(self.base.join("logs/out.log")).unwrap();
+        let child = std::process::Command::new("java")
+            .arg("-cp")
+            .arg(format!(
+                "{TOMCAT_HOME}/bin/bootstrap.jar:{TOMCAT_HOME}/bin/tomcat-juli.jar"
+            ))
+            .arg(format!("-Dcatalina.home={TOMCAT_HOME}"))
+            .arg(format!("-Dcatalina.base={}", self.base.display()))
+            .arg(format!(
+                "-Djava.io.tmpdir={}",
+                self.base.join("temp").display()
+            ))
+            .arg("-Xshare:auto")
+            .arg("org.apache.catalina.startup.Bootstrap")
+            .arg("start")
+            .stdout(std::process::Stdio::from(log.try_clone().unwrap()))
+            .stderr(std::process::Stdio::from(log))
+            .spawn()
+            .expect("java");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + Duration::from_secs(90);
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], self.port));
+        while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            let log = std::fs::read_to_string(self.base.join("logs/out.log")).unwrap_or_default();
+            assert!(
+                std::time::Instant::now() < deadline,
+                "Tomcat {} did not start:\n{log}",
+                self.route
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Tomcat {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
