@@ -470,6 +470,14 @@ def comparison_args(ap, systems):
     return args
 
 
+def comparison_setup(ap, systems, make_bench):
+    """Parses the arguments (see `comparison_args`) and makes the benchmark: returns
+    (arguments, systems to run, the benchmark, empty samples)."""
+    args = comparison_args(ap, systems)
+    chosen = args.systems.split(",")
+    return args, chosen, make_bench(args), Samples(chosen)
+
+
 class Samples(dict):
     """{system: {metric: [values, one per repetition]}}."""
 

@@ -128,12 +128,8 @@ class TlsBench(run.Bench):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--idle", type=int, default=2000)
-    args = run.comparison_args(ap, SYSTEMS)
-    systems = args.systems.split(",")
-    b = TlsBench(args)
-    c = b.place.scaled
-    d = f"{args.duration}s"
-    results = run.Samples(systems)
+    args, systems, b, results = run.comparison_setup(ap, SYSTEMS, TlsBench)
+    c, d = b.place.scaled, f"{args.duration}s"
     add, cpu_us = results.add, run.cpu_us
 
     try:

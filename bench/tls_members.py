@@ -115,12 +115,8 @@ class MembersBench(run.Bench):
 
 def main():
     ap = argparse.ArgumentParser()
-    args = run.comparison_args(ap, SYSTEMS)
-    systems = args.systems.split(",")
-    b = MembersBench(args)
-    c = b.place.scaled
-    d = f"{args.duration}s"
-    results = run.Samples(systems)
+    args, systems, b, results = run.comparison_setup(ap, SYSTEMS, MembersBench)
+    c, d = b.place.scaled, f"{args.duration}s"
     add, cpu_us = results.add, run.cpu_us
 
     try:
