@@ -512,3 +512,55 @@ fn reload_swaps_the_certificate_under_load_losing_nothing() {
     let t = ringproxy::admin::stats::totals(&p.shared().stats);
     assert!(t.tls_handshakes[2] > 0, "sessions resumed: {t:?}");
 }
+
+/// A client that came over TLS is described to an AJP container as mod_ssl and
+/// mod_proxy_ajp describe it: `is_ssl`, the cipher, its key size, the protocol, and the
+/// client's certificate as PEM.
+#[test]
+fn tls_clients_are_described_to_ajp_members() {
+    use common::ajp::{answer, container};
+    let dir = Dir::new("tls-ajp");
+    let server = dir.cert("s", &["a.test"], false);
+    let (ca, cert, key) = client_identity(&dir, "good");
+    let tomcat = container(|_| answer("secure"));
+    let config = tls_config(
+        &dir.0,
+        &format!(
+            "<VirtualHost *>\nServerName a.test\nSSLEngine on\nSSLCertificateFile {c}\nSSLCertificateKeyFile {k}\n\
+             SSLCACertificateFile {ca}\nSSLVerifyClient optional\nProxyPass / ajp://127.0.0.1:{p}/\n</VirtualHost>\n",
+            c = server.cert.display(),
+            k = server.key.display(),
+            ca = ca.display(),
+            p = tomcat.port()
+        ),
+    );
+    let p = proxy(&config);
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(server.der.clone()).unwrap();
+    let with_cert = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(vec![cert.clone()], key)
+        .unwrap();
+    let mut t = connect(p.addrs[0], with_cert, "a.test").unwrap();
+    assert_eq!(get(&mut t, "a.test", "/x").text(), "secure");
+    let seen = tomcat.last();
+    assert!(seen.forward.is_ssl);
+    let pem = seen.attribute(7);
+    use rustls::pki_types::pem::PemObject;
+    let back = CertificateDer::from_pem_slice(pem[0].as_bytes()).unwrap();
+    assert_eq!(back.as_ref(), cert.as_ref(), "the client's certificate");
+    let cipher = &seen.attribute(8)[0];
+    assert!(cipher.starts_with("TLS_AES_"), "{cipher}");
+    let bits = if cipher.contains("128") { "128" } else { "256" };
+    assert_eq!(seen.attribute(11), [bits]);
+    assert!(seen
+        .attribute(10)
+        .contains(&"AJP_SSL_PROTOCOL=TLSv1.3".to_string()));
+    // Without a certificate: the TLS fields, no certificate attribute.
+    let mut t = connect(p.addrs[0], client_config(&[&server]), "a.test").unwrap();
+    assert_eq!(get(&mut t, "a.test", "/y").text(), "secure");
+    let seen = tomcat.last();
+    assert!(seen.forward.is_ssl && seen.attribute(7).is_empty());
+}

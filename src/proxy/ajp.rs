@@ -157,6 +157,9 @@ fn forward_request(
         secret: member.params.secret.as_deref().map(str::as_bytes),
         remote_port: Some(remote_port),
         local_addr: Some(local_ip.as_bytes()),
+        ssl_cert: tls
+            .and_then(|t| t.client.as_ref())
+            .map(|c| c.pem.as_bytes()),
         ssl_cipher: tls.map(|t| t.cipher.as_bytes()),
         ssl_protocol: tls.map(|t| t.protocol.as_bytes()),
         ssl_key_size: key_size,

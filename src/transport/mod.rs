@@ -60,6 +60,8 @@ pub struct ClientCert {
     pub issuer: String,
     /// `SSL_CLIENT_M_SERIAL` (upper-case hex).
     pub serial: String,
+    /// `SSL_CLIENT_CERT`: the certificate as PEM (what AJP's `ssl_cert` attribute carries).
+    pub pem: String,
 }
 
 /// One connection's byte stream, whatever carries it.

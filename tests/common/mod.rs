@@ -2,6 +2,8 @@
 //! started in-process on 127.0.0.1:0.
 #![allow(dead_code)]
 
+pub mod ajp;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};

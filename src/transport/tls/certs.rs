@@ -184,7 +184,23 @@ pub fn client_cert_facts(der: &[u8]) -> Option<crate::transport::ClientCert> {
             .iter()
             .map(|b| format!("{b:02X}"))
             .collect(),
+        pem: pem_certificate(der),
     })
+}
+
+/// A certificate as PEM, base64 in lines of 64 as OpenSSL writes it.
+fn pem_certificate(der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = String::with_capacity(b64.len() + b64.len() / 64 + 60);
+    out.push_str("-----BEGIN CERTIFICATE-----\n");
+    // Base64 is ASCII: every 64-byte piece is whole characters.
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str("-----END CERTIFICATE-----\n");
+    out
 }
 
 /// A distinguished name as OpenSSL prints it with `XN_FLAG_RFC2253` (mod_ssl's default
@@ -231,6 +247,24 @@ fn rfc2253(name: &x509_parser::x509::X509Name<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The PEM a client certificate is passed on as reads back as the same certificate,
+    /// and is written as rcgen (and OpenSSL) write it.
+    #[test]
+    fn client_certificates_as_pem() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["client.test".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let facts = client_cert_facts(cert.der()).unwrap();
+        assert_eq!(
+            facts.pem.replace("\r\n", "\n"),
+            cert.pem().replace("\r\n", "\n")
+        );
+        let back = CertificateDer::from_pem_slice(facts.pem.as_bytes()).unwrap();
+        assert_eq!(back.as_ref(), cert.der().as_ref());
+    }
 
     /// A self-signed certificate for `name` and its key, as PEM.
     fn make(name: &str) -> (String, String) {

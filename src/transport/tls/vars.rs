@@ -64,6 +64,7 @@ mod tests {
             subject: "CN=alice,O=Example".into(),
             issuer: "CN=Example CA".into(),
             serial: "0A1B".into(),
+            pem: String::new(),
         });
         assert_eq!(v(&f, "SSL_CLIENT_VERIFY"), "SUCCESS");
         assert_eq!(v(&f, "SSL_CLIENT_S_DN"), "CN=alice,O=Example");
