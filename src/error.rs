@@ -65,6 +65,10 @@ pub enum ErrorKind {
     BackendIo(String, std::io::Error),
     #[error("invalid response from backend {0}: {1}")]
     BackendProtocol(String, String),
+    /// An AJP container switched protocols (a WebSocket upgrade): AJP cannot carry the
+    /// new protocol, and mod_proxy_ajp answers 500 there too.
+    #[error("AJP member {0} switched protocols, which AJP cannot carry")]
+    AjpUpgrade(String),
     #[error("client timed out")]
     ClientTimeout,
     /// mod_reqtimeout's stages (AH01382 / AH01383 in Apache).
@@ -104,6 +108,7 @@ impl ProxyError {
             ErrorKind::Connect(..)
             | ErrorKind::ConnectTimeout(_)
             | ErrorKind::MemberTls(..)
+            | ErrorKind::AjpUpgrade(_)
             | ErrorKind::BackendTimeout(_)
             | ErrorKind::BackendSendTimeout(_)
             | ErrorKind::BackendClosed(_)
@@ -130,6 +135,7 @@ impl ProxyError {
             // Apache answers 503 when it cannot connect (the worker goes into error state).
             ErrorKind::NoMember(_) | ErrorKind::Connect(..) | ErrorKind::ConnectTimeout(_) => 503,
             ErrorKind::BackendTimeout(_) | ErrorKind::BackendSendTimeout(_) => 504,
+            ErrorKind::AjpUpgrade(_) => 500,
             ErrorKind::BackendClosed(_)
             | ErrorKind::BackendIo(..)
             | ErrorKind::MemberTls(..)

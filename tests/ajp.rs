@@ -309,3 +309,36 @@ fn what_ajp_cannot_do_is_a_config_error() {
             .is_empty()
     );
 }
+
+/// An upgrade request goes with its Upgrade and Connection headers, as mod_proxy_ajp sends
+/// it; a container that switches protocols is answered 500 (AJP cannot carry the new
+/// protocol; Apache answers 500 too), one that does not answers as usual.
+#[test]
+fn upgrades_cannot_cross_ajp() {
+    let tomcat = container(|s| {
+        if s.forward.uri.ends_with(b"/ws") {
+            Answer {
+                status: 101,
+                headers: vec![("Upgrade".into(), "websocket".into())],
+                ..answer("")
+            }
+        } else {
+            answer("plain")
+        }
+    });
+    let p = ajp_proxy(&[(&tomcat, "")], "");
+    let upgrade = "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
+    for (path, status, body) in [("/app/ws", 500, None), ("/app/page", 200, Some("plain"))] {
+        let mut c = Client::connect(p.addrs[0]);
+        c.send(format!("GET {path} HTTP/1.1\r\nHost: t\r\n{upgrade}\r\n").as_bytes());
+        let r = c.read_response(false).unwrap();
+        assert_eq!(r.status, status, "{path}");
+        assert!(r.header("upgrade").is_none());
+        if let Some(b) = body {
+            assert_eq!(r.text(), b);
+        }
+        let seen = tomcat.last();
+        assert_eq!(seen.header("upgrade").as_deref(), Some("websocket"));
+        assert_eq!(seen.header("connection").as_deref(), Some("Upgrade"));
+    }
+}

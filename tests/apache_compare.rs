@@ -603,8 +603,34 @@ fn ajp_vhost_answers_as_apache_does() {
     ];
     let diffs = differences("ajp-tomcat.conf", &config, &requests);
     assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+    // A WebSocket upgrade cannot cross AJP: Tomcat switches protocols and both answer 500
+    // (Apache's answer also carries Tomcat's `Upgrade` header, which is not compared).
+    let upgrade = [get(
+        "/examples/websocket/echoProgrammatic",
+        h,
+        "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n",
+    )];
+    let statuses = |addr: SocketAddr| -> Vec<u16> {
+        let reqs: Vec<Vec<u8>> = upgrade
+            .iter()
+            .map(|r| {
+                String::from_utf8_lossy(r)
+                    .replace("{PORT}", &addr.port().to_string())
+                    .into_bytes()
+            })
+            .collect();
+        exchange(addr, &reqs, None)
+            .iter()
+            .map(|o| o.status)
+            .collect()
+    };
+    let apache = Apache::start("ajp-upgrade", &config);
+    let from_apache = statuses(apache.addr);
+    drop(apache);
     // Equal, and not because both failed.
     let p = proxy(&config);
+    assert_eq!(statuses(p.addrs[0]), from_apache);
+    assert_eq!(from_apache, [500]);
     let r = Client::connect(p.addrs[0]).get(&format!("{s}/HelloWorldExample"));
     assert!(
         r.status == 200 && r.text().contains("Hello World!"),

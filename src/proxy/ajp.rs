@@ -25,8 +25,7 @@ use crate::upstream::pool::Pool;
 use super::exchange::{client_io, fatal, response_head, Exchange, ExchangeError};
 
 /// Headers that belong to this hop or that AJP carries otherwise: the body's length is in
-/// its packets; an upgrade cannot cross AJP, so it goes as an ordinary request, as with
-/// Apache; the client's address, scheme and the server's name travel as AJP fields, so
+/// its packets; the client's address, scheme and the server's name travel as AJP fields, so
 /// ringproxy's X-Forwarded-* are not added (mod_proxy_ajp adds none) and a client's own are
 /// not passed on as if they were the proxy's.
 const NOT_FORWARDED: &[&[u8]] = &[
@@ -35,7 +34,6 @@ const NOT_FORWARDED: &[&[u8]] = &[
     b"te",
     b"trailer",
     b"transfer-encoding",
-    b"upgrade",
     b"proxy-connection",
     b"x-forwarded-for",
     b"x-forwarded-host",
@@ -126,9 +124,24 @@ fn forward_request(
     base.extend_from_slice(host.as_deref().unwrap_or(server_name.as_bytes()));
     target.clear();
     c.scratch = base;
-    let fields: Vec<(&[u8], &[u8])> = http_fields(&http)
+    let mut fields: Vec<(&[u8], &[u8])> = http_fields(&http)
         .filter(|(n, _)| !NOT_FORWARDED.iter().any(|h| n.eq_ignore_ascii_case(h)))
         .collect();
+    // An upgrade request goes with its Upgrade and Connection headers, as mod_proxy_ajp
+    // sends them: a container that then switches protocols is answered 500 (below), one
+    // that does not answers the request as it is.
+    let upgrade = r
+        .head
+        .connection_tokens
+        .iter()
+        .any(|t| c.buf[t.clone()].eq_ignore_ascii_case(b"upgrade"))
+        .then(|| r.head.named(&c.buf, b"upgrade").next())
+        .flatten()
+        .map(|h| &c.buf[h.value.clone()]);
+    if let Some(protocol) = upgrade {
+        fields.push((b"Connection", b"Upgrade"));
+        fields.push((b"Upgrade", protocol));
+    }
     let (path, query) = request_target(&http);
     let host_name = host
         .as_deref()
@@ -306,6 +319,9 @@ async fn relay(
         let reply = s.next(first && x.inline_end.is_some(), x.timeout).await;
         first = false;
         match reply.map_err(|e| ajp_error(x, e))? {
+            Reply::Headers(h) if sent.is_none() && h.status == 101 => {
+                return Err(fatal(ErrorKind::AjpUpgrade(x.member().name.clone())));
+            }
             Reply::Headers(h) if sent.is_none() => {
                 let text = http_head(&h, r.head.is_head);
                 if parse_response(&text, r.head.is_head, &mut head)
