@@ -7,6 +7,7 @@ mod common;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use common::ajp::*;
 use common::*;
@@ -175,13 +176,66 @@ fn a_broken_container_costs_a_502_or_the_connection() {
     });
     let p = ajp_proxy(&[(&tomcat, "")], "");
     assert_eq!(Client::connect(p.addrs[0]).get("/app/garbage").status, 502);
-    // Closed in the middle of the body: the client's body is not complete and its
-    // connection closes (no terminating chunk).
+    // Closed in the middle of the body: with `flushpackets` off (the default) nothing was
+    // written yet, so the answer is a 502; with it on, the head and part of the body went
+    // out, and the client's body is not complete and its connection closes (no
+    // terminating chunk).
+    assert_eq!(Client::connect(p.addrs[0]).get("/app/cut").status, 502);
+    let p = ajp_proxy(&[(&tomcat, "flushpackets=on")], "");
     let mut c = Client::connect(p.addrs[0]);
     let r = c.get("/app/cut");
     assert_eq!(r.status, 200);
     assert!(r.truncated, "a cut body must not look complete");
     assert!(c.is_closed());
+}
+
+/// `flushpackets=on` and `auto`: what the container sent reaches the client while the
+/// container is still working on the rest (it waits until the client has it).
+#[test]
+fn flushpackets_passes_body_packets_on() {
+    for flush in ["flushpackets=on", "flushpackets=auto flushwait=5"] {
+        let barrier = Arc::new(std::sync::Barrier::new(2));
+        let b2 = barrier.clone();
+        let tomcat = container(move |_| Answer {
+            body: vec![b'p'; 3 * 8184],
+            pause: Some((8184, b2.clone())),
+            ..answer("")
+        });
+        let p = ajp_proxy(&[(&tomcat, flush)], "");
+        let mut c = Client::connect(p.addrs[0]);
+        c.send(b"GET /app/stream HTTP/1.1\r\nHost: t\r\n\r\n");
+        // The head and the first chunk arrive before the container sends more.
+        let mut reader = std::io::BufReader::new(c.stream.try_clone().unwrap());
+        let head = read_head(&mut reader);
+        assert!(
+            head.contains("Transfer-Encoding: chunked"),
+            "{flush}: {head}"
+        );
+        let mut size = String::new();
+        std::io::BufRead::read_line(&mut reader, &mut size).unwrap();
+        assert_eq!(size.trim(), format!("{:x}", 8184), "{flush}");
+        barrier.wait();
+        let rest = read_response_rest(&mut reader);
+        assert_eq!(rest + 8184, 3 * 8184, "{flush}");
+    }
+}
+
+/// The rest of a chunked body after the first size line (that chunk's data included).
+fn read_response_rest(r: &mut impl std::io::BufRead) -> usize {
+    let mut first = vec![0u8; 8184 + 2];
+    r.read_exact(&mut first).unwrap();
+    let mut total = 0;
+    loop {
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        let n = usize::from_str_radix(line.trim(), 16).unwrap();
+        let mut data = vec![0u8; n + 2];
+        r.read_exact(&mut data).unwrap();
+        if n == 0 {
+            return total;
+        }
+        total += n;
+    }
 }
 
 #[test]

@@ -26,8 +26,25 @@ pub struct MemberParams {
     pub ping: Option<Duration>,
     /// `secret=`: sent to an AJP member (Tomcat's connector `secret`).
     pub secret: Option<String>,
+    /// `flushpackets=`: when an AJP member's body packets are written to the client.
+    pub flush: Option<Flush>,
+    /// `flushwait=` (ms): with `flushpackets=auto`, how long to wait for more before
+    /// writing.
+    pub flush_wait: Option<Duration>,
     pub hc: HealthCheckParams,
     pub upgrade: Option<String>,
+}
+
+/// mod_proxy_ajp's `flushpackets`: when body packets from the container reach the client.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Flush {
+    /// Gathered until the response ends or a buffer's worth is there (Apache's default).
+    #[default]
+    Off,
+    /// Each packet as it comes.
+    On,
+    /// When the container has sent nothing more for `flushwait`.
+    Auto,
 }
 
 /// mod_proxy_hcheck parameters; parsed and validated now, acted on by the health module.
@@ -140,13 +157,11 @@ pub const BALANCER_KEYS: &[&str] = &[
 ];
 
 /// Parameters that Apache accepts and whose effect ringproxy does not need: the I/O
-/// buffer sizes are chosen per core by ringproxy, and `acquire`/`flush*` tune Apache's
-/// thread model. They are validated as numbers/flags and otherwise ignored (the caller
+/// buffer sizes are chosen per core by ringproxy, and `acquire` tunes Apache's thread
+/// model. They are validated as numbers/flags and otherwise ignored (the caller
 /// records a warning, so nothing is silently dropped).
 pub const MEMBER_KEYS_IGNORED: &[&str] = &[
     "acquire",
-    "flushpackets",
-    "flushwait",
     "iobuffersize",
     "receivebuffersize",
     "responsefieldsize",
@@ -327,14 +342,19 @@ impl MemberParams {
             "hcfails" => self.hc.fails = Some(parse_num(key, v, 1u32, 1000)?),
             "hcexpr" => self.hc.expr = Some(v.to_string()),
             "hctemplate" => self.hc.template = Some(v.to_string()),
-            "acquire" | "iobuffersize" | "receivebuffersize" | "responsefieldsize"
-            | "flushwait" => {
+            "acquire" | "iobuffersize" | "receivebuffersize" | "responsefieldsize" => {
                 parse_num(key, v, 0u64, u64::MAX)?;
             }
+            "flushwait" => {
+                self.flush_wait = Some(Duration::from_millis(parse_num(key, v, 0u64, 60_000)?));
+            }
             "flushpackets" => {
-                if !["on", "off", "auto"].contains(&v.to_ascii_lowercase().as_str()) {
-                    return Err(format!("flushpackets={v}: must be On, Off or auto"));
-                }
+                self.flush = Some(match v.to_ascii_lowercase().as_str() {
+                    "on" => Flush::On,
+                    "off" => Flush::Off,
+                    "auto" => Flush::Auto,
+                    _ => return Err(format!("flushpackets={v}: must be On, Off or auto")),
+                });
             }
             "secret" => self.secret = Some(v.to_string()),
             "mapping" => {}

@@ -10,6 +10,7 @@
 //! unchanged), with Content-Length when the container sent one, else chunked (or close for
 //! an HTTP/1.0 client), and the registered reason phrase when the container sent none.
 
+use crate::config::params::Flush;
 use crate::error::ErrorKind;
 use crate::http::body::Framing;
 use crate::http::head::{parse_response, ResponseBody, ResponseHead};
@@ -337,6 +338,9 @@ async fn relay(
                 }
                 let (keep, dechunk, head_out) = response_head(w, c, r, x, &text, &head);
                 out = head_out;
+                // Started once something is written: a container that fails before then
+                // (with `flushpackets` off, the whole of a small response) is answered 502.
+                r.response_started = false;
                 let chunked = head.body() == ResponseBody::Chunked && !dechunk;
                 let room = match head.body() {
                     ResponseBody::Length(n) => Some(n),
@@ -374,9 +378,9 @@ async fn relay(
                     out.extend_from_slice(data);
                 }
                 x.mv().state.on_core(w.id).add_received(data.len() as u64);
-                // Written when nothing more is already here, or when enough gathered.
-                if !s.has_pending() || out.len() >= 64 * 1024 {
+                if flush_now(w, s, x, out.len()).await {
                     r.bytes_out += out.len() as u64;
+                    r.response_started = true;
                     let (res, back) = crate::transport::io::write_all(&mut c.stream, out, t).await;
                     out = back;
                     out.clear();
@@ -409,6 +413,7 @@ async fn relay(
                     out.extend_from_slice(b"0\r\n\r\n");
                 }
                 r.bytes_out += out.len() as u64;
+                r.response_started = true;
                 let (res, back) = crate::transport::io::write_all(&mut c.stream, out, t).await;
                 c.out = back;
                 res.map_err(client_io)?;
@@ -431,6 +436,30 @@ async fn relay(
         }
     }
 }
+
+/// Whether the body gathered so far (`gathered` bytes) goes to the client now, as the
+/// member's `flushpackets` says (mod_proxy_ajp's meanings): `off` (the default) when a
+/// buffer's worth is there (else with the end of the response), `on` at every packet,
+/// `auto` when the container has sent nothing more for `flushwait` (10 ms by default).
+async fn flush_now(w: &CoreGen, s: &mut AjpSession, x: &Exchange<'_>, gathered: usize) -> bool {
+    let p = &x.member().params;
+    match p.flush.unwrap_or_default() {
+        Flush::On => true,
+        Flush::Off => gathered >= w.shared.cfg.core.io_buffer_size,
+        Flush::Auto if s.has_pending() => false,
+        Flush::Auto => {
+            let wait = p.flush_wait.unwrap_or(DEFAULT_FLUSH_WAIT);
+            // More within the wait: gathered with it; none: written now.
+            !matches!(
+                crate::runtime::timer::timeout(wait, s.stream.readable()).await,
+                Ok(Ok(()))
+            )
+        }
+    }
+}
+
+/// mod_proxy_ajp's default `flushwait`.
+const DEFAULT_FLUSH_WAIT: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// The container's head as an HTTP/1.1 head: its reason phrase, else the registered one
 /// (Tomcat sends the status code again where it has no phrase, and Apache passes on

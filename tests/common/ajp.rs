@@ -52,6 +52,9 @@ pub struct Answer {
     /// Close after a complete answer that said the connection may be reused (a container
     /// that dropped an idle connection).
     pub close_after: bool,
+    /// Send the head and this many body bytes, wait at the barrier (the test has read
+    /// them), then the rest.
+    pub pause: Option<(usize, Arc<std::sync::Barrier>)>,
 }
 
 pub fn answer(body: &str) -> Answer {
@@ -64,6 +67,7 @@ pub fn answer(body: &str) -> Answer {
         raw: None,
         cut_after: None,
         close_after: false,
+        pause: None,
     }
 }
 
@@ -207,7 +211,16 @@ fn serve(
             Some(n) => &a.body[..n],
             None => &a.body,
         };
-        for chunk in body.chunks(8184) {
+        for (i, chunk) in body.chunks(8184).enumerate() {
+            if let Some((n, barrier)) = &a.pause {
+                if i * 8184 == *n {
+                    if s.write_all(&out).is_err() {
+                        return;
+                    }
+                    out.clear();
+                    barrier.wait();
+                }
+            }
             let mut m = vec![3];
             m.extend((chunk.len() as u16).to_be_bytes());
             m.extend(chunk);
