@@ -21,7 +21,11 @@ import urllib.request
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.common.exceptions import (
+    NoSuchElementException,
+    StaleElementReferenceException,
+    WebDriverException,
+)
 from selenium.webdriver.common.by import By
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -137,14 +141,16 @@ ProxyPass / balancer://c/
         box.click()
         form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
         # The POST answers 303 back to the page: wait for the reloaded page to show D. While
-        # the browser navigates, the row may be missing or stale for a moment.
+        # the browser navigates, the row may be missing or stale for a moment (Chromium
+        # also reports a node of the page being replaced as a generic WebDriverException:
+        # "Node with given id does not belong to the document").
         deadline = time.time() + 10
         status = None
         while True:
             try:
                 row = driver.find_element(By.ID, form_id).find_element(By.XPATH, "./ancestor::tr")
                 status = row.find_element(By.CSS_SELECTOR, "td.status").text
-            except (NoSuchElementException, StaleElementReferenceException):
+            except (NoSuchElementException, StaleElementReferenceException, WebDriverException):
                 status = None
             if status == "D":
                 break
