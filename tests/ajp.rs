@@ -396,3 +396,35 @@ fn upgrades_cannot_cross_ajp() {
         assert_eq!(seen.header("connection").as_deref(), Some("Upgrade"));
     }
 }
+
+/// A CPONG that does not come within `ping=`: the pooled connection is given up and the
+/// request goes on a new one; a health check marks such a member out.
+#[test]
+fn a_cpong_that_does_not_come() {
+    let tomcat = container(|_| answer("late"));
+    let p = ajp_proxy(&[(&tomcat, "ping=300ms")], "");
+    let mut c = Client::connect(p.addrs[0]);
+    assert_eq!(c.get("/app/a").text(), "late");
+    tomcat.mute_cping.store(true, Ordering::SeqCst);
+    assert_eq!(c.get("/app/b").text(), "late");
+    assert_eq!(
+        tomcat.conns(),
+        2,
+        "a new connection after the unanswered CPING"
+    );
+    assert_eq!(tomcat.cpings.load(Ordering::SeqCst), 1);
+    // The same silence to a CPING health check (bounded by the member's timeout).
+    let checked = container(|_| answer("x"));
+    checked.mute_cping.store(true, Ordering::SeqCst);
+    let p = proxy(&format!(
+        "Listen 127.0.0.1:0\n<Location /balancer-manager>\nSetHandler balancer-manager\nRequire local\n</Location>\nProxyPass /balancer-manager !\n<Proxy balancer://tomcat>\nBalancerMember ajp://127.0.0.1:{} hcmethod=CPING hcinterval=100ms timeout=1\n</Proxy>\nProxyPass /app balancer://tomcat/app\n",
+        checked.port()
+    ));
+    let status = || {
+        manager_state(&p)["balancers"][0]["members"][0]["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    wait_until("the silent member is taken out", || status().contains('C'));
+}

@@ -76,6 +76,8 @@ pub struct Container {
     pub seen: Arc<Mutex<Vec<Seen>>>,
     pub connections: Arc<AtomicUsize>,
     pub cpings: Arc<AtomicUsize>,
+    /// Set: CPINGs are counted and left unanswered (a container that hangs).
+    pub mute_cping: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Container {
@@ -101,13 +103,20 @@ pub fn container(handler: impl Fn(&Seen) -> Answer + Send + Sync + 'static) -> C
     let seen = Arc::new(Mutex::new(Vec::new()));
     let connections = Arc::new(AtomicUsize::new(0));
     let cpings = Arc::new(AtomicUsize::new(0));
+    let mute_cping = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let handler = Arc::new(handler);
-    let (s2, c2, p2) = (seen.clone(), connections.clone(), cpings.clone());
+    let (s2, c2, p2, m2) = (
+        seen.clone(),
+        connections.clone(),
+        cpings.clone(),
+        mute_cping.clone(),
+    );
     std::thread::spawn(move || {
         for sock in l.incoming().flatten() {
             c2.fetch_add(1, Ordering::SeqCst);
-            let (seen, handler, pings) = (s2.clone(), handler.clone(), p2.clone());
-            std::thread::spawn(move || serve(sock, &*handler, &seen, &pings));
+            let (seen, handler, pings, mute) =
+                (s2.clone(), handler.clone(), p2.clone(), m2.clone());
+            std::thread::spawn(move || serve(sock, &*handler, &seen, &pings, &mute));
         }
     });
     Container {
@@ -115,6 +124,7 @@ pub fn container(handler: impl Fn(&Seen) -> Answer + Send + Sync + 'static) -> C
         seen,
         connections,
         cpings,
+        mute_cping,
     }
 }
 
@@ -152,12 +162,15 @@ fn serve(
     handler: &(dyn Fn(&Seen) -> Answer + Send + Sync),
     seen: &Mutex<Vec<Seen>>,
     cpings: &AtomicUsize,
+    mute: &std::sync::atomic::AtomicBool,
 ) {
     s.set_read_timeout(Some(IO_TIMEOUT)).ok();
     while let Some(p) = read_packet(&mut s) {
         if p == [10] {
             cpings.fetch_add(1, Ordering::SeqCst);
-            let _ = s.write_all(&packet(&[9]));
+            if !mute.load(Ordering::SeqCst) {
+                let _ = s.write_all(&packet(&[9]));
+            }
             continue;
         }
         let forward = decode_forward(&p).expect("a FORWARD_REQUEST");
