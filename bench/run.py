@@ -421,19 +421,8 @@ class Bench:
         time.sleep(IDLE_SETTLE_S)
         base = rss_kib(pids)
         socks = []
-        req = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
         try:
-            for _ in range(n):
-                s = socket.create_connection(("127.0.0.1", port), timeout=10)
-                s.sendall(req)
-                socks.append(s)
-            for s in socks:
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    chunk = s.recv(4096)
-                    if not chunk:
-                        raise RuntimeError("closed by the proxy")
-                    data += chunk
+            open_answered(socks, port, n, "bench")
             answered = time.monotonic()
             readings = {}
             # Shortly after the burst (what a proxy holds while connections have just gone
@@ -449,6 +438,26 @@ class Bench:
         finally:
             for s in socks:
                 s.close()
+
+
+def open_answered(socks, port, n, host, wrap=None):
+    """Opens `n` keep-alive connections to `port` (each through `wrap`, e.g. TLS), sends
+    one request on each and reads each response head; appends them to `socks` as it goes
+    (the caller closes them, also after a failure)."""
+    req = f"GET / HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        if wrap:
+            s = wrap(s)
+        socks.append(s)
+        s.sendall(req)
+    for s in socks:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = s.recv(4096)
+            if not chunk:
+                raise RuntimeError("closed by the proxy")
+            data += chunk
 
 
 def median(xs):

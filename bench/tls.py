@@ -19,7 +19,6 @@ Proxy CPU is utime+stime of the proxy's processes from /proc/PID/stat. Only 127.
 
 import argparse
 import os
-import socket
 import ssl
 import subprocess
 import sys
@@ -106,18 +105,8 @@ class TlsBench(run.Bench):
         ctx.verify_mode = ssl.CERT_NONE
         socks = []
         try:
-            for _ in range(n):
-                s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10),
-                                    server_hostname="bench.test")
-                s.sendall(b"GET / HTTP/1.1\r\nHost: bench.test\r\n\r\n")
-                socks.append(s)
-            for s in socks:
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    chunk = s.recv(4096)
-                    if not chunk:
-                        raise RuntimeError("closed by the proxy")
-                    data += chunk
+            run.open_answered(socks, port, n, "bench.test",
+                              lambda s: ctx.wrap_socket(s, server_hostname="bench.test"))
             time.sleep(run.IDLE_SETTLE_S)
             return (run.rss_kib(run.tree(p.pid)) - base) / n
         finally:

@@ -337,10 +337,10 @@ async fn relay(
                     )));
                 }
                 let (keep, dechunk, head_out) = response_head(w, c, r, x, &text, &head);
+                // Written with the body (below): a container that fails before anything
+                // was written (with `flushpackets` off, the whole of a small response) is
+                // answered 502.
                 out = head_out;
-                // Started once something is written: a container that fails before then
-                // (with `flushpackets` off, the whole of a small response) is answered 502.
-                r.response_started = false;
                 let chunked = head.body() == ResponseBody::Chunked && !dechunk;
                 let room = match head.body() {
                     ResponseBody::Length(n) => Some(n),

@@ -333,6 +333,7 @@ async fn respond(
     }
     x.mv().state.on_core(w.id).add_received(pos as u64);
     r.bytes_out = out.len() as u64;
+    r.response_started = true;
     let (res, out) = write_all(&mut c.stream, out, w.shared.cfg.core.timeout).await;
     c.out = out;
     res.map_err(client_io)?;
@@ -342,8 +343,8 @@ async fn respond(
 /// The response head `rh` (parsed from `buf`) as it goes to the client, in `c.out` taken:
 /// rewritten (ProxyPassReverse, cookies, `Header` rules, the sticky cookie), with the
 /// client connection's future decided. Returns (client keep-alive, whether a chunked body
-/// goes to an HTTP/1.0 client de-chunked, the head). Marks the response started. Any
-/// member protocol's response goes through here.
+/// goes to an HTTP/1.0 client de-chunked, the head). The caller marks the response
+/// started when it writes. Any member protocol's response goes through here.
 pub(super) fn response_head(
     w: &CoreGen,
     c: &mut ClientConn,
@@ -396,7 +397,6 @@ pub(super) fn response_head(
     );
     r.head_out = out.len() as u64;
     r.status = rh.status;
-    r.response_started = true;
     (keep_client, dechunk, out)
 }
 

@@ -25,7 +25,6 @@ use rustls::client::{
     ClientSessionMemoryCache, ClientSessionStore, ResolvesClientCert, Resumption,
     WebPkiServerVerifier,
 };
-use rustls::crypto::CryptoProvider;
 use rustls::sign::CertifiedKey;
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, Error, RootCertStore, SignatureScheme,
@@ -137,7 +136,7 @@ pub fn member(settings: &ClientSettings, name: ServerName<'static>) -> Result<Me
         depth: settings.depth,
         check_name: settings.check_name,
         check_expire: settings.check_expire,
-        provider: provider.clone(),
+        signatures: super::AnyCertificate::new(provider.clone()),
     });
     let builder = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&settings.protocols)?
@@ -185,7 +184,7 @@ struct MemberVerifier {
     depth: Option<u32>,
     check_name: bool,
     check_expire: bool,
-    provider: Arc<CryptoProvider>,
+    signatures: super::AnyCertificate,
 }
 
 impl ServerCertVerifier for MemberVerifier {
@@ -232,14 +231,15 @@ impl ServerCertVerifier for MemberVerifier {
         }
     }
 
+    // The handshake's signatures are checked whatever the certificate settings, by the
+    // provider's algorithms (the one implementation, `AnyCertificate`'s).
     fn verify_tls12_signature(
         &self,
         message: &[u8],
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        let algs = &self.provider.signature_verification_algorithms;
-        rustls::crypto::verify_tls12_signature(message, cert, dss, algs)
+        self.signatures.verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -248,14 +248,11 @@ impl ServerCertVerifier for MemberVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        let algs = &self.provider.signature_verification_algorithms;
-        rustls::crypto::verify_tls13_signature(message, cert, dss, algs)
+        self.signatures.verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.signatures.supported_verify_schemes()
     }
 }
 
