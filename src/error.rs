@@ -32,6 +32,15 @@ pub enum ErrorKind {
     NotProxied,
     #[error("access denied by the <Location> or <Proxy> rules")]
     Forbidden,
+    /// A static file that does not exist (or a path nothing maps).
+    #[error("file does not exist: {0}")]
+    FileNotFound(String),
+    /// A static file the configuration does not let out; the reason goes to the error log.
+    #[error("{0}")]
+    FileForbidden(String),
+    /// Reading a static file failed after it was opened.
+    #[error("reading {0} failed: {1}")]
+    FileIo(String, std::io::Error),
     /// mod_ssl: the Host header picks a virtual host whose TLS setup differs from the one
     /// the handshake was made for (by the server name the client sent).
     #[error("Host '{0}' selects a virtual host with another TLS setup than the server name sent in the handshake (SNI)")]
@@ -102,6 +111,9 @@ impl ProxyError {
             ErrorKind::Misdirected(_) | ErrorKind::NoServerName => Side::Client,
             ErrorKind::NotProxied
             | ErrorKind::Forbidden
+            | ErrorKind::FileNotFound(_)
+            | ErrorKind::FileForbidden(_)
+            | ErrorKind::FileIo(..)
             | ErrorKind::RewriteStatus(_)
             | ErrorKind::Redirect(..)
             | ErrorKind::NoMember(_) => Side::Proxy,
@@ -128,8 +140,9 @@ impl ProxyError {
             ErrorKind::TraceDisabled => 405,
             ErrorKind::TraceWithBody => 413,
             ErrorKind::RequestReadTimeout(_) => 408,
-            ErrorKind::NotProxied => 404,
-            ErrorKind::Forbidden | ErrorKind::NoServerName => 403,
+            ErrorKind::NotProxied | ErrorKind::FileNotFound(_) => 404,
+            ErrorKind::Forbidden | ErrorKind::NoServerName | ErrorKind::FileForbidden(_) => 403,
+            ErrorKind::FileIo(..) => 500,
             ErrorKind::Misdirected(_) => 421,
             ErrorKind::RewriteStatus(s) | ErrorKind::Redirect(s, _) => *s,
             // Apache answers 503 when it cannot connect (the worker goes into error state).

@@ -20,6 +20,7 @@ pub mod balancer;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod files;
 pub mod health;
 pub mod http;
 pub mod observe;

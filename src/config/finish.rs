@@ -203,6 +203,7 @@ impl Builder<'_> {
             let own = std::mem::take(&mut v.proxy_access);
             v.proxy_access = main.proxy_access.iter().cloned().chain(own).collect();
             v.names_needed = needs_names(v);
+            inherit_files(&mut v.files, &main.files);
             let set = self.vhost_set[i];
             if !set.preserve_host {
                 v.preserve_host = main.preserve_host;
@@ -222,6 +223,19 @@ impl Builder<'_> {
             if v.proxy_timeout.is_none() {
                 v.proxy_timeout = main.proxy_timeout;
             }
+        }
+        let mime = self.finish_mime();
+        if !self.unprovided.is_empty() {
+            let names: Vec<&str> = self.unprovided.iter().map(|(n, _)| n.as_str()).collect();
+            let loc = self.unprovided[0].1.clone();
+            self.warn(
+                &loc,
+                format!(
+                    "LoadModule: ringproxy has no equivalent of {} module(s), so they are not loaded and their <IfModule> sections are skipped: {}",
+                    names.len(),
+                    names.join(", ")
+                ),
+            );
         }
         self.check_member_protocols();
         self.finish_proxy_tls();
@@ -247,6 +261,7 @@ impl Builder<'_> {
                 hc_exprs: self.hc_exprs,
                 access_logs: self.access_logs,
                 warnings: self.warnings,
+                mime,
                 default_server_name: match (main_named, self.opts.resolve) {
                     (true, _) => String::new(),
                     // A loader with its own resolver looks nothing up on the system either.
@@ -257,6 +272,34 @@ impl Builder<'_> {
         } else {
             Err(in_line_order(self.errors))
         }
+    }
+
+    /// mod_mime's table: `TypesConfig` (default: the system's mime.types, else a built-in
+    /// table), then every `AddType`/`RemoveType` in order.
+    fn finish_mime(&mut self) -> crate::files::mime::Types {
+        use crate::files::mime::{Types, SYSTEM_TYPES};
+        let mut types = match self.types_config.clone() {
+            Some((path, loc)) => match std::fs::read_to_string(&path) {
+                Ok(text) => Types::parse(&text),
+                Err(e) => {
+                    self.errors.push(ConfigError::new(
+                        &loc,
+                        format!("TypesConfig: cannot read {}: {e}", path.display()),
+                    ));
+                    Types::default()
+                }
+            },
+            None => std::fs::read_to_string(SYSTEM_TYPES)
+                .map(|t| Types::parse(&t))
+                .unwrap_or_else(|_| Types::built_in()),
+        };
+        for (remove, args) in &self.type_edits {
+            match remove {
+                true => types.remove(args.iter().map(String::as_str)),
+                false => types.add(&args[0], args[1..].iter().map(String::as_str)),
+            }
+        }
+        types
     }
 
     /// A `SetHandler` page whose path a ProxyPass also takes is proxied, as in Apache
@@ -349,4 +392,25 @@ impl Builder<'_> {
             self.err(&loc, msg);
         }
     }
+}
+
+/// A virtual host's files: its own DocumentRoot, else the main server's; its aliases before
+/// the main server's (mod_alias); the main server's sections before its own (Apache merges
+/// the two lists, and among sections of one depth the later wins).
+fn inherit_files(v: &mut crate::files::FileSpace, main: &crate::files::FileSpace) {
+    if v.document_root.is_none() {
+        v.document_root = main.document_root.clone();
+    }
+    v.aliases.extend(main.aliases.iter().cloned());
+    let own = std::mem::take(&mut v.sections);
+    v.sections = main.sections.iter().cloned().chain(own).collect();
+    let own = std::mem::take(&mut v.files);
+    v.files = main.files.iter().cloned().chain(own).collect();
+    if v.index.is_none() {
+        v.index = main.index.clone();
+    }
+    if v.slash.is_none() {
+        v.slash = main.slash;
+    }
+    v.handled_exts.extend(main.handled_exts.iter().cloned());
 }

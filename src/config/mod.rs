@@ -6,6 +6,7 @@
 
 mod directives;
 mod dump;
+pub mod envvars;
 mod finish;
 pub mod lexer;
 mod model;
@@ -56,6 +57,11 @@ const PROVIDED_MODULES: &[&str] = &[
     "proxy_wstunnel",
     "proxy_ajp",
     "reqtimeout",
+    "alias",
+    "mime",
+    "dir",
+    "autoindex",
+    "logio",
 ];
 
 /// Directives accepted for compatibility that have nothing to act on in ringproxy; each
@@ -64,14 +70,6 @@ const IGNORED_DIRECTIVES: &[(&str, &str)] = &[
     (
         "serveradmin",
         "ringproxy serves no error pages that show it",
-    ),
-    (
-        "documentroot",
-        "ringproxy serves no files; unmatched paths answer 404",
-    ),
-    (
-        "serverroot",
-        "paths are relative to the config file's directory",
     ),
     (
         "servertokens",
@@ -95,8 +93,6 @@ const IGNORED_DIRECTIVES: &[(&str, &str)] = &[
         "ringproxy keeps no runtime files but PidFile",
     ),
     ("mutex", "ringproxy shares no locks between workers"),
-    ("enablesendfile", "ringproxy serves no files"),
-    ("enablemmap", "ringproxy serves no files"),
 ];
 
 /// MPM directives with no direct meaning for one pinned thread per core (spec table).
@@ -163,18 +159,36 @@ pub struct LoadOptions {
 }
 
 /// Loads and validates a config file. On failure returns every error found.
+///
+/// The default ServerRoot is the file's directory. For Debian's `apache2.conf` with an
+/// `envvars` beside it, the variables `apache2ctl` would export are read first (see
+/// [`envvars`]), so `${APACHE_LOG_DIR}` and the rest resolve as they do under apache2ctl.
 pub fn load(path: &Path, opts: &LoadOptions) -> Result<Config, Vec<ConfigError>> {
-    let mut errors = Vec::new();
-    let nodes = lexer::parse_file(path, &mut errors);
-    build(&nodes, opts, errors, Arc::from(path.display().to_string()))
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let dir = cwd.join(path.parent().unwrap_or(Path::new("")));
+    let mut reader = lexer::Reader::new(dir, opts.defines.clone(), &module_provided);
+    let main_file: Arc<str> = Arc::from(path.display().to_string());
+    match envvars::debian(path) {
+        Some(Ok(vars)) => reader.vars = vars,
+        Some(Err(m)) => reader.errors.push(ConfigError::new(
+            &Loc {
+                file: main_file.clone(),
+                line: 0,
+            },
+            m,
+        )),
+        None => {}
+    }
+    let nodes = reader.read_file(path);
+    build(&nodes, opts, reader.errors, main_file, reader.server_root)
 }
 
 /// Loads configuration from text (used by the demo and by tests). `name` is used in errors.
 pub fn load_str(text: &str, name: &str, opts: &LoadOptions) -> Result<Config, Vec<ConfigError>> {
-    let mut errors = Vec::new();
     let base = std::env::current_dir().unwrap_or_default();
-    let nodes = lexer::parse_text(text, Arc::from(name), &base, 0, &mut errors);
-    build(&nodes, opts, errors, Arc::from(name))
+    let mut reader = lexer::Reader::new(base, opts.defines.clone(), &module_provided);
+    let nodes = reader.read_text(text, Arc::from(name), 0);
+    build(&nodes, opts, reader.errors, Arc::from(name), reader.server_root)
 }
 
 /// A rule whose balancer reference is resolved after every `<Proxy>` block has been read.
@@ -216,6 +230,8 @@ struct Builder<'a> {
     opts: &'a LoadOptions,
     /// The file loaded (errors about the whole configuration name it, at line 0).
     main_file: Arc<str>,
+    /// The final `ServerRoot`: relative paths in directives resolve against it.
+    server_root: PathBuf,
     errors: Vec<ConfigError>,
     warnings: Vec<String>,
     listens: Vec<SocketAddr>,
@@ -245,6 +261,13 @@ struct Builder<'a> {
     /// The server (0: main) where each balancer was first defined: its `SSLProxy*`
     /// settings are the ones its members get.
     defined_in: HashMap<usize, usize>,
+    /// `TypesConfig`, and the `AddType`/`RemoveType` lines applied over it in order.
+    types_config: Option<(PathBuf, Loc)>,
+    type_edits: Vec<(bool, Vec<String>)>,
+    /// Directives accepted with a reason that has been given once already.
+    noted: std::collections::HashSet<String>,
+    /// `LoadModule` lines for modules ringproxy has no equivalent of.
+    unprovided: Vec<(String, Loc)>,
 }
 
 fn build(
@@ -252,9 +275,11 @@ fn build(
     opts: &LoadOptions,
     errors: Vec<ConfigError>,
     main_file: Arc<str>,
+    server_root: PathBuf,
 ) -> Result<Config, Vec<ConfigError>> {
     let mut b = Builder {
         main_file,
+        server_root,
         opts,
         errors,
         warnings: Vec::new(),
@@ -285,6 +310,10 @@ fn build(
         tls_cache_entries: crate::transport::tls::host::Settings::default().cache_entries,
         balancer_tls: HashMap::new(),
         defined_in: HashMap::new(),
+        types_config: None,
+        type_edits: Vec::new(),
+        noted: Default::default(),
+        unprovided: Vec::new(),
     };
     b.walk(nodes, Ctx::Server(0));
     b.finish()
@@ -301,6 +330,21 @@ enum Ctx {
     ProxyOther(usize, usize),
     /// Inside `<Location PATH>`; the path travels as an argument of `directive`.
     Location(usize),
+}
+
+/// A `<Directory>` (vhost, section) or `<Files>` (vhost, enclosing directory, section).
+#[derive(Clone, Copy)]
+enum FileScope {
+    Dir(usize, usize),
+    Files(usize, Option<usize>, usize),
+}
+
+impl FileScope {
+    fn vhost(self) -> usize {
+        match self {
+            FileScope::Dir(v, _) | FileScope::Files(v, ..) => v,
+        }
+    }
 }
 
 impl Ctx {
@@ -359,8 +403,27 @@ impl Builder<'_> {
         self.errors.push(ConfigError::new(loc, msg));
     }
 
+    /// A path from a directive, relative ones against ServerRoot (Apache's
+    /// `ap_server_root_relative`).
+    fn rooted(&self, arg: &str) -> PathBuf {
+        let p = Path::new(arg);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.server_root.join(p)
+        }
+    }
+
     fn warn(&mut self, loc: &Loc, msg: impl AsRef<str>) {
         self.warnings.push(format!("{loc}: {}", msg.as_ref()));
+    }
+
+    /// A directive accepted with a reason: the reason is given at its first use only, so a
+    /// stock tree's hundred `AddLanguage` lines make one line of warning.
+    fn note_once(&mut self, loc: &Loc, name: &str, msg: &str) {
+        if self.noted.insert(name.to_ascii_lowercase()) {
+            self.warn(loc, format!("{name} {msg} (further {name} lines are not reported)"));
+        }
     }
 
     fn walk(&mut self, nodes: &[Node], ctx: Ctx) {
@@ -374,29 +437,25 @@ impl Builder<'_> {
 
     fn section(&mut self, s: &Section, ctx: Ctx) {
         match s.name.to_ascii_lowercase().as_str() {
-            "ifmodule" => {
-                let Some(arg) = s.args.first() else {
-                    return self.err(&s.loc, "<IfModule> needs a module name");
+            "directory" | "directorymatch" => {
+                let Ctx::Server(vh) = ctx else {
+                    return self.err(&s.loc, format!("<{}> is not allowed here", s.name));
                 };
-                let (negate, name) = match arg.strip_prefix('!') {
-                    Some(n) => (true, n),
-                    None => (false, arg.as_str()),
-                };
-                if module_provided(name) != negate {
-                    self.walk(&s.children, ctx);
+                match directives::dir_match(self, s) {
+                    Ok(m) => {
+                        let list = &mut self.vhosts[vh].files.sections;
+                        list.push(crate::files::DirSection::new(m));
+                        let i = list.len() - 1;
+                        self.file_scope(s, FileScope::Dir(vh, i));
+                    }
+                    Err(m) => self.err(&s.loc, m),
                 }
             }
-            "ifdefine" => {
-                let Some(arg) = s.args.first() else {
-                    return self.err(&s.loc, "<IfDefine> needs a parameter name");
+            "files" | "filesmatch" => {
+                let Ctx::Server(vh) = ctx else {
+                    return self.err(&s.loc, format!("<{}> is not allowed here", s.name));
                 };
-                let (negate, name) = match arg.strip_prefix('!') {
-                    Some(n) => (true, n),
-                    None => (false, arg.as_str()),
-                };
-                if self.opts.defines.iter().any(|d| d == name) != negate {
-                    self.walk(&s.children, ctx);
-                }
+                self.files_section(s, vh, None);
             }
             "virtualhost" => {
                 if !matches!(ctx, Ctx::Server(0)) {
@@ -497,6 +556,10 @@ impl Builder<'_> {
             other => {
                 let known = [
                     "VirtualHost",
+                    "Directory",
+                    "DirectoryMatch",
+                    "Files",
+                    "FilesMatch",
                     "Proxy",
                     "IfModule",
                     "IfDefine",
@@ -508,6 +571,138 @@ impl Builder<'_> {
                 let hint = did_you_mean(other, &known);
                 self.err(&s.loc, format!("unknown section <{}>{hint}", s.name));
             }
+        }
+    }
+
+    /// `<Files>`/`<FilesMatch>` at server level (`dir: None`) or inside a `<Directory>`.
+    fn files_section(&mut self, s: &Section, vh: usize, dir: Option<usize>) {
+        let name = match directives::name_match(s) {
+            Ok(n) => n,
+            Err(m) => return self.err(&s.loc, m),
+        };
+        let section = crate::files::FilesSection {
+            name,
+            access: None,
+            handler: false,
+        };
+        let space = &mut self.vhosts[vh].files;
+        let list = match dir {
+            Some(d) => &mut space.sections[d].files,
+            None => &mut space.files,
+        };
+        list.push(section);
+        let i = list.len() - 1;
+        self.file_scope(s, FileScope::Files(vh, dir, i));
+    }
+
+    /// The contents of a `<Directory>` or `<Files>` section: what governs the files served
+    /// under it. Directives that act elsewhere are refused here, never silently dropped.
+    fn file_scope(&mut self, s: &Section, scope: FileScope) {
+        for child in &s.children {
+            match child {
+                Node::Directive(d) => self.file_directive(d, scope),
+                Node::Section(sec) if is_require_block(&sec.name) => {
+                    if let Some(r) = self.require_block(sec) {
+                        self.scope_access(scope).get_or_insert_with(Default::default).require.push(r);
+                    }
+                }
+                Node::Section(sec)
+                    if matches!(scope, FileScope::Dir(..))
+                        && ["files", "filesmatch"].contains(&sec.name.to_ascii_lowercase().as_str()) =>
+                {
+                    if let FileScope::Dir(vh, d) = scope {
+                        self.files_section(sec, vh, Some(d));
+                    }
+                }
+                Node::Section(sec) => self.err(
+                    &sec.loc,
+                    format!("<{}> inside <{}> is not supported", sec.name, s.name),
+                ),
+            }
+        }
+    }
+
+    fn scope_access(&mut self, scope: FileScope) -> &mut Option<crate::routing::access::Access> {
+        match scope {
+            FileScope::Dir(vh, d) => &mut self.vhosts[vh].files.sections[d].access,
+            FileScope::Files(vh, None, f) => &mut self.vhosts[vh].files.files[f].access,
+            FileScope::Files(vh, Some(d), f) => {
+                &mut self.vhosts[vh].files.sections[d].files[f].access
+            }
+        }
+    }
+
+    fn file_directive(&mut self, d: &Directive, scope: FileScope) {
+        let name = d.name.to_ascii_lowercase();
+        let dir = match scope {
+            FileScope::Dir(vh, i) => Some((vh, i)),
+            FileScope::Files(..) => None,
+        };
+        match (name.as_str(), dir) {
+            ("require" | "order" | "allow" | "deny" | "satisfy", _) => {
+                let access = self.scope_access(scope).get_or_insert_with(Default::default);
+                if let Err(m) = access.apply(&d.name, &d.args) {
+                    self.err(&d.loc, m);
+                }
+            }
+            ("options", Some((vh, i))) => match crate::files::OptionsLine::parse(&d.args) {
+                Ok(line) => self.vhosts[vh].files.sections[i].options = Some(line),
+                Err(m) => self.err(&d.loc, m),
+            },
+            ("directoryindex", Some((vh, i))) => {
+                if let Some(names) = directives::index_names(self, d) {
+                    self.vhosts[vh].files.sections[i].index = Some(names);
+                }
+            }
+            ("directoryslash", Some((vh, i))) => {
+                if let Some(on) = self.one_flag(d) {
+                    self.vhosts[vh].files.sections[i].slash = Some(on);
+                }
+            }
+            ("allowoverride" | "allowoverridelist", _) => {
+                if !d.args.iter().all(|a| a.eq_ignore_ascii_case("none")) {
+                    self.note_once(
+                        &d.loc,
+                        &d.name,
+                        "ignored: ringproxy reads no .htaccess files; what they would say must be in the configuration",
+                    );
+                }
+            }
+            ("sethandler", _) => {
+                let none = d.args.first().is_some_and(|a| a.eq_ignore_ascii_case("none"));
+                if !none {
+                    match scope {
+                        FileScope::Dir(vh, i) => self.vhosts[vh].files.sections[i].handler = true,
+                        FileScope::Files(vh, None, f) => self.vhosts[vh].files.files[f].handler = true,
+                        FileScope::Files(vh, Some(i), f) => {
+                            self.vhosts[vh].files.sections[i].files[f].handler = true
+                        }
+                    }
+                    self.warn(
+                        &d.loc,
+                        format!(
+                            "SetHandler {}: ringproxy runs no handlers; files here answer 403, never their source",
+                            d.args.join(" ")
+                        ),
+                    );
+                }
+            }
+            ("addtype" | "removetype" | "addhandler", _) => {
+                // mod_mime's maps are per directory in Apache; ringproxy keeps one per
+                // server, so a section's lines widen to the server (refusing more, never less).
+                self.directive(d, Ctx::Server(scope.vhost()), None);
+            }
+            _ if directives::accepted_reason(&name).is_some() => {
+                self.directive(d, Ctx::Server(scope.vhost()), None);
+            }
+            _ => self.err(
+                &d.loc,
+                format!(
+                    "{} inside <{}> is not supported",
+                    d.name,
+                    if dir.is_some() { "Directory" } else { "Files" }
+                ),
+            ),
         }
     }
 
@@ -805,6 +1000,10 @@ impl Builder<'_> {
                     );
                 }
             }
+            n if directives::accepted_reason(n).is_some() => {
+                let why = directives::accepted_reason(n).unwrap_or_default();
+                self.note_once(loc, &d.name, &format!("ignored: {why}"));
+            }
             n => {
                 if let Some((_, why)) = IGNORED_DIRECTIVES.iter().find(|(k, _)| *k == n) {
                     let why = *why;
@@ -812,6 +1011,7 @@ impl Builder<'_> {
                 } else {
                     let known: Vec<&str> = directives::names()
                         .chain(OTHER_DIRECTIVES.iter().copied())
+                        .chain(directives::accepted_names())
                         .collect();
                     let hint = did_you_mean(&d.name, &known);
                     self.err(
@@ -945,12 +1145,7 @@ impl Builder<'_> {
 }
 
 fn module_provided(name: &str) -> bool {
-    // `mod_proxy.c` and `proxy_module` both name the proxy module.
-    let short = name
-        .trim_end_matches(".c")
-        .trim_start_matches("mod_")
-        .trim_end_matches("_module");
-    PROVIDED_MODULES.contains(&short)
+    PROVIDED_MODULES.contains(&lexer::module_short(name))
 }
 
 #[cfg(test)]

@@ -154,6 +154,8 @@ pub struct VirtualHost {
     pub redirects: Vec<RedirectRule>,
     /// `SSLEngine On`: the host's TLS setup (certificates loaded, rustls configured).
     pub tls: Option<std::sync::Arc<crate::transport::tls::HostTls>>,
+    /// What the host serves from disk (DocumentRoot, Alias, `<Directory>`, `<Files>`).
+    pub files: crate::files::FileSpace,
     pub loc: Option<Loc>,
 }
 
@@ -432,6 +434,8 @@ pub struct Config {
     /// Every `CustomLog`, in config order.
     pub access_logs: Vec<crate::observe::accesslog::LogTarget>,
     pub warnings: Vec<String>,
+    /// mod_mime's types for static files (`TypesConfig`, `AddType`, `RemoveType`).
+    pub mime: crate::files::mime::Types,
     /// The name used where neither the host nor the main server has a `ServerName`
     /// (X-Forwarded-Server, logs, status pages), found as Apache finds it.
     pub default_server_name: String,

@@ -78,6 +78,8 @@ pub struct RequestCtx {
     pub consumed: usize,
     /// Some response bytes went to the client: an error can only close the connection now.
     pub response_started: bool,
+    /// An error came after the response had started: the client got less than announced.
+    pub aborted: bool,
     pub continue_sent: bool,
     /// The status sent (0: none) and the bytes sent to the client.
     pub status: u16,
@@ -100,6 +102,7 @@ impl Default for RequestCtx {
             npath: Vec::new(),
             consumed: 0,
             response_started: false,
+            aborted: false,
             continue_sent: false,
             status: 0,
             bytes_out: 0,
@@ -123,6 +126,7 @@ impl RequestCtx {
     /// Ready for the next request on the connection (buffers keep their memory).
     fn begin(&mut self) {
         self.response_started = false;
+        self.aborted = false;
         self.continue_sent = false;
         self.status = 0;
         self.bytes_out = 0;
@@ -510,6 +514,9 @@ async fn one_request(w: &CoreGen, c: &mut ClientConn, r: &mut RequestCtx) -> boo
         let vh = &w.shared.cfg.vhosts[r.vhost];
         rec.status = r.status;
         rec.bytes = r.bytes_out.saturating_sub(r.head_out);
+        rec.bytes_out = r.bytes_out;
+        rec.aborted = r.aborted;
+        rec.keep = keep;
         rec.took = took;
         rec.server_name = w.shared.cfg.server_name_of(vh).to_string();
         w.logs.log(&vh.logs, &rec);
@@ -551,6 +558,10 @@ fn log_record(w: &CoreGen, c: &ClientConn, r: &RequestCtx) -> Record {
         protocol,
         headers,
         port: c.local.port(),
+        // The head, and the body as its Content-Length declares it (a chunked body's
+        // bytes are not counted).
+        bytes_in: r.head.len as u64 + r.head.content_length.unwrap_or(0),
+        keepalives: c.requests.saturating_sub(1),
         tls: c
             .stream
             .tls()
@@ -715,7 +726,10 @@ async fn finish_with_error(c: &mut ClientConn, r: &mut RequestCtx, e: ProxyError
         Side::Proxy
             if matches!(
                 e.kind,
-                ErrorKind::NotProxied | ErrorKind::Redirect(..) | ErrorKind::RewriteStatus(_)
+                ErrorKind::NotProxied
+                    | ErrorKind::FileNotFound(_)
+                    | ErrorKind::Redirect(..)
+                    | ErrorKind::RewriteStatus(_)
             ) =>
         {
             info!("client {}: {e}", c.peer_ip)
@@ -723,6 +737,7 @@ async fn finish_with_error(c: &mut ClientConn, r: &mut RequestCtx, e: ProxyError
         _ => warn!("client {}: {e}", c.peer_ip),
     }
     if r.response_started {
+        r.aborted = true;
         return;
     }
     let Some(status) = e.status() else { return };

@@ -45,6 +45,20 @@ pub enum Token {
     Protocol,
     /// `%{NAME}x`: a mod_ssl variable; `-` when empty.
     Ssl(&'static str),
+    /// mod_logio: `%I` bytes received (request head and body), `%O` bytes sent (head and
+    /// body), `%S` both.
+    BytesIn,
+    BytesOut,
+    BytesBoth,
+    /// `%X`: `X` when the connection was cut before the response was complete, `+` when it
+    /// stays open, `-` when it closes.
+    ConnStatus,
+    /// `%k`: requests answered before this one on the connection.
+    KeepAlives,
+    /// `%{NAME}o`: a response header as the member sent it.
+    ResponseHeader(String),
+    /// `%{FORMAT}t`: strftime conversions, or `sec`/`msec`/`usec`/`msec_frac`/`usec_frac`.
+    TimeFormat(String),
 }
 
 /// Parses a LogFormat string. Unsupported tokens are errors naming them.
@@ -84,6 +98,21 @@ pub fn parse_format(f: &str) -> Result<Vec<Token>, String> {
             ('h' | 'a', _) => Token::ClientIp,
             ('l' | 'u', _) => Token::Dash,
             ('t', None) => Token::Time,
+            ('t', Some(f)) => {
+                // `begin:`/`end:` pick the request's start or end; ringproxy logs at the
+                // end and uses that time for both (they differ by the request's duration).
+                let f = f.trim_start_matches("begin:").trim_start_matches("end:");
+                check_time_format(f)?;
+                Token::TimeFormat(f.to_string())
+            }
+            ('I', None) => Token::BytesIn,
+            ('O', None) => Token::BytesOut,
+            ('S', None) => Token::BytesBoth,
+            ('X', None) => Token::ConnStatus,
+            ('k', None) => Token::KeepAlives,
+            // mod_log_config's log ID (of mod_unique_id's error-log correlation): none here.
+            ('L', None) => Token::Dash,
+            ('o', Some(h)) => Token::ResponseHeader(h.to_string()),
             ('r', _) => Token::RequestLine,
             ('s', _) => Token::Status,
             ('b', _) => Token::Bytes {
@@ -148,6 +177,17 @@ pub struct Record {
     pub headers: Vec<(String, String)>,
     pub status: u16,
     pub bytes: u64,
+    /// `%I` and `%O`: request head and body received, response head and body sent.
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// The response was not sent whole (`%X`).
+    pub aborted: bool,
+    /// The connection stays open (`%X`).
+    pub keep: bool,
+    /// Requests before this one on the connection (`%k`).
+    pub keepalives: u32,
+    /// (lower-case name, value) of the response headers the formats ask for.
+    pub response_headers: Vec<(String, String)>,
     pub took: Duration,
     pub balancer: Option<String>,
     pub member: Option<String>,
@@ -270,8 +310,157 @@ pub fn render(format: &[Token], r: &Record, now: SystemTime, out: &mut String) {
                 let v = crate::transport::tls::vars::value(r.tls.as_ref(), n);
                 out.push_str(if v.is_empty() { "-" } else { &v });
             }
+            Token::BytesIn => {
+                let _ = write!(out, "{}", r.bytes_in);
+            }
+            Token::BytesOut => {
+                let _ = write!(out, "{}", r.bytes_out);
+            }
+            Token::BytesBoth => {
+                let _ = write!(out, "{}", r.bytes_in + r.bytes_out);
+            }
+            Token::ConnStatus => out.push(match (r.aborted, r.keep) {
+                (true, _) => 'X',
+                (false, true) => '+',
+                (false, false) => '-',
+            }),
+            Token::KeepAlives => {
+                let _ = write!(out, "{}", r.keepalives);
+            }
+            Token::ResponseHeader(h) => {
+                let v = r
+                    .response_headers
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(h))
+                    .map(|(_, v)| v.as_str())
+                    .unwrap_or("");
+                dash(out, v);
+            }
+            Token::TimeFormat(f) => time_format(f, now, out),
         }
     }
+}
+
+/// The conversions `%{…}t` supports (Apache passes the rest to strftime; these are the
+/// ones log formats use). Anything else is a config error, never a wrong log field.
+const TIME_CONVERSIONS: &[u8] = b"YmdHMSyjbaezsT%";
+
+fn check_time_format(f: &str) -> Result<(), String> {
+    if matches!(f, "sec" | "msec" | "usec" | "msec_frac" | "usec_frac") {
+        return Ok(());
+    }
+    let b = f.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            match b.get(i + 1) {
+                Some(c) if TIME_CONVERSIONS.contains(c) => i += 2,
+                _ => {
+                    return Err(format!(
+                        "%{{{f}}}t: ringproxy supports the strftime conversions %{} and sec, msec, usec, msec_frac, usec_frac",
+                        TIME_CONVERSIONS
+                            .iter()
+                            .map(|c| char::from(*c).to_string())
+                            .collect::<Vec<_>>()
+                            .join(" %")
+                    ))
+                }
+            }
+        } else {
+            i += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Renders a checked `%{…}t` format in UTC (as `%t` is).
+fn time_format(f: &str, now: SystemTime, out: &mut String) {
+    let since = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    match f {
+        "sec" => {
+            let _ = write!(out, "{}", since.as_secs());
+            return;
+        }
+        "msec" => {
+            let _ = write!(out, "{}", since.as_millis());
+            return;
+        }
+        "usec" => {
+            let _ = write!(out, "{}", since.as_micros());
+            return;
+        }
+        "msec_frac" => {
+            let _ = write!(out, "{:03}", since.subsec_millis());
+            return;
+        }
+        "usec_frac" => {
+            let _ = write!(out, "{:06}", since.subsec_micros());
+            return;
+        }
+        _ => {}
+    }
+    let secs = since.as_secs();
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let (y, mo, d) = civil_from_days(days);
+    let (h, mi, s) = (rem / 3600, rem / 60 % 60, rem % 60);
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    let mut chars = f.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let _ = match chars.next() {
+            Some('Y') => write!(out, "{y}"),
+            Some('y') => write!(out, "{:02}", y.rem_euclid(100)),
+            Some('m') => write!(out, "{mo:02}"),
+            Some('d') => write!(out, "{d:02}"),
+            Some('e') => write!(out, "{d:2}"),
+            Some('H') => write!(out, "{h:02}"),
+            Some('M') => write!(out, "{mi:02}"),
+            Some('S') => write!(out, "{s:02}"),
+            Some('T') => write!(out, "{h:02}:{mi:02}:{s:02}"),
+            Some('j') => {
+                let jan1 = days_from_civil(y, 1, 1);
+                write!(out, "{:03}", days - jan1 + 1)
+            }
+            Some('b') => write!(out, "{}", MONTHS[(mo - 1) as usize]),
+            Some('a') => write!(out, "{}", DAYS[days.rem_euclid(7) as usize]),
+            Some('z') => write!(out, "+0000"),
+            Some('s') => write!(out, "{secs}"),
+            _ => write!(out, "%"),
+        };
+    }
+}
+
+/// Days since 1970-01-01 -> (year, month, day), proleptic Gregorian (H. Hinnant's method).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 /// One `CustomLog`.
@@ -286,6 +475,14 @@ impl LogTarget {
     pub fn wanted_headers(&self) -> impl Iterator<Item = &str> {
         self.format.iter().filter_map(|t| match t {
             Token::RequestHeader(h) => Some(h.as_str()),
+            _ => None,
+        })
+    }
+
+    /// Response headers this log's format needs copied.
+    pub fn wanted_response_headers(&self) -> impl Iterator<Item = &str> {
+        self.format.iter().filter_map(|t| match t {
+            Token::ResponseHeader(h) => Some(h.as_str()),
             _ => None,
         })
     }
@@ -439,7 +636,33 @@ mod tests {
             server_name: "lb.example".into(),
             port: 8080,
             tls: None,
+            ..Default::default()
         }
+    }
+
+    #[test]
+    fn logio_connection_and_time_tokens() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_micros(1_795_309_200_123_456);
+        let mut r = record();
+        r.bytes_in = 120;
+        r.bytes_out = 2_000;
+        r.keepalives = 3;
+        r.keep = true;
+        r.response_headers = vec![("content-type".into(), "text/html".into())];
+        let f = r#"%I %O %S %X %k %L %{Content-Type}o %{X-None}o [%{%Y-%m-%d %H:%M:%S %z}t] %{%j %a %b %e}t %{msec_frac}t %{begin:sec}t"#;
+        let mut out = String::new();
+        render(&parse_format(f).unwrap(), &r, t, &mut out);
+        assert_eq!(
+            out,
+            "120 2000 2120 + 3 - text/html - [2026-11-22 01:00:00 +0000] 326 Sun Nov 22 123 1795309200"
+        );
+        r.aborted = true;
+        out.clear();
+        render(&parse_format("%X").unwrap(), &r, t, &mut out);
+        assert_eq!(out, "X");
+        assert!(parse_format("%{%Q}t").unwrap_err().contains("strftime"));
+        // Debian's stock formats parse.
+        parse_format(r#"%v:%p %h %l %u %t \"%r\" %>s %O \"%{Referer}i\" \"%{User-Agent}i\""#).unwrap();
     }
 
     #[test]
@@ -480,7 +703,7 @@ mod tests {
         render(&f, &r, t, &mut out);
         assert_eq!(out, "TLSv1.3 TLS_AES_128_GCM_SHA256");
         assert!(parse_format("%{SSL_NOPE}x").is_err());
-        assert!(parse_format("%{X-Out}o").is_err());
+        assert!(parse_format("%{X-Out}o").is_ok());
         assert!(parse_format("%{REMOTE_USER}e").is_err());
     }
 

@@ -355,6 +355,16 @@ pub(super) fn response_head(
 ) -> (bool, bool, Vec<u8>) {
     let cfg = &w.shared.cfg;
     let vh = &cfg.vhosts[x.vh_idx];
+    if let Some(log) = r.log.as_mut() {
+        for want in w.logs.targets().iter().flat_map(|t| t.wanted_response_headers()) {
+            if let Some(h) = rh.headers.iter().find(|h| h.is(buf, want.as_bytes())) {
+                log.response_headers.push((
+                    want.to_ascii_lowercase(),
+                    crate::observe::accesslog::escape_log_item(&buf[h.value.clone()]),
+                ));
+            }
+        }
+    }
     // The client connection's future is decided before the head goes out.
     let resp_body = rh.body();
     let dechunk = resp_body == ResponseBody::Chunked && r.head.minor == 0;

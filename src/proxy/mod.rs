@@ -47,6 +47,8 @@ pub async fn forward(
 enum Target {
     Balancer(usize),
     Page(crate::config::Handler),
+    /// A file from the host's DocumentRoot or an Alias.
+    File(crate::files::Mapped),
 }
 
 async fn forward_routed(
@@ -69,6 +71,10 @@ async fn forward_routed(
         Target::Page(h) => {
             let vh = &w.shared.cfg.vhosts[vh_idx];
             return admin::http::answer(w, c, r, vh, h).await;
+        }
+        Target::File(mapped) => {
+            let space = &w.shared.cfg.vhosts[vh_idx].files;
+            return crate::files::serve::answer(w, c, r, space, mapped).await;
         }
     };
     // A body up to ProxyRequestBuffer is read whole now, before a member is chosen: a
@@ -237,10 +243,13 @@ async fn route(
             None => match handler {
                 Some(h) => return Ok(Target::Page(h)),
                 // mod_alias runs after mod_proxy's translation: a host's redirects take
-                // what no ProxyPass took.
+                // what no ProxyPass took, then its aliases, then the core's DocumentRoot.
                 None => match routing::redirect::first(&vh.redirects, &input) {
                     Some(to) => return Err(redirected(c, r, vh, cfg, to)),
-                    None => return Err(ErrorKind::NotProxied.into()),
+                    None => match vh.files.map(&r.npath) {
+                        Some(mapped) => return Ok(Target::File(mapped)),
+                        None => return Err(ErrorKind::NotProxied.into()),
+                    },
                 },
             },
         },

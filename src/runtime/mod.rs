@@ -5,6 +5,7 @@
 //! shutdown signals.
 
 pub mod accept;
+pub mod blocking;
 pub mod buffer;
 pub mod busypoll;
 pub mod dns;

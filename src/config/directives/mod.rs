@@ -3,7 +3,9 @@
 //! `Order`, `Allow`, `Deny`, `Satisfy`) and what `<Location>` allows are taken before the
 //! table, since their meaning depends on the section they are in.
 
+mod accepted;
 mod connections;
+mod files;
 mod observe;
 mod paths;
 mod proxy;
@@ -11,6 +13,8 @@ mod rewrite;
 mod server;
 mod tls;
 
+pub(super) use accepted::{accepted_names, accepted_reason};
+pub(super) use files::{dir_match, index_names, name_match};
 pub(super) use tls::verify_client_arg;
 
 use super::lexer::Directive;
@@ -282,5 +286,17 @@ const TABLE: &[Spec] = &[
     spec!("BalancerGrowth", MAIN | VHOST, proxy::balancergrowth),
     spec!("BalancerPersist", MAIN | VHOST, proxy::balancerpersist),
     spec!("PidFile", MAIN | VHOST, server::pidfile),
+    spec!("DocumentRoot", MAIN | VHOST, files::documentroot),
+    spec!("Alias", MAIN | VHOST, files::alias),
+    spec!("AliasMatch", MAIN | VHOST, files::alias),
+    spec!("ScriptAlias", MAIN | VHOST, files::alias),
+    spec!("ScriptAliasMatch", MAIN | VHOST, files::alias),
+    spec!("DirectoryIndex", MAIN | VHOST, files::directory_index),
+    spec!("DirectorySlash", MAIN | VHOST, files::directory_slash),
+    spec!("Options", MAIN | VHOST, files::options),
+    spec!("TypesConfig", MAIN, files::typesconfig),
+    spec!("AddType", MAIN | VHOST, files::addtype),
+    spec!("RemoveType", MAIN | VHOST, files::addtype),
+    spec!("AddHandler", MAIN | VHOST, files::addhandler),
     spec!("LoadModule", MAIN | VHOST, server::loadmodule),
 ];

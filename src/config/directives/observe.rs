@@ -45,7 +45,7 @@ pub(super) fn customlog(b: &mut Builder, d: &Directive, ctx: Ctx) {
             match crate::observe::accesslog::parse_format(&text) {
                 Ok(format) => {
                     b.access_logs.push(crate::observe::accesslog::LogTarget {
-                        path: PathBuf::from(path),
+                        path: b.rooted(path),
                         format,
                     });
                     let i = b.access_logs.len() - 1;

@@ -96,7 +96,7 @@ pub(super) fn errorlog(b: &mut Builder, d: &Directive, _ctx: Ctx) {
             loc,
             "ErrorLog to a pipe or syslog is not supported; give a file path",
         ),
-        [p] => b.core.error_log = Some(PathBuf::from(p)),
+        [p] => b.core.error_log = Some(b.rooted(p)),
         _ => b.err(loc, "ErrorLog takes one path"),
     };
 }
@@ -133,7 +133,7 @@ pub(super) fn pidfile(b: &mut Builder, d: &Directive, _ctx: Ctx) {
     let args = &d.args;
     let loc = &d.loc;
     match args.as_slice() {
-        [p] => b.core.pid_file = Some(PathBuf::from(p)),
+        [p] => b.core.pid_file = Some(b.rooted(p)),
         _ => b.err(loc, "PidFile takes one path"),
     };
 }
@@ -146,10 +146,8 @@ pub(super) fn loadmodule(b: &mut Builder, d: &Directive, _ctx: Ctx) {
         [module, _path] => {
             let short = module.trim_end_matches("_module");
             if !PROVIDED_MODULES.contains(&short) {
-                b.warn(
-                    loc,
-                    format!("LoadModule {module}: ringproxy does not provide this module; ignored"),
-                );
+                // Said once for all of them at the end (a stock RHEL tree loads dozens).
+                b.unprovided.push((short.to_string(), loc.clone()));
             }
         }
         _ => b.err(loc, "LoadModule takes a module name and a path"),

@@ -9,19 +9,6 @@ use super::super::*;
 use crate::transport::tls::client::Verify;
 use crate::transport::tls::host::{self, VerifyClient};
 
-/// Resolves a file path as Apache does for a relative one (ringproxy: against the main
-/// config file's directory, its ServerRoot).
-fn file_path(b: &Builder, arg: &str) -> PathBuf {
-    let p = PathBuf::from(arg);
-    if p.is_absolute() {
-        return p;
-    }
-    Path::new(&*b.main_file)
-        .parent()
-        .map(|dir| dir.join(&p))
-        .unwrap_or(p)
-}
-
 fn one_arg<'d>(b: &mut Builder, d: &'d Directive) -> Option<&'d str> {
     match d.args.as_slice() {
         [a] => Some(a),
@@ -99,7 +86,7 @@ pub(super) fn sslproxyverifydepth(b: &mut Builder, d: &Directive, ctx: Ctx) {
 /// `SSLProxyCACertificateFile`, `SSLProxyCACertificatePath`.
 pub(super) fn sslproxy_ca(b: &mut Builder, d: &Directive, ctx: Ctx) {
     let Some(arg) = one_arg(b, d) else { return };
-    let entry = Some((file_path(b, arg), d.loc.clone()));
+    let entry = Some((b.rooted(arg), d.loc.clone()));
     let set = proxy_set(b, ctx);
     if d.name.eq_ignore_ascii_case("SSLProxyCACertificateFile") {
         set.ca_file = entry;
@@ -139,7 +126,7 @@ pub(super) fn sslproxy_machine(b: &mut Builder, d: &Directive, ctx: Ctx) {
             "SSLProxyMachineCertificatePath is not supported: name the file with SSLProxyMachineCertificateFile (certificate and key in one PEM file)",
         );
     }
-    let entry = Some((file_path(b, arg), d.loc.clone()));
+    let entry = Some((b.rooted(arg), d.loc.clone()));
     let set = proxy_set(b, ctx);
     if name == "sslproxymachinecertificatefile" {
         set.machine_cert = entry;
@@ -172,7 +159,7 @@ pub(super) fn sslproxyciphersuite(b: &mut Builder, d: &Directive, ctx: Ctx) {
 /// `SSLCertificateFile`, `SSLCertificateKeyFile`, `SSLCertificateChainFile`.
 pub(super) fn certificate(b: &mut Builder, d: &Directive, ctx: Ctx) {
     let Some(arg) = one_arg(b, d) else { return };
-    let path = file_path(b, arg);
+    let path = b.rooted(arg);
     let set = &mut b.tls[ctx.vhost()];
     let entry = (path, d.loc.clone());
     match d.name.to_ascii_lowercase().as_str() {
@@ -350,7 +337,7 @@ pub(super) fn sslverifydepth(b: &mut Builder, d: &Directive, ctx: Ctx) {
 /// `SSLCACertificateFile`, `SSLCACertificatePath`.
 pub(super) fn ca_certificates(b: &mut Builder, d: &Directive, ctx: Ctx) {
     let Some(arg) = one_arg(b, d) else { return };
-    let entry = (file_path(b, arg), d.loc.clone());
+    let entry = (b.rooted(arg), d.loc.clone());
     let set = &mut b.tls[ctx.vhost()];
     if d.name.eq_ignore_ascii_case("SSLCACertificateFile") {
         set.ca_file = Some(entry);
