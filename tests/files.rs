@@ -21,7 +21,14 @@ fn site(name: &str, extra: &str) -> Site {
     let root = dir.0.join("www");
     let assets = dir.0.join("assets");
     let outside = dir.0.join("outside");
-    for d in [&root, &assets, &outside, &root.join("docs"), &root.join("empty"), &root.join("secret")] {
+    for d in [
+        &root,
+        &assets,
+        &outside,
+        &root.join("docs"),
+        &root.join("empty"),
+        &root.join("secret"),
+    ] {
         std::fs::create_dir_all(d).unwrap();
     }
     std::fs::write(root.join("index.html"), "<h1>home</h1>\n").unwrap();
@@ -82,31 +89,58 @@ fn files_headers_conditionals_and_ranges() {
     let etag = r.header("etag").expect("etag");
     let modified = r.header("last-modified").expect("last-modified");
     assert!(r.header("date").is_some());
-    assert_eq!(get(&s, "/data.custom").header("content-type").as_deref(), Some("application/x-custom"));
+    assert_eq!(
+        get(&s, "/data.custom").header("content-type").as_deref(),
+        Some("application/x-custom")
+    );
 
     let head = request(&s, "HEAD /style.css HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!((head.status, head.body.len()), (200, 0));
     assert_eq!(head.header("content-length").as_deref(), Some("7"));
 
-    let r = request(&s, &format!("GET /style.css HTTP/1.1\r\nHost: t\r\nIf-None-Match: {etag}\r\n\r\n"));
+    let r = request(
+        &s,
+        &format!("GET /style.css HTTP/1.1\r\nHost: t\r\nIf-None-Match: {etag}\r\n\r\n"),
+    );
     assert_eq!((r.status, r.body.len()), (304, 0));
-    let r = request(&s, &format!("GET /style.css HTTP/1.1\r\nHost: t\r\nIf-Modified-Since: {modified}\r\n\r\n"));
+    let r = request(
+        &s,
+        &format!("GET /style.css HTTP/1.1\r\nHost: t\r\nIf-Modified-Since: {modified}\r\n\r\n"),
+    );
     assert_eq!(r.status, 304);
-    let r = request(&s, "GET /style.css HTTP/1.1\r\nHost: t\r\nIf-Match: \"other\"\r\n\r\n");
+    let r = request(
+        &s,
+        "GET /style.css HTTP/1.1\r\nHost: t\r\nIf-Match: \"other\"\r\n\r\n",
+    );
     assert_eq!(r.status, 412);
 
-    let r = request(&s, "GET /style.css HTTP/1.1\r\nHost: t\r\nRange: bytes=1-3\r\n\r\n");
+    let r = request(
+        &s,
+        "GET /style.css HTTP/1.1\r\nHost: t\r\nRange: bytes=1-3\r\n\r\n",
+    );
     assert_eq!((r.status, r.text().as_str()), (206, "ody"));
     assert_eq!(r.header("content-range").as_deref(), Some("bytes 1-3/7"));
-    let r = request(&s, "GET /style.css HTTP/1.1\r\nHost: t\r\nRange: bytes=-2\r\n\r\n");
+    let r = request(
+        &s,
+        "GET /style.css HTTP/1.1\r\nHost: t\r\nRange: bytes=-2\r\n\r\n",
+    );
     assert_eq!((r.status, r.text().as_str()), (206, "}\n"));
-    let r = request(&s, "GET /style.css HTTP/1.1\r\nHost: t\r\nRange: bytes=7-\r\n\r\n");
+    let r = request(
+        &s,
+        "GET /style.css HTTP/1.1\r\nHost: t\r\nRange: bytes=7-\r\n\r\n",
+    );
     assert_eq!(r.status, 416);
     assert_eq!(r.header("content-range").as_deref(), Some("bytes */7"));
-    let r = request(&s, "GET /style.css HTTP/1.1\r\nHost: t\r\nRange: bytes=1-2\r\nIf-Range: \"stale\"\r\n\r\n");
+    let r = request(
+        &s,
+        "GET /style.css HTTP/1.1\r\nHost: t\r\nRange: bytes=1-2\r\nIf-Range: \"stale\"\r\n\r\n",
+    );
     assert_eq!((r.status, r.text().as_str()), (200, "body{}\n"));
 
-    let r = request(&s, "POST /style.css HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
+    let r = request(
+        &s,
+        "POST /style.css HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n",
+    );
     assert_eq!(r.status, 405);
     assert_eq!(r.header("allow").as_deref(), Some("GET,HEAD,OPTIONS"));
 }
@@ -121,31 +155,51 @@ fn large_files_and_keep_alive_on_one_connection() {
         assert_eq!(r.status, 200);
         // The test client keeps the first MiB and counts the rest.
         assert_eq!((r.body_len, r.truncated), (want.len() as u64, false));
-        assert!(r.body[..] == want[..r.body.len()], "big file arrived changed");
+        assert!(
+            r.body[..] == want[..r.body.len()],
+            "big file arrived changed"
+        );
         let r = c.get("/index.html");
         assert_eq!(r.text(), "<h1>home</h1>\n");
     }
     c.send(b"GET /big.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=1048576-1048585\r\n\r\n");
     let r = c.read_response(false).unwrap();
-    assert_eq!((r.status, r.body.as_slice()), (206, &want[1048576..1048586]));
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (206, &want[1048576..1048586])
+    );
     c.send(b"GET /big.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=-70000\r\n\r\n");
     let r = c.read_response(false).unwrap();
-    assert_eq!((r.status, r.body.as_slice()), (206, &want[want.len() - 70000..]));
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (206, &want[want.len() - 70000..])
+    );
     // Proxied paths still go to the member on the same connection.
     let r = c.get("/app/x");
-    assert_eq!((r.status, r.text().contains("app")), (200, true), "{}", r.head);
+    assert_eq!(
+        (r.status, r.text().contains("app")),
+        (200, true),
+        "{}",
+        r.head
+    );
     assert_eq!(s.backend.request_count(), 1);
 }
 
 #[test]
 fn directories_indexes_and_listings() {
-    let s = site("files-dirs", "<Directory {ROOT}/empty>\n  Options +Indexes\n</Directory>\n");
+    let s = site(
+        "files-dirs",
+        "<Directory {ROOT}/empty>\n  Options +Indexes\n</Directory>\n",
+    );
     let r = get(&s, "/");
     assert_eq!((r.status, r.text().as_str()), (200, "<h1>home</h1>\n"));
     assert_eq!(r.header("content-type").as_deref(), Some("text/html"));
     let r = get(&s, "/docs?x=1");
     assert_eq!(r.status, 301);
-    assert_eq!(r.header("location").as_deref(), Some("http://test/docs/?x=1"));
+    assert_eq!(
+        r.header("location").as_deref(),
+        Some("http://test/docs/?x=1")
+    );
     assert_eq!(get(&s, "/docs/").text(), "docs index\n");
     // No index and no Indexes: 403 (Options None at /, nothing re-enables it there).
     std::fs::remove_file(s.dir.0.join("www/docs/index.html")).unwrap();
@@ -156,7 +210,10 @@ fn directories_indexes_and_listings() {
     assert_eq!(r.status, 200);
     let page = r.text();
     assert!(page.contains("Index of /empty/"), "{page}");
-    assert!(page.contains("&lt;x&gt;.txt") && !page.contains("<x>"), "{page}");
+    assert!(
+        page.contains("&lt;x&gt;.txt") && !page.contains("<x>"),
+        "{page}"
+    );
     assert!(page.contains("href=\"%3Cx%3E.txt\""), "{page}");
 }
 
@@ -200,7 +257,10 @@ fn symlinks_follow_the_options() {
     let s = site("files-nolink", "");
     assert_eq!(get(&s, "/link.txt").status, 403);
     // With FollowSymLinks (Apache's default when no Options says otherwise) it is followed.
-    let s = site("files-link", "<Directory {ROOT}>\n  Options FollowSymLinks\n</Directory>\n");
+    let s = site(
+        "files-link",
+        "<Directory {ROOT}>\n  Options FollowSymLinks\n</Directory>\n",
+    );
     let r = get(&s, "/link.txt");
     assert_eq!((r.status, r.text().as_str()), (200, "root:x:0:0\n"));
 }

@@ -99,7 +99,11 @@ struct Open {
 }
 
 impl<'a> Reader<'a> {
-    pub fn new(server_root: PathBuf, defined: Vec<String>, provided: &'a dyn Fn(&str) -> bool) -> Self {
+    pub fn new(
+        server_root: PathBuf,
+        defined: Vec<String>,
+        provided: &'a dyn Fn(&str) -> bool,
+    ) -> Self {
         Reader {
             defined,
             vars: Default::default(),
@@ -243,9 +247,10 @@ impl<'a> Reader<'a> {
                     }
                 }
                 "define" => match args.as_slice() {
-                    _ if !in_vhost_only => {
-                        self.err(&loc, "Define is only allowed at the top level or in <VirtualHost>")
-                    }
+                    _ if !in_vhost_only => self.err(
+                        &loc,
+                        "Define is only allowed at the top level or in <VirtualHost>",
+                    ),
                     [n, ..] if n.contains(':') => {
                         self.err(&loc, "Define: variable name must not contain ':'")
                     }
@@ -257,9 +262,10 @@ impl<'a> Reader<'a> {
                     _ => self.err(&loc, "Define takes a name and an optional value"),
                 },
                 "undefine" => match args.as_slice() {
-                    _ if !in_vhost_only => {
-                        self.err(&loc, "UnDefine is only allowed at the top level or in <VirtualHost>")
-                    }
+                    _ if !in_vhost_only => self.err(
+                        &loc,
+                        "UnDefine is only allowed at the top level or in <VirtualHost>",
+                    ),
                     [n] => {
                         self.defined.retain(|d| d != n);
                         self.vars.remove(n);
@@ -279,7 +285,10 @@ impl<'a> Reader<'a> {
                         if root.is_dir() {
                             self.server_root = root;
                         } else {
-                            self.err(&loc, format!("ServerRoot must be a valid directory ('{p}' is not)"));
+                            self.err(
+                                &loc,
+                                format!("ServerRoot must be a valid directory ('{p}' is not)"),
+                            );
                         }
                     }
                     _ => self.err(&loc, "ServerRoot takes one directory"),
@@ -453,7 +462,16 @@ impl<'a> Reader<'a> {
 
 /// Modules compiled into Debian's and RHEL's httpd (`apache2 -l`): present without
 /// `LoadModule`.
-const BUILT_IN_MODULES: &[&str] = &["core", "so", "http_core", "log_config", "logio", "unixd", "watchdog", "version"];
+const BUILT_IN_MODULES: &[&str] = &[
+    "core",
+    "so",
+    "http_core",
+    "log_config",
+    "logio",
+    "unixd",
+    "watchdog",
+    "version",
+];
 
 /// A module's short name from any of its spellings: `mod_proxy.c`, `proxy_module`, `proxy`.
 pub fn module_short(name: &str) -> &str {

@@ -188,7 +188,13 @@ pub fn load_str(text: &str, name: &str, opts: &LoadOptions) -> Result<Config, Ve
     let base = std::env::current_dir().unwrap_or_default();
     let mut reader = lexer::Reader::new(base, opts.defines.clone(), &module_provided);
     let nodes = reader.read_text(text, Arc::from(name), 0);
-    build(&nodes, opts, reader.errors, Arc::from(name), reader.server_root)
+    build(
+        &nodes,
+        opts,
+        reader.errors,
+        Arc::from(name),
+        reader.server_root,
+    )
 }
 
 /// A rule whose balancer reference is resolved after every `<Proxy>` block has been read.
@@ -422,7 +428,10 @@ impl Builder<'_> {
     /// stock tree's hundred `AddLanguage` lines make one line of warning.
     fn note_once(&mut self, loc: &Loc, name: &str, msg: &str) {
         if self.noted.insert(name.to_ascii_lowercase()) {
-            self.warn(loc, format!("{name} {msg} (further {name} lines are not reported)"));
+            self.warn(
+                loc,
+                format!("{name} {msg} (further {name} lines are not reported)"),
+            );
         }
     }
 
@@ -603,12 +612,16 @@ impl Builder<'_> {
                 Node::Directive(d) => self.file_directive(d, scope),
                 Node::Section(sec) if is_require_block(&sec.name) => {
                     if let Some(r) = self.require_block(sec) {
-                        self.scope_access(scope).get_or_insert_with(Default::default).require.push(r);
+                        self.scope_access(scope)
+                            .get_or_insert_with(Default::default)
+                            .require
+                            .push(r);
                     }
                 }
                 Node::Section(sec)
                     if matches!(scope, FileScope::Dir(..))
-                        && ["files", "filesmatch"].contains(&sec.name.to_ascii_lowercase().as_str()) =>
+                        && ["files", "filesmatch"]
+                            .contains(&sec.name.to_ascii_lowercase().as_str()) =>
                 {
                     if let FileScope::Dir(vh, d) = scope {
                         self.files_section(sec, vh, Some(d));
@@ -640,7 +653,9 @@ impl Builder<'_> {
         };
         match (name.as_str(), dir) {
             ("require" | "order" | "allow" | "deny" | "satisfy", _) => {
-                let access = self.scope_access(scope).get_or_insert_with(Default::default);
+                let access = self
+                    .scope_access(scope)
+                    .get_or_insert_with(Default::default);
                 if let Err(m) = access.apply(&d.name, &d.args) {
                     self.err(&d.loc, m);
                 }
@@ -669,11 +684,16 @@ impl Builder<'_> {
                 }
             }
             ("sethandler", _) => {
-                let none = d.args.first().is_some_and(|a| a.eq_ignore_ascii_case("none"));
+                let none = d
+                    .args
+                    .first()
+                    .is_some_and(|a| a.eq_ignore_ascii_case("none"));
                 if !none {
                     match scope {
                         FileScope::Dir(vh, i) => self.vhosts[vh].files.sections[i].handler = true,
-                        FileScope::Files(vh, None, f) => self.vhosts[vh].files.files[f].handler = true,
+                        FileScope::Files(vh, None, f) => {
+                            self.vhosts[vh].files.files[f].handler = true
+                        }
                         FileScope::Files(vh, Some(i), f) => {
                             self.vhosts[vh].files.sections[i].files[f].handler = true
                         }

@@ -104,7 +104,8 @@ mod tests {
 
     #[test]
     fn types_by_extension() {
-        let mut t = Types::parse("# c\ntext/html html htm\nimage/png png # tail\napplication/x-gzip gz\n");
+        let mut t =
+            Types::parse("# c\ntext/html html htm\nimage/png png # tail\napplication/x-gzip gz\n");
         t.add("text/x-custom", [".cust", "CU"]);
         t.remove(["htm"]);
         let cases: &[(&str, Option<&str>)] = &[

@@ -269,7 +269,8 @@ impl FileSpace {
         } else {
             path.parent().unwrap_or(path)
         };
-        let mut applying: Vec<&DirSection> = self.sections.iter().filter(|s| s.covers(dir)).collect();
+        let mut applying: Vec<&DirSection> =
+            self.sections.iter().filter(|s| s.covers(dir)).collect();
         applying.sort_by_key(|s| s.depth());
         let mut rules = Rules {
             options: opt::DEFAULT,
@@ -297,9 +298,7 @@ impl FileSpace {
                 rules.access = f.access.as_ref().or(rules.access);
                 rules.handler |= f.handler;
             }
-            let ext = Path::new(os(base))
-                .extension()
-                .and_then(|e| e.to_str());
+            let ext = Path::new(os(base)).extension().and_then(|e| e.to_str());
             if ext.is_some_and(|e| self.handled_exts.iter().any(|h| h.eq_ignore_ascii_case(e))) {
                 rules.handler = true;
             }

@@ -38,7 +38,10 @@ pub async fn answer(
     mapped: Mapped,
 ) -> Result<bool, ProxyError> {
     if mapped.script {
-        return Err(forbidden(&mapped.path, "ScriptAlias: ringproxy runs no CGI programs"));
+        return Err(forbidden(
+            &mapped.path,
+            "ScriptAlias: ringproxy runs no CGI programs",
+        ));
     }
     let (path, meta, rules) = resolve(space, &mapped)?;
     check_access(c, &rules, &path).await?;
@@ -68,8 +71,8 @@ pub async fn answer(
                 (file, meta)
             }
             None if rules.options & opt::INDEXES != 0 => {
-                let uri = String::from_utf8_lossy(&c.buf[r.head.target_parts(&c.buf).0])
-                    .into_owned();
+                let uri =
+                    String::from_utf8_lossy(&c.buf[r.head.target_parts(&c.buf).0]).into_owned();
                 let page = listing(&path, &uri).map_err(|e| file_io(&path, e))?;
                 return send_page(w, c, r, &page).await;
             }
@@ -114,14 +117,18 @@ fn resolve<'s>(
         ));
     }
     if rules.options & opt::FOLLOW == 0 {
-        let rest = mapped.path.strip_prefix(&mapped.root).map_err(|_| not_found())?;
+        let rest = mapped
+            .path
+            .strip_prefix(&mapped.root)
+            .map_err(|_| not_found())?;
         let mut at = mapped.root.clone();
         for part in rest.components() {
             at.push(part);
             let link = std::fs::symlink_metadata(&at).map_err(|_| not_found())?;
             if link.file_type().is_symlink() {
                 let target = std::fs::metadata(&at).map_err(|_| not_found())?;
-                let owners_match = rules.options & opt::OWNER_MATCH != 0 && target.uid() == link.uid();
+                let owners_match =
+                    rules.options & opt::OWNER_MATCH != 0 && target.uid() == link.uid();
                 if !owners_match {
                     return Err(forbidden(
                         &at,
@@ -236,7 +243,14 @@ async fn send_page(
     let head_only = r.head.method(&c.buf) == b"HEAD";
     let mut out = std::mem::take(&mut c.out);
     out.clear();
-    crate::http::write::local_head(&mut out, 200, "text/html; charset=utf-8", page.len(), "", keep);
+    crate::http::write::local_head(
+        &mut out,
+        200,
+        "text/html; charset=utf-8",
+        page.len(),
+        "",
+        keep,
+    );
     r.head_out = out.len() as u64;
     if !head_only {
         out.extend_from_slice(page.as_bytes());
@@ -486,7 +500,11 @@ async fn send_file(
     }
     let Some((start, end)) = range else {
         if status == 416 {
-            let _ = write!(head_text, "Content-Range: bytes */{}\r\nContent-Length: 0\r\n", v.size);
+            let _ = write!(
+                head_text,
+                "Content-Range: bytes */{}\r\nContent-Length: 0\r\n",
+                v.size
+            );
         } else if status == 412 {
             head_text.push_str("Content-Length: 0\r\n");
         }
@@ -496,7 +514,12 @@ async fn send_file(
         let _ = write!(head_text, "Content-Type: {ct}\r\n");
     }
     if status == 206 {
-        let _ = write!(head_text, "Content-Range: bytes {start}-{}/{}\r\n", end - 1, v.size);
+        let _ = write!(
+            head_text,
+            "Content-Range: bytes {start}-{}/{}\r\n",
+            end - 1,
+            v.size
+        );
     }
     let _ = write!(head_text, "Content-Length: {}\r\n", end - start);
     if !keep {
@@ -667,7 +690,8 @@ async fn body_copied(
             warm(file, off, piece_end).await.map_err(Fail::Disk)?;
             let at = out.len();
             out.resize(at + n, 0);
-            file.read_exact_at(&mut out[at..], off).map_err(Fail::Disk)?;
+            file.read_exact_at(&mut out[at..], off)
+                .map_err(Fail::Disk)?;
             off = piece_end;
             r.bytes_out += n as u64;
         }
@@ -714,48 +738,156 @@ mod tests {
             ("plain", |_| {}, Decision::Whole),
             ("post", |c| c.method = b"POST", Decision::Method(false)),
             ("options", |c| c.method = b"OPTIONS", Decision::Method(true)),
-            ("inm hit", |c| c.if_none_match = Some(b"\"x\", \"a-5f\""), Decision::NotModified),
-            ("inm weak hit", |c| c.if_none_match = Some(b"W/\"a-5f\""), Decision::NotModified),
-            ("inm star", |c| c.if_none_match = Some(b"*"), Decision::NotModified),
-            ("inm miss", |c| c.if_none_match = Some(b"\"b\""), Decision::Whole),
-            ("ims same", |c| c.if_modified_since = Some(b"Sun, 06 Nov 1994 08:49:37 GMT"), Decision::NotModified),
-            ("ims older", |c| c.if_modified_since = Some(b"Sun, 06 Nov 1994 08:49:36 GMT"), Decision::Whole),
-            ("ims garbage", |c| c.if_modified_since = Some(b"yesterday"), Decision::Whole),
-            ("inm miss wins over ims", |c| {
-                c.if_none_match = Some(b"\"b\"");
-                c.if_modified_since = Some(b"Sun, 06 Nov 1994 08:49:37 GMT");
-            }, Decision::Whole),
-            ("if-match miss", |c| c.if_match = Some(b"\"b\""), Decision::PreconditionFailed),
-            ("if-match weak is no strong match", |c| c.if_match = Some(b"W/\"a-5f\""), Decision::PreconditionFailed),
-            ("if-match hit", |c| c.if_match = Some(b"\"a-5f\""), Decision::Whole),
-            ("ius older", |c| c.if_unmodified_since = Some(b"Sun, 06 Nov 1994 08:49:36 GMT"), Decision::PreconditionFailed),
-            ("range", |c| c.range = Some(b"bytes=2-4"), Decision::Part(2, 5)),
-            ("range open", |c| c.range = Some(b"bytes=7-"), Decision::Part(7, 10)),
-            ("range past end clipped", |c| c.range = Some(b"bytes=7-100"), Decision::Part(7, 10)),
-            ("suffix", |c| c.range = Some(b"bytes=-3"), Decision::Part(7, 10)),
-            ("suffix longer than file", |c| c.range = Some(b"bytes=-30"), Decision::Part(0, 10)),
-            ("start past end", |c| c.range = Some(b"bytes=10-"), Decision::Unsatisfiable),
-            ("zero suffix", |c| c.range = Some(b"bytes=-0"), Decision::Unsatisfiable),
-            ("reversed ignored", |c| c.range = Some(b"bytes=5-2"), Decision::Whole),
-            ("several ranges: whole", |c| c.range = Some(b"bytes=0-1,4-5"), Decision::Whole),
-            ("other unit ignored", |c| c.range = Some(b"items=0-1"), Decision::Whole),
-            ("junk ignored", |c| c.range = Some(b"bytes=a-b"), Decision::Whole),
-            ("if-range etag holds", |c| {
-                c.range = Some(b"bytes=0-0");
-                c.if_range = Some(b"\"a-5f\"");
-            }, Decision::Part(0, 1)),
-            ("if-range etag stale", |c| {
-                c.range = Some(b"bytes=0-0");
-                c.if_range = Some(b"\"old\"");
-            }, Decision::Whole),
-            ("if-range date holds", |c| {
-                c.range = Some(b"bytes=0-0");
-                c.if_range = Some(b"Sun, 06 Nov 1994 08:49:37 GMT");
-            }, Decision::Part(0, 1)),
-            ("304 before range", |c| {
-                c.range = Some(b"bytes=0-0");
-                c.if_none_match = Some(b"\"a-5f\"");
-            }, Decision::NotModified),
+            (
+                "inm hit",
+                |c| c.if_none_match = Some(b"\"x\", \"a-5f\""),
+                Decision::NotModified,
+            ),
+            (
+                "inm weak hit",
+                |c| c.if_none_match = Some(b"W/\"a-5f\""),
+                Decision::NotModified,
+            ),
+            (
+                "inm star",
+                |c| c.if_none_match = Some(b"*"),
+                Decision::NotModified,
+            ),
+            (
+                "inm miss",
+                |c| c.if_none_match = Some(b"\"b\""),
+                Decision::Whole,
+            ),
+            (
+                "ims same",
+                |c| c.if_modified_since = Some(b"Sun, 06 Nov 1994 08:49:37 GMT"),
+                Decision::NotModified,
+            ),
+            (
+                "ims older",
+                |c| c.if_modified_since = Some(b"Sun, 06 Nov 1994 08:49:36 GMT"),
+                Decision::Whole,
+            ),
+            (
+                "ims garbage",
+                |c| c.if_modified_since = Some(b"yesterday"),
+                Decision::Whole,
+            ),
+            (
+                "inm miss wins over ims",
+                |c| {
+                    c.if_none_match = Some(b"\"b\"");
+                    c.if_modified_since = Some(b"Sun, 06 Nov 1994 08:49:37 GMT");
+                },
+                Decision::Whole,
+            ),
+            (
+                "if-match miss",
+                |c| c.if_match = Some(b"\"b\""),
+                Decision::PreconditionFailed,
+            ),
+            (
+                "if-match weak is no strong match",
+                |c| c.if_match = Some(b"W/\"a-5f\""),
+                Decision::PreconditionFailed,
+            ),
+            (
+                "if-match hit",
+                |c| c.if_match = Some(b"\"a-5f\""),
+                Decision::Whole,
+            ),
+            (
+                "ius older",
+                |c| c.if_unmodified_since = Some(b"Sun, 06 Nov 1994 08:49:36 GMT"),
+                Decision::PreconditionFailed,
+            ),
+            (
+                "range",
+                |c| c.range = Some(b"bytes=2-4"),
+                Decision::Part(2, 5),
+            ),
+            (
+                "range open",
+                |c| c.range = Some(b"bytes=7-"),
+                Decision::Part(7, 10),
+            ),
+            (
+                "range past end clipped",
+                |c| c.range = Some(b"bytes=7-100"),
+                Decision::Part(7, 10),
+            ),
+            (
+                "suffix",
+                |c| c.range = Some(b"bytes=-3"),
+                Decision::Part(7, 10),
+            ),
+            (
+                "suffix longer than file",
+                |c| c.range = Some(b"bytes=-30"),
+                Decision::Part(0, 10),
+            ),
+            (
+                "start past end",
+                |c| c.range = Some(b"bytes=10-"),
+                Decision::Unsatisfiable,
+            ),
+            (
+                "zero suffix",
+                |c| c.range = Some(b"bytes=-0"),
+                Decision::Unsatisfiable,
+            ),
+            (
+                "reversed ignored",
+                |c| c.range = Some(b"bytes=5-2"),
+                Decision::Whole,
+            ),
+            (
+                "several ranges: whole",
+                |c| c.range = Some(b"bytes=0-1,4-5"),
+                Decision::Whole,
+            ),
+            (
+                "other unit ignored",
+                |c| c.range = Some(b"items=0-1"),
+                Decision::Whole,
+            ),
+            (
+                "junk ignored",
+                |c| c.range = Some(b"bytes=a-b"),
+                Decision::Whole,
+            ),
+            (
+                "if-range etag holds",
+                |c| {
+                    c.range = Some(b"bytes=0-0");
+                    c.if_range = Some(b"\"a-5f\"");
+                },
+                Decision::Part(0, 1),
+            ),
+            (
+                "if-range etag stale",
+                |c| {
+                    c.range = Some(b"bytes=0-0");
+                    c.if_range = Some(b"\"old\"");
+                },
+                Decision::Whole,
+            ),
+            (
+                "if-range date holds",
+                |c| {
+                    c.range = Some(b"bytes=0-0");
+                    c.if_range = Some(b"Sun, 06 Nov 1994 08:49:37 GMT");
+                },
+                Decision::Part(0, 1),
+            ),
+            (
+                "304 before range",
+                |c| {
+                    c.range = Some(b"bytes=0-0");
+                    c.if_none_match = Some(b"\"a-5f\"");
+                },
+                Decision::NotModified,
+            ),
         ];
         for (name, set, want) in cases {
             let mut c = cond(b"GET");

@@ -662,7 +662,8 @@ mod tests {
         assert_eq!(out, "X");
         assert!(parse_format("%{%Q}t").unwrap_err().contains("strftime"));
         // Debian's stock formats parse.
-        parse_format(r#"%v:%p %h %l %u %t \"%r\" %>s %O \"%{Referer}i\" \"%{User-Agent}i\""#).unwrap();
+        parse_format(r#"%v:%p %h %l %u %t \"%r\" %>s %O \"%{Referer}i\" \"%{User-Agent}i\""#)
+            .unwrap();
     }
 
     #[test]

@@ -237,7 +237,11 @@ pub fn route_into(vh: &VirtualHost, input: &PathInput<'_>, out: &mut Vec<u8>) ->
 
 /// Expands `$N` in a ProxyPassMatch target into `out`; `cap(N, out)` writes capture N.
 /// A `$` not followed by a digit is itself; `$1a` is group 1 then `a`, as in Apache.
-pub(crate) fn expand_dollars(template: &str, out: &mut Vec<u8>, mut cap: impl FnMut(usize, &mut Vec<u8>)) {
+pub(crate) fn expand_dollars(
+    template: &str,
+    out: &mut Vec<u8>,
+    mut cap: impl FnMut(usize, &mut Vec<u8>),
+) {
     let t = template.as_bytes();
     let mut i = 0;
     while i < t.len() {

@@ -28,7 +28,10 @@ pub(super) fn alias(b: &mut Builder, d: &Directive, ctx: Ctx) {
     let regex = lower.ends_with("match");
     let script = lower.starts_with("script");
     let [from, to] = d.args.as_slice() else {
-        return b.err(&d.loc, format!("{} takes a URL path and a file path", d.name));
+        return b.err(
+            &d.loc,
+            format!("{} takes a URL path and a file path", d.name),
+        );
     };
     let matcher = if regex {
         match path_regex(from) {
