@@ -77,7 +77,7 @@ fn check_tree(conf: &Path) {
     assert!(out.status.success(), "-t failed:\n{stderr}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("Syntax OK"));
     for line in stderr.lines().filter(|l| l.starts_with("warning:")) {
-        let rest = line.splitn(2, ": ").nth(1).unwrap_or_default();
+        let rest = line.split_once(": ").map_or("", |x| x.1);
         // `FILE:LINE: Directive …`
         let after_loc = rest.splitn(3, ':').nth(2).unwrap_or(rest).trim_start();
         let word = after_loc.split([' ', ':']).next().unwrap_or_default();
