@@ -39,6 +39,7 @@ fn test_certs() -> std::path::PathBuf {
 
 #[test]
 fn every_corpus_file_loads_or_fails_at_its_known_lines() {
+    debian_environment();
     let loads = [
         "issue-example.conf",
         "websocket-rewrite.conf",
@@ -199,6 +200,7 @@ fn ifmodule_takes_the_branch_of_the_modules_ringproxy_provides() {
 
 #[test]
 fn full_vhost_serves_and_excluded_paths_answer_404() {
+    debian_environment();
     let (web, spare) = (named("web"), named("spare"));
     let p = proxy(&filled("full-vhost.conf", &[&web, &spare]));
     let mut c = Client::connect(p.addrs[0]);
@@ -276,4 +278,10 @@ fn websocket_recipe_tunnels_upgrades_and_rewrite_rules_redirect_and_forbid() {
     assert_eq!(app.request_count(), 1);
     p.shutdown();
     p.join();
+}
+
+/// Site files copied from Debian name `${APACHE_LOG_DIR}`, which apache2ctl exports from
+/// /etc/apache2/envvars; a lone site file reads it from the environment, as here.
+fn debian_environment() {
+    std::env::set_var("APACHE_LOG_DIR", std::env::temp_dir());
 }

@@ -384,3 +384,26 @@ fn user_and_group_drop_privileges_after_binding() {
         assert!(String::from_utf8_lossy(&out.stderr).contains("no such user"));
     }
 }
+
+/// A second instance on the same `Listen` fails to start (SO_REUSEPORT would otherwise let
+/// it share the first one's traffic), saying why; the first keeps serving.
+#[test]
+fn a_second_instance_on_the_same_port_fails_to_start() {
+    let first = run("second-instance", "");
+    let dir = temp_dir("second-instance-b");
+    let path = dir.join("b.conf");
+    std::fs::write(&path, format!("Listen {}\n", first.addr)).unwrap();
+    let out = Command::new(BIN)
+        .arg("-f")
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+        .wait_with_output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Address already in use"), "{err}");
+    assert!(std::net::TcpStream::connect(first.addr).is_ok());
+}

@@ -15,6 +15,21 @@ use super::shutdown::ShutdownSignal;
 use super::thread::Thread;
 use crate::transport::ClientStream;
 
+/// Fails with "Address already in use" when something already listens on `addr`, even
+/// with SO_REUSEPORT: a second ringproxy started on the same `Listen` must not join the
+/// first one's port and share its traffic silently. A socket without SO_REUSEPORT cannot
+/// bind where a listener is, whoever owns it; SO_REUSEADDR keeps connections in TIME_WAIT
+/// from a previous run out of the way, as Apache's own bind does.
+pub(super) fn check_free(addr: SocketAddr) -> io::Result<()> {
+    if addr.port() == 0 {
+        return Ok(());
+    }
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    s.set_reuse_address(true)?;
+    s.bind(&addr.into())
+        .map_err(|e| io::Error::new(e.kind(), format!("could not bind to address {addr}: {e}")))
+}
+
 pub(super) fn bind_reuseport(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener> {
     let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     s.set_reuse_address(true)?;

@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 
 use tracing::{info, warn};
 
-use super::accept::bind_reuseport;
+use super::accept::{bind_reuseport, check_free};
 use super::driver::{driver_from_env, run_local, DriverChoice};
 use super::generation::{Generations, Shared};
 use super::shutdown::ShutdownSignal;
@@ -226,6 +226,9 @@ pub fn start(cfg: Arc<Config>, opts: RunOptions) -> io::Result<Server> {
     // Bind every worker's socket now: errors (port in use) surface before anything starts.
     let mut per_worker: Vec<Vec<std::net::TcpListener>> = (0..n).map(|_| Vec::new()).collect();
     let mut addrs = Vec::new();
+    for listen in &cfg.listens {
+        check_free(*listen)?;
+    }
     for listen in &cfg.listens {
         let mut addr = *listen;
         for (i, slot) in per_worker.iter_mut().enumerate() {
