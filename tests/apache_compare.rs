@@ -53,6 +53,14 @@ const LOAD: &[(&str, &str)] = &[
     ("ssl_module", "mod_ssl.so"),
 ];
 
+/// Apache cannot listen on port 0, so each Apache gets a port the kernel handed out and
+/// that was released again; an in-process ringproxy of another test, binding port 0 at that
+/// moment, could take it and answer in Apache's place. The comparisons run one at a time.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ONE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Whether the comparison can run here; panics where it must run and cannot.
 fn apache_available() -> bool {
     if Path::new(APACHE).exists() {
@@ -354,6 +362,7 @@ fn corpus_differences(name: &str, members: [&'static str; 2], requests: &[Vec<u8
 
 #[test]
 fn corpus_vhosts_answer_as_apache_does() {
+    let _one_at_a_time = serial();
     if !apache_available() {
         return;
     }
@@ -582,6 +591,7 @@ fn corpus_vhosts_answer_as_apache_does() {
 /// two Tomcats: same statuses, cookies (routes), Location headers and bodies.
 #[test]
 fn ajp_vhost_answers_as_apache_does() {
+    let _one_at_a_time = serial();
     if !apache_available() || !tomcat_available() {
         return;
     }
@@ -666,6 +676,7 @@ fn ajp_vhost_answers_as_apache_does() {
 /// DocumentRoot or an Alias), with mod_alias redirects: the same answers from both.
 #[test]
 fn static_files_and_redirects_answer_as_apache_does() {
+    let _one_at_a_time = serial();
     if !apache_available() {
         return;
     }
