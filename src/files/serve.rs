@@ -611,6 +611,7 @@ async fn warm(file: &Arc<File>, start: u64, end: u64) -> Result<(), io::Error> {
         file.read_exact_at(&mut buf, start)
     })
     .await
+    .unwrap_or_else(|| Err(io::Error::other("disk helper thread failed")))
 }
 
 /// Plain connection: the head, then `sendfile(2)` piece by piece.

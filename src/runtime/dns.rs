@@ -2,8 +2,8 @@
 //! the way Apache does, double-reverse: the PTR name must resolve back to the client's
 //! address), and the address of a member added through balancer-manager.
 //!
-//! Lookups are blocking libc calls. They run on a small pool of helper threads fed by a
-//! bounded queue, so a flood of clients from new addresses costs a bounded number of
+//! Lookups are blocking libc calls. They run on a small pool of helper threads
+//! ([`super::blocking::Pool`]) fed by a bounded queue, so a flood of clients from new addresses costs a bounded number of
 //! threads and queued jobs, never one thread each. A lookup already in flight is not
 //! started again: later askers wait for the same answer. Results (names and failures) are
 //! cached per worker for a minute, so a client pays for at most one lookup per minute per
@@ -13,13 +13,11 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::future::Future;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
-use std::pin::Pin;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::task::{Context, Poll, Waker};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+use super::blocking::{completion, Done, Job, Pool};
 
 /// How long a lookup result is kept.
 const CACHE_FOR: Duration = Duration::from_secs(60);
@@ -52,102 +50,76 @@ enum Answer {
     Addr(Option<SocketAddr>),
 }
 
-type Waiters = Vec<Arc<Mutex<Slot>>>;
+type Waiters = Vec<Done<Answer>>;
 
-struct Pool {
-    queue: SyncSender<Query>,
+struct Lookups {
+    pool: Pool,
     /// Lookups queued or running, with everyone waiting for each.
     inflight: Mutex<HashMap<Query, Waiters>>,
 }
 
-fn pool() -> &'static Pool {
-    static POOL: OnceLock<Pool> = OnceLock::new();
-    POOL.get_or_init(|| {
-        let (tx, rx) = sync_channel::<Query>(QUEUE_MAX);
-        let rx = Arc::new(Mutex::new(rx));
-        for i in 0..POOL_THREADS {
-            let rx = rx.clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("ringproxy-dns-{i}"))
-                .spawn(move || serve(&rx));
-            if let Err(e) = spawned {
-                tracing::warn!("cannot start a name lookup thread: {e}");
-            }
-        }
-        Pool {
-            queue: tx,
-            inflight: Mutex::new(HashMap::new()),
-        }
+fn lookups() -> &'static Lookups {
+    static LOOKUPS: OnceLock<Lookups> = OnceLock::new();
+    LOOKUPS.get_or_init(|| Lookups {
+        pool: Pool::new("dns", POOL_THREADS, QUEUE_MAX),
+        inflight: Mutex::new(HashMap::new()),
     })
 }
 
 /// Lookups run so far (for tests: de-duplication shows here).
 static JOBS_RUN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
-/// A helper thread: runs lookups until the process ends.
-fn serve(rx: &Mutex<Receiver<Query>>) {
-    loop {
-        let next = match rx.lock() {
-            Ok(r) => r.recv(),
-            Err(_) => return,
-        };
-        let Ok(q) = next else { return };
-        JOBS_RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let answer = match &q {
-            Query::Name(ip) => Answer::Name(verified_name(*ip)),
-            Query::Addr(host, port) => Answer::Addr(
-                (host.as_str(), *port)
-                    .to_socket_addrs()
-                    .ok()
-                    .and_then(|mut a| a.next()),
-            ),
-        };
-        finish(&q, answer);
+/// What a helper thread does for `q` (blocking).
+fn answer(q: &Query) -> Answer {
+    JOBS_RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    match q {
+        Query::Name(ip) => Answer::Name(verified_name(*ip)),
+        Query::Addr(host, port) => Answer::Addr(
+            (host.as_str(), *port)
+                .to_socket_addrs()
+                .ok()
+                .and_then(|mut a| a.next()),
+        ),
     }
 }
 
 /// Hands `answer` to everyone waiting for `q`.
 fn finish(q: &Query, answer: Answer) {
-    let waiters = pool()
+    let waiters = lookups()
         .inflight
         .lock()
         .ok()
         .and_then(|mut m| m.remove(q))
         .unwrap_or_default();
     for w in waiters {
-        if let Ok(mut s) = w.lock() {
-            s.done = Some(answer.clone());
-            if let Some(wk) = s.waker.take() {
-                wk.wake();
-            }
-        }
+        w.set(answer.clone());
     }
 }
 
 /// Looks `q` up on the pool, joining a lookup of the same query already in flight.
 /// `None`: the queue was full, or no answer within [`LOOKUP_TIMEOUT`].
 async fn lookup(q: Query) -> Option<Answer> {
-    let p = pool();
-    let slot = Arc::new(Mutex::new(Slot::default()));
+    let l = lookups();
+    let (done, wait) = completion();
     let first = {
-        let mut m = p.inflight.lock().ok()?;
+        let mut m = l.inflight.lock().ok()?;
         let waiters = m.entry(q.clone()).or_default();
-        waiters.push(slot.clone());
+        waiters.push(done);
         waiters.len() == 1
     };
     if first {
-        match p.queue.try_send(q.clone()) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                tracing::warn!("name lookups: queue full; {q:?} answered without a name");
-                finish(&q, Answer::Name(None));
-                return None;
-            }
+        let job_q = q.clone();
+        let job: Job = Box::new(move || finish(&job_q, answer(&job_q)));
+        if l.pool.submit(job).is_err() {
+            tracing::warn!("name lookups: queue full; {q:?} answered without a name");
+            finish(&q, Answer::Name(None));
+            return None;
         }
     }
-    crate::runtime::timer::timeout(LOOKUP_TIMEOUT, Wait { slot })
+    crate::runtime::timer::timeout(LOOKUP_TIMEOUT, wait)
         .await
         .ok()
+        .map(|a| a.unwrap_or(Answer::Name(None)))
 }
 
 /// The verified host name of `ip`, or `None` when it has none (or the lookup failed).
@@ -186,32 +158,6 @@ pub async fn resolve(host: &str, port: u16) -> Option<SocketAddr> {
     match lookup(Query::Addr(host.to_string(), port)).await {
         Some(Answer::Addr(a)) => a,
         _ => None,
-    }
-}
-
-#[derive(Default)]
-struct Slot {
-    done: Option<Answer>,
-    waker: Option<Waker>,
-}
-
-struct Wait {
-    slot: Arc<Mutex<Slot>>,
-}
-
-impl Future for Wait {
-    type Output = Answer;
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let Ok(mut s) = self.slot.lock() else {
-            return Poll::Ready(Answer::Name(None));
-        };
-        match s.done.take() {
-            Some(a) => Poll::Ready(a),
-            None => {
-                s.waker = Some(cx.waker().clone());
-                Poll::Pending
-            }
-        }
     }
 }
 
@@ -322,7 +268,7 @@ mod tests {
         let jobs = JOBS_RUN.load(std::sync::atomic::Ordering::Relaxed) - jobs_before;
         assert!(jobs < 10, "{jobs} lookups ran for 50 identical questions");
         // Nothing is left in flight once everyone has its answer.
-        assert!(pool().inflight.lock().unwrap().is_empty());
+        assert!(lookups().inflight.lock().unwrap().is_empty());
     }
 
     #[test]
