@@ -2,18 +2,15 @@
 //! `metrics`, `balancer-manager`): reading a manager form, answering, accounting for the
 //! answer as for a proxied request. What the pages say is in the modules beside this one.
 
-use std::time::Duration;
-
 use tracing::warn;
 
 use crate::admin;
 use crate::config::Handler;
 use crate::error::{ErrorKind, ProxyError};
 use crate::http::head::RequestBody;
-use crate::http::server::{ClientConn, RequestCtx};
+use crate::http::server::{send_local, ClientConn, Local, RequestCtx};
 use crate::proxy::client_may_keep;
 use crate::runtime::CoreGen;
-use crate::transport::io::write_all;
 
 /// A manager answer: status, content type, body, and where a 303 sends the browser.
 type Answer = (u16, &'static str, String, Option<String>);
@@ -139,48 +136,10 @@ pub async fn answer(
         body: body.as_bytes(),
         extra,
         keep,
+        head_only: false,
     };
     send_local(c, r, &page, core.timeout).await?;
     Ok(keep)
-}
-
-/// A response ringproxy makes itself.
-struct Local<'a> {
-    status: u16,
-    ctype: &'a str,
-    body: &'a [u8],
-    /// Header lines, each ending in CRLF.
-    extra: &'a str,
-    /// The connection stays open afterwards.
-    keep: bool,
-}
-
-/// Sends a response ringproxy makes itself (a status page, the manager) and accounts for
-/// it as for a proxied one.
-async fn send_local(
-    c: &mut ClientConn,
-    r: &mut RequestCtx,
-    page: &Local<'_>,
-    t: Duration,
-) -> Result<(), ProxyError> {
-    let Local {
-        status,
-        ctype,
-        body,
-        extra,
-        keep,
-    } = *page;
-    let mut out = std::mem::take(&mut c.out);
-    out.clear();
-    crate::http::write::local_head(&mut out, status, ctype, body.len(), extra, keep);
-    r.head_out = out.len() as u64;
-    out.extend_from_slice(body);
-    r.status = status;
-    r.bytes_out = out.len() as u64;
-    r.response_started = true;
-    let (res, out) = write_all(&mut c.stream, out, t).await;
-    c.out = out;
-    res.map_err(|e| ProxyError::new(ErrorKind::client(e)))
 }
 
 /// Largest form a balancer-manager POST may send.
@@ -225,6 +184,7 @@ async fn balancer_manager(
         body: body.as_bytes(),
         extra: &extra,
         keep,
+        head_only: false,
     };
     send_local(c, r, &page, core.timeout).await?;
     Ok(keep)

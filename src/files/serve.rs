@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use super::{opt, FileSpace, Mapped, Rules};
 use crate::error::{ErrorKind, ProxyError};
 use crate::http::head::RequestBody;
-use crate::http::server::{ClientConn, RequestCtx};
+use crate::http::server::{send_local, send_whole, ClientConn, Local, RequestCtx};
 use crate::proxy::client_may_keep;
 use crate::runtime::CoreGen;
 use crate::transport::io::write_all;
@@ -164,15 +164,9 @@ fn index_file<'s>(
     dir: &Path,
     rules: &Rules<'_>,
 ) -> Option<(PathBuf, std::fs::Metadata, Rules<'s>)> {
-    const DEFAULT: &[String] = &[];
+    // mod_dir's default.
     let default_index = [String::from("index.html")];
-    let names = rules.index.unwrap_or(DEFAULT);
-    let names: &[String] = if rules.index.is_none() {
-        &default_index
-    } else {
-        names
-    };
-    for name in names {
+    for name in rules.index.unwrap_or(&default_index) {
         // `DirectoryIndex disabled` turns indexes off; names with a slash (URL paths)
         // would need a subrequest, which ringproxy does not make.
         if name.eq_ignore_ascii_case("disabled") || name.contains('/') {
@@ -240,38 +234,16 @@ async fn send_page(
 ) -> Result<bool, ProxyError> {
     let keep = client_may_keep(w, c, r) && r.head.body() == RequestBody::None;
     r.consumed = r.head.len;
-    let head_only = r.head.method(&c.buf) == b"HEAD";
-    let mut out = std::mem::take(&mut c.out);
-    out.clear();
-    crate::http::write::local_head(
-        &mut out,
-        200,
-        "text/html; charset=utf-8",
-        page.len(),
-        "",
+    let page = Local {
+        status: 200,
+        ctype: "text/html; charset=utf-8",
+        body: page.as_bytes(),
+        extra: "",
         keep,
-    );
-    r.head_out = out.len() as u64;
-    if !head_only {
-        out.extend_from_slice(page.as_bytes());
-    }
-    finish_write(c, r, out, 200, w.shared.cfg.core.timeout).await?;
+        head_only: r.head.method(&c.buf) == b"HEAD",
+    };
+    send_local(c, r, &page, w.shared.cfg.core.timeout).await?;
     Ok(keep)
-}
-
-async fn finish_write(
-    c: &mut ClientConn,
-    r: &mut RequestCtx,
-    out: Vec<u8>,
-    status: u16,
-    t: Duration,
-) -> Result<(), ProxyError> {
-    r.status = status;
-    r.bytes_out = out.len() as u64;
-    r.response_started = true;
-    let (res, out) = write_all(&mut c.stream, out, t).await;
-    c.out = out;
-    res.map_err(|e| ProxyError::new(ErrorKind::client(e)))
 }
 
 /// What a file's validators and the request's conditions decide.
@@ -287,6 +259,19 @@ pub enum Decision {
     Unsatisfiable,
     /// 405 (and `OPTIONS`: 200 with no body).
     Method(bool),
+}
+
+impl Decision {
+    pub fn status(&self) -> u16 {
+        match self {
+            Decision::Whole | Decision::Method(true) => 200,
+            Decision::Part(..) => 206,
+            Decision::NotModified => 304,
+            Decision::PreconditionFailed => 412,
+            Decision::Unsatisfiable => 416,
+            Decision::Method(false) => 405,
+        }
+    }
 }
 
 /// The request's conditions as RFC 9110 §13.2.2 orders them, and its Range (§14).
@@ -464,79 +449,74 @@ async fn send_file(
     r.consumed = r.head.len;
     let cfg = &w.shared.cfg;
     let t = cfg.core.timeout;
-    let ctype = cfg.mime.of(path);
-    let mut out = std::mem::take(&mut c.out);
-    out.clear();
-    let (status, range) = match decision {
-        Decision::Whole => (200, Some((0, v.size))),
-        Decision::Part(a, b) => (206, Some((a, b))),
-        Decision::NotModified => (304, None),
-        Decision::PreconditionFailed => (412, None),
-        Decision::Unsatisfiable => (416, None),
-        Decision::Method(_) => (0, None),
-    };
+    let status = decision.status();
     use std::fmt::Write as _;
-    let mut head_text = String::with_capacity(256);
-    match decision {
-        Decision::Method(options) => {
-            let status = if options { 200 } else { 405 };
-            let _ = write!(
-                head_text,
-                "HTTP/1.1 {status} {}\r\nAllow: GET,HEAD,OPTIONS\r\nContent-Length: 0\r\n",
-                crate::http::write::default_reason(status)
-            );
-            return finish_head(c, r, out, head_text, status, keep, t).await;
+    let mut head = String::with_capacity(256);
+    let _ = write!(
+        head,
+        "HTTP/1.1 {status} {}\r\n",
+        crate::http::write::default_reason(status)
+    );
+    let body = match decision {
+        Decision::Method(_) => {
+            head.push_str("Allow: GET,HEAD,OPTIONS\r\nContent-Length: 0\r\n");
+            None
         }
         _ => {
             let _ = write!(
-                head_text,
-                "HTTP/1.1 {status} {}\r\nDate: {}\r\nLast-Modified: {}\r\nETag: {}\r\nAccept-Ranges: bytes\r\n",
-                crate::http::write::default_reason(status),
+                head,
+                "Date: {}\r\nLast-Modified: {}\r\nETag: {}\r\nAccept-Ranges: bytes\r\n",
                 httpdate::fmt_http_date(SystemTime::now()),
                 httpdate::fmt_http_date(v.mtime),
                 v.etag
             );
+            match decision {
+                Decision::Whole => Some((0, v.size)),
+                Decision::Part(a, b) => Some((a, b)),
+                Decision::Unsatisfiable => {
+                    let _ = write!(
+                        head,
+                        "Content-Range: bytes */{}\r\nContent-Length: 0\r\n",
+                        v.size
+                    );
+                    None
+                }
+                Decision::PreconditionFailed => {
+                    head.push_str("Content-Length: 0\r\n");
+                    None
+                }
+                Decision::NotModified | Decision::Method(_) => None,
+            }
         }
-    }
-    let Some((start, end)) = range else {
-        if status == 416 {
+    };
+    if let Some((start, end)) = body {
+        if let Some(ct) = cfg.mime.of(path) {
+            let _ = write!(head, "Content-Type: {ct}\r\n");
+        }
+        if status == 206 {
             let _ = write!(
-                head_text,
-                "Content-Range: bytes */{}\r\nContent-Length: 0\r\n",
+                head,
+                "Content-Range: bytes {start}-{}/{}\r\n",
+                end - 1,
                 v.size
             );
-        } else if status == 412 {
-            head_text.push_str("Content-Length: 0\r\n");
         }
-        return finish_head(c, r, out, head_text, status, keep, t).await;
-    };
-    if let Some(ct) = ctype {
-        let _ = write!(head_text, "Content-Type: {ct}\r\n");
+        let _ = write!(head, "Content-Length: {}\r\n", end - start);
     }
-    if status == 206 {
-        let _ = write!(
-            head_text,
-            "Content-Range: bytes {start}-{}/{}\r\n",
-            end - 1,
-            v.size
-        );
-    }
-    let _ = write!(head_text, "Content-Length: {}\r\n", end - start);
     if !keep {
-        head_text.push_str("Connection: close\r\n");
+        head.push_str("Connection: close\r\n");
     }
-    head_text.push_str("\r\n");
-    out.extend_from_slice(head_text.as_bytes());
+    head.push_str("\r\n");
+    let mut out = std::mem::take(&mut c.out);
+    out.clear();
+    out.extend_from_slice(head.as_bytes());
     r.head_out = out.len() as u64;
+    let Some((start, end)) = body.filter(|(a, b)| a < b && !head_only) else {
+        send_whole(c, r, out, status, t).await?;
+        return Ok(keep);
+    };
     r.status = status;
     r.response_started = true;
-    if head_only || start == end {
-        r.bytes_out = out.len() as u64;
-        let (res, out) = write_all(&mut c.stream, out, t).await;
-        c.out = out;
-        res.map_err(|e| ProxyError::new(ErrorKind::client(e)))?;
-        return Ok(keep);
-    }
     let file = Arc::new(file);
     let res = match c.stream.socket().is_some() {
         true => body_sendfile(c, r, out, &file, start, end, t).await,
@@ -546,25 +526,6 @@ async fn send_file(
         Fail::Client(e) => ProxyError::new(ErrorKind::client(e)),
         Fail::Disk(e) => file_io(path, e),
     })?;
-    Ok(keep)
-}
-
-async fn finish_head(
-    c: &mut ClientConn,
-    r: &mut RequestCtx,
-    mut out: Vec<u8>,
-    mut head: String,
-    status: u16,
-    keep: bool,
-    t: Duration,
-) -> Result<bool, ProxyError> {
-    if !keep {
-        head.push_str("Connection: close\r\n");
-    }
-    head.push_str("\r\n");
-    out.extend_from_slice(head.as_bytes());
-    r.head_out = out.len() as u64;
-    finish_write(c, r, out, status, t).await?;
     Ok(keep)
 }
 

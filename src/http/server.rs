@@ -134,6 +134,60 @@ impl RequestCtx {
     }
 }
 
+/// A response ringproxy makes itself (a status page, the manager, a directory listing).
+pub struct Local<'a> {
+    pub status: u16,
+    pub ctype: &'a str,
+    pub body: &'a [u8],
+    /// Header lines, each ending in CRLF.
+    pub extra: &'a str,
+    /// The connection stays open afterwards.
+    pub keep: bool,
+    /// The answer to a HEAD: the head says the body's length, the body is not sent.
+    pub head_only: bool,
+}
+
+/// Sends a response ringproxy makes itself and accounts for it as for a proxied one.
+pub async fn send_local(
+    c: &mut ClientConn,
+    r: &mut RequestCtx,
+    page: &Local<'_>,
+    t: std::time::Duration,
+) -> Result<(), ProxyError> {
+    let mut out = std::mem::take(&mut c.out);
+    out.clear();
+    crate::http::write::local_head(
+        &mut out,
+        page.status,
+        page.ctype,
+        page.body.len(),
+        page.extra,
+        page.keep,
+    );
+    r.head_out = out.len() as u64;
+    if !page.head_only {
+        out.extend_from_slice(page.body);
+    }
+    send_whole(c, r, out, page.status, t).await
+}
+
+/// Writes a whole response (head, and body if any) made in `out`, the connection's output
+/// buffer, which goes back to the connection afterwards.
+pub async fn send_whole(
+    c: &mut ClientConn,
+    r: &mut RequestCtx,
+    out: Vec<u8>,
+    status: u16,
+    t: std::time::Duration,
+) -> Result<(), ProxyError> {
+    r.status = status;
+    r.bytes_out = out.len() as u64;
+    r.response_started = true;
+    let (res, out) = write_all(&mut c.stream, out, t).await;
+    c.out = out;
+    res.map_err(|e| ProxyError::new(ErrorKind::client(e)))
+}
+
 /// Picks the TLS configuration by the server name the client sent: the host that name
 /// selects among those for the address, when it has TLS; else the address's first host
 /// (no name, or an unknown one: Apache's default host).
