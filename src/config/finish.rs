@@ -224,6 +224,9 @@ impl Builder<'_> {
                 v.proxy_timeout = main.proxy_timeout;
             }
         }
+        for v in &mut self.vhosts {
+            v.files.sort_sections();
+        }
         let mime = self.finish_mime();
         if !self.unprovided.is_empty() {
             let names: Vec<&str> = self.unprovided.iter().map(|(n, _)| n.as_str()).collect();

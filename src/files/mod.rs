@@ -250,13 +250,31 @@ impl FileSpace {
                             out.extend_from_slice(m.as_bytes());
                         }
                     });
-                    (PathBuf::from(os(&out)), b"")
+                    // Symbolic links are checked from the last directory the target
+                    // names before its first `$`: what comes from the request.
+                    let fixed = a.target.split('$').next().unwrap_or_default();
+                    let root = PathBuf::from(&fixed[..fixed.rfind('/').map_or(0, |i| i + 1)]);
+                    let path = PathBuf::from(os(&out));
+                    let rest = path
+                        .strip_prefix(&root)
+                        .ok()?
+                        .as_os_str()
+                        .as_encoded_bytes()
+                        .to_vec();
+                    return joined(root, &rest, a.script);
                 }
             };
             return joined(root, rest, a.script);
         }
         let root = self.document_root.clone()?;
         joined(root, npath, false)
+    }
+
+    /// Puts the sections in the order Apache applies them: `<Directory>` by depth (a stable
+    /// sort keeps config order among equals, the main server's first), `<DirectoryMatch>`
+    /// after. Done once when the configuration is built.
+    pub fn sort_sections(&mut self) {
+        self.sections.sort_by_key(DirSection::depth);
     }
 
     /// The sections that apply to `path` (a file, or a directory when `is_dir`), merged as
@@ -269,9 +287,8 @@ impl FileSpace {
         } else {
             path.parent().unwrap_or(path)
         };
-        let mut applying: Vec<&DirSection> =
-            self.sections.iter().filter(|s| s.covers(dir)).collect();
-        applying.sort_by_key(|s| s.depth());
+        // In Apache's order already (see `sort_sections`): no sorting per request.
+        let applying = || self.sections.iter().filter(|s| s.covers(dir));
         let mut rules = Rules {
             options: opt::DEFAULT,
             access: None,
@@ -279,7 +296,7 @@ impl FileSpace {
             slash: self.slash.unwrap_or(true),
             handler: false,
         };
-        for s in &applying {
+        for s in applying() {
             if let Some(o) = s.options {
                 rules.options = o.apply(rules.options);
             }
@@ -293,7 +310,7 @@ impl FileSpace {
                 .file_name()
                 .map(|n| n.as_encoded_bytes())
                 .unwrap_or_default();
-            let nested = applying.iter().flat_map(|s| s.files.iter());
+            let nested = applying().flat_map(|s| s.files.iter());
             for f in nested.chain(&self.files).filter(|f| f.covers(base)) {
                 rules.access = f.access.as_ref().or(rules.access);
                 rules.handler |= f.handler;
@@ -328,4 +345,173 @@ fn joined(root: PathBuf, rest: &[u8], script: bool) -> Option<Mapped> {
 /// Unix paths are bytes: any byte string names a path.
 fn os(b: &[u8]) -> &std::ffi::OsStr {
     std::os::unix::ffi::OsStrExt::from_bytes(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn options_lines() {
+        use opt::*;
+        let cases: &[(&str, u8, u8)] = &[
+            // (line, result over the default FollowSymLinks, result over Indexes)
+            ("Indexes", INDEXES, INDEXES),
+            ("None", 0, 0),
+            (
+                "All",
+                INDEXES | FOLLOW | OWNER_MATCH,
+                INDEXES | FOLLOW | OWNER_MATCH,
+            ),
+            ("+Indexes", FOLLOW | INDEXES, INDEXES),
+            (
+                "-FollowSymLinks +SymLinksIfOwnerMatch",
+                OWNER_MATCH,
+                INDEXES | OWNER_MATCH,
+            ),
+            ("+ExecCGI -MultiViews", FOLLOW | INERT, INDEXES | INERT),
+            ("Indexes followsymlinks", INDEXES | FOLLOW, INDEXES | FOLLOW),
+        ];
+        for (line, over_default, over_indexes) in cases {
+            let o = OptionsLine::parse(&args(line)).unwrap();
+            assert_eq!(o.apply(DEFAULT) & !INERT, over_default & !INERT, "{line}");
+            assert_eq!(o.apply(INDEXES) & !INERT, over_indexes & !INERT, "{line}");
+        }
+        assert!(OptionsLine::parse(&args("+Indexes FollowSymLinks")).is_err());
+        assert!(OptionsLine::parse(&args("Bogus")).is_err());
+        assert!(OptionsLine::parse(&args("+All")).is_err());
+    }
+
+    fn space() -> FileSpace {
+        FileSpace {
+            document_root: Some(PathBuf::from("/srv/www")),
+            aliases: vec![
+                Alias {
+                    matcher: Matcher::Prefix("/static".into()),
+                    target: "/srv/static".into(),
+                    script: false,
+                },
+                Alias {
+                    matcher: Matcher::Regex(
+                        regex::bytes::Regex::new("^/u/([a-z]+)/(.*)$").unwrap(),
+                    ),
+                    target: "/home/$1/public/$2".into(),
+                    script: false,
+                },
+                Alias {
+                    matcher: Matcher::Prefix("/cgi-bin/".into()),
+                    target: "/srv/cgi".into(),
+                    script: true,
+                },
+            ],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn url_paths_map_to_files_and_never_climb_out() {
+        let s = space();
+        let cases: &[(&[u8], Option<(&str, &str, bool)>)] = &[
+            (b"/", Some(("/srv/www", "/srv/www", false))),
+            (b"/a/b.html", Some(("/srv/www/a/b.html", "/srv/www", false))),
+            (
+                b"/static/x.css",
+                Some(("/srv/static/x.css", "/srv/static", false)),
+            ),
+            (b"/static", Some(("/srv/static", "/srv/static", false))),
+            (b"/staticx", Some(("/srv/www/staticx", "/srv/www", false))),
+            (
+                b"/u/ann/i.png",
+                Some(("/home/ann/public/i.png", "/home/", false)),
+            ),
+            (b"/cgi-bin/run", Some(("/srv/cgi/run", "/srv/cgi", true))),
+            (b"/a/../../etc/passwd", None),
+            (b"/u/ann/../../../etc/passwd", None),
+            (b"/a\0b", None),
+            (b"relative", None),
+        ];
+        for (path, want) in cases {
+            let got = s.map(path);
+            let want = want.map(|(p, root, script)| Mapped {
+                path: PathBuf::from(p),
+                root: PathBuf::from(root),
+                script,
+            });
+            assert_eq!(got, want, "{}", String::from_utf8_lossy(path));
+        }
+        assert_eq!(FileSpace::default().map(b"/x"), None);
+    }
+
+    #[test]
+    fn sections_merge_as_apache_merges_them() {
+        use crate::routing::access::Access;
+        let deny = || {
+            let mut a = Access::default();
+            a.apply("Require", &args("all denied")).unwrap();
+            a
+        };
+        let grant = || {
+            let mut a = Access::default();
+            a.apply("Require", &args("all granted")).unwrap();
+            a
+        };
+        let dir = |p: &str| DirMatch::Path(PathBuf::from(p), None);
+        let mut s = FileSpace {
+            handled_exts: vec!["php".into()],
+            ..Default::default()
+        };
+        // Written deepest first: the order applied is by depth all the same.
+        let mut www = DirSection::new(dir("/srv/www"));
+        www.access = Some(grant());
+        www.options = Some(OptionsLine::parse(&args("+Indexes")).unwrap());
+        www.files.push(FilesSection {
+            name: NameMatch::Glob(glob::Pattern::new("*.bak").unwrap()),
+            access: Some(deny()),
+            handler: false,
+        });
+        let mut root = DirSection::new(dir("/"));
+        root.access = Some(deny());
+        root.options = Some(OptionsLine::parse(&args("None")).unwrap());
+        let mut re = DirSection::new(DirMatch::Regex(
+            regex::bytes::Regex::new("/private$").unwrap(),
+        ));
+        re.access = Some(deny());
+        let mut glob = DirSection::new(DirMatch::Path(
+            PathBuf::from("/srv/*/cgi"),
+            Some(glob::Pattern::new("/srv/*/cgi").unwrap()),
+        ));
+        glob.handler = true;
+        s.sections = vec![re, www, root, glob];
+        s.sort_sections();
+
+        let r = s.rules(Path::new("/srv/www/a.html"), false);
+        assert_eq!(
+            (r.access, r.options, r.handler),
+            (Some(&grant()), opt::INDEXES, false)
+        );
+        assert_eq!(
+            s.rules(Path::new("/etc/passwd"), false).access,
+            Some(&deny())
+        );
+        assert_eq!(
+            s.rules(Path::new("/srv/www/old.bak"), false).access,
+            Some(&deny())
+        );
+        assert_eq!(
+            s.rules(Path::new("/srv/www/private"), true).access,
+            Some(&deny())
+        );
+        assert_eq!(
+            s.rules(Path::new("/srv/www/private/x"), false).access,
+            Some(&deny())
+        );
+        assert!(s.rules(Path::new("/srv/www/i.PHP"), false).handler);
+        assert!(s.rules(Path::new("/srv/app/cgi/run"), false).handler);
+        assert!(!s.rules(Path::new("/srv/app/x"), false).handler);
+        assert_eq!(s.rules(Path::new("/srv/www"), true).options, opt::INDEXES);
+    }
 }

@@ -506,6 +506,9 @@ struct Open {
 /// One worker's open logs.
 pub struct WorkerLogs {
     targets: Vec<LogTarget>,
+    /// `%{…}o` names of every target, gathered once: responses copy these (none: nothing to
+    /// look at per response).
+    response_headers: Vec<String>,
     open: RefCell<Vec<Open>>,
     generation: std::cell::Cell<u64>,
     last_flush: std::cell::Cell<Instant>,
@@ -534,8 +537,15 @@ impl WorkerLogs {
                 buf: Vec::new(),
             })
             .collect();
+        let mut response_headers: Vec<String> = Vec::new();
+        for h in targets.iter().flat_map(LogTarget::wanted_response_headers) {
+            if !response_headers.iter().any(|w| w.eq_ignore_ascii_case(h)) {
+                response_headers.push(h.to_ascii_lowercase());
+            }
+        }
         WorkerLogs {
             targets,
+            response_headers,
             open: RefCell::new(open_files),
             generation: std::cell::Cell::new(REOPEN_GENERATION.load(Ordering::Relaxed)),
             last_flush: std::cell::Cell::new(Instant::now()),
@@ -548,6 +558,11 @@ impl WorkerLogs {
 
     pub fn targets(&self) -> &[LogTarget] {
         &self.targets
+    }
+
+    /// The response headers (lower case) some format logs with `%{…}o`.
+    pub fn response_headers(&self) -> &[String] {
+        &self.response_headers
     }
 
     /// Logs `r` to the targets with the given indexes (the virtual host's logs).

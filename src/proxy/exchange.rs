@@ -356,15 +356,10 @@ pub(super) fn response_head(
     let cfg = &w.shared.cfg;
     let vh = &cfg.vhosts[x.vh_idx];
     if let Some(log) = r.log.as_mut() {
-        for want in w
-            .logs
-            .targets()
-            .iter()
-            .flat_map(|t| t.wanted_response_headers())
-        {
+        for want in w.logs.response_headers() {
             if let Some(h) = rh.headers.iter().find(|h| h.is(buf, want.as_bytes())) {
                 log.response_headers.push((
-                    want.to_ascii_lowercase(),
+                    want.clone(),
                     crate::observe::accesslog::escape_log_item(&buf[h.value.clone()]),
                 ));
             }
