@@ -415,7 +415,9 @@ mod tests {
     #[test]
     fn url_paths_map_to_files_and_never_climb_out() {
         let s = space();
-        let cases: &[(&[u8], Option<(&str, &str, bool)>)] = &[
+        // (URL path, mapped to (path, root, script)).
+        type Case = (&'static [u8], Option<(&'static str, &'static str, bool)>);
+        let cases: &[Case] = &[
             (b"/", Some(("/srv/www", "/srv/www", false))),
             (b"/a/b.html", Some(("/srv/www/a/b.html", "/srv/www", false))),
             (
