@@ -405,3 +405,50 @@ fn busy_poll_time_shows_in_status_and_metrics() {
         p.join();
     }
 }
+
+/// mod_logio's and mod_log_config's counters and the response header token, through the
+/// proxy: `%O` counts the head too, `%k` the requests before this one on the connection,
+/// `%X` whether it stays open, `%{…}o` the member's header.
+#[test]
+fn logio_keepalive_and_response_header_tokens() {
+    let (a, b) = (named("a"), named("b"));
+    let dir = Dir::new("logio");
+    let log = dir.0.join("io.log");
+    let logs = format!(
+        "LogFormat \"%U %I %O %S %X %k %{{Content-Length}}o %{{X-None}}o\" io\nCustomLog {} io",
+        log.display()
+    );
+    let p = proxy_with(&cfg(&a, &b, &logs), 1, DriverChoice::Auto);
+    let mut c = Client::connect(p.addrs[0]);
+    let first = b"GET /one HTTP/1.1\r\nHost: t\r\n\r\n";
+    c.send(first);
+    let r1 = c.read_response(false).unwrap();
+    c.send(b"GET /two HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    let r2 = c.read_response(false).unwrap();
+    drop(c);
+    p.shutdown();
+    p.join();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<Vec<String>> = text
+        .lines()
+        .map(|l| l.split(' ').map(str::to_string).collect())
+        .collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    let sent = |r: &Response| (r.head.len() + 2 + r.body.len()) as u64;
+    let (one, two) = (&lines[0], &lines[1]);
+    assert_eq!(one[0], "/one");
+    assert_eq!(one[1], first.len().to_string());
+    assert!(one[2].parse::<u64>().unwrap() >= sent(&r1) - 2, "{text}");
+    assert_eq!(
+        one[3].parse::<u64>().unwrap(),
+        one[1].parse::<u64>().unwrap() + one[2].parse::<u64>().unwrap()
+    );
+    assert_eq!((one[4].as_str(), one[5].as_str()), ("+", "0"));
+    assert_eq!(one[6], r1.body.len().to_string());
+    assert_eq!(one[7], "-");
+    assert_eq!(
+        (two[0].as_str(), two[4].as_str(), two[5].as_str()),
+        ("/two", "-", "1")
+    );
+    assert!(two[2].parse::<u64>().unwrap() >= sent(&r2) - 2);
+}
