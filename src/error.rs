@@ -54,6 +54,9 @@ pub enum ErrorKind {
     /// `RewriteRule … [R=code]`.
     #[error("redirected ({0}) to {1} by a RewriteRule")]
     Redirect(u16, String),
+    /// Every request slot (MaxRequestWorkers) stayed taken for the whole Timeout.
+    #[error("no request worker free within Timeout (MaxRequestWorkers)")]
+    Busy,
     #[error("{0}: All workers are in error state")]
     NoMember(String),
     #[error("connect to {0} failed: {1}")]
@@ -116,6 +119,7 @@ impl ProxyError {
             | ErrorKind::FileIo(..)
             | ErrorKind::RewriteStatus(_)
             | ErrorKind::Redirect(..)
+            | ErrorKind::Busy
             | ErrorKind::NoMember(_) => Side::Proxy,
             ErrorKind::Connect(..)
             | ErrorKind::ConnectTimeout(_)
@@ -146,7 +150,10 @@ impl ProxyError {
             ErrorKind::Misdirected(_) => 421,
             ErrorKind::RewriteStatus(s) | ErrorKind::Redirect(s, _) => *s,
             // Apache answers 503 when it cannot connect (the worker goes into error state).
-            ErrorKind::NoMember(_) | ErrorKind::Connect(..) | ErrorKind::ConnectTimeout(_) => 503,
+            ErrorKind::NoMember(_)
+            | ErrorKind::Busy
+            | ErrorKind::Connect(..)
+            | ErrorKind::ConnectTimeout(_) => 503,
             ErrorKind::BackendTimeout(_) | ErrorKind::BackendSendTimeout(_) => 504,
             ErrorKind::AjpUpgrade(_) => 500,
             ErrorKind::BackendClosed(_)

@@ -67,7 +67,8 @@ pub fn server_status(shared: &Shared, auto: bool, server_name: &str) -> (&'stati
     let up = shared.started.elapsed().as_secs_f64().max(1e-3);
     let uptime = up as u64;
     let cap = shared.cfg.core.max_request_workers as i64;
-    let idle_capacity = (cap - t.conns_open).max(0);
+    // As Apache's: request slots (MaxRequestWorkers) not serving a request now.
+    let idle_capacity = (cap - t.busy).max(0);
     let keepalive_idle = (t.conns_open - t.busy).max(0);
     let scoreboard: String = shared
         .stats

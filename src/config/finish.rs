@@ -228,6 +228,7 @@ impl Builder<'_> {
             v.files.sort_sections();
         }
         let mime = self.finish_mime();
+        self.finish_mpm_limits();
         if !self.unprovided.is_empty() {
             let names: Vec<&str> = self.unprovided.iter().map(|(n, _)| n.as_str()).collect();
             let loc = self.unprovided[0].1.clone();
@@ -274,6 +275,37 @@ impl Builder<'_> {
             })
         } else {
             Err(in_line_order(self.errors))
+        }
+    }
+
+    /// Apache's event MPM: MaxRequestWorkers is at most ServerLimit × ThreadsPerChild
+    /// (lowered with a warning, AH00179's meaning), and that product is its value when
+    /// MaxRequestWorkers is not written. Defaults as Apache's: ServerLimit 16,
+    /// ThreadsPerChild 25, used only when one of the two is written.
+    fn finish_mpm_limits(&mut self) {
+        let (limit, threads) = self.mpm_limits;
+        if limit.is_none() && threads.is_none() {
+            return;
+        }
+        let product = limit
+            .unwrap_or(16)
+            .saturating_mul(threads.unwrap_or(25))
+            .max(1);
+        if !self.max_request_workers_set {
+            self.core.max_request_workers = product;
+        } else if self.core.max_request_workers > product {
+            let loc = Loc {
+                file: self.main_file.clone(),
+                line: 0,
+            };
+            self.warn(
+                &loc,
+                format!(
+                    "MaxRequestWorkers {} is more than ServerLimit × ThreadsPerChild; lowered to {product}, as Apache does",
+                    self.core.max_request_workers
+                ),
+            );
+            self.core.max_request_workers = product;
         }
     }
 

@@ -105,7 +105,6 @@ const MPM_NO_MEANING: &[&str] = &[
     "maxsparethreads",
     "maxconnectionsperchild",
     "maxrequestsperchild",
-    "asyncrequestworkerfactor",
     "minspareservers",
     "maxspareservers",
 ];
@@ -274,6 +273,9 @@ struct Builder<'a> {
     noted: std::collections::HashSet<String>,
     /// `LoadModule` lines for modules ringproxy has no equivalent of.
     unprovided: Vec<(String, Loc)>,
+    /// `ServerLimit` and `ThreadsPerChild`, and whether `MaxRequestWorkers` was written.
+    mpm_limits: (Option<usize>, Option<usize>),
+    max_request_workers_set: bool,
 }
 
 fn build(
@@ -320,6 +322,8 @@ fn build(
         type_edits: Vec::new(),
         noted: Default::default(),
         unprovided: Vec::new(),
+        mpm_limits: (None, None),
+        max_request_workers_set: false,
     };
     b.walk(nodes, Ctx::Server(0));
     b.finish()
@@ -1010,7 +1014,13 @@ impl Builder<'_> {
                 );
             }
             n if MPM_NO_MEANING.contains(&n) => {
-                if self.one_num(d, 0, u32::MAX as u64).is_some() {
+                if let Some(v) = self.one_num(d, 0, u32::MAX as u64) {
+                    // Apache caps MaxRequestWorkers at ServerLimit × ThreadsPerChild.
+                    match n {
+                        "serverlimit" => self.mpm_limits.0 = Some(v as usize),
+                        "threadsperchild" => self.mpm_limits.1 = Some(v as usize),
+                        _ => {}
+                    }
                     self.warn(
                         loc,
                         format!(

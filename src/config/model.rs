@@ -35,8 +35,12 @@ pub struct CoreSettings {
     pub limit_request_fieldsize: usize,
     pub limit_request_fields: usize,
     pub listen_backlog: i32,
-    /// Cap on concurrent client connections for the whole process.
+    /// `MaxRequestWorkers`: requests in progress at once, whole process (shared out among
+    /// the workers). Idle keep-alive connections do not count, as in Apache's event MPM.
     pub max_request_workers: usize,
+    /// `AsyncRequestWorkerFactor`: open connections may reach MaxRequestWorkers times
+    /// (this + 1) before the oldest idle ones are closed for new ones (event MPM).
+    pub async_request_worker_factor: u32,
     pub worker_threads: Option<usize>,
     pub cpu_affinity: bool,
     pub error_log: Option<PathBuf>,
@@ -91,6 +95,8 @@ impl Default for CoreSettings {
             // Apache's event MPM default is 400 threads x AsyncRequestWorkerFactor; a
             // thread-per-core proxy is bounded by memory instead, so the default is high.
             max_request_workers: 100_000,
+            // Apache's default.
+            async_request_worker_factor: 2,
             worker_threads: None,
             cpu_affinity: true,
             error_log: None,
@@ -439,6 +445,15 @@ pub struct Config {
     /// The name used where neither the host nor the main server has a `ServerName`
     /// (X-Forwarded-Server, logs, status pages), found as Apache finds it.
     pub default_server_name: String,
+}
+
+impl CoreSettings {
+    /// Open client connections before the oldest idle ones make room for new ones: Apache's
+    /// event MPM limit, MaxRequestWorkers × (AsyncRequestWorkerFactor + 1).
+    pub fn max_connections(&self) -> usize {
+        self.max_request_workers
+            .saturating_mul(self.async_request_worker_factor as usize + 1)
+    }
 }
 
 impl Config {

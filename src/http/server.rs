@@ -80,6 +80,10 @@ pub struct RequestCtx {
     pub response_started: bool,
     /// An error came after the response had started: the client got less than announced.
     pub aborted: bool,
+    /// The MaxRequestWorkers slot the request holds; a request that becomes a tunnel gives
+    /// it back early, as Apache's wstunnel hands a tunnel to the event loop instead of
+    /// holding a thread, so long-lived tunnels never starve ordinary requests.
+    pub slot: Option<crate::runtime::slots::Slot>,
     pub continue_sent: bool,
     /// The status sent (0: none) and the bytes sent to the client.
     pub status: u16,
@@ -103,6 +107,7 @@ impl Default for RequestCtx {
             consumed: 0,
             response_started: false,
             aborted: false,
+            slot: None,
             continue_sent: false,
             status: 0,
             bytes_out: 0,
@@ -421,6 +426,9 @@ async fn wait_idle(
     };
     let now = crate::runtime::timer::coarse_now();
     let deadline = now + t;
+    // Over the connection limit, the worker asks its idle connections to leave their tasks
+    // (see `runtime::accept::make_room`): those waiting since before the request.
+    let crowd = w.thread.drain.crowd_epoch();
     let idle_at = core
         .idle_park_after
         .filter(|after| *after < t)
@@ -432,7 +440,7 @@ async fn wait_idle(
     if c.buf.capacity() > 0 {
         match park_at {
             Some(at) => {
-                if let Some(idle) = wait_reading(w, c, at).await? {
+                if let Some(idle) = wait_reading(w, c, at, crowd).await? {
                     return Ok(idle);
                 }
                 // Withdrawn with nothing received: the buffer is back in the pool and
@@ -442,6 +450,18 @@ async fn wait_idle(
         }
     }
     loop {
+        if w.thread.drain.crowd_epoch() != crowd {
+            let thread = &w.thread;
+            if thread
+                .lot
+                .park(thread, &c.stream, c.peer, c.local, c.requests, deadline)
+            {
+                return Ok(Idle::Parked);
+            }
+            // A connection that cannot park (TLS) closes, as Apache's event MPM closes
+            // idle keep-alive connections when it is over its limit.
+            return Ok(Idle::Closed);
+        }
         let wake_at = park_at.or(shrink_at).unwrap_or(deadline);
         let ready = monoio::select! {
             r = c.stream.readable() => r,
@@ -461,7 +481,12 @@ async fn wait_idle(
                 }
                 return Ok(Idle::Closed);
             }
-            _ = w.thread.drain.draining() => return Ok(Idle::Closed),
+            _ = w.thread.drain.draining_or_crowded(crowd) => {
+                if w.thread.drain.is_draining() {
+                    return Ok(Idle::Closed);
+                }
+                continue;
+            }
         };
         return match ready {
             Err(e) => Err(ErrorKind::ClientIo(e).into()),
@@ -489,6 +514,7 @@ async fn wait_reading(
     w: &CoreGen,
     c: &mut ClientConn,
     park_at: std::time::Instant,
+    crowd: u64,
 ) -> Result<Option<Idle>, ProxyError> {
     let handle = c.canceller.get_or_insert_with(Canceller::new).handle();
     let buf = std::mem::take(&mut c.buf);
@@ -501,7 +527,11 @@ async fn wait_reading(
     let first = monoio::select! {
         r = &mut read => First::Read(r),
         _ = crate::runtime::timer::deadline(park_at) => First::Park,
-        _ = w.thread.drain.draining() => First::Drain,
+        // Crowded: withdraw the receive as for parking; the caller parks at once.
+        _ = w.thread.drain.draining_or_crowded(crowd) => match w.thread.drain.is_draining() {
+            true => First::Drain,
+            false => First::Park,
+        },
     };
     let (res, buf) = match first {
         First::Read(r) => r,
@@ -560,7 +590,7 @@ async fn one_request(w: &CoreGen, c: &mut ClientConn, r: &mut RequestCtx) -> boo
     if !w.logs.is_empty() {
         r.log = Some(Box::new(log_record(w, c, r)));
     }
-    let keep = forward_and_answer(w, c, r).await;
+    let keep = with_slot(w, c, r).await;
     let took = started.elapsed();
     stats.busy.fetch_sub(1, Ordering::Relaxed);
     stats.record(r.status, r.bytes_out, took);
@@ -623,6 +653,29 @@ fn log_record(w: &CoreGen, c: &ClientConn, r: &RequestCtx) -> Record {
             .cloned(),
         ..Default::default()
     }
+}
+
+/// Runs the request in one of the worker's MaxRequestWorkers slots, waiting (up to
+/// Timeout, then 503) while they are all taken.
+async fn with_slot(w: &CoreGen, c: &mut ClientConn, r: &mut RequestCtx) -> bool {
+    let core = &w.shared.cfg.core;
+    let limit = core
+        .max_request_workers
+        .div_ceil(w.shared.stats.len().max(1));
+    let slots = &w.thread.slots;
+    r.slot = match slots.try_take(limit) {
+        Some(s) => Some(s),
+        None => match crate::runtime::timer::timeout(core.timeout, slots.take(limit)).await {
+            Ok(s) => Some(s),
+            Err(_) => {
+                finish_with_error(c, r, ErrorKind::Busy.into()).await;
+                return false;
+            }
+        },
+    };
+    let keep = forward_and_answer(w, c, r).await;
+    r.slot = None;
+    keep
 }
 
 /// Forwards the request (or answers it locally) and handles its error; returns whether

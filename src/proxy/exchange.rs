@@ -491,6 +491,8 @@ async fn tunnel(
         let (res, _) = write_all(&mut s.stream, pending, idle).await;
         res.map_err(|e| fatal(ErrorKind::backend_send(&x.member().name, e)))?;
     }
+    // A tunnel holds no MaxRequestWorkers slot (see `RequestCtx::slot`).
+    r.slot = None;
     let pipes = (w.shared.cfg.core.splice_threshold > 0).then_some(&w.thread.pipes);
     let (up, down) = crate::transport::tunnel::run(&mut c.stream, &mut s.stream, idle, pipes).await;
     let counters = x.mv().state.on_core(w.id);

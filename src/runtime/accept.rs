@@ -69,8 +69,8 @@ pub(super) async fn accept_loop(
         // A new connection always starts on the latest configuration.
         let w = thread.current();
         let shared = &w.shared;
-        let cap = shared.cfg.core.max_request_workers;
-        if shared.connections.fetch_add(1, Ordering::Relaxed) >= cap {
+        let cap = shared.cfg.core.max_connections();
+        if shared.connections.fetch_add(1, Ordering::Relaxed) >= cap && !make_room(&thread).await {
             shared.connections.fetch_sub(1, Ordering::Relaxed);
             monoio::spawn(refuse_overloaded(stream));
             continue;
@@ -86,7 +86,42 @@ pub(super) async fn accept_loop(
     }
 }
 
-/// Over MaxRequestWorkers: answer 503 rather than leave the client hanging in the backlog.
+/// Over the connection limit (MaxRequestWorkers × (AsyncRequestWorkerFactor + 1)), Apache's
+/// event MPM closes idle keep-alive connections to make room. Here: the worker's parked
+/// connection that has waited longest; if none is parked, the worker's idle connections
+/// are asked to park now (or close, those that cannot park), and the oldest of them goes.
+/// Returns whether a connection was closed (its count is then given back).
+async fn make_room(thread: &Rc<Thread>) -> bool {
+    use crate::transport::park::LotOwner;
+    if thread.lot.evict_oldest() {
+        thread.closed();
+        return true;
+    }
+    // The idle connections withdraw their pending receives first (an io_uring round
+    // trip), so they park over the next moments, not at once.
+    let crowd = thread.drain.crowd_epoch();
+    thread.drain.crowd();
+    for _ in 0..MAKE_ROOM_WAITS {
+        monoio::time::sleep(MAKE_ROOM_STEP).await;
+        if thread.lot.evict_oldest() {
+            thread.closed();
+            return true;
+        }
+        if thread.drain.crowd_epoch() != crowd + 1 {
+            // Another accept crowded the worker again meanwhile: it takes over.
+            break;
+        }
+    }
+    false
+}
+
+/// How long an accept over the limit waits for idle connections to park, in steps: a
+/// connection is refused (503) only when none did by then.
+const MAKE_ROOM_STEP: std::time::Duration = std::time::Duration::from_millis(1);
+const MAKE_ROOM_WAITS: usize = 20;
+
+/// Over the connection limit with no idle connection to close: answer 503 rather than leave
+/// the client hanging in the backlog.
 async fn refuse_overloaded(mut stream: ClientStream) {
     let mut out = Vec::new();
     crate::error::canned_response(&mut out, 503);

@@ -13,6 +13,7 @@ pub mod driver;
 pub mod generation;
 pub mod server;
 pub mod shutdown;
+pub mod slots;
 pub mod thread;
 pub mod timer;
 

@@ -149,6 +149,9 @@ pub struct Drain {
     draining: Cell<bool>,
     active: Cell<usize>,
     waiters: RefCell<Waiters>,
+    /// Bumped when the worker needs its idle connections out of their tasks now (over the
+    /// connection limit): idle waits that began under another value give up their task.
+    crowded: Cell<u64>,
 }
 
 impl Drain {
@@ -176,6 +179,18 @@ impl Drain {
         self.wake_all();
     }
 
+    /// Asks every idle wait of the worker to give up its task now (park, or close when it
+    /// cannot park).
+    pub fn crowd(&self) {
+        self.crowded.set(self.crowded.get() + 1);
+        self.wake_all();
+    }
+
+    /// The value idle waits compare with (see [`Drain::crowd`]).
+    pub fn crowd_epoch(&self) -> u64 {
+        self.crowded.get()
+    }
+
     fn wake_all(&self) {
         let wakers = self.waiters.borrow_mut().take_all();
         for w in wakers {
@@ -195,26 +210,38 @@ impl Drain {
 
     /// Resolves once draining has started (idle keep-alive connections close on it).
     pub fn draining(&self) -> DrainWait<'_> {
-        DrainWait {
-            drain: self,
-            until_idle: false,
-            key: None,
-        }
+        self.wait(Until::Draining)
+    }
+
+    /// Resolves once draining has started or the worker was crowded since `epoch`.
+    pub fn draining_or_crowded(&self, epoch: u64) -> DrainWait<'_> {
+        self.wait(Until::DrainingOrCrowded(epoch))
     }
 
     /// Resolves once no connection is active.
     pub fn idle(&self) -> DrainWait<'_> {
+        self.wait(Until::NoneActive)
+    }
+
+    fn wait(&self, until: Until) -> DrainWait<'_> {
         DrainWait {
             drain: self,
-            until_idle: true,
+            until,
             key: None,
         }
     }
 }
 
+#[derive(Clone, Copy)]
+enum Until {
+    Draining,
+    DrainingOrCrowded(u64),
+    NoneActive,
+}
+
 pub struct DrainWait<'a> {
     drain: &'a Drain,
-    until_idle: bool,
+    until: Until,
     key: Option<usize>,
 }
 
@@ -229,10 +256,11 @@ impl Drop for DrainWait<'_> {
 impl Future for DrainWait<'_> {
     type Output = ();
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let done = if self.until_idle {
-            self.drain.active.get() == 0
-        } else {
-            self.drain.draining.get()
+        let d = self.drain;
+        let done = match self.until {
+            Until::NoneActive => d.active.get() == 0,
+            Until::Draining => d.draining.get(),
+            Until::DrainingOrCrowded(epoch) => d.draining.get() || d.crowded.get() != epoch,
         };
         if done {
             return Poll::Ready(());

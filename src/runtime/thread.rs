@@ -60,6 +60,8 @@ pub struct Thread {
     /// Whether a second with requests came since the last `malloc_trim`.
     busy_since_trim: Cell<bool>,
     pub drain: Drain,
+    /// This worker's share of MaxRequestWorkers (requests in progress).
+    pub slots: Rc<crate::runtime::slots::Slots>,
     /// The worker state for the latest generation this thread has seen. (A cycle with
     /// `CoreGen::thread`, broken when the thread stops.)
     current: RefCell<Option<Rc<CoreGen>>>,
@@ -85,6 +87,7 @@ impl Thread {
             started_at_release: Cell::new(0),
             busy_since_trim: Cell::new(false),
             drain: Drain::default(),
+            slots: Default::default(),
             current: RefCell::new(None),
             live: RefCell::new(Vec::new()),
         }

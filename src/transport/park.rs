@@ -267,6 +267,22 @@ impl ParkingLot {
         n
     }
 
+    /// Closes the parked connection that has waited longest (the soonest deadline: every
+    /// connection parks with the same keep-alive timeout), to make room for a new one.
+    /// Returns whether there was one; the caller accounts for its close.
+    pub fn evict_oldest(&self) -> bool {
+        let mut heap = self.deadlines.borrow_mut();
+        while let Some(Reverse((at, fd))) = heap.pop() {
+            let mut parked = self.parked.borrow_mut();
+            if parked.get(&fd).is_some_and(|p| p.deadline == at) {
+                self.unwatch(fd);
+                parked.remove(&fd);
+                return true;
+            }
+        }
+        false
+    }
+
     /// Closes every parked connection (the worker is draining). Returns how many.
     fn close_all(&self) -> usize {
         let n = self.len();

@@ -70,6 +70,14 @@ pub(super) fn listenbacklog(b: &mut Builder, d: &Directive, _ctx: Ctx) {
 pub(super) fn max_request_workers(b: &mut Builder, d: &Directive, _ctx: Ctx) {
     if let Some(n) = b.one_num(d, 1, 10_000_000) {
         b.core.max_request_workers = n as usize;
+        b.max_request_workers_set = true;
+    }
+}
+
+/// `AsyncRequestWorkerFactor`.
+pub(super) fn async_request_worker_factor(b: &mut Builder, d: &Directive, _ctx: Ctx) {
+    if let Some(n) = b.one_num(d, 0, 1000) {
+        b.core.async_request_worker_factor = n as u32;
     }
 }
 

@@ -154,6 +154,11 @@ const TABLE: &[Spec] = &[
         connections::max_request_workers
     ),
     spec!("MaxClients", MAIN | VHOST, connections::max_request_workers),
+    spec!(
+        "AsyncRequestWorkerFactor",
+        MAIN,
+        connections::async_request_worker_factor
+    ),
     spec!("WorkerThreads", MAIN | VHOST, server::workerthreads),
     spec!("CpuAffinity", MAIN | VHOST, server::cpuaffinity),
     spec!("IdleBuffers", MAIN | VHOST, connections::idlebuffers),
