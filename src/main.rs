@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use ringproxy::config::{self, LoadOptions};
+use ringproxy::observe::logging::LIFECYCLE;
 use ringproxy::runtime::{self, DriverChoice, RunOptions};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 
@@ -127,14 +128,18 @@ fn main() -> ExitCode {
         }
     };
     let pid_file = cfg.core.pid_file.clone();
-    // User/Group: resolved before binding (a typo stops the start), applied after it.
-    let drop_to = match privileges(&cfg) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("ringproxy: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    if let Some(pid) = pid_file.as_deref().and_then(already_running) {
+        eprintln!(
+            "ringproxy: ringproxy (pid {pid}) already running (PidFile {})",
+            pid_file
+                .as_deref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        );
+        return ExitCode::FAILURE;
+    }
+    // User/Group: resolved when the configuration was read, applied after binding.
+    let drop_to = privileges(&cfg);
     let server = match runtime::start(
         Arc::new(cfg),
         RunOptions {
@@ -155,6 +160,11 @@ fn main() -> ExitCode {
         }
     }
     if let Some((uid, gid)) = drop_to {
+        if let Some(p) = &pid_file {
+            if let Err(e) = pid_file_remover(p) {
+                tracing::warn!("PidFile {} will not be removed at exit: {e}", p.display());
+            }
+        }
         // SAFETY: plain credential system calls; glibc applies them to every thread.
         let ok = unsafe {
             libc::setgroups(1, &gid) == 0 && libc::setgid(gid) == 0 && libc::setuid(uid) == 0
@@ -179,10 +189,10 @@ fn main() -> ExitCode {
             // logrotate: every worker reopens its access logs at its next flush.
             ringproxy::observe::accesslog::REOPEN_GENERATION
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            tracing::info!("SIGUSR1: reopening access logs");
+            tracing::info!(target: LIFECYCLE, "SIGUSR1 received. Reopening the access logs");
             continue;
         }
-        tracing::info!("signal {sig}: stopping gracefully");
+        tracing::info!(target: LIFECYCLE, "caught signal {sig}, shutting down gracefully");
         break;
     }
     server.shutdown();
@@ -190,13 +200,17 @@ fn main() -> ExitCode {
     if let Some(p) = &pid_file {
         let _ = std::fs::remove_file(p);
     }
-    tracing::info!("stopped");
+    tracing::info!(target: LIFECYCLE, "stopped");
     ExitCode::SUCCESS
 }
 
 /// SIGHUP / `-k graceful`: re-read the file; an invalid one changes nothing.
 fn reload(server: &runtime::Server, path: &std::path::Path, opts: &LoadOptions) {
-    tracing::info!("SIGHUP: reloading {}", path.display());
+    tracing::info!(
+        target: LIFECYCLE,
+        "SIGHUP received. Doing graceful reload of {}",
+        path.display()
+    );
     let cfg = match config::load(path, opts) {
         Ok(c) => c,
         Err(errors) => {
@@ -214,8 +228,15 @@ fn reload(server: &runtime::Server, path: &std::path::Path, opts: &LoadOptions) 
     for w in &cfg.warnings {
         tracing::warn!("{w}");
     }
-    if let Err(e) = server.reload(cfg) {
-        tracing::error!("reload refused: {e}; still running the previous configuration");
+    match server.reload(cfg) {
+        Ok(generation) => tracing::info!(
+            target: LIFECYCLE,
+            "ringproxy/{} configured (generation {generation}) -- resuming normal operations",
+            env!("CARGO_PKG_VERSION")
+        ),
+        Err(e) => {
+            tracing::error!("reload refused: {e}; still running the previous configuration")
+        }
     }
 }
 
@@ -257,36 +278,84 @@ fn signal_running(cfg: &config::Config, sig: &str) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// The (uid, gid) to switch to after binding, when started as root with `User`.
-fn privileges(cfg: &config::Config) -> Result<Option<(libc::uid_t, libc::gid_t)>, String> {
-    let Some(user) = &cfg.core.user else {
-        return Ok(None);
-    };
+/// The (uid, gid) to switch to after binding, when started as root with `User` (the names
+/// were resolved when the configuration was read).
+fn privileges(cfg: &config::Config) -> Option<(libc::uid_t, libc::gid_t)> {
+    let user = cfg.core.user.as_ref()?;
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         tracing::warn!("User {user} ignored: not started as root");
-        return Ok(None);
+        return None;
     }
-    let cuser =
-        std::ffi::CString::new(user.as_str()).map_err(|_| format!("User {user}: bad name"))?;
-    // SAFETY: getpwnam returns a pointer to static storage, read at once on this thread
-    // before any other lookup.
-    let pw = unsafe { libc::getpwnam(cuser.as_ptr()) };
-    if pw.is_null() {
-        return Err(format!("User {user}: no such user"));
+    cfg.core.run_as
+}
+
+/// apachectl's check: a PidFile naming a live ringproxy means one is running already. A
+/// file left by one that died (or by another program since) is stale and rewritten.
+fn already_running(pid_file: &std::path::Path) -> Option<i32> {
+    let pid: i32 = std::fs::read_to_string(pid_file)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    if pid <= 0 || pid as u32 == std::process::id() {
+        return None;
     }
-    // SAFETY: checked non-null above.
-    let (uid, mut gid) = unsafe { ((*pw).pw_uid, (*pw).pw_gid) };
-    if let Some(group) = &cfg.core.group {
-        let cgroup = std::ffi::CString::new(group.as_str())
-            .map_err(|_| format!("Group {group}: bad name"))?;
-        // SAFETY: as for getpwnam.
-        let gr = unsafe { libc::getgrnam(cgroup.as_ptr()) };
-        if gr.is_null() {
-            return Err(format!("Group {group}: no such group"));
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    (comm.trim() == "ringproxy").then_some(pid)
+}
+
+/// Apache's parent, which stays root, removes the PidFile at exit. ringproxy is one
+/// process that gives up root, so before it does, it forks a helper that keeps root and
+/// nothing else: the helper closes every descriptor but a pipe from the main process,
+/// waits for that pipe to end (the main process exited, however), removes the PidFile and
+/// exits. Only async-signal-safe calls run in the helper (it is forked from a process with
+/// threads).
+fn pid_file_remover(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills the two-element array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let (read_end, write_end) = (fds[0], fds[1]);
+    // SAFETY: fork(2); the child below only makes async-signal-safe calls and _exits.
+    match unsafe { libc::fork() } {
+        -1 => Err(std::io::Error::last_os_error()),
+        0 => {
+            // SAFETY: plain system calls on integers and the path prepared before fork.
+            unsafe {
+                for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGUSR1] {
+                    libc::signal(sig, libc::SIG_IGN);
+                }
+                // Hold nothing of the main process: no listener, no client connection.
+                for fd in 0..read_end {
+                    libc::close(fd);
+                }
+                if libc::syscall(libc::SYS_close_range, read_end + 1, u32::MAX, 0) != 0 {
+                    for fd in read_end + 1..65_536 {
+                        libc::close(fd);
+                    }
+                }
+                let mut b = 0u8;
+                loop {
+                    let n = libc::read(read_end, (&mut b as *mut u8).cast(), 1);
+                    if n == 0 || (n < 0 && *libc::__errno_location() != libc::EINTR) {
+                        break;
+                    }
+                }
+                libc::unlink(c.as_ptr());
+                libc::_exit(0);
+            }
         }
-        // SAFETY: checked non-null above.
-        gid = unsafe { (*gr).gr_gid };
+        _ => {
+            // SAFETY: closing our copy of the read end; the write end stays open for the
+            // life of this process (it is what the helper waits on).
+            unsafe { libc::close(read_end) };
+            let _ = write_end;
+            Ok(())
+        }
     }
-    Ok(Some((uid, gid)))
 }

@@ -350,9 +350,17 @@ fn sighup_reloads_and_an_invalid_file_keeps_the_old_configuration() {
 #[test]
 fn user_and_group_drop_privileges_after_binding() {
     let b = backend(|_| ok("served"));
-    let p = run(
+    // The PidFile's directory is root's alone (as /run is): the process running as nobody
+    // cannot remove the file itself at exit.
+    let run_dir = temp_dir("user-run");
+    let pid_file = run_dir.join("rp.pid");
+    let mut p = run(
         "user",
-        &format!("User nobody\nProxyPass / http://127.0.0.1:{}/\n", b.port()),
+        &format!(
+            "User nobody\nPidFile {}\nProxyPass / http://127.0.0.1:{}/\n",
+            pid_file.display(),
+            b.port()
+        ),
     );
     assert_eq!(Client::connect(p.addr).get("/").text(), "served");
     let status = std::fs::read_to_string(format!("/proc/{}/status", p.child.id())).unwrap();
@@ -370,6 +378,12 @@ fn user_and_group_drop_privileges_after_binding() {
         // Not root: User is ignored with a warning and the proxy runs as it was started.
         assert!(!uid_line.contains("\t0\t"), "{uid_line}");
     }
+    // Stopped, the PidFile goes (removed by the helper that kept root, as Apache's parent).
+    assert!(pid_file.exists());
+    // SAFETY: signalling the child this test started.
+    unsafe { libc::kill(p.child.id() as i32, libc::SIGTERM) };
+    wait_exit(&mut p.child, "did not stop");
+    wait_until("the PidFile is removed", || !pid_file.exists());
     // A user that does not exist stops the start with a message.
     let dir = temp_dir("user-bad");
     let path = dir.join("bad.conf");
@@ -406,4 +420,91 @@ fn a_second_instance_on_the_same_port_fails_to_start() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("Address already in use"), "{err}");
     assert!(std::net::TcpStream::connect(first.addr).is_ok());
+}
+
+/// `-t` finds what the start would fail on, at its line: an unknown `User` or `Group`, a
+/// log or PidFile directory that does not exist.
+#[test]
+fn dash_t_checks_users_groups_and_directories() {
+    let (ok, _, err) = check(
+        "Listen 127.0.0.1:0\nUser no-such-user-here\nErrorLog /no-such-dir-here/error.log\n\
+         CustomLog /no-such-dir-here/access.log common\nPidFile /no-such-dir-here/rp.pid\n\
+         ProxyPass / http://127.0.0.1:9/\n",
+        "startchecks",
+    );
+    assert!(!ok);
+    for want in [
+        "startchecks.conf:2: User no-such-user-here: no such user",
+        "startchecks.conf:3: ErrorLog /no-such-dir-here/error.log: directory /no-such-dir-here does not exist",
+        "startchecks.conf:4: CustomLog /no-such-dir-here/access.log: directory /no-such-dir-here does not exist",
+        "startchecks.conf:5: PidFile /no-such-dir-here/rp.pid: directory /no-such-dir-here does not exist",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+    let (ok, _, err) = check(
+        "Listen 127.0.0.1:0\nUser root\nGroup no-such-group-here\nProxyPass / http://127.0.0.1:9/\n",
+        "startchecks-group",
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("Group no-such-group-here: no such group"),
+        "{err}"
+    );
+}
+
+/// As apachectl: a PidFile naming a running ringproxy stops a second start; a stale one
+/// (its process gone) is rewritten.
+#[test]
+fn a_pid_file_of_a_running_instance_stops_a_second_start() {
+    let dir = temp_dir("pidfile-running");
+    let pid_file = dir.join("rp.pid");
+    let first = run(
+        "pidfile-running-a",
+        &format!("PidFile {}\n", pid_file.display()),
+    );
+    let pid = wait_for_log(&pid_file, "\n");
+    assert_eq!(pid.trim(), first.child.id().to_string());
+    let path = dir.join("second.conf");
+    std::fs::write(
+        &path,
+        format!("Listen 127.0.0.1:0\nPidFile {}\n", pid_file.display()),
+    )
+    .unwrap();
+    let out = Command::new(BIN).arg("-f").arg(&path).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "ringproxy (pid {}) already running",
+            first.child.id()
+        )),
+        "{err}"
+    );
+    drop(first);
+    // Killed without a chance to clean up: the file is stale, and a new start takes it.
+    std::fs::write(&pid_file, format!("{}\n", u32::MAX / 2)).unwrap();
+    let second = run(
+        "pidfile-running-b",
+        &format!("PidFile {}\n", pid_file.display()),
+    );
+    wait_for_log(&pid_file, &second.child.id().to_string());
+}
+
+/// Start, SIGUSR1 and stop are in the error log at the default LogLevel (warn), as
+/// Apache's notice lines are.
+#[test]
+fn start_reopen_and_stop_are_logged_at_the_default_level() {
+    let dir = temp_dir("lifecycle");
+    let log = dir.join("error.log");
+    let mut p = run("lifecycle", &format!("ErrorLog {}\n", log.display()));
+    wait_for_log(&log, "configured -- resuming normal operations");
+    // SAFETY: signalling the child this test started.
+    unsafe { libc::kill(p.child.id() as i32, libc::SIGUSR1) };
+    wait_for_log(&log, "[proxy:notice] [pid");
+    wait_for_log(&log, "SIGUSR1 received");
+    // SAFETY: as above.
+    unsafe { libc::kill(p.child.id() as i32, libc::SIGTERM) };
+    wait_exit(&mut p.child, "did not stop");
+    let text = wait_for_log(&log, "shutting down gracefully");
+    assert!(text.contains("stopped"), "{text}");
 }

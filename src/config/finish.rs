@@ -229,6 +229,7 @@ impl Builder<'_> {
         }
         let mime = self.finish_mime();
         self.finish_mpm_limits();
+        self.finish_identity_and_paths();
         if !self.unprovided.is_empty() {
             let names: Vec<&str> = self.unprovided.iter().map(|(n, _)| n.as_str()).collect();
             let loc = self.unprovided[0].1.clone();
@@ -275,6 +276,78 @@ impl Builder<'_> {
             })
         } else {
             Err(in_line_order(self.errors))
+        }
+    }
+
+    /// `User`/`Group` resolved now (an unknown name is an error at its line, at `-t` too),
+    /// and the directories of the files the process writes checked: one that does not exist
+    /// is an error (the start would fail on it); one the process cannot write is an error
+    /// when it runs as itself, and a warning when it starts as root and runs as `User`
+    /// (files are opened before the switch; SIGUSR1 reopens logs as `User`). Only with the
+    /// system's resolver: a loader given its own (the fuzz targets) looks nothing up.
+    fn finish_identity_and_paths(&mut self) {
+        if self.opts.resolve.is_some() {
+            return;
+        }
+        if let Some(user) = self.core.user.clone() {
+            match super::identity::resolve(&user, self.core.group.as_deref()) {
+                Ok(ids) => self.core.run_as = Some(ids),
+                Err(m) => {
+                    let loc = self.identity_locs.first().cloned().unwrap_or(Loc {
+                        file: self.main_file.clone(),
+                        line: 0,
+                    });
+                    self.errors.push(ConfigError::new(&loc, m));
+                }
+            }
+        }
+        // SAFETY: geteuid cannot fail.
+        let switching = unsafe { libc::geteuid() } == 0 && self.core.run_as.is_some();
+        for (what, path, loc) in std::mem::take(&mut self.path_checks) {
+            let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
+                continue;
+            };
+            if !dir.is_dir() {
+                self.errors.push(ConfigError::new(
+                    &loc,
+                    format!(
+                        "{what} {}: directory {} does not exist",
+                        path.display(),
+                        dir.display()
+                    ),
+                ));
+                continue;
+            }
+            match (switching, self.core.run_as) {
+                // Root opens the logs and writes the PidFile before switching; only a
+                // reopen (SIGUSR1) runs as User.
+                (true, Some((uid, gid))) => {
+                    if what != "PidFile" && !super::identity::writable_by(dir, uid, gid) {
+                        self.warn(
+                            &loc,
+                            format!(
+                                "{what} {}: directory {} is not writable by User (uid {uid}): SIGUSR1 cannot reopen it there",
+                                path.display(),
+                                dir.display()
+                            ),
+                        );
+                    }
+                }
+                _ => {
+                    let ok =
+                        super::identity::writable_now(dir) || super::identity::writable_now(&path);
+                    if !ok {
+                        self.errors.push(ConfigError::new(
+                            &loc,
+                            format!(
+                                "{what} {}: directory {} is not writable by this process",
+                                path.display(),
+                                dir.display()
+                            ),
+                        ));
+                    }
+                }
+            }
         }
     }
 

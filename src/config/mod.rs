@@ -8,6 +8,7 @@ mod directives;
 mod dump;
 pub mod envvars;
 mod finish;
+pub mod identity;
 pub mod lexer;
 mod model;
 pub mod params;
@@ -276,6 +277,10 @@ struct Builder<'a> {
     /// `ServerLimit` and `ThreadsPerChild`, and whether `MaxRequestWorkers` was written.
     mpm_limits: (Option<usize>, Option<usize>),
     max_request_workers_set: bool,
+    /// Where `User` and `Group` were written (for errors about them).
+    identity_locs: Vec<Loc>,
+    /// Files the process writes (logs, PidFile): their directories are checked at the end.
+    path_checks: Vec<(&'static str, PathBuf, Loc)>,
 }
 
 fn build(
@@ -324,6 +329,8 @@ fn build(
         unprovided: Vec::new(),
         mpm_limits: (None, None),
         max_request_workers_set: false,
+        identity_locs: Vec::new(),
+        path_checks: Vec::new(),
     };
     b.walk(nodes, Ctx::Server(0));
     b.finish()

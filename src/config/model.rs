@@ -49,6 +49,9 @@ pub struct CoreSettings {
     /// `User` / `Group`: when started as root, run as these after binding the listeners.
     pub user: Option<String>,
     pub group: Option<String>,
+    /// `User`/`Group` resolved to ids when the configuration was read (an unknown name is
+    /// an error then, at `-t` too).
+    pub run_as: Option<(u32, u32)>,
     /// How long SIGTERM waits for in-flight requests.
     pub graceful_shutdown_timeout: Duration,
     /// `ProxyIOBufferSize`: read size while streaming bodies.
@@ -104,6 +107,7 @@ impl Default for CoreSettings {
             pid_file: None,
             user: None,
             group: None,
+            run_as: None,
             graceful_shutdown_timeout: Duration::from_secs(10),
             // Apache's default is 8 KiB; larger reads cost one buffer per streaming
             // connection and save system calls on large bodies.

@@ -13,6 +13,11 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::LogLevel;
 
+/// The target of start, reload and stop messages (`tracing::info!(target: LIFECYCLE, …)`):
+/// logged whatever the LogLevel, as Apache logs its `notice` lines (AH00489 resuming
+/// normal operations, AH00493 graceful restart, AH00491 shutting down).
+pub const LIFECYCLE: &str = "ringproxy::lifecycle";
+
 struct ApacheFormat;
 
 impl<S, N> FormatEvent<S, N> for ApacheFormat
@@ -28,7 +33,11 @@ where
     ) -> fmt::Result {
         w.write_str("[")?;
         SystemTime.format_time(&mut w)?;
-        let level = event.metadata().level().as_str().to_ascii_lowercase();
+        // Start, reload and stop: Apache's `notice` lines, shown at every LogLevel.
+        let level = match event.metadata().target() {
+            LIFECYCLE => "notice".to_string(),
+            _ => event.metadata().level().as_str().to_ascii_lowercase(),
+        };
         let tid = std::thread::current()
             .name()
             .map(str::to_string)
@@ -51,8 +60,9 @@ fn level_name(l: LogLevel) -> &'static str {
 
 /// Installs the global logger. Safe to call more than once (later calls do nothing).
 pub fn init(level: LogLevel, error_log: Option<&Path>) -> std::io::Result<()> {
-    let filter = EnvFilter::try_from_env("RUST_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(format!("ringproxy={}", level_name(level))));
+    let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| {
+        EnvFilter::new(format!("ringproxy={},{LIFECYCLE}=info", level_name(level)))
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .event_format(ApacheFormat);

@@ -276,7 +276,8 @@ pub fn start(cfg: Arc<Config>, opts: RunOptions) -> io::Result<Server> {
         threads.push(t);
     }
     info!(
-        "ringproxy {} started: {n} worker(s) on {}",
+        target: crate::observe::logging::LIFECYCLE,
+        "ringproxy/{} configured -- resuming normal operations: {n} worker(s) on {}",
         env!("CARGO_PKG_VERSION"),
         addrs
             .iter()

@@ -44,10 +44,10 @@ pub(super) fn customlog(b: &mut Builder, d: &Directive, ctx: Ctx) {
                 .unwrap_or_else(|| fmt.clone());
             match crate::observe::accesslog::parse_format(&text) {
                 Ok(format) => {
-                    b.access_logs.push(crate::observe::accesslog::LogTarget {
-                        path: b.rooted(path),
-                        format,
-                    });
+                    let path = b.rooted(path);
+                    b.path_checks.push(("CustomLog", path.clone(), loc.clone()));
+                    b.access_logs
+                        .push(crate::observe::accesslog::LogTarget { path, format });
                     let i = b.access_logs.len() - 1;
                     b.vhosts[vh].logs.push(i);
                 }

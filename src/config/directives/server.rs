@@ -96,7 +96,11 @@ pub(super) fn errorlog(b: &mut Builder, d: &Directive, _ctx: Ctx) {
             loc,
             "ErrorLog to a pipe or syslog is not supported; give a file path",
         ),
-        [p] => b.core.error_log = Some(b.rooted(p)),
+        [p] => {
+            let path = b.rooted(p);
+            b.path_checks.push(("ErrorLog", path.clone(), loc.clone()));
+            b.core.error_log = Some(path);
+        }
         _ => b.err(loc, "ErrorLog takes one path"),
     };
 }
@@ -123,6 +127,7 @@ pub(super) fn user_group(b: &mut Builder, d: &Directive, ctx: Ctx) {
             } else {
                 b.core.group = Some(v.clone());
             }
+            b.identity_locs.push(d.loc.clone());
         }
         _ => b.err(loc, format!("{} takes one name", d.name)),
     };
@@ -133,7 +138,11 @@ pub(super) fn pidfile(b: &mut Builder, d: &Directive, _ctx: Ctx) {
     let args = &d.args;
     let loc = &d.loc;
     match args.as_slice() {
-        [p] => b.core.pid_file = Some(b.rooted(p)),
+        [p] => {
+            let path = b.rooted(p);
+            b.path_checks.push(("PidFile", path.clone(), loc.clone()));
+            b.core.pid_file = Some(path);
+        }
         _ => b.err(loc, "PidFile takes one path"),
     };
 }
