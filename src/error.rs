@@ -57,6 +57,9 @@ pub enum ErrorKind {
     /// Every request slot (MaxRequestWorkers) stayed taken for the whole Timeout.
     #[error("no request worker free within Timeout (MaxRequestWorkers)")]
     Busy,
+    /// `ProxyErrorOverride`: the member's error answer is replaced by ringproxy's own.
+    #[error("{1} answered {0}; replaced by ringproxy's own answer (ProxyErrorOverride)")]
+    ErrorOverridden(u16, String),
     #[error("{0}: All workers are in error state")]
     NoMember(String),
     #[error("connect to {0} failed: {1}")]
@@ -120,6 +123,7 @@ impl ProxyError {
             | ErrorKind::RewriteStatus(_)
             | ErrorKind::Redirect(..)
             | ErrorKind::Busy
+            | ErrorKind::ErrorOverridden(..)
             | ErrorKind::NoMember(_) => Side::Proxy,
             ErrorKind::Connect(..)
             | ErrorKind::ConnectTimeout(_)
@@ -148,7 +152,9 @@ impl ProxyError {
             ErrorKind::Forbidden | ErrorKind::NoServerName | ErrorKind::FileForbidden(_) => 403,
             ErrorKind::FileIo(..) => 500,
             ErrorKind::Misdirected(_) => 421,
-            ErrorKind::RewriteStatus(s) | ErrorKind::Redirect(s, _) => *s,
+            ErrorKind::RewriteStatus(s)
+            | ErrorKind::Redirect(s, _)
+            | ErrorKind::ErrorOverridden(s, _) => *s,
             // Apache answers 503 when it cannot connect (the worker goes into error state).
             ErrorKind::NoMember(_)
             | ErrorKind::Busy

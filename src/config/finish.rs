@@ -204,6 +204,23 @@ impl Builder<'_> {
             v.proxy_access = main.proxy_access.iter().cloned().chain(own).collect();
             v.names_needed = needs_names(v);
             inherit_files(&mut v.files, &main.files);
+            if v.via.is_none() {
+                v.via = main.via;
+            }
+            if v.error_override.is_none() {
+                v.error_override = main.error_override.clone();
+            }
+            // mod_remoteip merges per setting: the host's own, else the main server's.
+            let rip = &mut v.remote_ip;
+            if rip.header.is_none() {
+                rip.header = main.remote_ip.header.clone();
+            }
+            if rip.proxies.is_empty() {
+                rip.proxies = main.remote_ip.proxies.clone();
+            }
+            if rip.proxies_header.is_none() {
+                rip.proxies_header = main.remote_ip.proxies_header.clone();
+            }
             let set = self.vhost_set[i];
             if !set.preserve_host {
                 v.preserve_host = main.preserve_host;

@@ -63,6 +63,7 @@ const PROVIDED_MODULES: &[&str] = &[
     "dir",
     "autoindex",
     "logio",
+    "remoteip",
 ];
 
 /// Directives accepted for compatibility that have nothing to act on in ringproxy; each

@@ -166,7 +166,42 @@ pub struct VirtualHost {
     pub tls: Option<std::sync::Arc<crate::transport::tls::HostTls>>,
     /// What the host serves from disk (DocumentRoot, Alias, `<Directory>`, `<Files>`).
     pub files: crate::files::FileSpace,
+    /// `ProxyVia` (`None`: not written here; the main server's, else Off).
+    pub via: Option<Via>,
+    /// `ProxyErrorOverride` (`None`: not written here; the main server's, else Off).
+    pub error_override: Option<ErrorOverride>,
+    /// mod_remoteip: the client's address from a proxy's header.
+    pub remote_ip: crate::routing::remoteip::RemoteIpConfig,
     pub loc: Option<Loc>,
+}
+
+/// `ProxyVia`: whether ringproxy adds itself to `Via` (RFC 9110 §7.6.3).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Via {
+    /// Apache's default: `Via` passes as sent, nothing added.
+    #[default]
+    Off,
+    /// `1.1 name[:port]` added to requests and responses.
+    On,
+    /// The same with `(ringproxy/VERSION)`.
+    Full,
+    /// Requests go without any `Via`; nothing added.
+    Block,
+}
+
+/// `ProxyErrorOverride On [code…]`: members' error answers (4xx/5xx, or the codes listed)
+/// are replaced by ringproxy's own for that status, as Apache replaces them with its
+/// ErrorDocument.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ErrorOverride {
+    pub on: bool,
+    pub codes: Vec<u16>,
+}
+
+impl ErrorOverride {
+    pub fn covers(&self, status: u16) -> bool {
+        self.on && status >= 400 && (self.codes.is_empty() || self.codes.contains(&status))
+    }
 }
 
 /// `TraceEnable`: what a TRACE request gets (Apache's core and mod_proxy).

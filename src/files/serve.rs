@@ -44,7 +44,7 @@ pub async fn answer(
         ));
     }
     let (path, meta, rules) = resolve(space, &mapped)?;
-    check_access(c, &rules, &path).await?;
+    check_access(r.client_ip(c), &rules, &path).await?;
     let (path, meta) = if meta.is_dir() {
         let (raw, query) = r.head.target_parts(&c.buf);
         if !c.buf[raw.clone()].ends_with(b"/") {
@@ -67,7 +67,7 @@ pub async fn answer(
         }
         match index_file(space, &path, &rules) {
             Some((file, meta, file_rules)) => {
-                check_access(c, &file_rules, &file).await?;
+                check_access(r.client_ip(c), &file_rules, &file).await?;
                 (file, meta)
             }
             None if rules.options & opt::INDEXES != 0 => {
@@ -142,11 +142,14 @@ fn resolve<'s>(
 }
 
 /// Apache's access check for the sections' rules (a `<Location>` was checked before).
-async fn check_access(c: &ClientConn, rules: &Rules<'_>, path: &Path) -> Result<(), ProxyError> {
+async fn check_access(
+    ip: std::net::IpAddr,
+    rules: &Rules<'_>,
+    path: &Path,
+) -> Result<(), ProxyError> {
     let Some(access) = rules.access else {
         return Ok(());
     };
-    let ip = c.peer.ip();
     let name = match access.needs_name() {
         true => crate::runtime::dns::client_name(ip).await,
         false => None,

@@ -80,6 +80,8 @@ pub struct RequestCtx {
     pub response_started: bool,
     /// An error came after the response had started: the client got less than announced.
     pub aborted: bool,
+    /// The client behind trusted proxies, when mod_remoteip's header named one.
+    pub remote: Option<Remote>,
     /// The MaxRequestWorkers slot the request holds; a request that becomes a tunnel gives
     /// it back early, as Apache's wstunnel hands a tunnel to the event loop instead of
     /// holding a thread, so long-lived tunnels never starve ordinary requests.
@@ -98,6 +100,32 @@ pub struct RequestCtx {
     pub log: Option<Box<Record>>,
 }
 
+/// The client's address as mod_remoteip found it (`routing::remoteip`), and what becomes
+/// of the header it came from.
+pub struct Remote {
+    pub ip: std::net::IpAddr,
+    pub text: String,
+    /// The header's part that was not read (`None`: the header is not forwarded).
+    pub rest: Option<String>,
+    /// The trusted proxies passed (`RemoteIPProxiesHeader`).
+    pub proxies: Option<String>,
+}
+
+impl RequestCtx {
+    /// The client's address for this request: mod_remoteip's when it found one, else the
+    /// connection's peer.
+    pub fn client_ip(&self, c: &ClientConn) -> std::net::IpAddr {
+        self.remote.as_ref().map_or(c.peer.ip(), |r| r.ip)
+    }
+
+    /// The same as text.
+    pub fn client_text<'a>(&'a self, c: &'a ClientConn) -> &'a str {
+        self.remote
+            .as_ref()
+            .map_or(c.peer_ip.as_str(), |r| r.text.as_str())
+    }
+}
+
 impl Default for RequestCtx {
     fn default() -> Self {
         RequestCtx {
@@ -107,6 +135,7 @@ impl Default for RequestCtx {
             consumed: 0,
             response_started: false,
             aborted: false,
+            remote: None,
             slot: None,
             continue_sent: false,
             status: 0,
@@ -132,6 +161,7 @@ impl RequestCtx {
     fn begin(&mut self) {
         self.response_started = false;
         self.aborted = false;
+        self.remote = None;
         self.continue_sent = false;
         self.status = 0;
         self.bytes_out = 0;
@@ -835,6 +865,7 @@ async fn finish_with_error(c: &mut ClientConn, r: &mut RequestCtx, e: ProxyError
                 e.kind,
                 ErrorKind::NotProxied
                     | ErrorKind::FileNotFound(_)
+                    | ErrorKind::ErrorOverridden(..)
                     | ErrorKind::Redirect(..)
                     | ErrorKind::RewriteStatus(_)
             ) =>

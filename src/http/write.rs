@@ -84,6 +84,32 @@ pub struct RequestRewrite<'a> {
     /// `RequestHeader` rules and their variables.
     pub rules: &'a [Rule],
     pub env: &'a Env,
+    /// mod_remoteip's changes, when it found the client behind trusted proxies.
+    pub remote: Option<RemoteEdit<'a>>,
+    /// `ProxyVia`.
+    pub via: ViaEdit<'a>,
+}
+
+/// What `ProxyVia` does to a forwarded request's `Via`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ViaEdit<'a> {
+    /// As the client sent it.
+    Pass,
+    /// This hop appended (`1.1 name:port`).
+    Add(&'a [u8]),
+    /// Removed.
+    Block,
+}
+
+/// mod_remoteip's changes to the forwarded head: its header keeps only what was not read
+/// (or goes), and the trusted proxies passed go in `RemoteIPProxiesHeader`. When the
+/// header is X-Forwarded-For, ringproxy's own address append follows what is left, as
+/// mod_proxy's follows mod_remoteip's rewrite in Apache.
+pub struct RemoteEdit<'a> {
+    pub header: &'a [u8],
+    pub rest: Option<&'a [u8]>,
+    pub proxies_header: Option<&'a [u8]>,
+    pub proxies: Option<&'a [u8]>,
 }
 
 /// Request headers a client may not set for the member: ringproxy sets them itself (Host,
@@ -104,9 +130,12 @@ const REPLACED: &[&[u8]] = &[
 /// them in `Connection` cannot remove them), and finally the `RequestHeader` rules (after
 /// ringproxy's own, so `RequestHeader set X-Forwarded-Proto https` wins).
 pub fn forward_request(fields: &mut Headers, buf: &[u8], head: &RequestHead, rw: &RequestRewrite) {
+    let remote_header = rw.remote.as_ref().map(|e| e.header);
     fields.load_where(buf, &head.headers, |name, _| {
         !(is_hop_by_hop(name, buf, &head.connection_tokens)
             || REPLACED.iter().any(|r| name.eq_ignore_ascii_case(r))
+            || remote_header.is_some_and(|h| name.eq_ignore_ascii_case(h))
+            || (rw.via != ViaEdit::Pass && name.eq_ignore_ascii_case(b"via"))
             || (head.rewrite_length && name.eq_ignore_ascii_case(b"content-length"))
             || underscore_alias(name))
     });
@@ -121,7 +150,28 @@ pub fn forward_request(fields: &mut Headers, buf: &[u8], head: &RequestHead, rw:
         }
     }
     let sent = |name: &'static [u8]| head.headers_named(buf, name);
-    fields.push_merged(b"X-Forwarded-For", sent(b"x-forwarded-for"), rw.client_ip);
+    match &rw.remote {
+        Some(e) if e.header.eq_ignore_ascii_case(b"x-forwarded-for") => {
+            fields.push_merged(b"X-Forwarded-For", e.rest.into_iter(), rw.client_ip)
+        }
+        Some(e) => {
+            if let Some(rest) = e.rest {
+                fields.push(e.header, rest);
+            }
+            fields.push_merged(b"X-Forwarded-For", sent(b"x-forwarded-for"), rw.client_ip);
+        }
+        None => fields.push_merged(b"X-Forwarded-For", sent(b"x-forwarded-for"), rw.client_ip),
+    }
+    if let ViaEdit::Add(hop) = rw.via {
+        fields.push_merged(b"Via", sent(b"via"), hop);
+    }
+    if let Some((name, proxies)) = rw
+        .remote
+        .as_ref()
+        .and_then(|e| e.proxies_header.zip(e.proxies))
+    {
+        fields.push(name, proxies);
+    }
     if let Some(h) = client_host {
         fields.push_merged(b"X-Forwarded-Host", sent(b"x-forwarded-host"), h);
     }
@@ -440,6 +490,8 @@ mod tests {
                 close: false,
                 rules: &[],
                 env: &Env::default(),
+                remote: None,
+                via: ViaEdit::Pass,
             },
             &mut Default::default(),
         );

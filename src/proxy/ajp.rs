@@ -103,12 +103,15 @@ fn forward_request(
         // mod_proxy_ajp forwards the client's Host whatever ProxyPreserveHost says
         // (servlet containers build their URLs from it).
         preserve_host: true,
-        client_ip: c.peer_ip.as_bytes(),
+        client_ip: r.client_text(c).as_bytes(),
         server_name: server_name.as_bytes(),
         proto: scheme.as_bytes(),
         close: false,
         rules: &vh.request_headers,
         env: x.env,
+        remote: super::exchange::remote_edit(vh, r),
+        // mod_proxy_ajp adds no Via (mod_proxy_http does).
+        via: crate::http::write::ViaEdit::Pass,
     };
     write_request_head(
         &mut http,
@@ -161,7 +164,12 @@ fn forward_request(
         },
         uri: path,
         query,
-        remote_addr: c.peer_ip.as_bytes(),
+        // The client's address (mod_remoteip's when found); the connection's own fields
+        // are borrowed apart from its output buffer, taken below.
+        remote_addr: r
+            .remote
+            .as_ref()
+            .map_or(c.peer_ip.as_bytes(), |m| m.text.as_bytes()),
         remote_host: None,
         server_name: host_name,
         server_port: c.local.port(),
@@ -336,7 +344,7 @@ async fn relay(
                         why,
                     )));
                 }
-                let (keep, dechunk, head_out) = response_head(w, c, r, x, &text, &head);
+                let (keep, dechunk, head_out) = response_head(w, c, r, x, &text, &head)?;
                 // Written with the body (below): a container that fails before anything
                 // was written (with `flushpackets` off, the whole of a small response) is
                 // answered 502.

@@ -143,18 +143,25 @@ async fn send_request(
     let server_name = cfg.server_name_of(vh);
     // The scheme the client used: X-Forwarded-Proto, and ProxyPassReverse's public base.
     let scheme = c.scheme().name();
+    let via = via_hop(w, c, vh, r.head.minor);
     let mut out = std::mem::take(&mut c.out);
     out.clear();
     let rewrite = RequestRewrite {
         path: &target,
         host: member.host_header.as_bytes(),
         preserve_host: vh.preserve_host,
-        client_ip: c.peer_ip.as_bytes(),
+        client_ip: r.client_text(c).as_bytes(),
         server_name: server_name.as_bytes(),
         proto: scheme.as_bytes(),
         close: !Pool::reuse_enabled(member) && upgrade.is_none(),
         rules: &vh.request_headers,
         env: x.env,
+        remote: remote_edit(vh, r),
+        via: match (&via, vh.via) {
+            (Some(hop), _) => crate::http::write::ViaEdit::Add(hop.as_bytes()),
+            (None, Some(crate::config::Via::Block)) => crate::http::write::ViaEdit::Block,
+            (None, _) => crate::http::write::ViaEdit::Pass,
+        },
     };
     // The core's scratch list, borrowed for this statement only (never across an await).
     write_request_head(
@@ -317,7 +324,7 @@ async fn respond(
     s: &mut Http1Session,
     x: &Exchange<'_>,
 ) -> Result<(bool, Framing, usize), ExchangeError> {
-    let (keep_client, dechunk, mut out) = response_head(w, c, r, x, &s.buf, &s.head);
+    let (keep_client, dechunk, mut out) = response_head(w, c, r, x, &s.buf, &s.head)?;
     let rh = &s.head;
     let mut framing = Framing::from(rh.body());
     let mut pos = rh.len;
@@ -345,6 +352,49 @@ async fn respond(
 /// client connection's future decided. Returns (client keep-alive, whether a chunked body
 /// goes to an HTTP/1.0 client de-chunked, the head). The caller marks the response
 /// started when it writes. Any member protocol's response goes through here.
+/// `ProxyVia On|Full`: this hop as Apache writes it in `Via` (`1.1 name[:port]`, the port
+/// when it is not the scheme's default, the protocol version `minor` of the message it
+/// goes on, and the version with Full).
+fn via_hop(
+    w: &CoreGen,
+    c: &ClientConn,
+    vh: &crate::config::VirtualHost,
+    minor: u8,
+) -> Option<String> {
+    use crate::config::Via;
+    let full = match vh.via? {
+        Via::On => false,
+        Via::Full => true,
+        Via::Off | Via::Block => return None,
+    };
+    let name = w.shared.cfg.server_name_of(vh);
+    let port = c.local.port();
+    let default = c.scheme().default_port();
+    let mut hop = format!("1.{minor} {name}");
+    if port != default {
+        hop.push_str(&format!(":{port}"));
+    }
+    if full {
+        hop.push_str(concat!(" (ringproxy/", env!("CARGO_PKG_VERSION"), ")"));
+    }
+    Some(hop)
+}
+
+/// mod_remoteip's edit of the forwarded head, when it found the client (see
+/// [`crate::http::write::RemoteEdit`]).
+pub(super) fn remote_edit<'a>(
+    vh: &'a crate::config::VirtualHost,
+    r: &'a RequestCtx,
+) -> Option<crate::http::write::RemoteEdit<'a>> {
+    let remote = r.remote.as_ref()?;
+    Some(crate::http::write::RemoteEdit {
+        header: vh.remote_ip.header.as_deref()?.as_bytes(),
+        rest: remote.rest.as_deref().map(str::as_bytes),
+        proxies_header: vh.remote_ip.proxies_header.as_deref().map(str::as_bytes),
+        proxies: remote.proxies.as_deref().map(str::as_bytes),
+    })
+}
+
 pub(super) fn response_head(
     w: &CoreGen,
     c: &mut ClientConn,
@@ -352,9 +402,21 @@ pub(super) fn response_head(
     x: &Exchange<'_>,
     buf: &[u8],
     rh: &crate::http::head::ResponseHead,
-) -> (bool, bool, Vec<u8>) {
+) -> Result<(bool, bool, Vec<u8>), ExchangeError> {
     let cfg = &w.shared.cfg;
     let vh = &cfg.vhosts[x.vh_idx];
+    // ProxyErrorOverride: nothing of the member's error answer goes out; ringproxy answers
+    // the status itself (the member's connection is not reused: its body is not read).
+    if vh
+        .error_override
+        .as_ref()
+        .is_some_and(|o| o.covers(rh.status))
+    {
+        return Err(fatal(ErrorKind::ErrorOverridden(
+            rh.status,
+            x.member().name.clone(),
+        )));
+    }
     if let Some(log) = r.log.as_mut() {
         for want in w.logs.response_headers() {
             if let Some(h) = rh.headers.iter().find(|h| h.is(buf, want.as_bytes())) {
@@ -371,7 +433,21 @@ pub(super) fn response_head(
     let keep_client =
         super::client_may_keep(w, c, r) && resp_body != ResponseBody::UntilClose && !dechunk;
     let sticky_cookie = sticky_cookie(x);
-    let set_cookie: [(&[u8], &[u8]); 1] = [(b"Set-Cookie", sticky_cookie.as_bytes())];
+    // mod_proxy_http adds this hop to the response's Via too (mod_proxy_ajp does not).
+    let via = match x.member().scheme() {
+        crate::config::url::Scheme::Ajp => None,
+        _ => via_hop(w, c, vh, rh.minor),
+    };
+    let mut extra: [(&[u8], &[u8]); 2] = [(b"", b""); 2];
+    let mut n_extra = 0;
+    if !sticky_cookie.is_empty() {
+        extra[n_extra] = (b"Set-Cookie", sticky_cookie.as_bytes());
+        n_extra += 1;
+    }
+    if let Some(hop) = &via {
+        extra[n_extra] = (b"Via", hop.as_bytes());
+        n_extra += 1;
+    }
     let env = HeaderEnv {
         // A clock read only for rules that can print it (`%D`).
         elapsed: match vh.response_headers.is_empty() {
@@ -388,11 +464,7 @@ pub(super) fn response_head(
         close: !keep_client,
         keep_alive_10: keep_client && r.head.minor == 0,
         dechunk,
-        extra: if sticky_cookie.is_empty() {
-            &[]
-        } else {
-            &set_cookie
-        },
+        extra: &extra[..n_extra],
         rules: &vh.response_headers,
         env: &env,
     };
@@ -407,7 +479,7 @@ pub(super) fn response_head(
     );
     r.head_out = out.len() as u64;
     r.status = rh.status;
-    (keep_client, dechunk, out)
+    Ok((keep_client, dechunk, out))
 }
 
 /// `stickysessioninsert`: the cookie value Apache's route parsing reads back as the route

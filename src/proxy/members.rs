@@ -34,7 +34,7 @@ pub(super) fn hash_key(view: &BalancerView, c: &ClientConn, r: &RequestCtx) -> u
         HashKey::Header(name) => r.head.header_texts(&c.buf, name.as_bytes()).next(),
         HashKey::Cookie(name) => sticky::cookie_value(r.head.header_texts(&c.buf, b"cookie"), name),
     };
-    hash::fnv1a(value.unwrap_or(&c.peer_ip).as_bytes())
+    hash::fnv1a(value.unwrap_or(r.client_text(c)).as_bytes())
 }
 
 /// Puts a member in error state for its `retry` (Apache logs AH00959 for connect failures).

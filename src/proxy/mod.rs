@@ -63,6 +63,7 @@ async fn forward_routed(
         r.head.host.clone().map(|h| &c.buf[h]),
     );
     r.vhost = vh_idx;
+    remote_ip(w, c, r);
     if let Some(facts) = c.stream.tls() {
         check_server_name(&w.shared.cfg, c, r, facts)?;
     }
@@ -99,6 +100,38 @@ async fn forward_routed(
         inline_end: inline.then_some(r.head.len + adv.consumed),
     };
     attempt::run(w, c, r, &routed).await
+}
+
+/// mod_remoteip: the client behind the host's trusted proxies, from its `RemoteIPHeader`
+/// (every line of it, joined as Apache joins repeated header lines).
+fn remote_ip(w: &CoreGen, c: &ClientConn, r: &mut RequestCtx) {
+    let rip = &w.shared.cfg.vhosts[r.vhost].remote_ip;
+    let Some(header) = rip.header.as_deref() else {
+        return;
+    };
+    let mut value = String::new();
+    for v in r.head.header_texts(&c.buf, header.as_bytes()) {
+        if !value.is_empty() {
+            value.push_str(", ");
+        }
+        value.push_str(v);
+    }
+    if value.is_empty() {
+        return;
+    }
+    let Some(found) = routing::remoteip::evaluate(rip, c.peer.ip(), &value) else {
+        return;
+    };
+    let text = found.ip.to_string();
+    if let Some(log) = r.log.as_mut() {
+        log.client_ip = text.clone();
+    }
+    r.remote = Some(crate::http::server::Remote {
+        ip: found.ip,
+        text,
+        rest: found.rest,
+        proxies: found.proxies,
+    });
 }
 
 /// mod_rewrite's rules for the request, when the host has RewriteEngine on.
@@ -188,7 +221,7 @@ async fn route(
     let vh = &cfg.vhosts[r.vhost];
     // `<Location>` access rules come first.
     // `Require host` rules need the client's name: looked up (and cached) only then.
-    let ip = c.peer.ip();
+    let ip = r.client_ip(c);
     let client_name = match vh.names_needed {
         true => crate::runtime::dns::client_name(ip).await,
         false => None,
@@ -259,7 +292,7 @@ async fn route(
             vh,
             &cfg.balancers[balancer],
             path,
-            &c.peer_ip,
+            r.client_text(c),
             client_name.as_deref(),
         )
     {

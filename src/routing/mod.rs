@@ -5,6 +5,7 @@ pub mod access;
 pub mod location;
 pub mod normalize;
 pub mod redirect;
+pub mod remoteip;
 
 use std::net::SocketAddr;
 

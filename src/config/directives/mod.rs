@@ -107,6 +107,17 @@ const TABLE: &[Spec] = &[
     spec!("TraceEnable", MAIN | VHOST, paths::traceenable),
     spec!("ProxyPreserveHost", MAIN | VHOST, proxy::proxypreservehost),
     spec!("ProxyTimeout", MAIN | VHOST, proxy::proxytimeout),
+    spec!("ProxyVia", MAIN | VHOST, proxy::proxyvia),
+    spec!(
+        "ProxyErrorOverride",
+        MAIN | VHOST,
+        proxy::proxyerroroverride
+    ),
+    spec!(
+        "ProxySourceAddress",
+        MAIN | VHOST,
+        proxy::proxysourceaddress
+    ),
     spec!("ProxySet", MAIN | VHOST | BALANCER, proxy::proxyset),
     spec!("LogFormat", MAIN | VHOST, observe::logformat),
     spec!("CustomLog", MAIN | VHOST, observe::customlog),
@@ -291,6 +302,38 @@ const TABLE: &[Spec] = &[
     spec!("BalancerGrowth", MAIN | VHOST, proxy::balancergrowth),
     spec!("BalancerPersist", MAIN | VHOST, proxy::balancerpersist),
     spec!("PidFile", MAIN | VHOST, server::pidfile),
+    spec!("RemoteIPHeader", MAIN | VHOST, server::remoteip_header),
+    spec!(
+        "RemoteIPProxiesHeader",
+        MAIN | VHOST,
+        server::remoteip_header
+    ),
+    spec!(
+        "RemoteIPInternalProxy",
+        MAIN | VHOST,
+        server::remoteip_proxy
+    ),
+    spec!("RemoteIPTrustedProxy", MAIN | VHOST, server::remoteip_proxy),
+    spec!(
+        "RemoteIPInternalProxyList",
+        MAIN | VHOST,
+        server::remoteip_proxy
+    ),
+    spec!(
+        "RemoteIPTrustedProxyList",
+        MAIN | VHOST,
+        server::remoteip_proxy
+    ),
+    spec!(
+        "RemoteIPProxyProtocol",
+        MAIN | VHOST,
+        server::remoteip_proxy_protocol
+    ),
+    spec!(
+        "RemoteIPProxyProtocolExceptions",
+        MAIN | VHOST,
+        server::remoteip_proxy_protocol
+    ),
     spec!("DocumentRoot", MAIN | VHOST, files::documentroot),
     spec!("Alias", MAIN | VHOST, files::alias),
     spec!("AliasMatch", MAIN | VHOST, files::alias),

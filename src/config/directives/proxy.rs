@@ -68,6 +68,54 @@ pub(super) fn proxypreservehost(b: &mut Builder, d: &Directive, ctx: Ctx) {
     }
 }
 
+/// `ProxyVia Off|On|Full|Block`.
+pub(super) fn proxyvia(b: &mut Builder, d: &Directive, ctx: Ctx) {
+    let v = match d.args.as_slice() {
+        [v] if v.eq_ignore_ascii_case("off") => Via::Off,
+        [v] if v.eq_ignore_ascii_case("on") => Via::On,
+        [v] if v.eq_ignore_ascii_case("full") => Via::Full,
+        [v] if v.eq_ignore_ascii_case("block") => Via::Block,
+        _ => return b.err(&d.loc, "ProxyVia takes Off, On, Full or Block"),
+    };
+    b.vhosts[ctx.vhost()].via = Some(v);
+}
+
+/// `ProxyErrorOverride On|Off [code…]` (codes 400–599, as Apache checks them).
+pub(super) fn proxyerroroverride(b: &mut Builder, d: &Directive, ctx: Ctx) {
+    let Some((flag, codes)) = d.args.split_first() else {
+        return b.err(
+            &d.loc,
+            "ProxyErrorOverride takes On or Off and optional status codes",
+        );
+    };
+    let on = match params::parse_on_off(flag) {
+        Ok(on) => on,
+        Err(m) => return b.err(&d.loc, format!("ProxyErrorOverride: {m}")),
+    };
+    let mut list = Vec::new();
+    for c in codes {
+        match c.parse::<u16>() {
+            Ok(n) if (400..=599).contains(&n) => list.push(n),
+            _ => {
+                return b.err(
+                    &d.loc,
+                    format!("ProxyErrorOverride: '{c}' is not a status code from 400 to 599"),
+                )
+            }
+        }
+    }
+    b.vhosts[ctx.vhost()].error_override = Some(ErrorOverride { on, codes: list });
+}
+
+/// `ProxySourceAddress`: refused rather than ignored (connections would leave from another
+/// address than the admin's firewall rules expect).
+pub(super) fn proxysourceaddress(b: &mut Builder, d: &Directive, _ctx: Ctx) {
+    b.err(
+        &d.loc,
+        "ProxySourceAddress is not available in ringproxy yet: member connections leave from the address the kernel's routing picks",
+    );
+}
+
 /// `ProxyTimeout`.
 pub(super) fn proxytimeout(b: &mut Builder, d: &Directive, ctx: Ctx) {
     let vh = ctx.vhost();

@@ -162,3 +162,79 @@ pub(super) fn loadmodule(b: &mut Builder, d: &Directive, _ctx: Ctx) {
         _ => b.err(loc, "LoadModule takes a module name and a path"),
     };
 }
+
+/// mod_remoteip: `RemoteIPHeader`, `RemoteIPProxiesHeader`.
+pub(super) fn remoteip_header(b: &mut Builder, d: &Directive, ctx: Ctx) {
+    let [name] = d.args.as_slice() else {
+        return b.err(&d.loc, format!("{} takes one header name", d.name));
+    };
+    let cfg = &mut b.vhosts[ctx.vhost()].remote_ip;
+    if d.name.eq_ignore_ascii_case("RemoteIPHeader") {
+        cfg.header = Some(name.clone());
+    } else {
+        cfg.proxies_header = Some(name.clone());
+    }
+}
+
+/// mod_remoteip: `RemoteIPInternalProxy`, `RemoteIPTrustedProxy` (addresses and networks)
+/// and their `…List` forms (a file of them, `#` comments). Host names are refused: Apache
+/// looks them up once at start, which ties trust to a resolver's answer at that moment.
+pub(super) fn remoteip_proxy(b: &mut Builder, d: &Directive, ctx: Ctx) {
+    let lower = d.name.to_ascii_lowercase();
+    let internal = lower.starts_with("remoteipinternal");
+    let words: Vec<String> = if lower.ends_with("list") {
+        let [file] = d.args.as_slice() else {
+            return b.err(&d.loc, format!("{} takes one file", d.name));
+        };
+        let path = b.rooted(file);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => text
+                .lines()
+                .map(|l| l.split('#').next().unwrap_or_default())
+                .flat_map(str::split_whitespace)
+                .map(str::to_string)
+                .collect(),
+            Err(e) => {
+                return b.err(
+                    &d.loc,
+                    format!("{}: cannot read {}: {e}", d.name, path.display()),
+                )
+            }
+        }
+    } else {
+        d.args.clone()
+    };
+    if words.is_empty() {
+        return b.err(
+            &d.loc,
+            format!("{} needs at least one address or network", d.name),
+        );
+    }
+    for w in &words {
+        match crate::routing::access::Net::parse(w) {
+            Ok(net) => b.vhosts[ctx.vhost()]
+                .remote_ip
+                .proxies
+                .push((net, internal)),
+            Err(_) => b.err(
+                &d.loc,
+                format!(
+                    "{}: '{w}' is not an address or network (host names are not looked up)",
+                    d.name
+                ),
+            ),
+        }
+    }
+}
+
+/// mod_remoteip's PROXY protocol directives: refused, never ignored, since a listener that
+/// expects the PROXY header would read a load balancer's preamble as a request.
+pub(super) fn remoteip_proxy_protocol(b: &mut Builder, d: &Directive, _ctx: Ctx) {
+    b.err(
+        &d.loc,
+        format!(
+            "{}: the PROXY protocol is not available in ringproxy yet; use RemoteIPHeader with the load balancer's X-Forwarded-For",
+            d.name
+        ),
+    );
+}
