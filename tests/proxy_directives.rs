@@ -109,3 +109,214 @@ fn proxy_source_address_is_refused_with_its_reason() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn proxy_add_headers_off_passes_the_clients_x_forwarded_headers_and_adds_none() {
+    let member = named("app");
+    let p = site(&member, "ProxyAddHeaders Off");
+    get(&p, "/", "X-Forwarded-For: 192.0.2.1\r\n");
+    let seen = member.last();
+    assert_eq!(seen.header("x-forwarded-for").as_deref(), Some("192.0.2.1"));
+    assert_eq!(seen.header("x-forwarded-host"), None);
+    assert_eq!(seen.header("x-forwarded-server"), None);
+    let p = site(&member, "");
+    get(&p, "/", "X-Forwarded-For: 192.0.2.1\r\n");
+    assert_eq!(
+        member.last().header("x-forwarded-for").as_deref(),
+        Some("192.0.2.1, 127.0.0.1")
+    );
+}
+
+/// Every directive of the modules ringproxy stands in for, from Apache 2.4's directive
+/// index: each is known (supported, accepted with its reason, or refused with its reason;
+/// never "unknown"), and the README's directive table names it.
+#[test]
+fn every_directive_of_the_modules_ringproxy_replaces_is_known_and_documented() {
+    const MODULES: &[(&str, &[&str])] = &[
+        (
+            "mod_proxy",
+            &[
+                "BalancerGrowth",
+                "BalancerInherit",
+                "BalancerMember",
+                "BalancerPersist",
+                "NoProxy",
+                "ProxyAddHeaders",
+                "ProxyBadHeader",
+                "ProxyBlock",
+                "ProxyDomain",
+                "ProxyErrorOverride",
+                "ProxyIOBufferSize",
+                "ProxyMaxForwards",
+                "ProxyPass",
+                "ProxyPassInherit",
+                "ProxyPassInterpolateEnv",
+                "ProxyPassMatch",
+                "ProxyPassReverse",
+                "ProxyPassReverseCookieDomain",
+                "ProxyPassReverseCookiePath",
+                "ProxyPreserveHost",
+                "ProxyReceiveBufferSize",
+                "ProxyRemote",
+                "ProxyRemoteMatch",
+                "ProxyRequests",
+                "ProxySet",
+                "ProxySourceAddress",
+                "ProxyStatus",
+                "ProxyTimeout",
+                "ProxyVia",
+                "Proxy100Continue",
+                "ProxyAsyncDelay",
+                "ProxyAsyncIdleTimeout",
+            ],
+        ),
+        (
+            "mod_proxy_hcheck",
+            &["ProxyHCExpr", "ProxyHCTemplate", "ProxyHCTPsize"],
+        ),
+        (
+            "mod_proxy_wstunnel",
+            &[
+                "ProxyWebsocketFallbackToProxyHttp",
+                "ProxyWebsocketIdleTimeout",
+                "ProxyWebsocketAsyncDelay",
+            ],
+        ),
+        ("mod_headers", &["Header", "RequestHeader"]),
+        (
+            "mod_remoteip",
+            &[
+                "RemoteIPHeader",
+                "RemoteIPInternalProxy",
+                "RemoteIPInternalProxyList",
+                "RemoteIPProxiesHeader",
+                "RemoteIPProxyProtocol",
+                "RemoteIPProxyProtocolExceptions",
+                "RemoteIPTrustedProxy",
+                "RemoteIPTrustedProxyList",
+            ],
+        ),
+        ("mod_reqtimeout", &["RequestReadTimeout"]),
+        ("mod_status", &["ExtendedStatus", "SeeRequestTail"]),
+        (
+            "mod_alias",
+            &[
+                "Alias",
+                "AliasMatch",
+                "AliasPreservePath",
+                "Redirect",
+                "RedirectMatch",
+                "RedirectPermanent",
+                "RedirectRelative",
+                "RedirectTemp",
+                "ScriptAlias",
+                "ScriptAliasMatch",
+            ],
+        ),
+        (
+            "mod_ssl",
+            &[
+                "SSLCACertificateFile",
+                "SSLCACertificatePath",
+                "SSLCADNRequestFile",
+                "SSLCADNRequestPath",
+                "SSLCARevocationCheck",
+                "SSLCARevocationFile",
+                "SSLCARevocationPath",
+                "SSLCertificateChainFile",
+                "SSLCertificateFile",
+                "SSLCertificateKeyFile",
+                "SSLCipherSuite",
+                "SSLClientHelloVars",
+                "SSLCompression",
+                "SSLCryptoDevice",
+                "SSLEngine",
+                "SSLFIPS",
+                "SSLHonorCipherOrder",
+                "SSLInsecureRenegotiation",
+                "SSLOCSPDefaultResponder",
+                "SSLOCSPEnable",
+                "SSLOCSPNoVerify",
+                "SSLOCSPOverrideResponder",
+                "SSLOCSPProxyURL",
+                "SSLOCSPResponderCertificateFile",
+                "SSLOCSPResponderTimeout",
+                "SSLOCSPResponseMaxAge",
+                "SSLOCSPResponseTimeSkew",
+                "SSLOCSPUseRequestNonce",
+                "SSLOpenSSLConfCmd",
+                "SSLOptions",
+                "SSLPassPhraseDialog",
+                "SSLPolicy",
+                "SSLProtocol",
+                "SSLProxyCACertificateFile",
+                "SSLProxyCACertificatePath",
+                "SSLProxyCARevocationCheck",
+                "SSLProxyCARevocationFile",
+                "SSLProxyCARevocationPath",
+                "SSLProxyCheckPeerCN",
+                "SSLProxyCheckPeerExpire",
+                "SSLProxyCheckPeerName",
+                "SSLProxyCipherSuite",
+                "SSLProxyEngine",
+                "SSLProxyMachineCertificateChainFile",
+                "SSLProxyMachineCertificateFile",
+                "SSLProxyMachineCertificatePath",
+                "SSLProxyProtocol",
+                "SSLProxyVerify",
+                "SSLProxyVerifyDepth",
+                "SSLRandomSeed",
+                "SSLRenegBufferSize",
+                "SSLRequire",
+                "SSLRequireSSL",
+                "SSLSessionCache",
+                "SSLSessionCacheTimeout",
+                "SSLSessionTicketKeyFile",
+                "SSLSessionTickets",
+                "SSLSRPUnknownUserSeed",
+                "SSLSRPVerifierFile",
+                "SSLStaplingCache",
+                "SSLStaplingErrorCacheTimeout",
+                "SSLStaplingFakeTryLater",
+                "SSLStaplingForceURL",
+                "SSLStaplingResponderTimeout",
+                "SSLStaplingResponseMaxAge",
+                "SSLStaplingResponseTimeSkew",
+                "SSLStaplingReturnResponderErrors",
+                "SSLStaplingStandardCacheTimeout",
+                "SSLStrictSNIVHostCheck",
+                "SSLUserName",
+                "SSLUseStapling",
+                "SSLVerifyClient",
+                "SSLVerifyDepth",
+            ],
+        ),
+    ];
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let mut missing = Vec::new();
+    for (module, names) in MODULES {
+        for name in *names {
+            let text = format!("Listen 127.0.0.1:0\n{name} x\n");
+            let errs: Vec<String> =
+                ringproxy::config::load_str(&text, "t.conf", &Default::default())
+                    .err()
+                    .unwrap_or_default()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+            if errs
+                .iter()
+                .any(|e| e.contains("unknown or unsupported directive"))
+            {
+                missing.push(format!("{module} {name}: unknown to ringproxy"));
+            }
+            if !readme.contains(&format!("`{name}")) && !readme.contains(&format!("`<{name}")) {
+                missing.push(format!(
+                    "{module} {name}: not in the README's directive table"
+                ));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "{}", missing.join("\n"));
+}

@@ -204,6 +204,9 @@ impl Builder<'_> {
             v.proxy_access = main.proxy_access.iter().cloned().chain(own).collect();
             v.names_needed = needs_names(v);
             inherit_files(&mut v.files, &main.files);
+            if v.add_headers.is_none() {
+                v.add_headers = main.add_headers;
+            }
             if v.via.is_none() {
                 v.via = main.via;
             }

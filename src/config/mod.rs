@@ -1012,14 +1012,13 @@ impl Builder<'_> {
             return (spec.run)(self, d, ctx);
         }
         match name.as_str() {
-            n if n.starts_with("ssl") => {
-                self.warn(
-                    loc,
-                    format!(
-                        "{} ignored: TLS is not available yet (no SSLEngine On here)",
-                        d.name
-                    ),
-                );
+            n if directives::refused_reason(n, args).is_some() => {
+                if let Some(Some(why)) = directives::refused_reason(n, args) {
+                    self.err(
+                        loc,
+                        format!("{} {}: refused: {why}", d.name, args.join(" ")),
+                    );
+                }
             }
             n if MPM_NO_MEANING.contains(&n) => {
                 if let Some(v) = self.one_num(d, 0, u32::MAX as u64) {
@@ -1050,6 +1049,7 @@ impl Builder<'_> {
                     let known: Vec<&str> = directives::names()
                         .chain(OTHER_DIRECTIVES.iter().copied())
                         .chain(directives::accepted_names())
+                        .chain(directives::refused_names())
                         .collect();
                     let hint = did_you_mean(&d.name, &known);
                     self.err(

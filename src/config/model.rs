@@ -166,6 +166,8 @@ pub struct VirtualHost {
     pub tls: Option<std::sync::Arc<crate::transport::tls::HostTls>>,
     /// What the host serves from disk (DocumentRoot, Alias, `<Directory>`, `<Files>`).
     pub files: crate::files::FileSpace,
+    /// `ProxyAddHeaders` (`None`: not written here; the main server's, else On).
+    pub add_headers: Option<bool>,
     /// `ProxyVia` (`None`: not written here; the main server's, else Off).
     pub via: Option<Via>,
     /// `ProxyErrorOverride` (`None`: not written here; the main server's, else Off).

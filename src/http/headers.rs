@@ -34,6 +34,8 @@ pub enum Part {
 #[derive(Clone, Debug)]
 pub enum Action {
     Set(Vec<Part>),
+    /// `setifempty`: set only when the header is absent or empty.
+    SetIfEmpty(Vec<Part>),
     Append(Vec<Part>),
     Add(Vec<Part>),
     Merge(Vec<Part>),
@@ -149,10 +151,15 @@ pub fn parse(args: &[String], response: bool) -> Result<Rule, String> {
             }
             cond = Some((var.to_string(), set));
             args.pop();
-        } else if last.starts_with("expr=") || *last == "early" {
+        } else if last.starts_with("expr=") {
             return Err(format!(
-                "'{last}' is not supported (env=VAR and env=!VAR are)"
+                "'{last}': ap_expr conditions are not available (env=VAR and env=!VAR are)"
             ));
+        } else if *last == "early" {
+            return Err(
+                "'early': rules run once per request, after routing; early ones (before the request is read) are not available"
+                    .into(),
+            );
         }
     }
     let (verb, rest) = args.split_first().ok_or("missing action")?;
@@ -168,11 +175,12 @@ pub fn parse(args: &[String], response: bool) -> Result<Rule, String> {
         }
     };
     let action = match verb.as_str() {
-        "set" | "append" | "add" | "merge" => {
+        "set" | "setifempty" | "append" | "add" | "merge" => {
             need(2)?;
             let v = parse_value(rest[1])?;
             match verb.as_str() {
                 "set" => Action::Set(v),
+                "setifempty" => Action::SetIfEmpty(v),
                 "append" => Action::Append(v),
                 "add" => Action::Add(v),
                 _ => Action::Merge(v),
@@ -190,9 +198,21 @@ pub fn parse(args: &[String], response: bool) -> Result<Rule, String> {
                 all: verb == "edit*",
             }
         }
+        "echo" => {
+            return Err(
+                "'echo' is not supported: request headers are not copied into responses; name each one with Header set and a value"
+                    .into(),
+            )
+        }
+        "note" => {
+            return Err(
+                "'note' is not supported: ringproxy keeps no request notes (log a header with %{NAME}i or %{NAME}o instead)"
+                    .into(),
+            )
+        }
         other => {
             return Err(format!(
-                "action '{other}' is not supported (set, append, add, merge, unset, edit, edit*)"
+                "action '{other}' is not supported (set, setifempty, append, add, merge, unset, edit, edit*)"
             ))
         }
     };
@@ -267,6 +287,14 @@ pub fn apply(rules: &[Rule], headers: &mut Headers, input: &[u8], env: &Env) {
             Action::Set(v) => {
                 headers.retain(input, |n, _| !n.eq_ignore_ascii_case(name));
                 headers.push(name, render(v, env).as_bytes());
+            }
+            Action::SetIfEmpty(v) => {
+                let has_value = (0..headers.len())
+                    .any(|i| named(headers, i) && !headers.get(input, i).1.trim_ascii().is_empty());
+                if !has_value {
+                    headers.retain(input, |n, _| !n.eq_ignore_ascii_case(name));
+                    headers.push(name, render(v, env).as_bytes());
+                }
             }
             Action::Add(v) => headers.push(name, render(v, env).as_bytes()),
             Action::Append(v) | Action::Merge(v) => {
@@ -356,11 +384,18 @@ mod tests {
             "add X-B b2",
             "unset X-C",
             r#"edit X-D ^http: https:"#,
+            "setifempty X-E e",
+            "setifempty X-F f",
+            "setifempty X-G g",
         ]
         .iter()
         .map(|r| rule(r, false).unwrap())
         .collect();
-        let (h, _) = after(&rules, b"X-C: gone\r\nX-D:http://x\r\n", &Env::default());
+        let (h, _) = after(
+            &rules,
+            b"X-C: gone\r\nX-D:http://x\r\nX-F: kept\r\nX-G: \r\n",
+            &Env::default(),
+        );
         let get = |n: &str| {
             h.iter()
                 .filter(|x| x.0 == n)
@@ -371,6 +406,9 @@ mod tests {
         assert_eq!(get("X-B"), vec!["b1", "b2"]);
         assert!(get("X-C").is_empty());
         assert_eq!(get("X-D"), vec!["https://x"]);
+        assert_eq!(get("X-E"), vec!["e"]);
+        assert_eq!(get("X-F"), vec!["kept"]);
+        assert_eq!(get("X-G"), vec!["g"]);
     }
 
     #[test]
@@ -393,8 +431,10 @@ mod tests {
                 "not a mod_ssl variable ringproxy sets",
             ),
             ("set X %{SSL_PROTOCOL}z", "is not supported"),
-            ("set X y expr=%{X}", "is not supported"),
-            ("echo X", "not supported"),
+            ("set X y expr=%{X}", "ap_expr conditions are not available"),
+            ("set X y early", "early ones"),
+            ("echo X", "request headers are not copied"),
+            ("note X y", "no request notes"),
             ("set X y env=HOME", "not a variable"),
         ] {
             let e = rule(bad, true).unwrap_err();

@@ -88,6 +88,9 @@ pub struct RequestRewrite<'a> {
     pub remote: Option<RemoteEdit<'a>>,
     /// `ProxyVia`.
     pub via: ViaEdit<'a>,
+    /// `ProxyAddHeaders` (default On): X-Forwarded-For, -Host and -Server are added (and
+    /// the client's own replaced); Off passes the client's as sent and adds none.
+    pub add_forwarded: bool,
 }
 
 /// What `ProxyVia` does to a forwarded request's `Via`.
@@ -133,7 +136,10 @@ pub fn forward_request(fields: &mut Headers, buf: &[u8], head: &RequestHead, rw:
     let remote_header = rw.remote.as_ref().map(|e| e.header);
     fields.load_where(buf, &head.headers, |name, _| {
         !(is_hop_by_hop(name, buf, &head.connection_tokens)
-            || REPLACED.iter().any(|r| name.eq_ignore_ascii_case(r))
+            || REPLACED
+                .iter()
+                .filter(|r| rw.add_forwarded || !r.starts_with(b"x-forwarded-"))
+                .any(|r| name.eq_ignore_ascii_case(r))
             || remote_header.is_some_and(|h| name.eq_ignore_ascii_case(h))
             || (rw.via != ViaEdit::Pass && name.eq_ignore_ascii_case(b"via"))
             || (head.rewrite_length && name.eq_ignore_ascii_case(b"content-length"))
@@ -150,17 +156,34 @@ pub fn forward_request(fields: &mut Headers, buf: &[u8], head: &RequestHead, rw:
         }
     }
     let sent = |name: &'static [u8]| head.headers_named(buf, name);
-    match &rw.remote {
-        Some(e) if e.header.eq_ignore_ascii_case(b"x-forwarded-for") => {
-            fields.push_merged(b"X-Forwarded-For", e.rest.into_iter(), rw.client_ip)
+    // mod_remoteip's header keeps what it did not read; as X-Forwarded-For, ringproxy's
+    // append follows that part.
+    let remote_rest = rw.remote.as_ref().and_then(|e| Some((e.header, e.rest?)));
+    let xff_rest = remote_rest.filter(|(h, _)| h.eq_ignore_ascii_case(b"x-forwarded-for"));
+    match remote_rest {
+        Some((h, rest)) if !(rw.add_forwarded && xff_rest.is_some()) => fields.push(h, rest),
+        _ => {}
+    }
+    if rw.add_forwarded {
+        match (&rw.remote, xff_rest) {
+            (Some(e), _) if e.header.eq_ignore_ascii_case(b"x-forwarded-for") => fields
+                .push_merged(
+                    b"X-Forwarded-For",
+                    xff_rest.map(|(_, r)| r).into_iter(),
+                    rw.client_ip,
+                ),
+            _ => fields.push_merged(b"X-Forwarded-For", sent(b"x-forwarded-for"), rw.client_ip),
         }
-        Some(e) => {
-            if let Some(rest) = e.rest {
-                fields.push(e.header, rest);
-            }
-            fields.push_merged(b"X-Forwarded-For", sent(b"x-forwarded-for"), rw.client_ip);
+        if let Some(h) = client_host {
+            fields.push_merged(b"X-Forwarded-Host", sent(b"x-forwarded-host"), h);
         }
-        None => fields.push_merged(b"X-Forwarded-For", sent(b"x-forwarded-for"), rw.client_ip),
+        fields.push_merged(
+            b"X-Forwarded-Server",
+            sent(b"x-forwarded-server"),
+            rw.server_name,
+        );
+        // The scheme is what this proxy saw, never what a client claims.
+        fields.push(b"X-Forwarded-Proto", rw.proto);
     }
     if let ViaEdit::Add(hop) = rw.via {
         fields.push_merged(b"Via", sent(b"via"), hop);
@@ -172,16 +195,6 @@ pub fn forward_request(fields: &mut Headers, buf: &[u8], head: &RequestHead, rw:
     {
         fields.push(name, proxies);
     }
-    if let Some(h) = client_host {
-        fields.push_merged(b"X-Forwarded-Host", sent(b"x-forwarded-host"), h);
-    }
-    fields.push_merged(
-        b"X-Forwarded-Server",
-        sent(b"x-forwarded-server"),
-        rw.server_name,
-    );
-    // The scheme is what this proxy saw, never what a client claims.
-    fields.push(b"X-Forwarded-Proto", rw.proto);
     if rw.close {
         fields.push(b"Connection", b"close");
     }
@@ -492,6 +505,7 @@ mod tests {
                 env: &Env::default(),
                 remote: None,
                 via: ViaEdit::Pass,
+                add_forwarded: true,
             },
             &mut Default::default(),
         );

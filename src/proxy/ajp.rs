@@ -112,6 +112,8 @@ fn forward_request(
         remote: super::exchange::remote_edit(vh, r),
         // mod_proxy_ajp adds no Via (mod_proxy_http does).
         via: crate::http::write::ViaEdit::Pass,
+        // AJP carries the client's address in its own field; X-Forwarded-* are dropped.
+        add_forwarded: true,
     };
     write_request_head(
         &mut http,

@@ -162,6 +162,7 @@ async fn send_request(
             (None, Some(crate::config::Via::Block)) => crate::http::write::ViaEdit::Block,
             (None, _) => crate::http::write::ViaEdit::Pass,
         },
+        add_forwarded: vh.add_headers.unwrap_or(true),
     };
     // The core's scratch list, borrowed for this statement only (never across an await).
     write_request_head(

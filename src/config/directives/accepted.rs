@@ -104,6 +104,67 @@ const ACCEPTED: &[(&[&str], &str)] = &[
         "ringproxy runs no CGI programs",
     ),
     (
+        &["proxyreceivebuffersize"],
+        "the kernel sizes member sockets' buffers (autotuning)",
+    ),
+    (
+        &["proxymaxforwards"],
+        "Max-Forwards is passed as the client sent it, never added (Apache's default since 2.4)",
+    ),
+    (
+        &["proxy100continue"],
+        "ringproxy answers `Expect: 100-continue` itself and sends the body to the member without it",
+    ),
+    (
+        &["proxyasyncdelay", "proxyasyncidletimeout", "proxywebsocketasyncdelay"],
+        "tunnels always run on the event loop, never holding a worker",
+    ),
+    (
+        &["proxywebsocketidletimeout"],
+        "a tunnel closes after the member's timeout (ProxyTimeout, Timeout) with nothing moving either way",
+    ),
+    (
+        &["proxywebsocketfallbacktoproxyhttp"],
+        "upgrades are always handled with the HTTP request (mod_proxy_http's way)",
+    ),
+    (
+        &["seerequesttail"],
+        "server-status shows no request lines",
+    ),
+    (
+        &["sslsessionticketkeyfile"],
+        "ticket keys are made in the process and rotate every 6 hours",
+    ),
+    (
+        &["sslcadnrequestpath", "sslcadnrequestfile"],
+        "the CA names sent to clients are those of SSLCACertificateFile/Path",
+    ),
+    (
+        &["sslclienthellovars", "sslrenegbuffersize", "sslpolicy"],
+        "not available with rustls (renegotiation never happens; policies are SSLProtocol and SSLCipherSuite)",
+    ),
+    (
+        &[
+            "sslstaplingresponsetimeskew",
+            "sslstaplingresponsemaxage",
+            "sslstaplingstandardcachetimeout",
+            "sslstaplingreturnrespondererrors",
+            "sslstaplingfaketrylater",
+            "sslstaplingerrorcachetimeout",
+            "sslstaplingforceurl",
+            "sslocspdefaultresponder",
+            "sslocspoverrideresponder",
+            "sslocspresponsetimeskew",
+            "sslocspresponsemaxage",
+            "sslocsprespondertimeout",
+            "sslocspuserequestnonce",
+            "sslocspproxyurl",
+            "sslocspnoverify",
+            "sslocsprespondercertificatefile",
+        ],
+        "OCSP stapling and OCSP checks are not done (SSLOCSPEnable on is refused)",
+    ),
+    (
         &["enablesendfile", "enablemmap"],
         "ringproxy always sends files with sendfile(2) on plain connections (read and encrypted on TLS ones), never mmap",
     ),

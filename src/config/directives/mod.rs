@@ -9,12 +9,14 @@ mod files;
 mod observe;
 mod paths;
 mod proxy;
+mod refused;
 mod rewrite;
 mod server;
 mod tls;
 
 pub(super) use accepted::{accepted_names, accepted_reason};
 pub(super) use files::{dir_match, index_names, name_match};
+pub(super) use refused::{refused_names, refused_reason};
 pub(super) use tls::verify_client_arg;
 
 use super::lexer::Directive;
@@ -108,6 +110,7 @@ const TABLE: &[Spec] = &[
     spec!("ProxyPreserveHost", MAIN | VHOST, proxy::proxypreservehost),
     spec!("ProxyTimeout", MAIN | VHOST, proxy::proxytimeout),
     spec!("ProxyVia", MAIN | VHOST, proxy::proxyvia),
+    spec!("ProxyAddHeaders", MAIN | VHOST, proxy::proxyaddheaders),
     spec!(
         "ProxyErrorOverride",
         MAIN | VHOST,

@@ -68,6 +68,13 @@ pub(super) fn proxypreservehost(b: &mut Builder, d: &Directive, ctx: Ctx) {
     }
 }
 
+/// `ProxyAddHeaders On|Off`.
+pub(super) fn proxyaddheaders(b: &mut Builder, d: &Directive, ctx: Ctx) {
+    if let Some(on) = b.one_flag(d) {
+        b.vhosts[ctx.vhost()].add_headers = Some(on);
+    }
+}
+
 /// `ProxyVia Off|On|Full|Block`.
 pub(super) fn proxyvia(b: &mut Builder, d: &Directive, ctx: Ctx) {
     let v = match d.args.as_slice() {
