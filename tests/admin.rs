@@ -452,3 +452,29 @@ fn logio_keepalive_and_response_header_tokens() {
     );
     assert!(two[2].parse::<u64>().unwrap() >= sent(&r2) - 2);
 }
+
+/// `CustomLog … env=VAR` / `env=!VAR` on the variables ringproxy sets: a log of proxied
+/// requests and a log of the rest.
+#[test]
+fn customlog_env_conditions_split_proxied_and_local_requests() {
+    let (a, b) = (named("a"), named("b"));
+    let dir = Dir::new("logenv");
+    let (proxied, local) = (dir.0.join("proxied.log"), dir.0.join("local.log"));
+    let logs = format!(
+        "{STATUS_AND_METRICS}\nLogFormat \"%U\" path\nCustomLog {} path env=BALANCER_WORKER_NAME\nCustomLog {} path env=!BALANCER_WORKER_NAME",
+        proxied.display(),
+        local.display()
+    );
+    let p = proxy_with(&cfg(&a, &b, &logs), 1, DriverChoice::Auto);
+    assert_eq!(Client::connect(p.addrs[0]).get("/page").status, 200);
+    assert_eq!(
+        Client::connect(p.addrs[0])
+            .get("/server-status?auto")
+            .status,
+        200
+    );
+    p.shutdown();
+    p.join();
+    assert_eq!(std::fs::read_to_string(&proxied).unwrap(), "/page\n");
+    assert_eq!(std::fs::read_to_string(&local).unwrap(), "/server-status\n");
+}

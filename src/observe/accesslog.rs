@@ -198,6 +198,25 @@ pub struct Record {
     pub tls: Option<crate::transport::TlsFacts>,
 }
 
+/// The variables a `CustomLog … env=` condition can see: those ringproxy sets itself.
+pub const LOG_VARIABLES: &[&str] = &[
+    "BALANCER_NAME",
+    "BALANCER_WORKER_NAME",
+    "BALANCER_WORKER_ROUTE",
+];
+
+impl Record {
+    /// Whether a variable of [`LOG_VARIABLES`] is set for this request.
+    pub fn has_var(&self, var: &str) -> bool {
+        match var {
+            "BALANCER_NAME" => self.balancer.is_some(),
+            "BALANCER_WORKER_NAME" => self.member.is_some(),
+            "BALANCER_WORKER_ROUTE" => self.route.as_deref().is_some_and(|r| !r.is_empty()),
+            _ => false,
+        }
+    }
+}
+
 /// `[22/Nov/2026:01:23:45 +0000]`, as Apache writes `%t` (in UTC).
 /// Apache's `ap_escape_logitem`: every byte that is not printable ASCII, and `"` and `\`,
 /// is escaped (`\"`, `\\`, `\n`, `\xhh`…), so a client cannot end a quoted field or
@@ -468,6 +487,9 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 pub struct LogTarget {
     pub path: PathBuf,
     pub format: Vec<Token>,
+    /// `env=VAR` (true) or `env=!VAR` (false): lines only when the variable is set (not
+    /// set). Only ringproxy's own variables are ever set (see [`Record::has_var`]).
+    pub cond: Option<(String, bool)>,
 }
 
 impl LogTarget {
@@ -573,6 +595,11 @@ impl WorkerLogs {
         for (i, (t, o)) in self.targets.iter().zip(open.iter_mut()).enumerate() {
             if !which.contains(&i) {
                 continue;
+            }
+            if let Some((var, want)) = &t.cond {
+                if r.has_var(var) != *want {
+                    continue;
+                }
             }
             line.clear();
             render(&t.format, r, now, &mut line);

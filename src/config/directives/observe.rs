@@ -31,12 +31,38 @@ pub(super) fn customlog(b: &mut Builder, d: &Directive, ctx: Ctx) {
                     "CustomLog to a pipe is not supported; give a file path",
                 );
             }
-            if !rest.is_empty() {
-                return b.err(
-                    loc,
-                    format!("CustomLog condition '{}' is not supported", rest.join(" ")),
-                );
-            }
+            let cond = match rest {
+                [] => None,
+                [c] if c.starts_with("env=") => {
+                    let v = &c[4..];
+                    let (var, set) = match v.strip_prefix('!') {
+                        Some(x) => (x, false),
+                        None => (v, true),
+                    };
+                    if !crate::observe::accesslog::LOG_VARIABLES.contains(&var) {
+                        // mod_setenvif's variables are never set here (its directives are
+                        // accepted without effect), so the condition has a fixed answer.
+                        b.warn(
+                            loc,
+                            format!(
+                                "CustomLog {c}: ringproxy never sets {var} (it sets {}): this log gets {}",
+                                crate::observe::accesslog::LOG_VARIABLES.join(", "),
+                                if set { "no line" } else { "every request" }
+                            ),
+                        );
+                    }
+                    Some((var.to_string(), set))
+                }
+                _ => {
+                    return b.err(
+                        loc,
+                        format!(
+                            "CustomLog condition '{}' is not supported (env=VAR and env=!VAR are; expr= conditions are not available)",
+                            rest.join(" ")
+                        ),
+                    )
+                }
+            };
             let text = b
                 .log_formats
                 .get(fmt)
@@ -47,7 +73,7 @@ pub(super) fn customlog(b: &mut Builder, d: &Directive, ctx: Ctx) {
                     let path = b.rooted(path);
                     b.path_checks.push(("CustomLog", path.clone(), loc.clone()));
                     b.access_logs
-                        .push(crate::observe::accesslog::LogTarget { path, format });
+                        .push(crate::observe::accesslog::LogTarget { path, format, cond });
                     let i = b.access_logs.len() - 1;
                     b.vhosts[vh].logs.push(i);
                 }
