@@ -508,3 +508,34 @@ fn start_reopen_and_stop_are_logged_at_the_default_level() {
     let text = wait_for_log(&log, "shutting down gracefully");
     assert!(text.contains("stopped"), "{text}");
 }
+
+/// A 64 MiB static file to eight clients at once, twice over: the file's bytes never pass
+/// through the proxy's memory (sendfile), so its peak RSS moves by buffers only.
+#[test]
+fn large_static_files_under_load_keep_memory_flat() {
+    const SIZE: u64 = 64 << 20;
+    let dir = temp_dir("static-mem");
+    let root = dir.join("www");
+    std::fs::create_dir_all(&root).unwrap();
+    let f = std::fs::File::create(root.join("big.bin")).unwrap();
+    f.set_len(SIZE).unwrap();
+    let p = run("static-mem", &format!("DocumentRoot {}\n", root.display()));
+    let before = vm_hwm_kib(p.child.id());
+    for _ in 0..2 {
+        let clients: Vec<_> = (0..8)
+            .map(|_| {
+                let addr = p.addr;
+                std::thread::spawn(move || Client::connect(addr).get("/big.bin"))
+            })
+            .collect();
+        for c in clients {
+            let r = c.join().unwrap();
+            assert_eq!((r.status, r.body_len, r.truncated), (200, SIZE, false));
+        }
+    }
+    let after = vm_hwm_kib(p.child.id());
+    assert!(
+        after - before < 16 * 1024,
+        "1 GiB of files sent; peak RSS grew from {before} KiB to {after} KiB"
+    );
+}

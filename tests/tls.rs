@@ -564,3 +564,54 @@ fn tls_clients_are_described_to_ajp_members() {
     let seen = tomcat.last();
     assert!(seen.forward.is_ssl && seen.attribute(7).is_empty());
 }
+
+/// Static files over TLS (read and encrypted, no sendfile): whole, ranges, HEAD and a
+/// 3 MiB file on one connection.
+#[test]
+fn static_files_over_tls() {
+    let dir = Dir::new("tls-files");
+    let c = dir.cert("c", &["t.test"], false);
+    let root = dir.0.join("www");
+    std::fs::create_dir_all(&root).unwrap();
+    let big: Vec<u8> = (0..3 * 1024 * 1024 + 5).map(|i| (i % 253) as u8).collect();
+    std::fs::write(root.join("big.bin"), &big).unwrap();
+    std::fs::write(root.join("a.txt"), "hello over tls\n").unwrap();
+    let config = tls_config(
+        &dir.0,
+        &format!(
+            "<VirtualHost *>\nServerName t.test\nSSLEngine on\nSSLCertificateFile {}\nSSLCertificateKeyFile {}\nDocumentRoot {}\n</VirtualHost>\n",
+            c.cert.display(),
+            c.key.display(),
+            root.display()
+        ),
+    );
+    let p = proxy(&config);
+    let mut t = connect(p.addrs[0], client_config(&[&c]), "t.test").unwrap();
+    let r = get(&mut t, "t.test", "/a.txt");
+    assert_eq!((r.status, r.text().as_str()), (200, "hello over tls\n"));
+    for _ in 0..2 {
+        let r = get(&mut t, "t.test", "/big.bin");
+        assert_eq!(
+            (r.status, r.body_len, r.truncated),
+            (200, big.len() as u64, false)
+        );
+        assert!(r.body[..] == big[..r.body.len()]);
+    }
+    t.get_mut()
+        .write_all(b"GET /big.bin HTTP/1.1\r\nHost: t.test\r\nRange: bytes=-100000\r\n\r\n")
+        .unwrap();
+    let r = read_response_from(&mut t, false).unwrap();
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (206, &big[big.len() - 100_000..])
+    );
+    t.get_mut()
+        .write_all(b"HEAD /a.txt HTTP/1.1\r\nHost: t.test\r\n\r\n")
+        .unwrap();
+    let r = read_response_from(&mut t, true).unwrap();
+    assert_eq!(
+        (r.status, r.header("content-length").as_deref()),
+        (200, Some("15"))
+    );
+    assert_eq!(get(&mut t, "t.test", "/a.txt").text(), "hello over tls\n");
+}
