@@ -50,6 +50,12 @@ const DOCUMENTED: &[&str] = &[
     "AddDefaultCharset",
     "EnableSendfile",
     "LoadModule",
+    // Debian's mods-available/ssl.conf (the README's mod_ssl rows).
+    "SSLRandomSeed",
+    "SSLPassPhraseDialog",
+    "SSLSessionCache",
+    "SSLSessionCacheTimeout",
+    "SSLOptions",
 ];
 
 fn free_port() -> u16 {
@@ -139,6 +145,28 @@ fn req(port: u16, host: &str, path: &str) -> Response {
     c.read_response(false).expect("response")
 }
 
+/// GET over TLS, trusting `cert`.
+fn https_get(port: u16, cert: &TestCert, path: &str) -> Response {
+    use std::io::Write;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.der.clone()).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let sock = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    sock.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let mut tls = std::io::BufReader::new(rustls::StreamOwned::new(conn, sock));
+    tls.get_mut()
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
+        .unwrap();
+    read_response_from(&mut tls, false).expect("a response over TLS")
+}
+
 fn copy_tree(from: &Path, to: &Path) {
     let ok = Command::new("cp")
         .arg("-a")
@@ -225,10 +253,45 @@ fn debian_tree_runs_unchanged() {
         etc.join("sites-enabled/lb.conf"),
     )
     .unwrap();
+    // a2enmod ssl; a2ensite default-ssl, with this site's certificate in place of the
+    // snakeoil one (the ssl-cert package's, which a bare machine may not have).
+    let tls_port = free_port();
+    let cert = dir.cert("site", &["localhost"], false);
+    for m in ["ssl.load", "ssl.conf", "socache_shmcb.load"] {
+        let target = PathBuf::from("../mods-available").join(m);
+        std::os::unix::fs::symlink(target, etc.join("mods-enabled").join(m)).ok();
+    }
+    edit(&etc.join("ports.conf"), |t| {
+        t.replace("Listen 443\n", &format!("Listen 127.0.0.1:{tls_port}\n"))
+    });
+    edit(&etc.join("sites-available/default-ssl.conf"), |t| {
+        t.replace("*:443", &format!("*:{tls_port}"))
+            .replace("/var/www/html", &format!("{d}/www"))
+            .replace(
+                "/etc/ssl/certs/ssl-cert-snakeoil.pem",
+                &cert.cert.display().to_string(),
+            )
+            .replace(
+                "/etc/ssl/private/ssl-cert-snakeoil.key",
+                &cert.key.display().to_string(),
+            )
+    });
+    std::os::unix::fs::symlink(
+        "../sites-available/default-ssl.conf",
+        etc.join("sites-enabled/default-ssl.conf"),
+    )
+    .unwrap();
     let conf = etc.join("apache2.conf");
     check_tree(&conf);
 
     let running = start(&conf, port);
+    let r = https_get(tls_port, &cert, "/");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "debian home\n"),
+        "{}",
+        r.head
+    );
     let r = req(port, "localhost", "/");
     assert_eq!(
         (r.status, r.text().as_str()),

@@ -719,6 +719,8 @@ impl Builder<'_> {
                     );
                 }
             }
+            // mod_ssl's per-directory options: said once, as at server level.
+            ("ssloptions", _) => self.directive(d, Ctx::Server(scope.vhost()), None),
             ("addtype" | "removetype" | "addhandler", _) => {
                 // mod_mime's maps are per directory in Apache; ringproxy keeps one per
                 // server, so a section's lines widen to the server (refusing more, never less).

@@ -293,7 +293,8 @@ pub(super) fn noted(b: &mut Builder, d: &Directive, _ctx: Ctx) {
         "sslcryptodevice" => "aws-lc uses the CPU's own instructions",
         _ => "not acted on by ringproxy",
     };
-    b.warn(&d.loc, format!("{}: {why}", d.name));
+    // Once per directive name: Debian's ssl.conf alone has four SSLRandomSeed lines.
+    b.note_once(&d.loc, &d.name, &format!("ignored: {why}"));
 }
 
 /// The argument of `SSLVerifyClient`, in a host or a `<Location>`.
