@@ -264,3 +264,27 @@ fn symlinks_follow_the_options() {
     let r = get(&s, "/link.txt");
     assert_eq!((r.status, r.text().as_str()), (200, "root:x:0:0\n"));
 }
+
+#[test]
+fn header_rules_apply_to_files_as_mod_headers_does() {
+    let s = site(
+        "files-headers",
+        "Header always set X-Frame-Options DENY\nHeader set Cache-Control \"max-age=60\"\nHeader unset Accept-Ranges\n",
+    );
+    let r = get(&s, "/style.css");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-frame-options").as_deref(), Some("DENY"));
+    assert_eq!(r.header("cache-control").as_deref(), Some("max-age=60"));
+    assert_eq!(r.header("accept-ranges"), None);
+    assert_eq!(r.text(), "body{}\n");
+    let etag = r.header("etag").unwrap();
+    let r = request(
+        &s,
+        &format!("GET /style.css HTTP/1.1\r\nHost: t\r\nIf-None-Match: {etag}\r\n\r\n"),
+    );
+    assert_eq!(r.status, 304);
+    assert_eq!(r.header("x-frame-options").as_deref(), Some("DENY"));
+    // The member's answers get them too, as before.
+    let r = get(&s, "/app/x");
+    assert_eq!(r.header("x-frame-options").as_deref(), Some("DENY"));
+}

@@ -137,6 +137,7 @@ pub async fn answer(
         extra,
         keep,
         head_only: false,
+        rules: &vh.response_headers,
     };
     send_local(c, r, &page, core.timeout).await?;
     Ok(keep)
@@ -185,6 +186,7 @@ async fn balancer_manager(
         extra: &extra,
         keep,
         head_only: false,
+        rules: &shared.cfg.vhosts[r.vhost].response_headers,
     };
     send_local(c, r, &page, core.timeout).await?;
     Ok(keep)

@@ -244,6 +244,7 @@ async fn send_page(
         extra: "",
         keep,
         head_only: r.head.method(&c.buf) == b"HEAD",
+        rules: &w.shared.cfg.vhosts[r.vhost].response_headers,
     };
     send_local(c, r, &page, w.shared.cfg.core.timeout).await?;
     Ok(keep)
@@ -513,6 +514,10 @@ async fn send_file(
     let mut out = std::mem::take(&mut c.out);
     out.clear();
     out.extend_from_slice(head.as_bytes());
+    let rules = &cfg.vhosts[r.vhost].response_headers;
+    if !rules.is_empty() {
+        crate::http::server::local_rules(c, rules, &mut out, 0);
+    }
     r.head_out = out.len() as u64;
     let Some((start, end)) = body.filter(|(a, b)| a < b && !head_only) else {
         send_whole(c, r, out, status, t).await?;

@@ -180,6 +180,8 @@ pub struct Local<'a> {
     pub keep: bool,
     /// The answer to a HEAD: the head says the body's length, the body is not sent.
     pub head_only: bool,
+    /// The host's `Header` rules (mod_headers applies to what Apache serves itself too).
+    pub rules: &'a [crate::http::headers::Rule],
 }
 
 /// Sends a response ringproxy makes itself and accounts for it as for a proxied one.
@@ -199,11 +201,30 @@ pub async fn send_local(
         page.extra,
         page.keep,
     );
+    if !page.rules.is_empty() {
+        local_rules(c, page.rules, &mut out, 0);
+    }
     r.head_out = out.len() as u64;
     if !page.head_only {
         out.extend_from_slice(page.body);
     }
     send_whole(c, r, out, page.status, t).await
+}
+
+/// The host's `Header` rules over a head ringproxy made in `out[start..]`, with the
+/// connection's TLS facts for `%{…}s`.
+pub fn local_rules(
+    c: &ClientConn,
+    rules: &[crate::http::headers::Rule],
+    out: &mut Vec<u8>,
+    start: usize,
+) {
+    let env = crate::http::headers::Env {
+        tls: c.stream.tls().cloned(),
+        ..Default::default()
+    };
+    let mut fields = crate::http::message::Headers::default();
+    crate::http::write::apply_local_rules(rules, &env, &mut fields, out, start);
 }
 
 /// Writes a whole response (head, and body if any) made in `out`, the connection's output

@@ -401,6 +401,30 @@ pub fn local_head(
     );
 }
 
+/// The host's `Header` rules over a head ringproxy made itself (a static file, a listing, a
+/// status page), in `out[start..]` (status line, fields, empty line): the fields are read
+/// back, the rules applied, and the head written again. Only called when there are rules.
+pub fn apply_local_rules(
+    rules: &[Rule],
+    env: &Env,
+    fields: &mut Headers,
+    out: &mut Vec<u8>,
+    start: usize,
+) {
+    let head = out[start..].to_vec();
+    let Some(status_end) = head.windows(2).position(|w| w == b"\r\n") else {
+        return;
+    };
+    let lines_end = head.len().saturating_sub(2).max(status_end + 2);
+    let lines = &head[status_end + 2..lines_end];
+    fields.load_lines(lines);
+    apply_rules(rules, fields, lines, env);
+    out.truncate(start);
+    out.extend_from_slice(&head[..status_end + 2]);
+    fields.write_h1(lines, out);
+    out.extend_from_slice(b"\r\n");
+}
+
 /// The reason phrase for a status ringproxy answers itself ("" for a code with none).
 pub fn default_reason(status: u16) -> &'static str {
     reason_phrase(status).unwrap_or("")
