@@ -256,6 +256,17 @@ fn symlinks_follow_the_options() {
     // Options None at / leaves FollowSymLinks off: the link out of the tree is refused.
     let s = site("files-nolink", "");
     assert_eq!(get(&s, "/link.txt").status, 403);
+    // An index file that is a link is not served either.
+    let idx = s.dir.0.join("www/linkidx");
+    std::fs::create_dir_all(&idx).unwrap();
+    symlink(s.dir.0.join("outside/passwd"), idx.join("index.html")).unwrap();
+    let r = get(&s, "/linkidx/");
+    assert!(
+        r.status == 403 && !r.text().contains("root:x"),
+        "{} {}",
+        r.status,
+        r.text()
+    );
     // With FollowSymLinks (Apache's default when no Options says otherwise) it is followed.
     let s = site(
         "files-link",

@@ -45,6 +45,7 @@ pub async fn answer(
     }
     let (path, meta, rules) = resolve(space, &mapped)?;
     check_access(r.client_ip(c), &rules, &path).await?;
+    let mut options = rules.options;
     let (path, meta) = if meta.is_dir() {
         let (raw, query) = r.head.target_parts(&c.buf);
         if !c.buf[raw.clone()].ends_with(b"/") {
@@ -68,6 +69,7 @@ pub async fn answer(
         match index_file(space, &path, &rules) {
             Some((file, meta, file_rules)) => {
                 check_access(r.client_ip(c), &file_rules, &file).await?;
+                options = file_rules.options;
                 (file, meta)
             }
             None if rules.options & opt::INDEXES != 0 => {
@@ -89,7 +91,10 @@ pub async fn answer(
     if !meta.is_file() {
         return Err(forbidden(&path, "not a regular file"));
     }
-    send_file(w, c, r, &path).await
+    // A link swapped in after the checks above is not followed either (the last
+    // component; the checks cover the rest).
+    let nofollow = options & (opt::FOLLOW | opt::OWNER_MATCH) == 0;
+    send_file(w, c, r, &path, nofollow).await
 }
 
 fn forbidden(path: &Path, why: &str) -> ProxyError {
@@ -124,21 +129,30 @@ fn resolve<'s>(
         let mut at = mapped.root.clone();
         for part in rest.components() {
             at.push(part);
-            let link = std::fs::symlink_metadata(&at).map_err(|_| not_found())?;
-            if link.file_type().is_symlink() {
-                let target = std::fs::metadata(&at).map_err(|_| not_found())?;
-                let owners_match =
-                    rules.options & opt::OWNER_MATCH != 0 && target.uid() == link.uid();
-                if !owners_match {
-                    return Err(forbidden(
-                        &at,
-                        "symbolic link not allowed or link target not accessible (Options FollowSymLinks is off)",
-                    ));
-                }
+            if !link_allowed(&at, rules.options).map_err(|_| not_found())? {
+                return Err(forbidden(&at, LINK_REFUSED));
             }
         }
     }
     Ok((mapped.path.clone(), meta, rules))
+}
+
+const LINK_REFUSED: &str =
+    "symbolic link not allowed or link target not accessible (Options FollowSymLinks is off)";
+
+/// Whether `at` may be passed under these options: it is not a symbolic link, or
+/// FollowSymLinks holds, or SymLinksIfOwnerMatch and the link and its target have one
+/// owner (Apache's test).
+fn link_allowed(at: &Path, options: u8) -> io::Result<bool> {
+    if options & opt::FOLLOW != 0 {
+        return Ok(true);
+    }
+    let link = std::fs::symlink_metadata(at)?;
+    if !link.file_type().is_symlink() {
+        return Ok(true);
+    }
+    let target = std::fs::metadata(at)?;
+    Ok(options & opt::OWNER_MATCH != 0 && target.uid() == link.uid())
 }
 
 /// Apache's access check for the sections' rules (a `<Location>` was checked before).
@@ -179,7 +193,8 @@ fn index_file<'s>(
         if let Ok(meta) = std::fs::metadata(&p) {
             if meta.is_file() {
                 let file_rules = space.rules(&p, false);
-                if file_rules.handler {
+                // The index file itself may be a link the options do not let through.
+                if file_rules.handler || !link_allowed(&p, file_rules.options).unwrap_or(false) {
                     continue;
                 }
                 return Some((p, meta, file_rules));
@@ -423,8 +438,15 @@ async fn send_file(
     c: &mut ClientConn,
     r: &mut RequestCtx,
     path: &Path,
+    nofollow: bool,
 ) -> Result<bool, ProxyError> {
-    let file = File::open(path).map_err(|e| match e.kind() {
+    use std::os::unix::fs::OpenOptionsExt;
+    let flags = if nofollow { libc::O_NOFOLLOW } else { 0 };
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags)
+        .open(path);
+    let file = opened.map_err(|e| match e.kind() {
         io::ErrorKind::PermissionDenied => forbidden(path, "the file is not readable by ringproxy"),
         _ => ProxyError::from(ErrorKind::FileNotFound(path.display().to_string())),
     })?;
