@@ -136,12 +136,7 @@ impl<'a> Reader<'a> {
 
     /// A path as Apache's `ap_server_root_relative` makes it.
     pub fn rooted(&self, p: &str) -> PathBuf {
-        let p = Path::new(p);
-        if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            self.server_root.join(p)
-        }
+        rooted(&self.server_root, p)
     }
 
     /// Reads configuration text (one file, `depth` Includes deep).
@@ -457,6 +452,17 @@ impl<'a> Reader<'a> {
             }
         }
         out
+    }
+}
+
+/// `p` as Apache's `ap_server_root_relative` makes it: absolute as written, else under
+/// `root` (ServerRoot).
+pub fn rooted(root: &Path, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        root.join(p)
     }
 }
 

@@ -424,12 +424,7 @@ impl Builder<'_> {
     /// A path from a directive, relative ones against ServerRoot (Apache's
     /// `ap_server_root_relative`).
     fn rooted(&self, arg: &str) -> PathBuf {
-        let p = Path::new(arg);
-        if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            self.server_root.join(p)
-        }
+        lexer::rooted(&self.server_root, arg)
     }
 
     fn warn(&mut self, loc: &Loc, msg: impl AsRef<str>) {
