@@ -7,7 +7,7 @@ use libfuzzer_sys::fuzz_target;
 use ringproxy::http::body::Framing;
 use ringproxy::http::head::{parse_request, HeadScan, Limits, RequestBody, RequestHead};
 use ringproxy::http::headers::Env;
-use ringproxy::http::write::{write_request_head, RequestRewrite};
+use ringproxy::http::write::{write_request_head, RemoteEdit, RequestRewrite, ViaEdit};
 
 fuzz_target!(|data: &[u8]| {
     let limits = Limits {
@@ -35,6 +35,20 @@ fuzz_target!(|data: &[u8]| {
         panic!("the scan found a whole head that the parser calls partial");
     }
     let Ok(Some(())) = parsed else { return };
+    // The forwarding variants (mod_remoteip's edit, ProxyVia, ProxyAddHeaders), picked by
+    // the input's length so that every head meets each of them.
+    let variant = data.len() % 4;
+    let remote = (variant == 1).then_some(RemoteEdit {
+        header: b"X-Forwarded-For",
+        rest: Some(b"192.0.2.1"),
+        proxies_header: Some(b"X-Forwarded-By"),
+        proxies: Some(b"203.0.113.5"),
+    });
+    let via = match variant {
+        2 => ViaEdit::Block,
+        3 => ViaEdit::Add(b"1.1 fuzz:8080"),
+        _ => ViaEdit::Pass,
+    };
     let mut out = Vec::new();
     write_request_head(
         &mut out,
@@ -50,6 +64,9 @@ fuzz_target!(|data: &[u8]| {
             close: false,
             rules: &[],
             env: &Env::default(),
+            remote,
+            via,
+            add_forwarded: variant != 2,
         },
         &mut Default::default(),
     );
