@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use ringproxy::config::{self, LoadOptions};
-use ringproxy::observe::logging::LIFECYCLE;
+use ringproxy::observe::logging::NOTICE;
 use ringproxy::runtime::{self, DriverChoice, RunOptions};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 
@@ -61,7 +61,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Command::Demo { seconds, port }) = cli.command {
-        let _ = ringproxy::observe::logging::init(config::LogLevel::Warn, None);
+        let _log = ringproxy::observe::logging::init(config::LogLevel::Warn, None);
         return match ringproxy::demo::run(seconds, port) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -104,12 +104,17 @@ fn main() -> ExitCode {
         println!("Syntax OK");
         return ExitCode::SUCCESS;
     }
-    if let Err(e) =
-        ringproxy::observe::logging::init(cfg.core.log_level, cfg.core.error_log.as_deref())
-    {
-        eprintln!("ringproxy: cannot open ErrorLog: {e}");
-        return ExitCode::FAILURE;
-    }
+    // Kept to the end of main: dropping it writes the lines still queued.
+    let _log = match ringproxy::observe::logging::init(
+        cfg.core.log_level,
+        cfg.core.error_log.as_deref(),
+    ) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("ringproxy: cannot open ErrorLog: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     for w in &cfg.warnings {
         tracing::warn!("{w}");
     }
@@ -189,10 +194,10 @@ fn main() -> ExitCode {
             // logrotate: every worker reopens its access logs at its next flush.
             ringproxy::observe::accesslog::REOPEN_GENERATION
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            tracing::info!(target: LIFECYCLE, "SIGUSR1 received. Reopening the access logs");
+            tracing::info!(target: NOTICE, "SIGUSR1 received. Reopening the access logs");
             continue;
         }
-        tracing::info!(target: LIFECYCLE, "caught signal {sig}, shutting down gracefully");
+        tracing::info!(target: NOTICE, "caught signal {sig}, shutting down gracefully");
         break;
     }
     server.shutdown();
@@ -200,14 +205,14 @@ fn main() -> ExitCode {
     if let Some(p) = &pid_file {
         let _ = std::fs::remove_file(p);
     }
-    tracing::info!(target: LIFECYCLE, "stopped");
+    tracing::info!(target: NOTICE, "stopped");
     ExitCode::SUCCESS
 }
 
 /// SIGHUP / `-k graceful`: re-read the file; an invalid one changes nothing.
 fn reload(server: &runtime::Server, path: &std::path::Path, opts: &LoadOptions) {
     tracing::info!(
-        target: LIFECYCLE,
+        target: NOTICE,
         "SIGHUP received. Doing graceful reload of {}",
         path.display()
     );
@@ -230,7 +235,7 @@ fn reload(server: &runtime::Server, path: &std::path::Path, opts: &LoadOptions) 
     }
     match server.reload(cfg) {
         Ok(generation) => tracing::info!(
-            target: LIFECYCLE,
+            target: NOTICE,
             "ringproxy/{} configured (generation {generation}) -- resuming normal operations",
             env!("CARGO_PKG_VERSION")
         ),

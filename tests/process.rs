@@ -498,10 +498,19 @@ fn start_reopen_and_stop_are_logged_at_the_default_level() {
     let log = dir.join("error.log");
     let mut p = run("lifecycle", &format!("ErrorLog {}\n", log.display()));
     wait_for_log(&log, "configured -- resuming normal operations");
+    // logrotate: the file moved away, then SIGUSR1; the error log reopens too, and the
+    // lines from then on go to the new file.
+    let rotated = dir.join("error.log.1");
+    std::fs::rename(&log, &rotated).unwrap();
     // SAFETY: signalling the child this test started.
     unsafe { libc::kill(p.child.id() as i32, libc::SIGUSR1) };
     wait_for_log(&log, "[proxy:notice] [pid");
     wait_for_log(&log, "SIGUSR1 received");
+    let old = std::fs::read_to_string(&rotated).unwrap();
+    assert!(
+        old.contains("resuming normal operations") && !old.contains("SIGUSR1"),
+        "{old}"
+    );
     // SAFETY: as above.
     unsafe { libc::kill(p.child.id() as i32, libc::SIGTERM) };
     wait_exit(&mut p.child, "did not stop");
@@ -537,5 +546,43 @@ fn large_static_files_under_load_keep_memory_flat() {
     assert!(
         after - before < 16 * 1024,
         "1 GiB of files sent; peak RSS grew from {before} KiB to {after} KiB"
+    );
+}
+
+/// A balancer-manager change is in the error log at the default LogLevel: who, what, old
+/// and new.
+#[test]
+fn manager_changes_are_logged_at_the_default_level() {
+    let dir = temp_dir("manager-log");
+    let log = dir.join("error.log");
+    let b = backend(|_| ok("m"));
+    let member = format!("http://127.0.0.1:{}", b.port());
+    let p = run(
+        "manager-log",
+        &format!(
+            "ErrorLog {}\n<Proxy balancer://app>\nBalancerMember {member}\n</Proxy>\n\
+             <Location /balancer-manager>\nSetHandler balancer-manager\nRequire local\n</Location>\n\
+             ProxyPass /balancer-manager !\nProxyPass / balancer://app/\n",
+            log.display()
+        ),
+    );
+    let state: serde_json::Value =
+        serde_json::from_str(&Client::connect(p.addr).get("/balancer-manager?json").text())
+            .unwrap();
+    let nonce = state["balancers"][0]["nonce"].as_str().unwrap().to_string();
+    let form = format!("b=app&w={}&nonce={nonce}&w_status_D=1", url_enc(&member));
+    let mut c = Client::connect(p.addr);
+    c.send(
+        format!(
+            "POST /balancer-manager HTTP/1.1\r\nHost: lb.test\r\nReferer: http://lb.test/balancer-manager\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+            form.len()
+        )
+        .as_bytes(),
+    );
+    assert_eq!(c.read_response(false).unwrap().status, 303);
+    let text = wait_for_log(&log, "balancer-manager: 127.0.0.1 changed balancer://app");
+    assert!(
+        text.contains("[proxy:notice]") && text.contains("flag D: false -> true"),
+        "{text}"
     );
 }

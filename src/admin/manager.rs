@@ -429,7 +429,7 @@ pub fn apply(
         }
     }
     for line in &log {
-        info!("balancer-manager: {who} changed {full}: {line}");
+        info!(target: crate::observe::logging::NOTICE, "balancer-manager: {who} changed {full}: {line}");
     }
     Ok(log)
 }

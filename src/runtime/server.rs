@@ -276,7 +276,7 @@ pub fn start(cfg: Arc<Config>, opts: RunOptions) -> io::Result<Server> {
         threads.push(t);
     }
     info!(
-        target: crate::observe::logging::LIFECYCLE,
+        target: crate::observe::logging::NOTICE,
         "ringproxy/{} configured -- resuming normal operations: {n} worker(s) on {}",
         env!("CARGO_PKG_VERSION"),
         addrs
