@@ -185,9 +185,13 @@ fn main() -> ExitCode {
         }
         tracing::info!("running as uid {uid} gid {gid}");
     }
+    systemd::ready(&server);
+    systemd::watchdog(&server);
     for sig in signals.forever() {
         if sig == SIGHUP {
-            reload(&server, &config_path, &opts);
+            systemd::reloading();
+            let status = reload(&server, &config_path, &opts);
+            systemd::reloaded(&status);
             continue;
         }
         if sig == SIGUSR1 {
@@ -198,6 +202,7 @@ fn main() -> ExitCode {
             continue;
         }
         tracing::info!(target: NOTICE, "caught signal {sig}, shutting down gracefully");
+        systemd::stopping();
         break;
     }
     server.shutdown();
@@ -210,7 +215,7 @@ fn main() -> ExitCode {
 }
 
 /// SIGHUP / `-k graceful`: re-read the file; an invalid one changes nothing.
-fn reload(server: &runtime::Server, path: &std::path::Path, opts: &LoadOptions) {
+fn reload(server: &runtime::Server, path: &std::path::Path, opts: &LoadOptions) -> String {
     tracing::info!(
         target: NOTICE,
         "SIGHUP received. Doing graceful reload of {}",
@@ -222,25 +227,31 @@ fn reload(server: &runtime::Server, path: &std::path::Path, opts: &LoadOptions) 
             for e in &errors {
                 tracing::error!("reload: {e}");
             }
-            tracing::error!(
+            let status = format!(
                 "reload refused: {} error(s) in {}; still running the previous configuration",
                 errors.len(),
                 path.display()
             );
-            return;
+            tracing::error!("{status}");
+            return status;
         }
     };
     for w in &cfg.warnings {
         tracing::warn!("{w}");
     }
     match server.reload(cfg) {
-        Ok(generation) => tracing::info!(
-            target: NOTICE,
-            "ringproxy/{} configured (generation {generation}) -- resuming normal operations",
-            env!("CARGO_PKG_VERSION")
-        ),
+        Ok(generation) => {
+            let status = format!(
+                "ringproxy/{} configured (generation {generation}) -- resuming normal operations",
+                env!("CARGO_PKG_VERSION")
+            );
+            tracing::info!(target: NOTICE, "{status}");
+            status
+        }
         Err(e) => {
-            tracing::error!("reload refused: {e}; still running the previous configuration")
+            let status = format!("reload refused: {e}; still running the previous configuration");
+            tracing::error!("{status}");
+            status
         }
     }
 }
@@ -361,6 +372,84 @@ fn pid_file_remover(path: &std::path::Path) -> std::io::Result<()> {
             unsafe { libc::close(read_end) };
             let _ = write_end;
             Ok(())
+        }
+    }
+}
+
+/// systemd's notify protocol (`Type=notify`, contrib/ringproxy.service): READY once the
+/// listeners are bound and privileges dropped, RELOADING and READY around a reload with the
+/// outcome as the unit's status line, STOPPING on the way out, and watchdog pings while
+/// every worker's event loop keeps ticking. Without `NOTIFY_SOCKET` (not started by
+/// systemd) nothing is sent.
+mod systemd {
+    use sd_notify::NotifyState;
+
+    fn send(states: &[NotifyState]) {
+        if let Err(e) = sd_notify::notify(false, states) {
+            tracing::warn!("systemd notification failed: {e}");
+        }
+    }
+
+    pub fn ready(server: &ringproxy::runtime::Server) {
+        let addrs: Vec<String> = server.addrs.iter().map(ToString::to_string).collect();
+        let status = format!("serving on {}", addrs.join(", "));
+        send(&[NotifyState::Ready, NotifyState::Status(&status)]);
+    }
+
+    pub fn reloading() {
+        // systemd 253 and later expect the monotonic time with RELOADING.
+        match NotifyState::monotonic_usec_now() {
+            Ok(now) => send(&[NotifyState::Reloading, now]),
+            Err(_) => send(&[NotifyState::Reloading]),
+        }
+    }
+
+    /// The reload's outcome: READY again either way (the previous configuration keeps
+    /// serving when it was refused), with the outcome as the status `systemctl status`
+    /// shows. `systemctl reload` itself fails on a refused file through the unit's
+    /// ExecReload, which checks the file first (`ringproxy -k graceful`).
+    pub fn reloaded(status: &str) {
+        send(&[NotifyState::Ready, NotifyState::Status(status)]);
+    }
+
+    pub fn stopping() {
+        send(&[NotifyState::Stopping]);
+    }
+
+    /// With `WatchdogSec=` in the unit: pings at half the interval, each only when every
+    /// worker's housekeeping tick moved since the last ping, so a wedged event loop stops
+    /// the pings and systemd restarts the service.
+    pub fn watchdog(server: &ringproxy::runtime::Server) {
+        let mut usec = 0;
+        if !sd_notify::watchdog_enabled(false, &mut usec) || usec == 0 {
+            return;
+        }
+        let shared = server.shared();
+        let every = std::time::Duration::from_micros(usec / 2);
+        let spawned = std::thread::Builder::new()
+            .name("ringproxy-watchdog".into())
+            .spawn(move || {
+                let ticks = || -> Vec<u64> {
+                    shared
+                        .stats
+                        .iter()
+                        .map(|s| s.ticks.load(std::sync::atomic::Ordering::Relaxed))
+                        .collect()
+                };
+                let mut last = ticks();
+                loop {
+                    std::thread::sleep(every);
+                    let now = ticks();
+                    if now.iter().zip(&last).all(|(n, l)| n != l) {
+                        send(&[NotifyState::Watchdog]);
+                    } else {
+                        tracing::error!("watchdog: a worker's event loop has not ticked for {every:?}; not pinging systemd");
+                    }
+                    last = now;
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!("cannot start the watchdog thread: {e}");
         }
     }
 }

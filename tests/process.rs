@@ -586,3 +586,76 @@ fn manager_changes_are_logged_at_the_default_level() {
         "{text}"
     );
 }
+
+/// systemd's notify protocol, from the socket's side: READY after start, RELOADING then
+/// READY with the outcome around a reload (a refused one too), watchdog pings while the
+/// workers tick, STOPPING at the end.
+#[test]
+fn systemd_notifications() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = temp_dir("notify");
+    let sock_path = dir.join("notify.sock");
+    let _ = std::fs::remove_file(&sock_path);
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let conf = dir.join("n.conf");
+    let good = format!("Listen 127.0.0.1:{port}\nProxyPass / http://127.0.0.1:9/\n");
+    std::fs::write(&conf, &good).unwrap();
+    // The watchdog is for the main process only: WATCHDOG_PID is the shell's PID, which
+    // `exec` hands to ringproxy.
+    let mut child = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!(
+            "WATCHDOG_PID=$$ WATCHDOG_USEC=300000 exec {BIN} -f {} --workers 1",
+            conf.display()
+        ))
+        .env("NOTIFY_SOCKET", &sock_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let next = || -> String {
+        let mut buf = [0u8; 4096];
+        let n = sock.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    // Skips watchdog pings until a message holding `want`.
+    let until = |want: &str| -> String {
+        loop {
+            let m = next();
+            if m.trim() == "WATCHDOG=1" {
+                continue;
+            }
+            assert!(m.contains(want), "expected {want:?}, got {m:?}");
+            return m;
+        }
+    };
+    let ready = until("READY=1");
+    assert!(
+        ready.contains(&format!("STATUS=serving on 127.0.0.1:{port}")),
+        "{ready}"
+    );
+    // A broken file: RELOADING, then READY with the refusal as the status.
+    std::fs::write(&conf, "Listen 127.0.0.1:0\nBogusDirective x\n").unwrap();
+    // SAFETY: signalling the child this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    assert!(until("RELOADING=1").contains("MONOTONIC_USEC="));
+    assert!(until("READY=1").contains("STATUS=reload refused"));
+    std::fs::write(&conf, &good).unwrap();
+    // SAFETY: as above.
+    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    until("RELOADING=1");
+    assert!(until("READY=1").contains("resuming normal operations"));
+    // Pings come at half of WATCHDOG_USEC while the worker ticks.
+    let m = next();
+    assert_eq!(m.trim(), "WATCHDOG=1");
+    // SAFETY: as above.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    until("STOPPING=1");
+    wait_exit(&mut child, "did not stop");
+}

@@ -15,6 +15,9 @@ pub const LATENCY_BUCKETS: [f64; 12] = [
 #[repr(align(128))]
 #[derive(Default)]
 pub struct WorkerStats {
+    /// The worker's housekeeping ticks (every 100 ms while its event loop runs): what the
+    /// systemd watchdog looks at.
+    pub ticks: AtomicU64,
     pub requests: AtomicU64,
     pub bytes_out: AtomicU64,
     /// Index 0 = no status (connection closed without an answer), 1..=5 = 1xx..5xx.

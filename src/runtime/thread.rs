@@ -351,6 +351,9 @@ async fn idle_ticker(t: Rc<Thread>) {
     loop {
         monoio::time::sleep(crate::runtime::timer::TICK).await;
         t.tick_logs();
+        t.gens.current().stats[t.id]
+            .ticks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         ticks = ticks.wrapping_add(1);
         if ticks % 10 == 0 {
             t.release_memory();
