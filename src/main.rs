@@ -47,6 +47,9 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Print the manual page (roff) to stdout (the Debian package installs it).
+    #[command(hide = true)]
+    Man,
     /// Run ringproxy with an embedded config in front of two built-in demo backends.
     Demo {
         /// How long the demo keeps serving after the scripted requests.
@@ -60,6 +63,16 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Man) = cli.command {
+        let man = clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).section("8");
+        return match man.render(&mut std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ringproxy: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Some(Command::Demo { seconds, port }) = cli.command {
         let _log = ringproxy::observe::logging::init(config::LogLevel::Warn, None);
         return match ringproxy::demo::run(seconds, port) {
@@ -451,5 +464,32 @@ mod systemd {
         if let Err(e) = spawned {
             tracing::warn!("cannot start the watchdog thread: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod cli_tests {
+    use super::*;
+
+    /// Every option and argument of every subcommand says what it is for.
+    #[test]
+    fn every_option_has_a_help_line() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for a in cmd.get_arguments() {
+                let builtin = matches!(a.get_id().as_str(), "help" | "version");
+                if !builtin && !a.is_hide_set() && a.get_help().is_none() {
+                    missing.push(format!("{path} {}", a.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_name() != "help" {
+                    walk(sub, &format!("{path} {}", sub.get_name()), missing);
+                }
+            }
+        }
+        let mut missing = Vec::new();
+        let cmd = <Cli as clap::CommandFactory>::command();
+        walk(&cmd, cmd.get_name(), &mut missing);
+        assert!(missing.is_empty(), "options without help: {missing:?}");
     }
 }

@@ -32,6 +32,7 @@ enum Command {
     /// Add the histograms of interval logs from several runs or machines (never averages
     /// percentiles) and print the combined result.
     Merge {
+        /// Interval logs written with --hlog (from several runs or machines).
         #[arg(required = true)]
         logs: Vec<PathBuf>,
         /// Print JSON instead of the table.
@@ -43,10 +44,13 @@ enum Command {
     },
     /// Draw labelled values as a bar chart, e.g. `ringload chart --out p.svg a=100 b=140`.
     Chart {
+        /// The SVG file to write.
         #[arg(long, value_name = "FILE.svg")]
         out: PathBuf,
+        /// The chart's title.
         #[arg(long, default_value = "comparison")]
         title: String,
+        /// The values' unit, shown on the axis (e.g. "req/s").
         #[arg(long, default_value = "")]
         unit: String,
         /// LABEL=VALUE pairs.
@@ -55,9 +59,13 @@ enum Command {
     },
     /// Run ringproxy with two demo backends on loopback and load it for a few seconds.
     Demo {
+        /// How long the load runs.
         #[arg(long, default_value_t = 3)]
         seconds: u64,
     },
+    /// Print the manual page (roff) to stdout (the Debian package installs it).
+    #[command(hide = true)]
+    Man,
 }
 
 #[derive(Args, Debug)]
@@ -117,8 +125,10 @@ struct RunArgs {
     /// Capacity search: first rate tried.
     #[arg(long, default_value_t = 1000.0)]
     start_rate: f64,
+    /// Capacity search: the lowest rate tried (below it the answer is "none").
     #[arg(long, default_value_t = 10.0)]
     min_rate: f64,
+    /// Capacity search: the highest rate tried (the answer is at most this).
     #[arg(long, default_value_t = 10_000_000.0)]
     max_rate: f64,
     /// Capacity search: growth factor while steps pass.
@@ -133,6 +143,7 @@ struct RunArgs {
     /// Capacity search: stop when the pass/fail bracket is this narrow (fraction).
     #[arg(long, default_value_t = 0.05)]
     precision: f64,
+    /// Capacity search: at most this many steps.
     #[arg(long, default_value_t = 16)]
     max_steps: usize,
     /// Print JSON to stdout instead of the table.
@@ -179,6 +190,13 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Some(Command::Man) => {
+            let man = clap_mangen::Man::new(<Cli as clap::CommandFactory>::command());
+            match man.render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(e),
+            }
+        }
         Some(Command::Demo { seconds }) => match loadgen::demo::run(seconds) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(e),
@@ -498,5 +516,32 @@ fn capacity_search(a: &RunArgs, spec: &LoadSpec) -> Result<ExitCode, String> {
             );
             Ok(ExitCode::from(3))
         }
+    }
+}
+
+#[cfg(test)]
+mod cli_tests {
+    use super::*;
+
+    /// Every option and argument of every subcommand says what it is for.
+    #[test]
+    fn every_option_has_a_help_line() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for a in cmd.get_arguments() {
+                let builtin = matches!(a.get_id().as_str(), "help" | "version");
+                if !builtin && !a.is_hide_set() && a.get_help().is_none() {
+                    missing.push(format!("{path} {}", a.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_name() != "help" {
+                    walk(sub, &format!("{path} {}", sub.get_name()), missing);
+                }
+            }
+        }
+        let mut missing = Vec::new();
+        let cmd = <Cli as clap::CommandFactory>::command();
+        walk(&cmd, cmd.get_name(), &mut missing);
+        assert!(missing.is_empty(), "options without help: {missing:?}");
     }
 }
