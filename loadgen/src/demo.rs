@@ -71,8 +71,14 @@ pub fn run(seconds: u64) -> Result<(), String> {
             &format!("open loop at {rate:.0} req/s (half of the above), {seconds}s:")
         )
     );
+    if open.late > 0 {
+        println!(
+            "(Late sends: the machine was too busy to send some requests on time; an open loop counts them from when they were due, so their delay is in the latencies.)"
+        );
+    }
+    // The demo's proxy stops with the demo: the hint names what to start first.
     println!(
-        "\nNext: `ringload --slo 'p99<5ms' {url}` finds the highest rate that keeps p99 under 5 ms."
+        "\nNext: start ringproxy on your own file (`target/release/ringproxy -f lb.conf`), then\n`ringload --slo 'p99<5ms' http://127.0.0.1:PORT/` finds the highest rate that keeps p99 under 5 ms."
     );
     demo.server.shutdown();
     demo.server.join();
