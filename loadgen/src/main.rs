@@ -374,6 +374,55 @@ fn preflight(spec: &LoadSpec) -> Result<(), String> {
     Ok(())
 }
 
+/// What an archived result needs to be compared with another: the targets, when the run
+/// started, ringload's version, every run parameter, and the machine's cores.
+fn run_meta(
+    a: &RunArgs,
+    spec: &engine::LoadSpec,
+    started: std::time::SystemTime,
+) -> serde_json::Value {
+    let secs = |d: Option<Duration>| d.map(|d| d.as_secs_f64());
+    serde_json::json!({
+        "ringload_version": env!("CARGO_PKG_VERSION"),
+        "started_at": httpdate::fmt_http_date(started),
+        "started_unix_s": started
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        "targets": spec.targets.iter().map(|t| t.url.clone()).collect::<Vec<_>>(),
+        "machine": {
+            "cores": std::thread::available_parallelism().map_or(1, |n| n.get()),
+        },
+        "params": {
+            "connections": a.connections,
+            "duration_s": secs(a.duration),
+            "requests": a.requests,
+            "rate": a.rate,
+            "max_connections": a.max_connections,
+            "threads": spec.threads,
+            "cpus": a.cpus,
+            "pin": !a.no_pin,
+            "pipeline": a.pipeline,
+            "method": a.method,
+            "headers": a.headers,
+            "body_bytes": a.body.as_ref().map(String::len),
+            "warmup_s": a.warmup.as_secs_f64(),
+            "timeout_s": a.timeout.as_secs_f64(),
+            "slo": a.slo,
+            "start_rate": a.start_rate,
+            "min_rate": a.min_rate,
+            "max_rate": a.max_rate,
+            "step_factor": a.step_factor,
+            "step_duration_s": a.step_duration.as_secs_f64(),
+            "step_warmup_s": a.step_warmup.as_secs_f64(),
+            "precision": a.precision,
+            "max_steps": a.max_steps,
+            "driver": if a.epoll { "epoll" } else { "auto" },
+            "tls_insecure": a.insecure,
+            "sni": a.sni,
+        },
+    })
+}
+
 fn write_outputs(a: &RunArgs, r: &RunResult, json: &serde_json::Value) -> Result<(), String> {
     if let Some(p) = &a.json_out {
         std::fs::write(p, format!("{json:#}\n")).map_err(|e| format!("{}: {e}", p.display()))?;
@@ -394,6 +443,7 @@ fn run(a: RunArgs) -> Result<ExitCode, String> {
     if !a.slo.is_empty() {
         return capacity_search(&a, &spec);
     }
+    let started = std::time::SystemTime::now();
     let r = engine::run(&spec)?;
     let mode = match spec.rate {
         Some(rate) => format!("open loop at {rate} req/s"),
@@ -405,7 +455,8 @@ fn run(a: RunArgs) -> Result<ExitCode, String> {
         spec.threads.min(spec.connections),
         spec.targets[0].url
     );
-    let json = report::result_json(&r);
+    let mut json = report::result_json(&r);
+    json["meta"] = run_meta(&a, &spec, started);
     if a.json {
         println!("{json}");
     } else {
@@ -426,6 +477,7 @@ fn run(a: RunArgs) -> Result<ExitCode, String> {
 }
 
 fn capacity_search(a: &RunArgs, spec: &LoadSpec) -> Result<ExitCode, String> {
+    let started = std::time::SystemTime::now();
     let mut conds = Vec::new();
     for s in &a.slo {
         conds.extend(search::parse_slo(s).map_err(|e| e.to_string())?);
@@ -488,6 +540,7 @@ fn capacity_search(a: &RunArgs, spec: &LoadSpec) -> Result<ExitCode, String> {
         "slo": a.slo,
         "steps": steps,
         "max_rate_within_slo": outcome.best,
+        "meta": run_meta(a, spec, started),
     });
     if a.json {
         println!("{json}");

@@ -222,6 +222,17 @@ fn json_output_and_merge_of_interval_logs() {
         for key in ["p50", "p90", "p99", "p999", "max"] {
             assert!(j["latency_us"][key].is_number(), "missing latency_us.{key}");
         }
+        // What an archived run needs to be compared: targets, start, version, parameters,
+        // the machine's cores.
+        let meta = &j["meta"];
+        assert_eq!(meta["targets"][0], url.as_str());
+        assert_eq!(meta["ringload_version"], env!("CARGO_PKG_VERSION"));
+        assert!(meta["started_unix_s"].as_u64().unwrap() > 1_700_000_000);
+        assert!(meta["started_at"].as_str().unwrap().ends_with("GMT"));
+        assert!(meta["machine"]["cores"].as_u64().unwrap() >= 1);
+        assert_eq!(meta["params"]["rate"], 300.0);
+        assert_eq!(meta["params"]["connections"], 4);
+        assert_eq!(meta["params"]["duration_s"], 2.0);
         runs.push((hlog, j));
     }
     // One log alone gives back exactly that run's histogram.
