@@ -552,6 +552,8 @@ fn capacity_search(a: &RunArgs, spec: &LoadSpec) -> Result<ExitCode, String> {
         report::plot_search(
             p,
             &outcome.steps,
+            &conds,
+            outcome.best,
             &format!("capacity search: {}", a.slo.join(", ")),
         )?;
     }

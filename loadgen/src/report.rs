@@ -361,46 +361,126 @@ pub fn plot_spectrum(path: &Path, r: &RunResult, title: &str) -> Result<(), Stri
     Ok(())
 }
 
-/// Capacity search chart: latency percentiles against offered rate.
-pub fn plot_search(path: &Path, steps: &[(f64, RunResult)], title: &str) -> Result<(), String> {
+/// Capacity search chart: corrected latency percentiles against offered rate on a log
+/// latency axis, with what answers the question marked: each SLO latency limit as a
+/// dashed line, each step as passed (green) or failed (red) at the SLO's percentile, the
+/// rate achieved written over each step, and the answer (the highest rate within the SLO)
+/// as a labelled vertical line.
+pub fn plot_search(
+    path: &Path,
+    steps: &[(f64, RunResult)],
+    conds: &[crate::search::Condition],
+    best: Option<f64>,
+    title: &str,
+) -> Result<(), String> {
+    use crate::search::Metric;
     use plotters::prelude::*;
     let mut sorted: Vec<&(f64, RunResult)> = steps.iter().collect();
     sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let max_x = sorted.iter().map(|s| s.0).fold(1.0f64, f64::max) * 1.05;
+    let ms =
+        |r: &RunResult, p: f64| (r.corrected.value_at_percentile(p) as f64 / 1000.0).max(0.001);
+    let limits: Vec<(f64, f64)> = conds
+        .iter()
+        .filter_map(|c| match c.metric {
+            Metric::Percentile(p) => Some((p, c.limit / 1000.0)),
+            Metric::ErrorRate => None,
+        })
+        .collect();
+    let max_x = sorted.iter().map(|s| s.0).fold(1.0f64, f64::max) * 1.1;
     let max_y = sorted
         .iter()
-        .map(|s| s.1.corrected.value_at_percentile(99.9) as f64 / 1000.0)
-        .fold(0.001f64, f64::max)
-        * 1.1;
-    let root = svg_root(path, (900, 540))?;
+        .map(|s| ms(&s.1, 99.9))
+        .chain(limits.iter().map(|l| l.1))
+        .fold(0.01f64, f64::max)
+        * 3.0;
+    let min_y = sorted
+        .iter()
+        .map(|s| ms(&s.1, 50.0))
+        .chain(limits.iter().map(|l| l.1))
+        .fold(f64::MAX, f64::min)
+        .min(max_y / 10.0)
+        / 2.0;
+    let root = svg_root(path, (960, 560))?;
     let draw = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
-    let mut chart = chart_frame(&root, path, title, 0f64..max_x, 0f64..max_y, 60)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(16)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0f64..max_x, (min_y..max_y).log_scale())
+        .map_err(|e| draw(&e))?;
     chart
         .configure_mesh()
         .x_desc("offered rate (req/s)")
-        .y_desc("corrected latency (ms)")
+        .y_desc("corrected latency (ms, log scale)")
         .draw()
         .map_err(|e| draw(&e))?;
-    let colors = [GREEN, BLUE, MAGENTA, RED];
+    let colors = [
+        RGBColor(120, 120, 120),
+        BLUE,
+        MAGENTA,
+        RGBColor(255, 140, 0),
+    ];
     for ((name, p), color) in [("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p99.9", 99.9)]
         .into_iter()
         .zip(colors)
     {
-        let pts: Vec<(f64, f64)> = sorted
-            .iter()
-            .map(|s| (s.0, s.1.corrected.value_at_percentile(p) as f64 / 1000.0))
-            .collect();
+        let pts: Vec<(f64, f64)> = sorted.iter().map(|s| (s.0, ms(&s.1, p))).collect();
         chart
-            .draw_series(LineSeries::new(pts.clone(), color))
+            .draw_series(LineSeries::new(pts, color))
             .map_err(|e| draw(&e))?
             .label(name)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+    }
+    // The SLO's latency limits.
+    for &(p, limit) in &limits {
+        let label = format!("SLO p{p} < {limit} ms");
         chart
-            .draw_series(pts.into_iter().map(|p| Circle::new(p, 3, color.filled())))
+            .draw_series(DashedLineSeries::new(
+                vec![(0.0, limit), (max_x, limit)],
+                8,
+                5,
+                RED.stroke_width(2),
+            ))
+            .map_err(|e| draw(&e))?
+            .label(label)
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
+    }
+    // Each step, at the SLO's (first) percentile: passed or failed, and what it achieved.
+    let at = limits.first().map_or(99.0, |l| l.0);
+    for (rate, r) in &sorted {
+        let pass = crate::search::step_passes(conds, r);
+        let y = ms(r, at);
+        let style = if pass { GREEN.filled() } else { RED.filled() };
+        let mark = if pass { "pass" } else { "fail" };
+        chart
+            .draw_series(std::iter::once(Circle::new((*rate, y), 6, style)))
             .map_err(|e| draw(&e))?;
+        chart
+            .draw_series(std::iter::once(Text::new(
+                format!("{mark}, achieved {:.0}/s", r.rps()),
+                (*rate, y * 1.25),
+                ("sans-serif", 12)
+                    .into_font()
+                    .color(if pass { &GREEN } else { &RED }),
+            )))
+            .map_err(|e| draw(&e))?;
+    }
+    // The answer.
+    if let Some(best) = best {
+        chart
+            .draw_series(LineSeries::new(
+                vec![(best, min_y), (best, max_y)],
+                GREEN.stroke_width(2),
+            ))
+            .map_err(|e| draw(&e))?
+            .label(format!("max rate within SLO: {best:.0} req/s"))
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], GREEN));
     }
     chart
         .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .draw()
         .map_err(|e| draw(&e))?;

@@ -476,3 +476,59 @@ fn https_targets_keep_alive_and_a_handshake_per_request() {
     proxy.join();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The capacity chart answers the question: the SLO line, each step passed or failed with
+/// what it achieved, and the answer marked and labelled, on a log latency axis.
+#[test]
+fn capacity_chart_shows_the_slo_the_steps_and_the_answer() {
+    let addr = server(|_| Duration::from_millis(2));
+    let dir = std::env::temp_dir().join(format!("ringload-chart-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let svg = dir.join("search.svg");
+    let (code, out, err) = ringload(&[
+        "--slo",
+        "p99<50ms",
+        "--start-rate",
+        "200",
+        "--max-rate",
+        "20000",
+        "--precision",
+        "0.25",
+        "--step-duration",
+        "300ms",
+        "--step-warmup",
+        "0s",
+        "-c",
+        "2",
+        "-t",
+        "1",
+        "--plot",
+        svg.to_str().unwrap(),
+        &format!("http://{addr}/"),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let text = std::fs::read_to_string(&svg).unwrap();
+    // Text elements of the SVG, as a reader of the chart sees them.
+    let texts: Vec<&str> = text
+        .split("<text")
+        .skip(1)
+        .filter_map(|t| t.split_once('>').map(|(_, rest)| rest))
+        .filter_map(|t| t.split_once("</text>").map(|(inner, _)| inner.trim()))
+        .collect();
+    let has = |needle: &str| texts.iter().any(|t| t.contains(needle));
+    assert!(
+        has("SLO p99 &lt; 50 ms") || has("SLO p99 < 50 ms"),
+        "{texts:?}"
+    );
+    assert!(has("max rate within SLO:"), "{texts:?}");
+    assert!(has("log scale"), "{texts:?}");
+    assert!(
+        texts.iter().any(|t| t.starts_with("pass, achieved ")),
+        "{texts:?}"
+    );
+    assert!(
+        texts.iter().any(|t| t.starts_with("fail, achieved ")),
+        "{texts:?}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
