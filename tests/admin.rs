@@ -478,3 +478,53 @@ fn customlog_env_conditions_split_proxied_and_local_requests() {
     assert_eq!(std::fs::read_to_string(&proxied).unwrap(), "/page\n");
     assert_eq!(std::fs::read_to_string(&local).unwrap(), "/server-status\n");
 }
+
+/// contrib/grafana's dashboard asks only for metrics ringproxy exposes: every
+/// `ringproxy_*` name in its queries is in a live exposition (histogram series by their
+/// `_bucket`/`_sum`/`_count` names), and every label it groups by is on that metric.
+#[test]
+fn the_grafana_dashboard_queries_metrics_that_exist() {
+    let (a, b) = (named("a"), named("b"));
+    let p = proxy_with(&cfg(&a, &b, STATUS_AND_METRICS), 1, DriverChoice::Auto);
+    assert_eq!(Client::connect(p.addrs[0]).get("/x").status, 200);
+    let exposition = Client::connect(p.addrs[0]).get("/metrics").text();
+    let dash: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/contrib/grafana/ringproxy-dashboard.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let mut checked = 0;
+    for panel in dash["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            let names = regex::Regex::new(r"ringproxy_[a-z_]+").unwrap();
+            for m in names.find_iter(expr) {
+                let name = m.as_str();
+                let series: Vec<&str> = exposition
+                    .lines()
+                    .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+                    .collect();
+                assert!(
+                    !series.is_empty(),
+                    "{name} (panel {}) is not exposed",
+                    panel["title"]
+                );
+                let grouped = regex::Regex::new(r"by \(([^)]*)\)").unwrap();
+                for g in grouped.captures_iter(expr) {
+                    for label in g[1].split(',').map(str::trim).filter(|l| *l != "le") {
+                        assert!(
+                            series.iter().any(|s| s.contains(&format!("{label}=\""))),
+                            "{name} has no label {label} (panel {})",
+                            panel["title"]
+                        );
+                    }
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 15, "only {checked} metric references checked");
+}
