@@ -496,11 +496,12 @@ fn the_grafana_dashboard_queries_metrics_that_exist() {
         .unwrap(),
     )
     .unwrap();
+    let names = regex::Regex::new(r"ringproxy_[a-z_]+").unwrap();
+    let grouped = regex::Regex::new(r"by \(([^)]*)\)").unwrap();
     let mut checked = 0;
     for panel in dash["panels"].as_array().unwrap() {
         for target in panel["targets"].as_array().unwrap() {
             let expr = target["expr"].as_str().unwrap();
-            let names = regex::Regex::new(r"ringproxy_[a-z_]+").unwrap();
             for m in names.find_iter(expr) {
                 let name = m.as_str();
                 let series: Vec<&str> = exposition
