@@ -513,7 +513,6 @@ fn the_grafana_dashboard_queries_metrics_that_exist() {
                     "{name} (panel {}) is not exposed",
                     panel["title"]
                 );
-                let grouped = regex::Regex::new(r"by \(([^)]*)\)").unwrap();
                 for g in grouped.captures_iter(expr) {
                     for label in g[1].split(',').map(str::trim).filter(|l| *l != "le") {
                         assert!(
