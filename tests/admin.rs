@@ -528,3 +528,64 @@ fn the_grafana_dashboard_queries_metrics_that_exist() {
     }
     assert!(checked >= 15, "only {checked} metric references checked");
 }
+
+/// The pages people read: balancer-manager with labelled fields, states in words, a
+/// legend of the flags, and the change just made confirmed; server-status as a dashboard
+/// (`?auto` unchanged for scripts).
+#[test]
+fn manager_and_status_pages_for_people() {
+    let (a, b) = (named("a"), named("b"));
+    let manager = "<Location /balancer-manager>\n  SetHandler balancer-manager\n  Require local\n</Location>\nProxyPass /balancer-manager !";
+    let p = proxy_with(
+        &cfg(&a, &b, &format!("{STATUS_AND_METRICS}\n{manager}")),
+        1,
+        DriverChoice::Auto,
+    );
+    let page = Client::connect(p.addrs[0]).get("/balancer-manager").text();
+    for want in [
+        "<legend>Balancer settings</legend>",
+        "<label>Load-balancing method <input name=\"b_lbm\" value=\"byrequests\"",
+        "<th>State</th>",
+        ">Usable<",
+        "Disabled: takes no requests",
+        "Hot spare: replaces an unusable member",
+        "In error: a request to it failed",
+        "<th>Health check</th>",
+        ">not checked<",
+    ] {
+        assert!(page.contains(want), "manager page lacks {want:?}");
+    }
+    let nonce = manager_state(&p)["balancers"][0]["nonce"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let member = format!("http://127.0.0.1:{}", a.port());
+    let form = format!("b=c&w={}&nonce={nonce}&w_status_D=1", url_enc(&member));
+    let r = manager_post(&p, &form, "Referer: http://lb.test/balancer-manager\r\n");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let page = Client::connect(p.addrs[0]).get("/balancer-manager").text();
+    assert!(page.contains("Recent changes"), "{page}");
+    assert!(
+        page.contains(&format!(
+            "127.0.0.1 changed balancer://c: {member} flag D: false -&#62; true"
+        )),
+        "{page}"
+    );
+    assert!(page.contains(">Disabled<"));
+
+    let status = Client::connect(p.addrs[0]).get("/server-status").text();
+    for want in [
+        "ringproxy status for status.example",
+        "requests in progress",
+        "request slots free (MaxRequestWorkers)",
+        "<th>Worker (core)</th>",
+        "Balancer balancer://c",
+        &member,
+    ] {
+        assert!(status.contains(want), "status page lacks {want:?}");
+    }
+    let auto = Client::connect(p.addrs[0])
+        .get("/server-status?auto")
+        .text();
+    assert!(auto.starts_with("status.example\n") && auto.contains("\nBusyWorkers: "));
+}

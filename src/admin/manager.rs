@@ -8,13 +8,11 @@
 //! everything echoed in the page is HTML-escaped (Apache's past advisories: CVE-2007-6420,
 //! CVE-2007-6421, CVE-2012-4558, CVE-2007-6422).
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
 use tracing::info;
 
-use super::escape;
 use crate::balancer::{flag, MemberView, SharedMember, DEFAULT_LBFACTOR};
 use crate::config::url::{without_scheme, Scheme};
 use crate::config::{LbMethod, Loc};
@@ -150,73 +148,198 @@ pub fn state_json(shared: &Shared) -> String {
 }
 
 /// The HTML page: every balancer and member, and forms that post Apache's parameters.
+/// The flags, as the page's legend explains them: (letter, meaning, who sets it).
+const LEGEND: &[(char, &str, &str)] = &[
+    (
+        'D',
+        "Disabled: takes no requests, sticky sessions included",
+        "the administrator",
+    ),
+    ('S', "Stopped", "the administrator"),
+    (
+        'I',
+        "Ignore errors: never put in error state",
+        "the administrator",
+    ),
+    (
+        'H',
+        "Hot standby: used only when no other member is usable",
+        "the administrator",
+    ),
+    (
+        'R',
+        "Hot spare: replaces an unusable member one for one",
+        "the administrator",
+    ),
+    (
+        'E',
+        "In error: a request to it failed; tried again when its retry time is over",
+        "ringproxy",
+    ),
+    (
+        'N',
+        "Draining: no new sessions, sticky ones still served",
+        "the administrator",
+    ),
+    (
+        'C',
+        "Health check failed",
+        "the health checker (or the administrator)",
+    ),
+];
+
+/// The flags the member form edits, in Apache's order.
+const EDITABLE: [char; 7] = ['I', 'N', 'D', 'H', 'R', 'S', 'C'];
+
+#[derive(askama::Template)]
+#[template(path = "manager.html")]
+struct ManagerPage<'a> {
+    path: &'a str,
+    balancers: Vec<BalancerPage>,
+    changes: Vec<String>,
+    legend: &'static [(char, &'static str, &'static str)],
+}
+
+struct BalancerPage {
+    name: String,
+    short: String,
+    nonce: String,
+    lbmethod: &'static str,
+    maxattempts: usize,
+    nofailover: u8,
+    members: Vec<MemberPage>,
+}
+
+struct MemberPage {
+    url: String,
+    form_id: String,
+    route: String,
+    redirect: String,
+    lbfactor: String,
+    lbset: u8,
+    letters: String,
+    state: String,
+    state_class: &'static str,
+    health: String,
+    elected: u64,
+    rate: String,
+    busy: i64,
+    failures: u64,
+    sent: u64,
+    received: u64,
+    flags: Vec<FlagBox>,
+}
+
+struct FlagBox {
+    letter: char,
+    on: bool,
+    meaning: &'static str,
+}
+
+/// A member's state in words: what a request would find.
+fn state_words(shared: &Shared, st: &crate::balancer::SharedMember) -> (String, &'static str) {
+    let bits = st.status();
+    if let Some(left) = shared.table.error_left(st) {
+        return (
+            format!("In error: retried in {} s", left.as_secs() + 1),
+            "bad",
+        );
+    }
+    let words = [
+        (flag::S, "Stopped"),
+        (flag::D, "Disabled"),
+        (flag::C, "Health check failing"),
+        (flag::N, "Draining"),
+        (flag::H, "Hot standby"),
+        (flag::R, "Hot spare"),
+    ];
+    match words.iter().find(|(f, _)| bits & f != 0) {
+        Some((f, w)) if f & flag::NOT_USABLE != 0 => (w.to_string(), "bad"),
+        Some((_, w)) => (w.to_string(), "warn"),
+        None => ("Usable".to_string(), "ok"),
+    }
+}
+
+/// balancer-manager's page: labelled fields, the flags as letters (Apache's) and their
+/// state in words, health checks, traffic, the recent changes, and a legend. Rendered by
+/// an auto-escaping template (templates/manager.html), so nothing from the configuration
+/// or a change reaches the page unescaped.
 pub fn page(shared: &Shared, path: &str) -> String {
-    let mut o = String::from("<!DOCTYPE html>\n<html><head><title>Balancer Manager</title></head><body>\n<h1>Load Balancer Manager</h1>\n");
+    let uptime = shared.started.elapsed().as_secs_f64().max(1.0);
+    let mut balancers = Vec::new();
     for (i, sb) in shared.table.balancers.iter().enumerate() {
         if shared.cfg.balancers[i].implicit {
             continue;
         }
         let v = sb.view();
-        let name = without_scheme(&v.name);
-        let nonce = &shared.nonces[i];
-        let _ = writeln!(
-            o,
-            "<h2>LoadBalancer Status for {}</h2>\n<form method=\"post\" action=\"{}\" id=\"b-{}\">\n<input type=\"hidden\" name=\"b\" value=\"{}\"><input type=\"hidden\" name=\"nonce\" value=\"{}\">\nLB method <input name=\"b_lbm\" value=\"{}\"> Failover attempts <input name=\"b_max\" value=\"{}\"> Disable failover <input name=\"b_sforce\" value=\"{}\"> Add member <input name=\"b_nwrkr\" value=\"\"><input type=\"hidden\" name=\"b_wyes\" value=\"1\"> <button type=\"submit\">Submit</button></form>",
-            escape(&v.name), escape(path), escape(name), escape(name), escape(nonce),
-            lbmethod_name(v.lbmethod), v.maxattempts, u8::from(v.nofailover)
-        );
-        o.push_str("<table border=\"1\"><tr><th>Worker URL</th><th>Route</th><th>RouteRedir</th><th>Factor</th><th>Set</th><th>Status</th><th>Elected</th><th>Busy</th><th>Errors</th><th>To</th><th>From</th><th>Edit</th></tr>\n");
-        for m in &v.members {
-            let st = &m.state;
-            let url = &st.member.name;
-            let id = format!("{}-{}", name, without_scheme(url));
-            let _ = write!(
-                o,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{}</td><td class=\"status\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><form method=\"post\" action=\"{}\" id=\"w-{}\"><input type=\"hidden\" name=\"b\" value=\"{}\"><input type=\"hidden\" name=\"w\" value=\"{}\"><input type=\"hidden\" name=\"nonce\" value=\"{}\"><input name=\"w_lf\" value=\"{:.2}\" size=\"4\"><input name=\"w_ls\" value=\"{}\" size=\"2\"><input name=\"w_wr\" value=\"{}\" size=\"8\"><input name=\"w_rr\" value=\"{}\" size=\"8\">",
-                escape(url),
-                escape(m.route.as_deref().unwrap_or("")),
-                escape(m.redirect.as_deref().unwrap_or("")),
-                f64::from(m.lbfactor) / 100.0,
-                m.lbset,
-                escape(&flag::describe(st.status())),
-                st.elected(),
-                st.busy(),
-                st.failures(),
-                st.sent(),
-                st.received(),
-                escape(path),
-                escape(&id),
-                escape(name),
-                escape(url),
-                escape(nonce),
-                f64::from(m.lbfactor) / 100.0,
-                m.lbset,
-                escape(m.route.as_deref().unwrap_or("")),
-                escape(m.redirect.as_deref().unwrap_or("")),
-            );
-            for (c, f) in [
-                ('I', flag::I),
-                ('N', flag::N),
-                ('D', flag::D),
-                ('H', flag::H),
-                ('R', flag::R),
-                ('S', flag::S),
-                ('C', flag::C),
-            ] {
-                let on = st.status() & f != 0;
-                let _ = write!(
-                    o,
-                    "<label>{c}<input type=\"checkbox\" name=\"w_status_{c}\" value=\"1\"{}></label><input type=\"hidden\" name=\"w_status_{c}\" value=\"0\">",
-                    if on { " checked" } else { "" }
-                );
-            }
-            o.push_str("<button type=\"submit\">Submit</button></form></td></tr>\n");
-        }
-        o.push_str("</table>\n");
+        let short = without_scheme(&v.name).to_string();
+        let members = v
+            .members
+            .iter()
+            .map(|m| {
+                let st = &m.state;
+                let url = st.member.name.clone();
+                let (state, state_class) = state_words(shared, st);
+                let health = match (st.member.params.hc.method.as_deref(), st.last_check()) {
+                    (None, _) => "not checked".to_string(),
+                    (Some(how), None) => format!("{how}: no result yet"),
+                    (Some(how), Some(true)) => format!("{how}: passed"),
+                    (Some(how), Some(false)) => format!("{how}: failed"),
+                };
+                MemberPage {
+                    form_id: format!("w-{short}-{}", without_scheme(&url)),
+                    route: m.route.clone().unwrap_or_default(),
+                    redirect: m.redirect.clone().unwrap_or_default(),
+                    lbfactor: format!("{:.2}", f64::from(m.lbfactor) / 100.0),
+                    lbset: m.lbset,
+                    letters: flag::describe(st.status()),
+                    state,
+                    state_class,
+                    health,
+                    elected: st.elected(),
+                    rate: format!("{:.1}", st.elected() as f64 / uptime),
+                    busy: st.busy(),
+                    failures: st.failures(),
+                    sent: st.sent(),
+                    received: st.received(),
+                    flags: EDITABLE
+                        .iter()
+                        .map(|&c| FlagBox {
+                            letter: c,
+                            on: st.status() & flag::from_char(c).unwrap_or(0) != 0,
+                            meaning: LEGEND.iter().find(|l| l.0 == c).map_or("", |l| l.1),
+                        })
+                        .collect(),
+                    url,
+                }
+            })
+            .collect();
+        balancers.push(BalancerPage {
+            name: v.name.clone(),
+            nonce: shared.nonces[i].clone(),
+            lbmethod: lbmethod_name(v.lbmethod),
+            maxattempts: v.maxattempts,
+            nofailover: u8::from(v.nofailover),
+            members,
+            short,
+        });
     }
-    o.push_str("</body></html>\n");
-    o
+    let changes = shared
+        .manager_changes
+        .lock()
+        .map(|c| c.iter().rev().cloned().collect())
+        .unwrap_or_default();
+    let page = ManagerPage {
+        path,
+        balancers,
+        changes,
+        legend: LEGEND,
+    };
+    askama::Template::render(&page).unwrap_or_else(|e| format!("page error: {e}"))
 }
+
+/// Changes the page shows as confirmation (the newest).
+const RECENT_CHANGES: usize = 10;
 
 /// Why a change was refused: (status, message).
 pub type Refusal = (u16, String);
@@ -430,6 +553,19 @@ pub fn apply(
     }
     for line in &log {
         info!(target: crate::observe::logging::NOTICE, "balancer-manager: {who} changed {full}: {line}");
+    }
+    if !log.is_empty() {
+        let stamp = httpdate::fmt_http_date(std::time::SystemTime::now());
+        let mut recent = shared
+            .manager_changes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        for line in &log {
+            recent.push_back(format!("{stamp}: {who} changed {full}: {line}"));
+        }
+        while recent.len() > RECENT_CHANGES {
+            recent.pop_front();
+        }
     }
     Ok(log)
 }

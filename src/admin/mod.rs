@@ -61,6 +61,65 @@ fn uptime_words(secs: u64) -> String {
     out.trim_end().to_string()
 }
 
+/// server-status's page for people (templates/status.html, auto-escaping): traffic and
+/// connection figures as cards, the per-core workers, and with `ProxyStatus On` the
+/// balancers and their members.
+#[derive(askama::Template)]
+#[template(path = "status.html")]
+struct StatusPage<'a> {
+    server_name: &'a str,
+    version: String,
+    uptime: String,
+    generation: u64,
+    traffic: Vec<(&'static str, String)>,
+    connections: Vec<(&'static str, String)>,
+    workers: Vec<StatusWorker>,
+    balancers: Vec<StatusBalancer>,
+}
+
+struct StatusWorker {
+    id: usize,
+    driver: &'static str,
+    connections: i64,
+    requests: u64,
+    busy: i64,
+    busy_poll: String,
+}
+
+struct StatusBalancer {
+    name: String,
+    members: Vec<StatusMember>,
+}
+
+struct StatusMember {
+    name: String,
+    route: String,
+    factor: String,
+    lbset: u8,
+    status: String,
+    usable: bool,
+    elected: u64,
+    busy: i64,
+    sent: String,
+    received: String,
+}
+
+/// Bytes for people: 1.5 MB, 320 kB.
+fn human_bytes(b: f64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = b;
+    let mut i = 0;
+    while v >= 1000.0 && i < UNITS.len() - 1 {
+        v /= 1000.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{v:.0} {}", UNITS[i])
+    } else {
+        format!("{v:.1} {}", UNITS[i])
+    }
+}
+
 /// server-status: `?auto` gives mod_status's machine-readable lines, otherwise HTML.
 pub fn server_status(shared: &Shared, auto: bool, server_name: &str) -> (&'static str, String) {
     let t = stats::totals(&shared.stats);
@@ -194,48 +253,97 @@ pub fn server_status(shared: &Shared, auto: bool, server_name: &str) -> (&'stati
         }
         return ("text/plain; charset=ISO-8859-1", out);
     }
-    let mut out =
-        String::from("<!DOCTYPE html>\n<html><head><title>ringproxy status</title></head><body>\n");
-    let _ = writeln!(
-        out,
-        "<h1>ringproxy status for {}</h1>\n<dl>",
-        escape(server_name)
-    );
-    for (k, v) in &lines {
-        if !k.starts_with("ProxyBalancer") {
-            let _ = writeln!(out, "<dt>{}</dt><dd>{}</dd>", escape(k), escape(v));
-        }
-    }
-    out.push_str("</dl>\n");
-    if shared.cfg.core.proxy_status {
-        for sb in &shared.table.balancers {
-            let view = sb.view();
-            let _ = writeln!(
-                out,
-                "<h2>Proxy LoadBalancer Status for {}</h2>\n<table border=\"1\"><tr><th>Worker</th><th>Route</th><th>Factor</th><th>Set</th><th>Status</th><th>Elected</th><th>Busy</th><th>Sent</th><th>Rcvd</th></tr>",
-                escape(&view.name)
-            );
-            for mv in &view.members {
-                let st = &mv.state;
-                let _ = writeln!(
-                    out,
-                    "<tr><td>{}</td><td>{}</td><td>{:.2}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}K</td><td>{}K</td></tr>",
-                    escape(&st.member.name),
-                    escape(mv.route.as_deref().unwrap_or("")),
-                    f64::from(mv.lbfactor) / 100.0,
-                    mv.lbset,
-                    escape(&status_words(st.status(), shared.table.usable(st))),
-                    st.elected(),
-                    st.busy(),
-                    st.sent() >> 10,
-                    st.received() >> 10
-                );
-            }
-            out.push_str("</table>\n");
-        }
-    }
-    out.push_str("</body></html>\n");
-    ("text/html; charset=utf-8", out)
+    let value = |key: &str| {
+        lines
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let card = |label: &'static str, key: &str| (label, value(key));
+    let traffic = vec![
+        card("requests", "Total Accesses"),
+        (
+            "requests per second (average)",
+            format!("{:.1}", t.requests as f64 / up),
+        ),
+        (
+            "bytes per second (average)",
+            human_bytes(t.bytes_out as f64 / up),
+        ),
+        ("bytes sent", human_bytes(t.bytes_out as f64)),
+        card("requests cut off (slow heads)", "ReadTimeoutsHeader"),
+        card("requests cut off (slow bodies)", "ReadTimeoutsBody"),
+    ];
+    let connections = vec![
+        card("requests in progress", "BusyWorkers"),
+        card("request slots free (MaxRequestWorkers)", "IdleWorkers"),
+        card("client connections open", "ConnsTotal"),
+        card("idle keep-alive", "ConnsAsyncKeepAlive"),
+        card("parked (idle, no task)", "ConnsParked"),
+        card("TLS connections", "TLSConnections"),
+        card("TLS handshake failures", "TLSHandshakeFailures"),
+    ];
+    let r = Ordering::Relaxed;
+    let workers = shared
+        .stats
+        .iter()
+        .enumerate()
+        .map(|(id, s)| StatusWorker {
+            id,
+            driver: if s.epoll.load(r) { "epoll" } else { "io_uring" },
+            connections: s.conns_open.load(r),
+            requests: s.requests.load(r),
+            busy: s.busy.load(r),
+            busy_poll: format!("{:.3}", s.busy_poll_us.load(r) as f64 / 1e6),
+        })
+        .collect();
+    let balancers = match shared.cfg.core.proxy_status {
+        false => Vec::new(),
+        true => shared
+            .table
+            .balancers
+            .iter()
+            .map(|sb| {
+                let view = sb.view();
+                StatusBalancer {
+                    name: view.name.clone(),
+                    members: view
+                        .members
+                        .iter()
+                        .map(|mv| {
+                            let st = &mv.state;
+                            let usable = shared.table.usable(st);
+                            StatusMember {
+                                name: st.member.name.clone(),
+                                route: mv.route.clone().unwrap_or_default(),
+                                factor: format!("{:.2}", f64::from(mv.lbfactor) / 100.0),
+                                lbset: mv.lbset,
+                                status: status_words(st.status(), usable),
+                                usable,
+                                elected: st.elected(),
+                                busy: st.busy(),
+                                sent: human_bytes(st.sent() as f64),
+                                received: human_bytes(st.received() as f64),
+                            }
+                        })
+                        .collect(),
+                }
+            })
+            .collect(),
+    };
+    let page = StatusPage {
+        server_name,
+        version: value("ServerVersion"),
+        uptime: value("ServerUptime"),
+        generation: shared.generation,
+        traffic,
+        connections,
+        workers,
+        balancers,
+    };
+    let html = askama::Template::render(&page).unwrap_or_else(|e| format!("page error: {e}"));
+    ("text/html; charset=utf-8", html)
 }
 
 /// Label values in the Prometheus text format escape backslash, quote and newline.

@@ -157,9 +157,26 @@ struct StatusWord {
     error_until_ms: AtomicU64,
     /// Failed attempts (connect errors, failonstatus, timeouts).
     failures: AtomicU64,
+    /// The last health check: 0 none yet, 1 passed, 2 failed (for balancer-manager).
+    last_check: std::sync::atomic::AtomicU8,
 }
 
 impl SharedMember {
+    /// Records a health check's outcome (the checker's thread only; read by status pages).
+    pub fn record_check(&self, passed: bool) {
+        self.flags
+            .last_check
+            .store(if passed { 1 } else { 2 }, Ordering::Relaxed);
+    }
+
+    /// The last health check: `None` before the first, else whether it passed.
+    pub fn last_check(&self) -> Option<bool> {
+        match self.flags.last_check.load(Ordering::Relaxed) {
+            0 => None,
+            v => Some(v == 1),
+        }
+    }
+
     /// A member's state for `cores` workers.
     pub fn new(member: Member, cores: usize) -> SharedMember {
         let mut bits = 0;
@@ -448,6 +465,13 @@ impl SharedTable {
             return bits & (flag::NOT_USABLE & !flag::E) == 0;
         }
         bits & flag::NOT_USABLE == 0
+    }
+
+    /// How long a member in error stays out before it is tried again.
+    pub fn error_left(&self, m: &SharedMember) -> Option<Duration> {
+        let until = m.flags.error_until_ms.load(Ordering::Acquire);
+        let now = self.now_ms();
+        (m.has(flag::E) && until > now).then(|| Duration::from_millis(until - now))
     }
 
     pub fn in_error(&self, m: &SharedMember) -> bool {

@@ -88,6 +88,7 @@ async fn check_and_record(
     tally: Rc<RefCell<Tally>>,
 ) {
     let ok = check(&shared, balancer, &mv, &method).await;
+    mv.state.record_check(ok);
     let mut t = tally.borrow_mut();
     t.in_flight = false;
     let member = &mv.state.member;

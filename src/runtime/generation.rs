@@ -38,6 +38,9 @@ pub struct Shared {
     /// One counter block per worker (server-status, metrics); kept across reloads.
     pub stats: Arc<Vec<WorkerStats>>,
     pub started: std::time::Instant,
+    /// The latest balancer-manager changes (newest last), shown on its page as the
+    /// confirmation of what changed; written only by changes, kept across reloads.
+    pub manager_changes: Arc<std::sync::Mutex<std::collections::VecDeque<String>>>,
 }
 
 /// The current generation, published to every worker thread.

@@ -134,6 +134,7 @@ impl Server {
             epoll_workers: old.epoll_workers.clone(),
             stats: old.stats.clone(),
             started: old.started,
+            manager_changes: old.manager_changes.clone(),
         });
         let checker =
             spawn_health_checker(&shared, self.driver).map_err(ReloadError::HealthChecker)?;
@@ -255,6 +256,7 @@ pub fn start(cfg: Arc<Config>, opts: RunOptions) -> io::Result<Server> {
         epoll_workers: Arc::new(AtomicUsize::new(0)),
         stats: Arc::new((0..n).map(|_| WorkerStats::default()).collect()),
         started: std::time::Instant::now(),
+        manager_changes: Default::default(),
     });
     let gens = Arc::new(Generations::new(shared.clone()));
     let mut threads = Vec::with_capacity(n);

@@ -107,11 +107,17 @@ def run(tls):
   SetHandler balancer-manager
   Require local
 </Location>
+<Location /server-status>
+  SetHandler server-status
+  Require local
+</Location>
+ProxyStatus On
 <Proxy balancer://c>
   BalancerMember {a_url}
   BalancerMember http://127.0.0.1:{b.server_address[1]}
 </Proxy>
 ProxyPass /balancer-manager !
+ProxyPass /server-status !
 ProxyPass / balancer://c/
 """)
     conf.close()
@@ -161,6 +167,22 @@ ProxyPass / balancer://c/
         after = [get(base + "/x") for _ in range(20)]
         assert counts["a"] == 0 and after.count("b") == 20, (counts, after)
         assert driver.current_url.startswith(base), driver.current_url
+        # The page as people see it: the change confirmed, the state in words, the legend;
+        # then the status dashboard. Screenshots go to target/browser/ (CI artifacts).
+        body = driver.find_element(By.TAG_NAME, "body").text
+        for want in ["Recent changes", "flag D: false -> true", "Disabled", "Balancer settings",
+                     "Draining: no new sessions"]:
+            assert want in body, f"{want!r} not on the page"
+        shots = os.path.join(os.path.dirname(RINGPROXY), "..", "browser")
+        os.makedirs(shots, exist_ok=True)
+        scheme = "https" if tls else "http"
+        driver.set_window_size(1400, 1000)
+        driver.save_screenshot(os.path.join(shots, f"balancer-manager-{scheme}.png"))
+        driver.get(base + "/server-status")
+        status = driver.find_element(By.TAG_NAME, "body").text
+        assert "ringproxy status for" in status and "requests in progress" in status, status
+        assert "Init Dis" in status, status  # Apache's words for a disabled member
+        driver.save_screenshot(os.path.join(shots, f"server-status-{scheme}.png"))
         print(f"browser ({'https' if tls else 'http'}): clicked D on member a; 20 of 20 requests went to b")
     finally:
         if driver:
