@@ -203,8 +203,11 @@ fn main() -> ExitCode {
     for sig in signals.forever() {
         if sig == SIGHUP {
             systemd::reloading();
-            let status = reload(&server, &config_path, &opts);
+            let (ok, status) = reload(&server, &config_path, &opts);
             systemd::reloaded(&status);
+            if let Some(p) = &pid_file {
+                reload_outcome::write(p, ok, &status);
+            }
             continue;
         }
         if sig == SIGUSR1 {
@@ -228,7 +231,7 @@ fn main() -> ExitCode {
 }
 
 /// SIGHUP / `-k graceful`: re-read the file; an invalid one changes nothing.
-fn reload(server: &runtime::Server, path: &std::path::Path, opts: &LoadOptions) -> String {
+fn reload(server: &runtime::Server, path: &std::path::Path, opts: &LoadOptions) -> (bool, String) {
     tracing::info!(
         target: NOTICE,
         "SIGHUP received. Doing graceful reload of {}",
@@ -246,7 +249,7 @@ fn reload(server: &runtime::Server, path: &std::path::Path, opts: &LoadOptions) 
                 path.display()
             );
             tracing::error!("{status}");
-            return status;
+            return (false, status);
         }
     };
     for w in &cfg.warnings {
@@ -259,12 +262,12 @@ fn reload(server: &runtime::Server, path: &std::path::Path, opts: &LoadOptions) 
                 env!("CARGO_PKG_VERSION")
             );
             tracing::info!(target: NOTICE, "{status}");
-            status
+            (true, status)
         }
         Err(e) => {
             let status = format!("reload refused: {e}; still running the previous configuration");
             tracing::error!("{status}");
-            status
+            (false, status)
         }
     }
 }
@@ -295,6 +298,7 @@ fn signal_running(cfg: &config::Config, sig: &str) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let before = reload_outcome::read(pid_file);
     // Both stop forms finish in-flight requests within GracefulShutdownTimeout.
     // SAFETY: kill(2) with a PID read from our own PidFile; no memory is involved.
     if unsafe { libc::kill(pid, signo) } != 0 {
@@ -304,7 +308,83 @@ fn signal_running(cfg: &config::Config, sig: &str) -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
-    ExitCode::SUCCESS
+    if signo != libc::SIGHUP {
+        return ExitCode::SUCCESS;
+    }
+    // A reload is answered: the running process writes its outcome next to the PidFile,
+    // so `-k graceful` (and `systemctl reload` through it) fails when the reload was
+    // refused, not only when the file is broken.
+    match reload_outcome::wait_change(pid_file, before.as_deref()) {
+        Some((true, msg)) => {
+            println!("{msg}");
+            ExitCode::SUCCESS
+        }
+        Some((false, msg)) => {
+            eprintln!("ringproxy: {msg}");
+            ExitCode::FAILURE
+        }
+        None => {
+            eprintln!(
+                "ringproxy: SIGHUP sent to {pid}; its outcome did not arrive (see its error log)"
+            );
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// A reload's outcome, for `-k graceful` to report: `PIDFILE.reload` holds `ok|refused TIME
+/// MESSAGE`, written whole (a temporary file renamed over it).
+mod reload_outcome {
+    use std::path::{Path, PathBuf};
+    use std::time::{Duration, Instant};
+
+    /// How long `-k graceful` waits for the answer (a reload reads the file and may look
+    /// names up).
+    const WAIT: Duration = Duration::from_secs(30);
+
+    fn path(pid_file: &Path) -> PathBuf {
+        let mut p = pid_file.as_os_str().to_owned();
+        p.push(".reload");
+        PathBuf::from(p)
+    }
+
+    pub fn write(pid_file: &Path, ok: bool, msg: &str) {
+        let target = path(pid_file);
+        let tmp = target.with_extension("reload.tmp");
+        // The time makes each outcome differ from the one before, even the same refusal.
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let verdict = if ok { "ok" } else { "refused" };
+        let text = format!("{verdict} {stamp} {}\n", msg.replace('\n', " "));
+        let written = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &target));
+        if let Err(e) = written {
+            tracing::warn!(
+                "cannot write the reload outcome to {}: {e}",
+                target.display()
+            );
+        }
+    }
+
+    pub fn read(pid_file: &Path) -> Option<String> {
+        std::fs::read_to_string(path(pid_file)).ok()
+    }
+
+    /// The outcome once it differs from `before` (each write carries the time it was
+    /// made). `None` after [`WAIT`].
+    pub fn wait_change(pid_file: &Path, before: Option<&str>) -> Option<(bool, String)> {
+        let deadline = Instant::now() + WAIT;
+        while Instant::now() < deadline {
+            if let Some(now) = read(pid_file).filter(|n| Some(n.as_str()) != before) {
+                let now = now.trim_end();
+                let (verdict, rest) = now.split_once(' ').unwrap_or((now, ""));
+                let msg = rest.split_once(' ').map_or(rest, |(_, m)| m);
+                return Some((verdict == "ok", msg.to_string()));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
 }
 
 /// The (uid, gid) to switch to after binding, when started as root with `User` (the names

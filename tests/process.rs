@@ -342,8 +342,20 @@ fn sighup_reloads_and_an_invalid_file_keeps_the_old_configuration() {
         String::from_utf8_lossy(&out.stderr)
     );
     wait_for_log(&error_log, "configuration reloaded (generation 2)");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("resuming normal operations"));
     assert_eq!(kept.get("/").text(), "b", "kept-alive connection moved on");
     assert_eq!(Client::connect(p.addr).get("/").text(), "b");
+    // A file that reads well but asks for what a reload cannot do (a new Listen): the
+    // running process refuses it, and `-k graceful` (so `systemctl reload`) fails saying so.
+    let other = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    std::fs::write(&conf, format!("Listen {other}\n{}", body(b.port(), ""))).unwrap();
+    let out = dash_k("graceful", &conf);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("reload refused"), "{err}");
     assert!(p.child.try_wait().unwrap().is_none(), "still running");
 }
 
