@@ -204,7 +204,21 @@ fn index_file<'s>(
     None
 }
 
-/// A plain listing for `Options Indexes` (mod_autoindex's look without its icons).
+/// A plain listing for `Options Indexes` (mod_autoindex's look without its icons), from an
+/// auto-escaping template (templates/listing.html).
+#[derive(askama::Template)]
+#[template(path = "listing.html")]
+struct Listing<'a> {
+    uri: &'a str,
+    entries: Vec<ListingEntry>,
+}
+
+struct ListingEntry {
+    /// Percent-encoded, with a slash for a directory.
+    href: String,
+    name: String,
+}
+
 fn listing(dir: &Path, uri: &str) -> io::Result<String> {
     let mut names: Vec<(String, bool)> = std::fs::read_dir(dir)?
         .flatten()
@@ -215,21 +229,17 @@ fn listing(dir: &Path, uri: &str) -> io::Result<String> {
         })
         .collect();
     names.sort();
-    let title = crate::admin::escape(&format!("Index of {uri}"));
-    let mut page = format!(
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title></head><body>\n<h1>{title}</h1>\n<ul>\n<li><a href=\"../\">Parent Directory</a></li>\n"
-    );
-    for (name, is_dir) in names {
-        let slash = if is_dir { "/" } else { "" };
-        let href = percent_encode_segment(&name);
-        page.push_str(&format!(
-            "<li><a href=\"{}{slash}\">{}{slash}</a></li>\n",
-            crate::admin::escape(&href),
-            crate::admin::escape(&name)
-        ));
-    }
-    page.push_str("</ul>\n</body></html>\n");
-    Ok(page)
+    let entries = names
+        .into_iter()
+        .map(|(name, is_dir)| {
+            let slash = if is_dir { "/" } else { "" };
+            ListingEntry {
+                href: format!("{}{slash}", percent_encode_segment(&name)),
+                name: format!("{name}{slash}"),
+            }
+        })
+        .collect();
+    askama::Template::render(&Listing { uri, entries }).map_err(io::Error::other)
 }
 
 fn percent_encode_segment(s: &str) -> String {
