@@ -163,6 +163,7 @@ fn main() -> ExitCode {
         RunOptions {
             workers: cli.workers,
             driver,
+            hold_accepts: true,
         },
     ) {
         Ok(s) => s,
@@ -198,6 +199,8 @@ fn main() -> ExitCode {
         }
         tracing::info!("running as uid {uid} gid {gid}");
     }
+    // Listeners bound, privileges dropped: only now are connections accepted.
+    server.open();
     systemd::ready(&server);
     systemd::watchdog(&server);
     for sig in signals.forever() {

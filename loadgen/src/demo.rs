@@ -17,6 +17,7 @@ pub fn run(seconds: u64) -> Result<(), String> {
         RunOptions {
             workers: Some(1),
             driver: ringproxy::runtime::driver_from_env(),
+            hold_accepts: false,
         },
     )?;
     let addr = demo.server.addrs[0];

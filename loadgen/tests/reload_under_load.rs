@@ -48,6 +48,7 @@ fn reloads_while_ringload_runs_lose_no_request() {
         RunOptions {
             workers: Some(2),
             driver: DriverChoice::Auto,
+            hold_accepts: false,
         },
     )
     .unwrap();

@@ -441,6 +441,7 @@ fn https_targets_keep_alive_and_a_handshake_per_request() {
         ringproxy::runtime::RunOptions {
             workers: Some(1),
             driver: DriverChoice::Auto,
+            hold_accepts: false,
         },
     )
     .unwrap();

@@ -49,6 +49,17 @@ pub(super) async fn accept_loop(
     // One registration with the process-wide signal for the loop's life, not one per accept.
     let stop = shutdown.wait();
     let mut stop = std::pin::pin!(stop);
+    // Nothing is accepted before the process may serve (after its switch to `User`).
+    let open = thread.current().shared.open.clone();
+    if !open.is_fired() {
+        monoio::select! {
+            _ = open.wait() => {}
+            _ = &mut stop => {
+                crate::transport::stop_listening(&listener);
+                return;
+            }
+        }
+    }
     loop {
         let accepted = monoio::select! {
             r = listener.accept() => r,

@@ -41,6 +41,8 @@ pub struct Shared {
     /// The latest balancer-manager changes (newest last), shown on its page as the
     /// confirmation of what changed; written only by changes, kept across reloads.
     pub manager_changes: Arc<std::sync::Mutex<std::collections::VecDeque<String>>>,
+    /// Fired once connections may be accepted (see `RunOptions::hold_accepts`).
+    pub open: Arc<ShutdownSignal>,
 }
 
 /// The current generation, published to every worker thread.

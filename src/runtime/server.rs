@@ -34,6 +34,10 @@ pub struct RunOptions {
     /// Overrides `WorkerThreads`; default: every core the process may run on.
     pub workers: Option<usize>,
     pub driver: DriverChoice,
+    /// The listeners are bound but nothing is accepted until [`Server::open`]: the
+    /// binary switches to `User` first, so no request is ever served as root (Apache's
+    /// children also switch before they accept).
+    pub hold_accepts: bool,
 }
 
 impl Default for RunOptions {
@@ -41,6 +45,7 @@ impl Default for RunOptions {
         RunOptions {
             workers: None,
             driver: driver_from_env(),
+            hold_accepts: false,
         }
     }
 }
@@ -67,6 +72,11 @@ impl Server {
     }
 
     /// Stops accepting; in-flight requests finish within GracefulShutdownTimeout.
+    /// Starts accepting connections (after a start with `hold_accepts`).
+    pub fn open(&self) {
+        self.shared().open.fire();
+    }
+
     pub fn shutdown(&self) {
         self.gens.current().shutdown.fire();
     }
@@ -135,6 +145,7 @@ impl Server {
             stats: old.stats.clone(),
             started: old.started,
             manager_changes: old.manager_changes.clone(),
+            open: old.open.clone(),
         });
         let checker =
             spawn_health_checker(&shared, self.driver).map_err(ReloadError::HealthChecker)?;
@@ -257,7 +268,11 @@ pub fn start(cfg: Arc<Config>, opts: RunOptions) -> io::Result<Server> {
         stats: Arc::new((0..n).map(|_| WorkerStats::default()).collect()),
         started: std::time::Instant::now(),
         manager_changes: Default::default(),
+        open: Arc::new(ShutdownSignal::default()),
     });
+    if !opts.hold_accepts {
+        shared.open.fire();
+    }
     let gens = Arc::new(Generations::new(shared.clone()));
     let mut threads = Vec::with_capacity(n);
     for (id, listeners) in per_worker.into_iter().enumerate() {

@@ -543,6 +543,7 @@ pub fn proxy_with(config: &str, workers: usize, driver: DriverChoice) -> Server 
         RunOptions {
             workers: Some(workers),
             driver,
+            hold_accepts: false,
         },
     )
     .unwrap()
