@@ -105,6 +105,23 @@ fn two_tomcats_through_ajp() {
         info.contains("127.0.0.1") && info.contains("HTTP/1.1"),
         "{info}"
     );
+    // What a servlet reads of the server: its name from Host, the port the client
+    // connected to, and the client's address (a JSP, compiled by the Tomcat at first use).
+    let port = p.addrs[0].port();
+    let mut c = Client::connect(p.addrs[0]);
+    c.send(
+        format!("GET /examples/jsp/snp/snoop.jsp HTTP/1.1\r\nHost: app.test:{port}\r\n\r\n")
+            .as_bytes(),
+    );
+    let snoop = c.read_response(false).unwrap().text();
+    for want in [
+        "Server name: app.test".to_string(),
+        format!("Server port: {port}"),
+        "Remote address: 127.0.0.1".to_string(),
+        "Request Protocol: HTTP/1.1".to_string(),
+    ] {
+        assert!(snoop.contains(&want), "{want:?} not in {snoop}");
+    }
 
     // node2 stops: every request is answered by node1, and the CPING health check takes
     // node2 out; back, it is taken in again.
