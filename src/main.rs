@@ -217,7 +217,7 @@ fn main() -> ExitCode {
             // logrotate: every worker reopens its access logs at its next flush.
             ringproxy::observe::accesslog::REOPEN_GENERATION
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            tracing::info!(target: NOTICE, "SIGUSR1 received. Reopening the access logs");
+            tracing::info!(target: NOTICE, "SIGUSR1 received. Reopening the error and access logs");
             continue;
         }
         tracing::info!(target: NOTICE, "caught signal {sig}, shutting down gracefully");
@@ -228,6 +228,7 @@ fn main() -> ExitCode {
     server.join();
     if let Some(p) = &pid_file {
         let _ = std::fs::remove_file(p);
+        reload_outcome::remove(p);
     }
     tracing::info!(target: NOTICE, "stopped");
     ExitCode::SUCCESS
@@ -342,8 +343,10 @@ mod reload_outcome {
     use std::time::{Duration, Instant};
 
     /// How long `-k graceful` waits for the answer (a reload reads the file and may look
-    /// names up).
+    /// names up); shorter when no answer was ever written (the running process may not be
+    /// able to write beside its PidFile, or predate this).
     const WAIT: Duration = Duration::from_secs(30);
+    const WAIT_FIRST: Duration = Duration::from_secs(10);
 
     fn path(pid_file: &Path) -> PathBuf {
         let mut p = pid_file.as_os_str().to_owned();
@@ -369,6 +372,11 @@ mod reload_outcome {
         }
     }
 
+    /// At exit: the answer file goes with the PidFile (best effort).
+    pub fn remove(pid_file: &Path) {
+        let _ = std::fs::remove_file(path(pid_file));
+    }
+
     pub fn read(pid_file: &Path) -> Option<String> {
         std::fs::read_to_string(path(pid_file)).ok()
     }
@@ -376,7 +384,7 @@ mod reload_outcome {
     /// The outcome once it differs from `before` (each write carries the time it was
     /// made). `None` after [`WAIT`].
     pub fn wait_change(pid_file: &Path, before: Option<&str>) -> Option<(bool, String)> {
-        let deadline = Instant::now() + WAIT;
+        let deadline = Instant::now() + if before.is_some() { WAIT } else { WAIT_FIRST };
         while Instant::now() < deadline {
             if let Some(now) = read(pid_file).filter(|n| Some(n.as_str()) != before) {
                 let now = now.trim_end();
@@ -425,8 +433,15 @@ fn already_running(pid_file: &std::path::Path) -> Option<i32> {
 /// threads).
 fn pid_file_remover(path: &std::path::Path) -> std::io::Result<()> {
     use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    let cstr = |p: &std::ffi::OsStr| {
+        std::ffi::CString::new(p.as_bytes())
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))
+    };
+    let c = cstr(path.as_os_str())?;
+    // The reload answer beside it (see `reload_outcome`) goes too.
+    let mut answer = path.as_os_str().to_owned();
+    answer.push(".reload");
+    let c_answer = cstr(&answer)?;
     let mut fds = [0; 2];
     // SAFETY: pipe2 fills the two-element array.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -459,6 +474,7 @@ fn pid_file_remover(path: &std::path::Path) -> std::io::Result<()> {
                     }
                 }
                 libc::unlink(c.as_ptr());
+                libc::unlink(c_answer.as_ptr());
                 libc::_exit(0);
             }
         }
