@@ -558,11 +558,25 @@ fn tls_clients_are_described_to_ajp_members() {
     assert!(seen
         .attribute(10)
         .contains(&"AJP_SSL_PROTOCOL=TLSv1.3".to_string()));
-    // Without a certificate: the TLS fields, no certificate attribute.
+    // The connection's identifier (mod_ssl's SSL_SESSION_ID): 32 bytes in upper-case
+    // hex, the same for every request of one connection.
+    let session = seen.attribute(9)[0].clone();
+    assert!(
+        session.len() == 64
+            && session
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_lowercase()),
+        "{session}"
+    );
+    assert_eq!(get(&mut t, "a.test", "/x2").text(), "secure");
+    assert_eq!(tomcat.last().attribute(9), [session.clone()]);
+    // Without a certificate: the TLS fields, no certificate attribute; another connection,
+    // another identifier.
     let mut t = connect(p.addrs[0], client_config(&[&server]), "a.test").unwrap();
     assert_eq!(get(&mut t, "a.test", "/y").text(), "secure");
     let seen = tomcat.last();
     assert!(seen.forward.is_ssl && seen.attribute(7).is_empty());
+    assert_ne!(seen.attribute(9), [session]);
 }
 
 /// Static files over TLS (read and encrypted, no sendfile): whole, ranges, HEAD and a

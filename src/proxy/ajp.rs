@@ -154,6 +154,7 @@ fn forward_request(
         .and_then(|h| crate::http::authority::split(h).ok())
         .map_or(server_name.as_bytes(), |(h, _)| h);
     let tls = c.stream.tls();
+    let session_id = c.stream.tls_session_id();
     let key_size = tls.map(|t| if t.cipher.contains("128") { 128 } else { 256 });
     let remote_port = c.peer.port();
     let local_ip = c.local.ip().to_string();
@@ -187,6 +188,7 @@ fn forward_request(
         ssl_cipher: tls.map(|t| t.cipher.as_bytes()),
         ssl_protocol: tls.map(|t| t.protocol.as_bytes()),
         ssl_key_size: key_size,
+        ssl_session: session_id.as_deref().map(str::as_bytes),
         ..Forward::default()
     };
     let mut out = std::mem::take(&mut c.out);

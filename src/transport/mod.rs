@@ -226,6 +226,14 @@ impl ClientStream {
         ClientStream::Plain(stream)
     }
 
+    /// The TLS connection's identifier (see [`tls::TlsStream::session_id`]).
+    pub fn tls_session_id(&self) -> Option<String> {
+        match self {
+            ClientStream::Tls(s) => s.session_id(),
+            ClientStream::Plain(_) => None,
+        }
+    }
+
     /// A connection the parking lot held as a bare socket.
     pub(crate) fn from_std(stream: std::net::TcpStream) -> std::io::Result<ClientStream> {
         Ok(ClientStream::Plain(TcpStream::from_std(stream)?))

@@ -316,6 +316,22 @@ impl TlsStream {
     }
 }
 
+impl TlsStream {
+    /// An identifier of this TLS connection, for AJP's `ssl_session` attribute (mod_ssl's
+    /// `SSL_SESSION_ID`). rustls exposes no session ID (TLS 1.3 has none), so it is 32
+    /// bytes of keying material exported under a label of ringproxy's own (RFC 8446
+    /// §7.5), in upper-case hex as mod_ssl writes IDs: unique per connection and not
+    /// guessable. Computed only when asked; a resumed session gets a new one (where
+    /// mod_ssl repeats the session's).
+    pub fn session_id(&self) -> Option<String> {
+        let conn = self.shared.conn.borrow();
+        let key = conn
+            .export_keying_material([0u8; 32], b"EXPORTER-ringproxy-session-id", None)
+            .ok()?;
+        Some(key.iter().map(|b| format!("{b:02X}")).collect())
+    }
+}
+
 fn facts_of(conn: &Connection) -> TlsFacts {
     let protocol = match conn.protocol_version() {
         Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
