@@ -569,7 +569,7 @@ fn tls_clients_are_described_to_ajp_members() {
         "{session}"
     );
     assert_eq!(get(&mut t, "a.test", "/x2").text(), "secure");
-    assert_eq!(tomcat.last().attribute(9), [session.clone()]);
+    assert_eq!(tomcat.last().attribute(9), std::slice::from_ref(&session));
     // Without a certificate: the TLS fields, no certificate attribute; another connection,
     // another identifier.
     let mut t = connect(p.addrs[0], client_config(&[&server]), "a.test").unwrap();
