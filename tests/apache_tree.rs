@@ -145,28 +145,6 @@ fn req(port: u16, host: &str, path: &str) -> Response {
     c.read_response(false).expect("response")
 }
 
-/// GET over TLS, trusting `cert`.
-fn https_get(port: u16, cert: &TestCert, path: &str) -> Response {
-    use std::io::Write;
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert.der.clone()).unwrap();
-    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
-    let sock = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    sock.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    let mut tls = std::io::BufReader::new(rustls::StreamOwned::new(conn, sock));
-    tls.get_mut()
-        .write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
-        .unwrap();
-    read_response_from(&mut tls, false).expect("a response over TLS")
-}
-
 fn copy_tree(from: &Path, to: &Path) {
     let ok = Command::new("cp")
         .arg("-a")
@@ -285,7 +263,7 @@ fn debian_tree_runs_unchanged() {
     check_tree(&conf);
 
     let running = start(&conf, port);
-    let r = https_get(tls_port, &cert, "/");
+    let r = https_get(tls_port, &cert, "localhost", "/");
     assert_eq!(
         (r.status, r.text().as_str()),
         (200, "debian home\n"),

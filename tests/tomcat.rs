@@ -29,7 +29,7 @@ fn two_tomcats_through_ajp() {
     let dir = Dir::new("tomcat");
     let (n1, mut n2) = (Tomcat::new(&dir.0, "node1"), Tomcat::new(&dir.0, "node2"));
     let p = proxy(&format!(
-        "Listen 127.0.0.1:0\n<Location /balancer-manager>\nSetHandler balancer-manager\nRequire local\n</Location>\nProxyPass /balancer-manager !\n<Proxy balancer://tomcat>\nBalancerMember ajp://127.0.0.1:{} route=node1 secret={TOMCAT_SECRET} ping=2 hcmethod=CPING hcinterval=200ms\nBalancerMember ajp://127.0.0.1:{} route=node2 secret={TOMCAT_SECRET} ping=2 hcmethod=CPING hcinterval=200ms\n</Proxy>\nProxyPass /examples balancer://tomcat/examples stickysession=JSESSIONID|jsessionid\n",
+        "Listen 127.0.0.1:0\n<Location /balancer-manager>\nSetHandler balancer-manager\nRequire local\n</Location>\nProxyPass /balancer-manager !\n<Proxy balancer://tomcat>\nBalancerMember ajp://127.0.0.1:{} route=node1 secret={TOMCAT_SECRET} ping=2 hcmethod=CPING hcinterval=200ms\nBalancerMember ajp://127.0.0.1:{} route=node2 secret={TOMCAT_SECRET} ping=2 hcmethod=CPING hcinterval=200ms\n</Proxy>\nProxyPass /examples balancer://tomcat/examples stickysession=JSESSIONID|jsessionid\nProxyPass /probe balancer://tomcat/probe\n",
         n1.port, n2.port
     ));
     let servlet = "/examples/servlets/servlet";
@@ -122,6 +122,30 @@ fn two_tomcats_through_ajp() {
     ] {
         assert!(snoop.contains(&want), "{want:?} not in {snoop}");
     }
+
+    // What the servlet reads of a request over plain HTTP and over TLS (a second
+    // ringproxy terminating TLS in front of the same Tomcats): isSecure and the scheme
+    // follow the client's connection, as mod_proxy_ajp's is_ssl makes them.
+    let plain = get(&p, "/probe/probe.jsp", None).text();
+    assert!(
+        plain.contains("secure=false scheme=http name=app.test")
+            && plain.contains("remote=127.0.0.1"),
+        "{plain}"
+    );
+    let cert = dir.cert("front", &["app.test"], false);
+    let tls = proxy(&format!(
+        "Listen 127.0.0.1:0\n<VirtualHost *>\nServerName app.test\nSSLEngine on\nSSLCertificateFile {}\nSSLCertificateKeyFile {}\nProxyPass /probe ajp://127.0.0.1:{}/probe secret={TOMCAT_SECRET}\n</VirtualHost>\n",
+        cert.cert.display(),
+        cert.key.display(),
+        n1.port
+    ));
+    let port = tls.addrs[0].port();
+    let secure = https_get(port, &cert, "app.test", "/probe/probe.jsp").text();
+    // The port comes from Host as Tomcat reads it: none written there, the scheme's own.
+    assert!(
+        secure.contains("secure=true scheme=https name=app.test port=443"),
+        "{secure}"
+    );
 
     // node2 stops: every request is answered by node1, and the CPING health check takes
     // node2 out; back, it is taken in again.

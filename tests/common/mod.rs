@@ -692,6 +692,27 @@ pub fn self_signed(dir: &std::path::Path, stem: &str, names: &[&str], rsa: bool)
     }
 }
 
+/// GET over TLS to 127.0.0.1:`port`, naming and trusting `cert` for `host`.
+pub fn https_get(port: u16, cert: &TestCert, host: &str, path: &str) -> Response {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.der.clone()).unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from(host.to_string()).unwrap();
+    let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    sock.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let mut tls = BufReader::new(rustls::StreamOwned::new(conn, sock));
+    tls.get_mut()
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes())
+        .unwrap();
+    read_response_from(&mut tls, false).expect("a response over TLS")
+}
+
 /// A temporary directory for one test's files, removed at the end.
 pub struct Dir(pub std::path::PathBuf);
 
@@ -777,9 +798,16 @@ pub struct Tomcat {
 impl Tomcat {
     pub fn new(dir: &std::path::Path, route: &'static str) -> Tomcat {
         let base = dir.join(route);
-        for d in ["conf", "logs", "temp", "work", "webapps"] {
+        for d in ["conf", "logs", "temp", "work", "webapps", "probe"] {
             std::fs::create_dir_all(base.join(d)).unwrap();
         }
+        // A page of the test's own: what a servlet reads of the request it got over AJP.
+        std::fs::write(
+            base.join("probe/probe.jsp"),
+            "secure=<%= request.isSecure() %> scheme=<%= request.getScheme() %> name=<%= request.getServerName() %> port=<%= request.getServerPort() %> remote=<%= request.getRemoteAddr() %>\n",
+        )
+        .unwrap();
+        let probe = base.join("probe").display().to_string();
         for f in ["web.xml", "catalina.properties", "logging.properties"] {
             std::fs::copy(
                 std::path::Path::new(TOMCAT_HOME).join("etc").join(f),
@@ -802,6 +830,7 @@ impl Tomcat {
     <Engine name="Catalina" defaultHost="localhost" jvmRoute="{route}">
       <Host name="localhost" appBase="webapps" unpackWARs="false" autoDeploy="false">
         <Context path="/examples" docBase="{TOMCAT_EXAMPLES}"/>
+        <Context path="/probe" docBase="{probe}"/>
       </Host>
     </Engine>
   </Service>
