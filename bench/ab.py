@@ -2,7 +2,10 @@
 """Quick interleaved A/B of two ringproxy builds on the small-response load: proxy CPU µs
 per request (all, and user space), and saturated req/s, REPS times each, A B A B ...
 
-    BENCH_RINGPROXY_B=/path/to/old/ringproxy python3 bench/ab.py --reps 8
+    BENCH_RINGPROXY_B=/path/to/old/ringproxy python3 bench/ab.py --reps 8 [--tls]
+
+--tls: the same over keep-alive HTTPS (bench/tls.py's set-up: TLS at the proxy, an ECDSA
+P-256 certificate, plain HTTP to the backends).
 
 Uses bench/run.py's placement (proxy on core 0, ringload and backends on core 1 by default;
 --proxy-cpus/--gen-cpus as there). Each line is one 5 s measurement; medians last. This
@@ -25,8 +28,14 @@ def main():
     ap.add_argument("--reps", type=int, default=8)
     ap.add_argument("--systems", default="ringproxy,ringproxy_b")
     ap.add_argument("--duration", default="5s")
+    ap.add_argument("--tls", action="store_true")
     args = ap.parse_args()
-    b = run.Bench(args)
+    if args.tls:
+        import tls  # noqa: E402  (its set-up: certificates and TLS at every listener)
+
+        b = tls.TlsBench(args)
+    else:
+        b = run.Bench(args)
     results = {}
     try:
         b.start_backends()

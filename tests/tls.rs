@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use common::*;
+use ringproxy::runtime::DriverChoice;
 use rustls::pki_types::{CertificateDer, ServerName};
 
 type Cert = TestCert;
@@ -628,4 +629,75 @@ fn static_files_over_tls() {
         (200, Some("15"))
     );
     assert_eq!(get(&mut t, "t.test", "/a.txt").text(), "hello over tls\n");
+}
+
+/// A TLS connection waits for its next request in a receive that holds its buffers until
+/// `IdleParkAfter`, when that receive is withdrawn and the buffers go back. Requests that
+/// arrive around that moment are answered, and so is one whose record arrives in two
+/// pieces, the first before the withdrawal and the rest after it (the first piece stays in
+/// the stream, not lost with the withdrawn receive). The send times are the stimulus, not a
+/// synchronization: every answer is awaited.
+#[test]
+fn requests_arriving_while_tls_connections_shrink_are_answered() {
+    use std::time::{Duration, Instant};
+    let dir = Dir::new("tls-shrink");
+    let c = dir.cert("c", &["t.test"], false);
+    let b = named("b");
+    for driver in [DriverChoice::Auto, DriverChoice::Epoll] {
+        let config = tls_config(
+            &dir.0,
+            &format!(
+                "IdleParkAfter 50ms\nKeepAliveTimeout 10\n<VirtualHost *>\nServerName t.test\nSSLEngine on\nSSLCertificateFile {}\nSSLCertificateKeyFile {}\nProxyPass / http://127.0.0.1:{}/\n</VirtualHost>\n",
+                c.cert.display(),
+                c.key.display(),
+                b.port()
+            ),
+        );
+        let p = proxy_with(&config, 1, driver);
+        let mut clients: Vec<Tls> = (0..80)
+            .map(|_| connect(p.addrs[0], client_config(&[&c]), "t.test").unwrap())
+            .collect();
+        // The first five send half of their next request's record right after their
+        // first answer, inside the receive, and the rest long after its withdrawal.
+        let mut rest = Vec::new();
+        for (i, t) in clients.iter_mut().enumerate() {
+            assert_eq!(get(t, "t.test", "/").text(), "b");
+            if i < 5 {
+                let s = t.get_mut();
+                s.conn
+                    .writer()
+                    .write_all(b"GET /split HTTP/1.1\r\nHost: t.test\r\n\r\n")
+                    .unwrap();
+                let mut record = Vec::new();
+                s.conn.write_tls(&mut record).unwrap();
+                let half = record.len() / 2;
+                s.sock.write_all(&record[..half]).unwrap();
+                rest.push(record[half..].to_vec());
+            }
+        }
+        let start = Instant::now();
+        for (i, t) in clients.iter_mut().enumerate().skip(5) {
+            let at = start + Duration::from_micros(3_000 * i as u64);
+            if let Some(wait) = at.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            t.get_mut()
+                .write_all(b"GET /second HTTP/1.1\r\nHost: t.test\r\n\r\n")
+                .unwrap();
+        }
+        // Well after every connection's moment (50 ms plus the worker's timer ticks).
+        for (t, piece) in clients.iter_mut().zip(&rest) {
+            t.get_mut().sock.write_all(piece).unwrap();
+        }
+        for (i, t) in clients.iter_mut().enumerate() {
+            let r = read_response_from(t, false);
+            assert_eq!(
+                r.map(|r| (r.status, r.text())),
+                Some((200, "b".to_string())),
+                "{driver:?}: client {i}"
+            );
+        }
+        p.shutdown();
+        p.join();
+    }
 }
