@@ -631,11 +631,11 @@ fn static_files_over_tls() {
     assert_eq!(get(&mut t, "t.test", "/a.txt").text(), "hello over tls\n");
 }
 
-/// A TLS connection waits for its next request in a receive that holds its buffers until
-/// `IdleParkAfter`, when that receive is withdrawn and the buffers go back. Requests that
+/// A TLS connection idle for `IdleParkAfter` gives back every buffer it keeps between
+/// requests and goes on waiting with only its task and rustls's state. Requests that
 /// arrive around that moment are answered, and so is one whose record arrives in two
-/// pieces, the first before the withdrawal and the rest after it (the first piece stays in
-/// the stream, not lost with the withdrawn receive). The send times are the stimulus, not a
+/// pieces, the first before that moment and the rest after it (the first piece is kept by
+/// the stream, not lost with the buffers). The send times are the stimulus, not a
 /// synchronization: every answer is awaited.
 #[test]
 fn requests_arriving_while_tls_connections_shrink_are_answered() {

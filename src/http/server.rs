@@ -457,9 +457,9 @@ enum Idle {
 /// bench/RESULTS.md). Without parking the buffer goes back to the pool at once and the wait
 /// is for readiness only, so idle connections hold no buffer at all.
 ///
-/// A connection that cannot park (TLS: its state lives in the process) waits the same way
-/// until that moment, then gives back what it keeps between requests instead, and goes on
-/// waiting for readiness with only its task and its TLS state.
+/// A connection that cannot park (TLS: its state lives in the process) gives back what it
+/// keeps between requests at the same moment instead, and goes on waiting with only its
+/// task and its TLS state.
 async fn wait_idle(
     w: &CoreGen,
     c: &mut ClientConn,
@@ -489,18 +489,13 @@ async fn wait_idle(
         false => (None, idle_at),
     };
     if c.buf.capacity() > 0 {
-        match park_at.or(shrink_at) {
+        match park_at {
             Some(at) => {
                 if let Some(idle) = wait_reading(w, c, at, crowd).await? {
                     return Ok(idle);
                 }
-                // Withdrawn with nothing received: the buffer is back in the pool, and the
-                // wait below parks at once, or (TLS) waits for readiness with less memory.
-                // Ciphertext that came before the withdrawal stays in the TLS stream.
-                if shrink_at.take().is_some() {
-                    c.release_memory();
-                    r.release_memory();
-                }
+                // Withdrawn with nothing received: the buffer is back in the pool and
+                // the wait below parks at once.
             }
             None => w.thread.read_bufs.put(std::mem::take(&mut c.buf)),
         }
@@ -563,10 +558,9 @@ async fn wait_idle(
     }
 }
 
-/// The first part of an idle wait for a connection that will park (or, TLS, shrink) at
-/// `park_at`: a receive into its (empty) read buffer. `Ok(None)` when `park_at` came first
-/// and the receive was withdrawn with nothing in it; the buffer is then back in the
-/// worker's pool.
+/// The first part of an idle wait for a connection that will park at `park_at`: a receive
+/// into its (empty) read buffer. `Ok(None)` when `park_at` came first and the receive was
+/// withdrawn with nothing in it; the buffer is then back in the worker's pool.
 async fn wait_reading(
     w: &CoreGen,
     c: &mut ClientConn,

@@ -26,9 +26,8 @@
 //! its own, picked by SNI); and the copies the unbuffered API would save are too small to
 //! find in a profile (all of rustls, AES-GCM and this stream together are 2.5 % of the CPU
 //! of a keep-alive HTTPS request, bench/RESULTS.md). Owning the socket buffers
-//! here still keeps idle connections small (both ciphertext buffers are released when a
-//! connection that has waited a while for its next request turns to a readiness wait, see
-//! [`Transport::readable`]). Kernel TLS would
+//! here still keeps idle connections small (both ciphertext buffers are released while a
+//! connection waits for its next request, see [`Transport::readable`]). Kernel TLS would
 //! hand the negotiated secrets to the socket through `dangerous_extract_secrets` (enabled
 //! in the server configuration when needed), after which the stream would become a plain
 //! one for splicing: that seam is here, unused, because this machine's kernel has no TLS
