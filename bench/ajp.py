@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """AJP to Tomcat: ringproxy (ajp:// member) against Apache 2.4 (event MPM, mod_proxy_ajp),
-and ringproxy over HTTP to the same Tomcat (so admins know whether AJP is worth keeping),
+and both over HTTP to the same Tomcat (so admins know whether AJP is worth keeping, and
+Apache's HTTP figure can be set beside the one the target was derived from),
 in one interleaved run with bench/run.py's placement: the proxy on --proxy-cpus, ringload
 and one Tomcat 10 (Debian's tomcat10 and tomcat10-examples; an AJP connector and an HTTP
 connector, the examples webapp's HelloWorldExample servlet) on --gen-cpus.
@@ -10,7 +11,7 @@ Tomcat is warmed up first (8 s through each connector). Measured per system, med
 /proc/PID/stat, utime alone too) over 64 keep-alive client connections, and requests per
 second. Only 127.0.0.1.
 
-    bench/ajp.py [--reps 3] [--duration 5] [--systems ringproxy,ringproxy_http,apache]
+    bench/ajp.py [--reps 3] [--duration 5] [--systems ringproxy,ringproxy_http,apache,apache_http]
 """
 
 import argparse
@@ -24,7 +25,9 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run  # noqa: E402  (the side-by-side benchmark's placement and helpers)
 
-SYSTEMS = ["ringproxy", "ringproxy_http", "apache"]
+SYSTEMS = ["ringproxy", "ringproxy_http", "apache", "apache_http"]
+# The systems that reach Tomcat through its HTTP connector, and what each one runs.
+HTTP = {"ringproxy_http": "ringproxy_b", "apache_http": "apache"}
 TOMCAT_HOME = "/usr/share/tomcat10"
 EXAMPLES = "/usr/share/tomcat10-examples/examples"
 SECRET = "bench-secret"
@@ -97,9 +100,9 @@ class AjpBench(run.Bench):
         return text
 
     def start(self, system):
-        """`ringproxy_http`: ringproxy with the Tomcat's HTTP connector as its member."""
-        self.scheme = "http" if system == "ringproxy_http" else "ajp"
-        name = "ringproxy_b" if system == "ringproxy_http" else system
+        """`ringproxy_http`, `apache_http`: the Tomcat's HTTP connector as the member."""
+        self.scheme = "http" if system in HTTP else "ajp"
+        name = HTTP.get(system, system)
         if name == "ringproxy_b":
             os.environ["BENCH_RINGPROXY_B"] = run.RINGPROXY
         self._orig_fill = run.fill
@@ -147,7 +150,7 @@ def main():
     meta = {"placement": b.place.describe(), "reps": args.reps, "duration_s": args.duration}
     summary = run.ratio_report(results, systems, lambda k: "us" in k, meta, path)
     mine = summary.get("ringproxy", {}).get("cpu_us_per_req")
-    for other in ("apache", "ringproxy_http"):
+    for other in ("apache", "apache_http", "ringproxy_http"):
         theirs = summary.get(other, {}).get("cpu_us_per_req")
         if mine and theirs:
             print(f"ringproxy (AJP) / {other}: {mine / theirs:.2f} of the CPU per request")

@@ -508,14 +508,17 @@ def ratio_report(results, systems, lower_better, meta, path):
     summary = {s: {k: median(v) for k, v in m.items()} for s, m in results.items()}
     keys = sorted({k for m in summary.values() for k in m})
     width = max([len(k) for k in keys] + [6]) + 2
-    print(f"\n{'metric':<{width}}" + "".join(f"{s:>12}" for s in systems) + "   ringproxy / best peer")
+    # Each system's column is as wide as its name (and at least 12).
+    cols = [max(12, len(s) + 2) for s in systems]
+    print(f"\n{'metric':<{width}}" + "".join(f"{s:>{w}}" for s, w in zip(systems, cols)) + "   ringproxy / best peer")
     for k in keys:
         vals = [summary[s].get(k) for s in systems]
         peers = [summary[s][k] for s in systems if s != "ringproxy" and summary[s].get(k) is not None]
         best = (min if lower_better(k) else max)(peers) if peers else None
         mine = summary.get("ringproxy", {}).get(k)
         ratio = f"{mine / best:.2f}" if best and mine is not None else ""
-        print(f"{k:<{width}}" + "".join(f"{v:>12.1f}" if v is not None else f"{'-':>12}" for v in vals) + f"   {ratio}")
+        print(f"{k:<{width}}" + "".join(f"{v:>{w}.1f}" if v is not None else f"{'-':>{w}}"
+                                        for v, w in zip(vals, cols)) + f"   {ratio}")
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
         json.dump({**meta, "raw": results, "median": summary}, f, indent=2)
