@@ -658,7 +658,7 @@ fn requests_arriving_while_tls_connections_shrink_are_answered() {
             .map(|_| connect(p.addrs[0], client_config(&[&c]), "t.test").unwrap())
             .collect();
         // The first five send half of their next request's record right after their
-        // first answer, inside the receive, and the rest long after its withdrawal.
+        // first answer, and the rest after their moment has passed.
         let mut rest = Vec::new();
         for (i, t) in clients.iter_mut().enumerate() {
             assert_eq!(get(t, "t.test", "/").text(), "b");
@@ -677,7 +677,7 @@ fn requests_arriving_while_tls_connections_shrink_are_answered() {
         }
         let start = Instant::now();
         for (i, t) in clients.iter_mut().enumerate().skip(5) {
-            let at = start + Duration::from_micros(3_000 * i as u64);
+            let at = start + Duration::from_micros(4_000 * i as u64);
             if let Some(wait) = at.checked_duration_since(Instant::now()) {
                 std::thread::sleep(wait);
             }
@@ -685,7 +685,8 @@ fn requests_arriving_while_tls_connections_shrink_are_answered() {
                 .write_all(b"GET /second HTTP/1.1\r\nHost: t.test\r\n\r\n")
                 .unwrap();
         }
-        // Well after every connection's moment (50 ms plus the worker's timer ticks).
+        // 300 ms on: after the split ones' moment (50 ms, plus up to two ticks of the
+        // worker's 100 ms timer).
         for (t, piece) in clients.iter_mut().zip(&rest) {
             t.get_mut().sock.write_all(piece).unwrap();
         }
