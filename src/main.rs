@@ -573,22 +573,8 @@ mod cli_tests {
     /// Every option and argument of every subcommand says what it is for.
     #[test]
     fn every_option_has_a_help_line() {
-        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
-            for a in cmd.get_arguments() {
-                let builtin = matches!(a.get_id().as_str(), "help" | "version");
-                if !builtin && !a.is_hide_set() && a.get_help().is_none() {
-                    missing.push(format!("{path} {}", a.get_id()));
-                }
-            }
-            for sub in cmd.get_subcommands() {
-                if sub.get_name() != "help" {
-                    walk(sub, &format!("{path} {}", sub.get_name()), missing);
-                }
-            }
-        }
-        let mut missing = Vec::new();
-        let cmd = <Cli as clap::CommandFactory>::command();
-        walk(&cmd, cmd.get_name(), &mut missing);
+        let missing =
+            ringproxy::cli::options_without_help(&<Cli as clap::CommandFactory>::command());
         assert!(missing.is_empty(), "options without help: {missing:?}");
     }
 }
