@@ -9,7 +9,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -58,14 +58,6 @@ const DOCUMENTED: &[&str] = &[
     "SSLOptions",
 ];
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn id(flag: &str) -> String {
     let out = Command::new("id").arg(flag).output().unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_string()
@@ -104,26 +96,7 @@ impl Drop for Running {
 }
 
 fn start(conf: &Path, port: u16) -> Running {
-    let child = Command::new(BIN)
-        .arg("-f")
-        .arg(conf)
-        .arg("--workers")
-        .arg("1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let running = Running(child);
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let deadline = Instant::now() + IO_TIMEOUT;
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "ringproxy did not start on {addr}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    running
+    Running(start_binary(conf, port))
 }
 
 /// SIGTERM, then the exit (logs are flushed on the way out).

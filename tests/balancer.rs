@@ -33,14 +33,6 @@ fn count(v: &[String], name: &str) -> usize {
     v.iter().filter(|s| *s == name).count()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn sticky_cookie_url_param_and_semicolon_forms() {
     let (a, b) = (named("a"), named("b"));

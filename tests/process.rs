@@ -76,29 +76,12 @@ impl Drop for Running {
 
 /// Starts the binary on a free port with `body` (a config without Listen).
 fn run(name: &str, body: &str) -> Running {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let dir = temp_dir(name);
     let path = dir.join("run.conf");
     std::fs::write(&path, format!("Listen 127.0.0.1:{port}\n{body}")).unwrap();
-    let child = Command::new(BIN)
-        .arg("-f")
-        .arg(&path)
-        .arg("--workers")
-        .arg("1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let deadline = Instant::now() + IO_TIMEOUT;
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "ringproxy did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let child = start_binary(&path, port);
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     Running { child, addr }
 }
 

@@ -898,3 +898,37 @@ impl Drop for Tomcat {
         self.stop();
     }
 }
+
+/// A port on 127.0.0.1 that nothing listened on a moment ago (for a configuration that
+/// must name its port before the server starts).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts the ringproxy binary on `conf` with one worker and waits (bounded) until
+/// 127.0.0.1:`port` accepts connections.
+pub fn start_binary(conf: &std::path::Path, port: u16) -> std::process::Child {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_ringproxy"))
+        .arg("-f")
+        .arg(conf)
+        .arg("--workers")
+        .arg("1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = std::time::Instant::now() + IO_TIMEOUT;
+    while TcpStream::connect(addr).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ringproxy did not start on {addr}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
