@@ -146,7 +146,7 @@ def main():
                       f"{results[system]['cpu_us_per_req'][-1]:.1f} µs/request", flush=True)
     finally:
         b.cleanup()
-    path = args.out or os.path.join(run.ROOT, "bench", "results", f"ajp-{time.strftime('%Y-%m-%d')}.json")
+    path = run.results_path(args.out, f"ajp-{time.strftime('%Y-%m-%d')}.json")
     meta = {"placement": b.place.describe(), "reps": args.reps, "duration_s": args.duration}
     summary = run.ratio_report(results, systems, lambda k: "us" in k, meta, path)
     mine = summary.get("ringproxy", {}).get("cpu_us_per_req")

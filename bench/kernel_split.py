@@ -170,8 +170,7 @@ def main():
     for b in BUCKETS:
         print(f"| {b} | " + " | ".join(f"{run.median(split[s][b]):.2f}" for s in systems) + " |")
     controlled = [USER, EVENTS]
-    out = args.out or os.path.join(run.ROOT, "bench", "results",
-                                   f"{datetime.date.today()}-kernel-split.json")
+    out = run.results_path(args.out, f"{datetime.date.today()}-kernel-split.json")
     with open(out, "w") as f:
         json.dump({
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -502,6 +502,20 @@ def cpu_us(r):
     return r["cpu_s"] * 1e6 / r["requests"] if r["requests"] else None
 
 
+def results_path(out, name):
+    """Where a run's raw data goes: `out` (--out) when given, else bench/results/NAME, or
+    NAME with -b, -c, … before its extension when that file exists already: RESULTS.md
+    cites each run's file by name, so a later run the same day must not overwrite it."""
+    if out:
+        return out
+    stem, ext = os.path.splitext(os.path.join(ROOT, "bench", "results", name))
+    path, n = stem + ext, 0
+    while os.path.exists(path):
+        n += 1
+        path = f"{stem}-{chr(ord('a') + n)}{ext}"
+    return path
+
+
 def ratio_report(results, systems, lower_better, meta, path):
     """Medians of each system's samples ({system: {metric: [values]}}), printed as a table
     with ringproxy against the best peer, and written as JSON with `meta` to `path`."""
@@ -633,7 +647,7 @@ def main():
         "raw": results, "median": summary,
     }
     os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
-    path = args.out or os.path.join(ROOT, "bench", "results", f"{datetime.date.today()}.json")
+    path = results_path(args.out, f"{datetime.date.today()}.json")
     with open(path, "w") as f:
         json.dump(out, f, indent=2)
     pl = b.place

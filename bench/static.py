@@ -91,7 +91,7 @@ def main():
                       f"{results[system]['cpu_us_per_MB'][-1]:.0f} µs CPU per MB", flush=True)
     finally:
         b.cleanup()
-    path = args.out or os.path.join(run.ROOT, "bench", "results", f"static-{time.strftime('%Y-%m-%d')}.json")
+    path = run.results_path(args.out, f"static-{time.strftime('%Y-%m-%d')}.json")
     meta = {"placement": b.place.describe(), "reps": args.reps, "duration_s": args.duration,
             "conns": args.conns, "file": "1 MiB, in the page cache"}
     run.ratio_report(results, systems, lambda k: "us" in k, meta, path)

@@ -111,6 +111,26 @@ class PlacementCheck(unittest.TestCase):
                                  run.placement_problems(system, placed, cpus))
 
 
+class ResultsPath(unittest.TestCase):
+    def test_a_later_run_the_same_day_gets_the_next_letter(self):
+        root = tempfile.mkdtemp()
+        saved = run.ROOT
+        try:
+            run.ROOT = root
+            os.makedirs(os.path.join(root, "bench", "results"))
+            self.assertEqual(run.results_path("/x/given.json", "tls-d.json"), "/x/given.json")
+            first = run.results_path(None, "tls-d.json")
+            self.assertEqual(first, os.path.join(root, "bench", "results", "tls-d.json"))
+            open(first, "w").close()
+            second = run.results_path(None, "tls-d.json")
+            self.assertEqual(os.path.basename(second), "tls-d-b.json")
+            open(second, "w").close()
+            self.assertEqual(os.path.basename(run.results_path(None, "tls-d.json")), "tls-d-c.json")
+        finally:
+            run.ROOT = saved
+            shutil.rmtree(root)
+
+
 class Templates(unittest.TestCase):
     def test_a_missing_value_is_an_error_naming_the_template(self):
         with self.assertRaisesRegex(ValueError, "nginx.conf: no value for .*WORKERS"):

@@ -147,7 +147,7 @@ def main():
                           f"{results[system][f'handshake_{kind}_cpu_us'][-1]:.0f} µs/handshake", flush=True)
     finally:
         b.cleanup()
-    path = args.out or os.path.join(run.ROOT, "bench", "results", f"tls-{time.strftime('%Y-%m-%d')}.json")
+    path = run.results_path(args.out, f"tls-{time.strftime('%Y-%m-%d')}.json")
     meta = {"placement": b.place.describe(), "reps": args.reps, "duration_s": args.duration,
             "idle_connections": args.idle}
     run.ratio_report(results, systems, lambda k: "cpu" in k or "KiB" in k, meta, path)

@@ -140,8 +140,7 @@ def main():
                           f"{results[system][f'{key}_cpu_us_per_req'][-1]:.1f} µs/request", flush=True)
     finally:
         b.cleanup()
-    path = args.out or os.path.join(run.ROOT, "bench", "results",
-                                    f"tls-members-{time.strftime('%Y-%m-%d')}.json")
+    path = run.results_path(args.out, f"tls-members-{time.strftime('%Y-%m-%d')}.json")
     meta = {"placement": b.place.describe(), "reps": args.reps, "duration_s": args.duration}
     run.ratio_report(results, systems, lambda k: "cpu" in k or "user" in k, meta, path)
 
